@@ -1,0 +1,179 @@
+//! duro-sdk: write duro Durable Object classes in Rust.
+//!
+//! ```ignore
+//! use duro_sdk::{DurableObject, Request, Response, Result, State, json};
+//!
+//! struct Counter { state: State }
+//!
+//! impl DurableObject for Counter {
+//!     fn new(state: State) -> Self { Counter { state } }
+//!     fn fetch(&mut self, request: Request) -> Result<Response> {
+//!         let count = self.state.storage().get::<i64>("count")?.unwrap_or(0) + 1;
+//!         self.state.storage().put("count", &count)?;
+//!         Response::json(&json!({ "count": count }))
+//!     }
+//! }
+//!
+//! duro_sdk::export!(Counter);
+//! ```
+//!
+//! One value of your type lives per object while the object is live (`new` runs on its first
+//! event); keep in-memory state in it. Storage values are JSON (serde_json), so objects written in
+//! other languages read the same data. `fetch` returning `Err` answers with a JSON error and
+//! status 500 (or the status of an [`Error::Http`]); every write of that event is still
+//! committed unless the guest traps (panics).
+#![deny(missing_docs)]
+
+mod http;
+mod storage;
+
+pub use http::{Request, Response};
+pub use serde_json::json;
+pub use storage::{ListOptions, Storage, StorageError};
+
+/// The raw bindings generated from `wit/`, for what the SDK does not wrap.
+#[allow(missing_docs, clippy::too_many_arguments)]
+pub mod wit {
+    wit_bindgen::generate!({
+        world: "durable-object",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_duro_world",
+        default_bindings_module: "duro_sdk::wit",
+    });
+}
+
+/// What can go wrong in a handler.
+#[derive(Debug)]
+pub enum Error {
+    /// A storage call failed (a limit, a bad argument).
+    Storage(StorageError),
+    /// A value could not be encoded or decoded as JSON.
+    Json(serde_json::Error),
+    /// Answer with this status and message.
+    Http {
+        /// The HTTP status to answer with.
+        status: u16,
+        /// The message put in `{"error": ...}`.
+        message: String,
+    },
+}
+
+impl Error {
+    /// An error answered with `status` and `{"error": message}`.
+    pub fn http(status: u16, message: impl Into<String>) -> Self {
+        Self::Http {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Storage(e) => write!(f, "storage: {}", storage::describe(e)),
+            Self::Json(e) => write!(f, "json: {e}"),
+            Self::Http { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<StorageError> for Error {
+    fn from(error: StorageError) -> Self {
+        Self::Storage(error)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Json(error)
+    }
+}
+
+/// The result of SDK calls and handlers.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// This object: who it is and its storage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct State {
+    _private: (),
+}
+
+impl State {
+    /// The object's id: 64 lowercase hex characters.
+    pub fn id(&self) -> String {
+        wit::duro::object::state::id()
+    }
+
+    /// The name the object was addressed by, if it was.
+    pub fn name(&self) -> Option<String> {
+        wit::duro::object::state::name()
+    }
+
+    /// The object's class.
+    pub fn class_name(&self) -> String {
+        wit::duro::object::state::class_name()
+    }
+
+    /// The object's transactional storage.
+    pub fn storage(&self) -> Storage {
+        Storage::new()
+    }
+}
+
+/// A Durable Object class.
+pub trait DurableObject: Sized + 'static {
+    /// Called on the object's first event after it becomes live.
+    fn new(state: State) -> Self;
+
+    /// Handles a request addressed to this object.
+    fn fetch(&mut self, request: Request) -> Result<Response>;
+}
+
+/// Exports a [`DurableObject`] type as the component's class.
+#[macro_export]
+macro_rules! export {
+    ($ty:ty) => {
+        const _: () = {
+            struct DuroGuest;
+            impl $crate::wit::Guest for DuroGuest {
+                fn fetch(request: $crate::wit::Request) -> $crate::wit::Response {
+                    $crate::__private::fetch::<$ty>(request)
+                }
+            }
+    $crate::wit::__export_duro_world!(DuroGuest with_types_in $crate::wit);
+        };
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use std::any::Any;
+    use std::cell::RefCell;
+
+    use super::{DurableObject, Error, Response, State, wit};
+
+    thread_local! {
+        /// The object's value; wasm is single-threaded and events never re-enter.
+        static OBJECT: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    }
+
+    pub fn fetch<T: DurableObject>(request: wit::Request) -> wit::Response {
+        let outcome = OBJECT.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let object = slot.get_or_insert_with(|| Box::new(T::new(State::default())));
+            let object = object
+                .downcast_mut::<T>()
+                .expect("one DurableObject type per component");
+            object.fetch(request.into())
+        });
+        match outcome {
+            Ok(response) => response.into(),
+            Err(Error::Http { status, message }) => Response::error(status, &message).into(),
+            Err(error) => Response::error(500, &error.to_string()).into(),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The `duro:object` host functions: convert WIT values to domain calls and back. No logic here.
+
+use bytes::Bytes;
+
+use super::ObjectState;
+use super::generated::duro::object::{state, storage, types};
+use crate::storage::{ListOptions, StorageError};
+
+type WitResult<T> = Result<T, storage::StorageError>;
+
+impl types::Host for ObjectState {}
+
+impl storage::Host for ObjectState {
+    fn get(&mut self, key: String) -> WitResult<Option<Vec<u8>>> {
+        let value = self.storage.get(&key).map_err(to_wit)?;
+        Ok(value.map(Vec::from))
+    }
+
+    fn get_many(&mut self, keys: Vec<String>) -> WitResult<Vec<(String, Vec<u8>)>> {
+        let found = self.storage.get_many(&keys).map_err(to_wit)?;
+        Ok(found.into_iter().map(|(k, v)| (k, Vec::from(v))).collect())
+    }
+
+    fn put(&mut self, key: String, value: Vec<u8>) -> WitResult<()> {
+        self.storage.put(&key, Bytes::from(value)).map_err(to_wit)
+    }
+
+    fn put_many(&mut self, entries: Vec<(String, Vec<u8>)>) -> WitResult<()> {
+        let entries = entries
+            .into_iter()
+            .map(|(k, v)| (k, Bytes::from(v)))
+            .collect();
+        self.storage.put_many(entries).map_err(to_wit)
+    }
+
+    fn delete(&mut self, key: String) -> WitResult<bool> {
+        self.storage.delete(&key).map_err(to_wit)
+    }
+
+    fn delete_many(&mut self, keys: Vec<String>) -> WitResult<u32> {
+        self.storage.delete_many(&keys).map_err(to_wit)
+    }
+
+    fn list(&mut self, options: storage::ListOptions) -> WitResult<Vec<(String, Vec<u8>)>> {
+        let options = ListOptions {
+            prefix: options.prefix,
+            start: options.start,
+            start_after: options.start_after,
+            end: options.end,
+            reverse: options.reverse,
+            limit: options.limit,
+        };
+        let entries = self.storage.list(&options).map_err(to_wit)?;
+        Ok(entries
+            .into_iter()
+            .map(|(k, v)| (k, Vec::from(v)))
+            .collect())
+    }
+
+    fn delete_all(&mut self) -> WitResult<()> {
+        self.storage.delete_all().map_err(to_wit)
+    }
+
+    fn transaction_begin(&mut self) -> WitResult<()> {
+        self.storage.transaction_begin().map_err(to_wit)
+    }
+
+    fn transaction_commit(&mut self) -> WitResult<()> {
+        self.storage.transaction_commit().map_err(to_wit)
+    }
+
+    fn transaction_rollback(&mut self) -> WitResult<()> {
+        self.storage.transaction_rollback().map_err(to_wit)
+    }
+}
+
+impl state::Host for ObjectState {
+    fn id(&mut self) -> String {
+        self.identity.id.to_hex()
+    }
+
+    fn name(&mut self) -> Option<String> {
+        self.identity.name.clone()
+    }
+
+    fn class_name(&mut self) -> String {
+        self.identity.class.to_string()
+    }
+}
+
+fn to_wit(error: StorageError) -> storage::StorageError {
+    use storage::{LimitExceeded, StorageError as Wit};
+    let exceeded = |limit, actual| LimitExceeded { limit, actual };
+    match error {
+        StorageError::KeyTooLarge { limit, actual } => Wit::KeyTooLarge(exceeded(limit, actual)),
+        StorageError::ValueTooLarge { limit, actual } => {
+            Wit::ValueTooLarge(exceeded(limit, actual))
+        }
+        StorageError::TooManyKeys { limit, actual } => Wit::TooManyKeys(exceeded(limit, actual)),
+        StorageError::ResultTooLarge { limit, actual } => {
+            Wit::ResultTooLarge(exceeded(limit, actual))
+        }
+        StorageError::InvalidArgument(reason) => Wit::InvalidArgument(reason),
+        StorageError::NoTransaction => Wit::NoTransaction,
+        StorageError::Internal(reason) => Wit::Internal(reason),
+    }
+}

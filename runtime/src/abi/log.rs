@@ -1,0 +1,96 @@
+//! Guest stdout/stderr: each line a guest prints becomes a tracing event tagged with its class
+//! and object id. Partial lines wait for their newline (or the instance's end).
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+use crate::ids::ClassName;
+
+/// Longest line kept before it is logged anyway; guards host memory against a guest that prints
+/// without newlines.
+const MAX_LINE_BYTES: usize = 8 * 1024;
+/// Bytes accepted per write: the WASI permit size.
+const WRITE_PERMIT_BYTES: usize = 64 * 1024;
+
+/// Makes the per-instance streams; given to the WASI context as stdout and as stderr.
+#[derive(Clone)]
+pub struct GuestLog {
+    pub stream: &'static str,
+    pub class: ClassName,
+    pub object: String,
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LineWriter {
+            log: self.clone(),
+            line: Vec::new(),
+        })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only WASI p2 guests are supported; p3 output is discarded.
+        Box::new(tokio::io::sink())
+    }
+}
+
+struct LineWriter {
+    log: GuestLog,
+    line: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.line);
+        tracing::info!(
+            target: "duro::guest",
+            class = %self.log.class,
+            object = %self.log.object,
+            stream = self.log.stream,
+            "{}",
+            text.trim_end_matches(['\n', '\r'])
+        );
+        self.line.clear();
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LineWriter {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        for &byte in bytes.iter() {
+            self.line.push(byte);
+            if byte == b'\n' || self.line.len() >= MAX_LINE_BYTES {
+                self.emit();
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_PERMIT_BYTES)
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        self.emit();
+    }
+}

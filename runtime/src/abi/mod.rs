@@ -1,0 +1,277 @@
+//! The guest ABI: bindings generated from `wit/`, the data each object's `Store` carries, and
+//! `Instance`, the one way the rest of the runtime calls into a guest.
+//!
+//! Generated types never leave this module: callers pass and get domain types (`Request`,
+//! `Response`, `ObjectStorage`, `GuestError`). Host functions here convert and delegate; the
+//! storage logic lives in `storage`. Limits on a running guest (CPU by epoch interruption, memory
+//! by a resource limiter) are enforced here, per store.
+
+mod host;
+mod log;
+
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::ids::{ClassName, ObjectId};
+use crate::object::{Request, Response};
+use crate::storage::ObjectStorage;
+
+#[allow(missing_docs, clippy::all)]
+mod generated {
+    wasmtime::component::bindgen!({
+        world: "durable-object",
+        path: "../wit",
+        exports: { default: async },
+    });
+}
+
+/// How often the epoch advances: the granularity of the CPU limit and of yielding to other tasks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Largest table (function references) a guest may grow to; guards host memory.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// Builds the linker every class is checked against: WASI p2 plus the `duro:object` imports.
+pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<ObjectState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    generated::DurableObject::add_to_linker::<_, HasSelf<ObjectState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// A class's code with its imports resolved and exports type-checked, ready to instantiate.
+pub struct ClassCode {
+    pre: generated::DurableObjectPre<ObjectState>,
+}
+
+impl ClassCode {
+    /// Fails with the reason when the component does not implement the world.
+    pub fn new(linker: &Linker<ObjectState>, component: &Component) -> Result<Self, String> {
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| format!("{e:#}"))?;
+        let pre = generated::DurableObjectPre::new(pre).map_err(|e| format!("{e:#}"))?;
+        Ok(Self { pre })
+    }
+}
+
+/// Who an object is, as `state` reports it.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub class: ClassName,
+    pub id: ObjectId,
+    /// The name the object was addressed by, once known.
+    pub name: Option<String>,
+}
+
+/// Per-instance limits.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceLimits {
+    pub event_cpu: Duration,
+    pub memory_bytes: usize,
+}
+
+/// Why a guest call failed. After any of these the instance must be discarded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuestError {
+    #[error("CPU limit exceeded: the event ran longer than {0:?}")]
+    CpuLimit(Duration),
+    #[error("memory limit exceeded: the instance tried to grow past {0} bytes")]
+    MemoryLimit(usize),
+    #[error("guest trapped: {0}")]
+    Trap(String),
+    #[error("instantiation failed: {0}")]
+    Instantiate(String),
+}
+
+/// The data of one object's `Store`.
+pub struct ObjectState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    storage: ObjectStorage,
+    identity: Identity,
+    memory: MemoryGuard,
+    /// Epoch ticks the current event may still run.
+    ticks_left: u64,
+    /// The current event ran out of ticks.
+    cpu_exhausted: bool,
+}
+
+impl WasiView for ObjectState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and tables, and remembers when the cap was hit so the trap that follows
+/// (a failed allocation usually aborts) can be reported as the memory limit.
+struct MemoryGuard {
+    limit: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryGuard {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// A live instance of a class for one object.
+pub struct Instance {
+    store: Store<ObjectState>,
+    bindings: generated::DurableObject,
+    limits: InstanceLimits,
+}
+
+impl Instance {
+    /// Instantiates `code` for the object. On failure the storage view comes back unharmed.
+    pub async fn new(
+        code: &ClassCode,
+        identity: Identity,
+        storage: ObjectStorage,
+        limits: InstanceLimits,
+    ) -> Result<Self, (ObjectStorage, GuestError)> {
+        let object = identity.id.to_hex();
+        let wasi = WasiCtx::builder()
+            .stdout(log::GuestLog {
+                stream: "stdout",
+                class: identity.class.clone(),
+                object: object.clone(),
+            })
+            .stderr(log::GuestLog {
+                stream: "stderr",
+                class: identity.class.clone(),
+                object,
+            })
+            .build();
+        let state = ObjectState {
+            wasi,
+            table: ResourceTable::new(),
+            storage,
+            identity,
+            memory: MemoryGuard {
+                limit: limits.memory_bytes,
+                hit: false,
+            },
+            ticks_left: ticks(limits.event_cpu),
+            cpu_exhausted: false,
+        };
+        let mut store = Store::new(code.pre.engine(), state);
+        store.limiter(|s| &mut s.memory);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.ticks_left == 0 {
+                state.cpu_exhausted = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            state.ticks_left -= 1;
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store.set_epoch_deadline(1);
+        match code.pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(Self {
+                store,
+                bindings,
+                limits,
+            }),
+            Err(error) => {
+                let error = classify(&error, store.data(), limits);
+                let error = match error {
+                    GuestError::Trap(reason) => GuestError::Instantiate(reason),
+                    other => other,
+                };
+                Err((store.into_data().storage, error))
+            }
+        }
+    }
+
+    /// Runs the guest's `fetch`. On error the instance must not be used again.
+    pub async fn fetch(&mut self, request: Request) -> Result<Response, GuestError> {
+        self.start_event();
+        let request = generated::Request {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body.into(),
+        };
+        match self.bindings.call_fetch(&mut self.store, &request).await {
+            Ok(response) => Ok(Response {
+                status: response.status,
+                headers: response.headers,
+                body: response.body.into(),
+            }),
+            Err(error) => Err(classify(&error, self.store.data(), self.limits)),
+        }
+    }
+
+    /// Records which name addressed the object, for `state.name`.
+    pub fn learn_name(&mut self, name: &str) {
+        let identity = &mut self.store.data_mut().identity;
+        if identity.name.is_none() {
+            identity.name = Some(name.to_string());
+        }
+    }
+
+    pub fn storage(&mut self) -> &mut ObjectStorage {
+        &mut self.store.data_mut().storage
+    }
+
+    /// Drops the instance, keeping the object's storage view.
+    pub fn into_storage(self) -> ObjectStorage {
+        self.store.into_data().storage
+    }
+
+    fn start_event(&mut self) {
+        let state = self.store.data_mut();
+        state.ticks_left = ticks(self.limits.event_cpu);
+        state.cpu_exhausted = false;
+        self.store.set_epoch_deadline(1);
+    }
+}
+
+fn ticks(budget: Duration) -> u64 {
+    (budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+/// Longest trap description passed to callers.
+const MAX_TRAP_TEXT: usize = 2048;
+
+fn classify(error: &wasmtime::Error, state: &ObjectState, limits: InstanceLimits) -> GuestError {
+    if state.cpu_exhausted {
+        GuestError::CpuLimit(limits.event_cpu)
+    } else if state.memory.hit {
+        GuestError::MemoryLimit(limits.memory_bytes)
+    } else {
+        let mut text = format!("{error:#}");
+        if text.len() > MAX_TRAP_TEXT {
+            let cut = text.floor_char_boundary(MAX_TRAP_TEXT);
+            text.truncate(cut);
+        }
+        GuestError::Trap(text)
+    }
+}

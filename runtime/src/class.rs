@@ -1,0 +1,340 @@
+//! The class registry: uploaded components, persisted in redb, compiled once and kept ready.
+//!
+//! A class is a name bound to a component. Uploading replaces the code (live objects restart on
+//! it at their next event; storage is untouched); deleting makes its objects unreachable and
+//! deletes their storage. Changes are serialized and committed through the group committer like
+//! any other write, and take effect in memory only once durable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use redb::Database;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::abi::ClassCode;
+use crate::engine::{Engine, InvalidComponent, LoadSource};
+use crate::ids::{ClassIds, ClassName, IdSecret};
+use crate::storage::{self, CommitError, Committer, WriteOp, schema, schema::Table};
+
+/// What redb keeps about a class.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ClassRecord {
+    digest: String,
+    size: u64,
+    /// Storage-key prefix of this class's objects; see `storage::schema`.
+    incarnation: u64,
+    created_ms: u64,
+    updated_ms: u64,
+}
+
+/// A class ready to serve: its code, its ids and where its objects' data lives.
+pub struct LoadedClass {
+    pub name: ClassName,
+    pub ids: ClassIds,
+    pub code: ClassCode,
+    pub incarnation: u64,
+    record: ClassRecord,
+}
+
+/// What the admin API shows about a class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassInfo {
+    pub class: String,
+    pub sha256: String,
+    pub size: u64,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClassError {
+    #[error("{0}")]
+    Invalid(#[from] InvalidComponent),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("the compiler thread failed: {0}")]
+    Compiler(String),
+}
+
+/// See the module docs. Cheap to share behind an `Arc`.
+pub struct Classes {
+    engine: Arc<Engine>,
+    committer: Committer,
+    secret: IdSecret,
+    /// The classes being served. A std lock: held only to clone or swap an `Arc`.
+    live: RwLock<HashMap<ClassName, Arc<LoadedClass>>>,
+    /// Serializes uploads and deletes.
+    changes: tokio::sync::Mutex<()>,
+}
+
+const META_ID_SECRET: &str = "id-secret";
+
+impl Classes {
+    /// Loads every persisted class (from the compiled cache when possible), and sweeps the data of
+    /// class incarnations that no longer exist.
+    pub async fn open(
+        db: &Arc<Database>,
+        engine: Arc<Engine>,
+        committer: Committer,
+    ) -> Result<Self, ClassError> {
+        let secret = load_or_create_secret(db, &committer).await?;
+        let records = storage::scan_str_table(db, schema::CLASSES).map_err(storage_error)?;
+        let mut live = HashMap::new();
+        for (name, record) in records {
+            let (Ok(name), Ok(record)) = (
+                ClassName::parse(&name),
+                serde_json::from_slice::<ClassRecord>(&record),
+            ) else {
+                tracing::error!(class = name, "skipping an unreadable class record");
+                continue;
+            };
+            let bytes = storage::read_str_table(db, schema::COMPONENTS, &record.digest)
+                .map_err(storage_error)?
+                .ok_or_else(|| ClassError::Storage(format!("component of {name} is missing")))?;
+            let (code, _) = compile(&engine, Bytes::from(bytes), record.digest.clone()).await?;
+            let class = LoadedClass {
+                ids: secret.class_ids(&name),
+                incarnation: record.incarnation,
+                name: name.clone(),
+                code,
+                record,
+            };
+            live.insert(name, Arc::new(class));
+        }
+        let classes = Self {
+            engine,
+            committer,
+            secret,
+            live: RwLock::new(live),
+            changes: tokio::sync::Mutex::new(()),
+        };
+        classes.sweep_orphans(db).await?;
+        Ok(classes)
+    }
+
+    pub fn get(&self, name: &ClassName) -> Option<Arc<LoadedClass>> {
+        self.live.read().expect("class lock").get(name).cloned()
+    }
+
+    /// Whether `class` is still the code being served for its name.
+    pub fn is_current(&self, class: &Arc<LoadedClass>) -> bool {
+        self.get(&class.name)
+            .is_some_and(|current| Arc::ptr_eq(&current, class))
+    }
+
+    pub fn list(&self) -> Vec<ClassInfo> {
+        let live = self.live.read().expect("class lock");
+        let mut infos: Vec<_> = live.values().map(|c| c.info()).collect();
+        infos.sort_by(|a, b| a.class.cmp(&b.class));
+        infos
+    }
+
+    /// Creates or replaces a class. Returns its info and whether it was created.
+    pub async fn put(
+        &self,
+        name: ClassName,
+        bytes: Bytes,
+    ) -> Result<(ClassInfo, bool), ClassError> {
+        let _change = self.changes.lock().await;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let (code, source) = compile(&self.engine, bytes.clone(), digest.clone()).await?;
+        tracing::info!(class = %name, %digest, ?source, "class code ready");
+        let previous = self.get(&name);
+        let now = now_ms();
+        let record = ClassRecord {
+            digest: digest.clone(),
+            size: bytes.len() as u64,
+            incarnation: match &previous {
+                Some(p) => p.incarnation,
+                None => random_incarnation(),
+            },
+            created_ms: previous.as_ref().map_or(now, |p| p.record.created_ms),
+            updated_ms: now,
+        };
+        let mut ops = vec![
+            WriteOp::Put {
+                table: Table::Components,
+                key: digest.clone().into_bytes(),
+                value: bytes,
+            },
+            WriteOp::Put {
+                table: Table::Classes,
+                key: name.as_str().as_bytes().to_vec(),
+                value: serde_json::to_vec(&record)
+                    .expect("a record serializes")
+                    .into(),
+            },
+        ];
+        if let Some(old) = previous.as_ref().filter(|p| p.record.digest != digest)
+            && !self.digest_used_elsewhere(&old.record.digest, &name)
+        {
+            ops.push(delete_component(&old.record.digest));
+        }
+        self.committer.submit(ops, None).await.wait().await?;
+        let class = Arc::new(LoadedClass {
+            ids: self.secret.class_ids(&name),
+            incarnation: record.incarnation,
+            name: name.clone(),
+            code,
+            record,
+        });
+        let info = class.info();
+        self.live.write().expect("class lock").insert(name, class);
+        Ok((info, previous.is_none()))
+    }
+
+    /// Deletes a class and all of its objects' storage. `false` if there was no such class.
+    pub async fn delete(&self, name: &ClassName) -> Result<bool, ClassError> {
+        let _change = self.changes.lock().await;
+        let Some(class) = self.get(name) else {
+            return Ok(false);
+        };
+        // Unreachable at once; the storage goes with the commit below.
+        self.live.write().expect("class lock").remove(name);
+        let mut ops = vec![
+            WriteOp::Delete {
+                table: Table::Classes,
+                key: name.as_str().as_bytes().to_vec(),
+            },
+            WriteOp::DeleteDataPrefix {
+                prefix: schema::class_prefix(class.incarnation),
+            },
+        ];
+        if !self.digest_used_elsewhere(&class.record.digest, name) {
+            ops.push(delete_component(&class.record.digest));
+        }
+        self.committer.submit(ops, None).await.wait().await?;
+        Ok(true)
+    }
+
+    fn digest_used_elsewhere(&self, digest: &str, except: &ClassName) -> bool {
+        let live = self.live.read().expect("class lock");
+        live.values()
+            .any(|c| &c.name != except && c.record.digest == digest)
+    }
+
+    /// Deletes the data of class incarnations that have no class record (deleted classes whose
+    /// late writes landed after the delete). One range probe per incarnation found.
+    async fn sweep_orphans(&self, db: &Database) -> Result<(), ClassError> {
+        use redb::ReadableDatabase;
+        let known: Vec<u64> = self
+            .live
+            .read()
+            .expect("class lock")
+            .values()
+            .map(|c| c.incarnation)
+            .collect();
+        let mut orphans = Vec::new();
+        {
+            let txn = db.begin_read().map_err(storage_error)?;
+            let table = txn.open_table(schema::DATA).map_err(storage_error)?;
+            let mut from = Vec::new();
+            loop {
+                let next = table
+                    .range::<&[u8]>(from.as_slice()..)
+                    .map_err(storage_error)?
+                    .next();
+                let Some(entry) = next else { break };
+                let (key, _) = entry.map_err(storage_error)?;
+                let Some(head) = key.value().get(..schema::CLASS_PREFIX_LEN) else {
+                    break;
+                };
+                let incarnation = u64::from_be_bytes(head.try_into().expect("8 bytes"));
+                if !known.contains(&incarnation) {
+                    orphans.push(incarnation);
+                }
+                match incarnation.checked_add(1) {
+                    Some(next) => from = schema::class_prefix(next),
+                    None => break,
+                }
+            }
+        }
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(count = orphans.len(), "deleting storage of deleted classes");
+        let ops = orphans
+            .into_iter()
+            .map(|i| WriteOp::DeleteDataPrefix {
+                prefix: schema::class_prefix(i),
+            })
+            .collect();
+        self.committer.submit(ops, None).await.wait().await?;
+        Ok(())
+    }
+}
+
+impl LoadedClass {
+    pub fn info(&self) -> ClassInfo {
+        ClassInfo {
+            class: self.name.to_string(),
+            sha256: self.record.digest.clone(),
+            size: self.record.size,
+            created_ms: self.record.created_ms,
+            updated_ms: self.record.updated_ms,
+        }
+    }
+}
+
+async fn compile(
+    engine: &Arc<Engine>,
+    bytes: Bytes,
+    digest: String,
+) -> Result<(ClassCode, LoadSource), ClassError> {
+    let engine = engine.clone();
+    let loaded = tokio::task::spawn_blocking(move || engine.load(&bytes, &digest))
+        .await
+        .map_err(|e| ClassError::Compiler(e.to_string()))?;
+    Ok(loaded?)
+}
+
+async fn load_or_create_secret(
+    db: &Database,
+    committer: &Committer,
+) -> Result<IdSecret, ClassError> {
+    let stored =
+        storage::read_str_table(db, schema::META, META_ID_SECRET).map_err(storage_error)?;
+    if let Some(bytes) = stored {
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| ClassError::Storage("the stored id secret is corrupt".into()))?;
+        return Ok(IdSecret::from_bytes(bytes));
+    }
+    let secret = IdSecret::random();
+    let op = WriteOp::Put {
+        table: Table::Meta,
+        key: META_ID_SECRET.as_bytes().to_vec(),
+        value: Bytes::copy_from_slice(secret.as_bytes()),
+    };
+    committer.submit(vec![op], None).await.wait().await?;
+    Ok(secret)
+}
+
+fn delete_component(digest: &str) -> WriteOp {
+    WriteOp::Delete {
+        table: Table::Components,
+        key: digest.as_bytes().to_vec(),
+    }
+}
+
+fn storage_error(error: impl std::fmt::Display) -> ClassError {
+    ClassError::Storage(error.to_string())
+}
+
+fn random_incarnation() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    u64::from_be_bytes(bytes)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,268 @@
+//! The `duro` command line: `serve` runs the runtime; `deploy`, `classes` and `delete` talk to a
+//! running runtime's admin API over HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Limits};
+use crate::ids::ClassName;
+
+#[derive(Parser)]
+#[command(
+    name = "duro",
+    version,
+    about = "A Durable Objects runtime for WebAssembly components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the runtime: the ingress and admin listeners over one data dir.
+    Serve(ServeArgs),
+    /// Upload components as classes: `duro deploy Counter=counter.wasm ...`.
+    Deploy {
+        /// `CLASS=FILE.wasm` pairs.
+        #[arg(required = true)]
+        classes: Vec<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List the deployed classes.
+    Classes {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Delete a class and all of its objects' storage.
+    Delete {
+        class: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Folder for the database and the compiled-component cache.
+    #[arg(long, env = "DURO_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Ingress address (objects).
+    #[arg(long, env = "DURO_LISTEN", default_value = "127.0.0.1:8787")]
+    listen: SocketAddr,
+    /// Admin address (classes, health, metrics).
+    #[arg(long, env = "DURO_ADMIN_LISTEN", default_value = "127.0.0.1:8788")]
+    admin_listen: SocketAddr,
+    /// Bearer token the admin API requires (required for a non-loopback admin address).
+    #[arg(long, env = "DURO_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Deploy these `CLASS=FILE.wasm` at start (as `duro deploy` would).
+    #[arg(long = "deploy", value_name = "CLASS=FILE")]
+    deploy: Vec<String>,
+    /// Drop an object's instance after this many idle milliseconds.
+    #[arg(long, env = "DURO_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
+    idle_timeout_ms: u64,
+    /// CPU time one event may use, in milliseconds.
+    #[arg(long, env = "DURO_EVENT_CPU_MS", default_value_t = 30_000)]
+    event_cpu_ms: u64,
+    /// Linear memory one instance may use, in MiB.
+    #[arg(long, env = "DURO_INSTANCE_MEMORY_MIB", default_value_t = 128)]
+    instance_memory_mib: usize,
+    /// Largest ingress request body, in bytes.
+    #[arg(long, env = "DURO_MAX_BODY_BYTES", default_value_t = Limits::default().max_request_body_bytes)]
+    max_body_bytes: usize,
+    /// Most objects live at once.
+    #[arg(long, env = "DURO_MAX_LIVE_OBJECTS", default_value_t = Limits::default().max_live_objects)]
+    max_live_objects: usize,
+    /// Commit without fsync. Breaks the durability guarantee; for benchmarks only.
+    #[arg(long)]
+    unsafe_no_fsync: bool,
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    /// The admin API's base URL.
+    #[arg(long, env = "DURO_ADMIN_URL", default_value = "http://127.0.0.1:8788")]
+    admin_url: String,
+    #[arg(long, env = "DURO_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start tokio: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Deploy { classes, admin } => {
+            let client = admin.client();
+            for pair in classes {
+                let (class, path) = parse_deploy(&pair)?;
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let body = client
+                    .send(reqwest::Method::PUT, &format!("/classes/{class}"), bytes)
+                    .await?;
+                println!("{body}");
+            }
+            Ok(())
+        }
+        Command::Classes { admin } => {
+            let body = admin
+                .client()
+                .send(reqwest::Method::GET, "/classes", Vec::new())
+                .await?;
+            println!("{body}");
+            Ok(())
+        }
+        Command::Delete { class, admin } => {
+            admin
+                .client()
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/classes/{class}"),
+                    Vec::new(),
+                )
+                .await?;
+            println!("deleted {class}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::new(&args.data_dir);
+    config.listen = args.listen;
+    config.admin_listen = args.admin_listen;
+    config.admin_token = args.admin_token;
+    config.idle_timeout = Duration::from_millis(args.idle_timeout_ms);
+    config.durable_commits = !args.unsafe_no_fsync;
+    config.limits.event_cpu = Duration::from_millis(args.event_cpu_ms);
+    config.limits.instance_memory_bytes = args.instance_memory_mib * 1024 * 1024;
+    config.limits.max_request_body_bytes = args.max_body_bytes;
+    config.limits.max_live_objects = args.max_live_objects;
+    let deploys = args
+        .deploy
+        .iter()
+        .map(|pair| parse_deploy(pair))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let server = crate::start(config).await?;
+    for (class, path) in deploys {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let info = server
+            .deploy(class.clone(), bytes.into())
+            .await
+            .with_context(|| format!("deploying {class} from {}", path.display()))?;
+        tracing::info!(class = %info.class, sha256 = %info.sha256, "deployed");
+    }
+    // Machine-readable: tests and scripts read these two lines.
+    println!("ingress: http://{}", server.ingress_addr());
+    println!("admin: http://{}", server.admin_addr());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+fn parse_deploy(pair: &str) -> anyhow::Result<(ClassName, PathBuf)> {
+    let Some((class, path)) = pair.split_once('=') else {
+        bail!("expected CLASS=FILE.wasm, got {pair:?}");
+    };
+    Ok((ClassName::parse(class)?, PathBuf::from(path)))
+}
+
+impl AdminArgs {
+    fn client(&self) -> AdminClient {
+        AdminClient {
+            base: self.admin_url.trim_end_matches('/').to_string(),
+            token: self.admin_token.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+struct AdminClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl AdminClient {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<String> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("{status}: {text}");
+        }
+        Ok(text)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

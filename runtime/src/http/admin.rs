@@ -1,0 +1,111 @@
+//! The admin listener: upload, list and delete classes; health and metrics. Every route requires
+//! the bearer token when one is configured.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode, header};
+use hyper::body::Incoming;
+
+use super::error::{ApiError, Body, json};
+use super::read_body;
+use super::route::{self, Admin};
+use crate::class::Classes;
+use crate::metrics::Metrics;
+
+/// What the admin handlers need.
+#[derive(Clone)]
+pub struct AdminState {
+    pub classes: Arc<Classes>,
+    pub metrics: Arc<Metrics>,
+    pub token: Option<Arc<str>>,
+    pub max_component_bytes: usize,
+}
+
+pub async fn handle(state: AdminState, request: http::Request<Incoming>) -> http::Response<Body> {
+    route(&state, request)
+        .await
+        .unwrap_or_else(ApiError::into_response)
+}
+
+async fn route(
+    state: &AdminState,
+    request: http::Request<Incoming>,
+) -> Result<http::Response<Body>, ApiError> {
+    authorize(state, &request)?;
+    let route = route::admin(request.uri().path())
+        .map_err(|_| ApiError::NotFound("no such route".into()))?;
+    let method = request.method().clone();
+    match (route, method) {
+        (Admin::Healthz, Method::GET) => Ok(json(StatusCode::OK, &serde_json::json!({"ok": true}))),
+        (Admin::Metrics, Method::GET) => {
+            let mut response = http::Response::new(Body::from(state.metrics.render()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            Ok(response)
+        }
+        (Admin::Classes, Method::GET) => Ok(json(
+            StatusCode::OK,
+            &serde_json::to_value(state.classes.list()).expect("class infos serialize"),
+        )),
+        (Admin::Class(name), Method::PUT) => {
+            let (parts, body) = request.into_parts();
+            let bytes = read_body(&parts.headers, body, state.max_component_bytes).await?;
+            let (info, created) = state.classes.put(name, bytes).await?;
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json(
+                status,
+                &serde_json::to_value(info).expect("class info serializes"),
+            ))
+        }
+        (Admin::Class(name), Method::GET) => state
+            .classes
+            .get(&name)
+            .map(|class| {
+                json(
+                    StatusCode::OK,
+                    &serde_json::to_value(class.info()).expect("class info serializes"),
+                )
+            })
+            .ok_or_else(|| ApiError::NotFound(format!("no class named {name}"))),
+        (Admin::Class(name), Method::DELETE) => {
+            if state.classes.delete(&name).await? {
+                let mut response = http::Response::new(Body::default());
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                Ok(response)
+            } else {
+                Err(ApiError::NotFound(format!("no class named {name}")))
+            }
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+fn authorize(state: &AdminState, request: &http::Request<Incoming>) -> Result<(), ApiError> {
+    let Some(token) = &state.token else {
+        return Ok(());
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Compares without an early exit, so the time taken does not reveal the token's prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,92 @@
+//! `ApiError`: every way a request can fail, mapped to one status and a JSON `{"error": ...}`.
+//! The only place where errors become HTTP.
+
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use http_body_util::Full;
+
+use crate::abi::GuestError;
+use crate::class::ClassError;
+use crate::ids::IdError;
+use crate::object::ObjectError;
+
+pub type Body = Full<Bytes>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(%status, error = %self, "request failed");
+        }
+        json(status, &serde_json::json!({ "error": self.to_string() }))
+    }
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl From<IdError> for ApiError {
+    fn from(error: IdError) -> Self {
+        Self::BadRequest(error.to_string())
+    }
+}
+
+impl From<ObjectError> for ApiError {
+    fn from(error: ObjectError) -> Self {
+        match &error {
+            ObjectError::UnknownClass(_) => Self::NotFound(error.to_string()),
+            ObjectError::Overloaded(_)
+            | ObjectError::TooManyLive(_)
+            | ObjectError::ShuttingDown => Self::Unavailable(error.to_string()),
+            ObjectError::Guest(GuestError::Instantiate(_)) => Self::Internal(error.to_string()),
+            ObjectError::Guest(_) | ObjectError::Commit(_) => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<ClassError> for ApiError {
+    fn from(error: ClassError) -> Self {
+        match error {
+            ClassError::Invalid(e) => Self::BadRequest(e.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Parses a request path once into a typed route. Ingress and admin handlers match on these and
+//! never look at the raw path again.
+
+use percent_encoding::percent_decode_str;
+
+use crate::ids::ClassName;
+
+/// An ingress route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingress {
+    /// `/objects/{class}/{name}/{path...}`
+    ByName {
+        class: ClassName,
+        name: String,
+        /// What the guest sees: `/{path...}` plus `?query` if any.
+        rest: String,
+    },
+    /// `/ids/{class}/{id}/{path...}`
+    ById {
+        class: ClassName,
+        id: String,
+        rest: String,
+    },
+    /// `/ids/{class}`: POST mints a unique id, GET `?name=` derives one.
+    Ids { class: ClassName },
+}
+
+/// An admin route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    Classes,
+    Class(ClassName),
+    Healthz,
+    Metrics,
+}
+
+/// Why a path is not a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    NotFound,
+    BadRequest(String),
+}
+
+pub fn ingress(path: &str, query: Option<&str>) -> Result<Ingress, RouteError> {
+    let (head, tail) = split_segments(path, 3);
+    let rest = |tail: &str| match query {
+        Some(q) => format!("/{tail}?{q}"),
+        None => format!("/{tail}"),
+    };
+    match head.as_slice() {
+        ["objects", class, name] => Ok(Ingress::ByName {
+            class: class_name(class)?,
+            name: decode(name)?,
+            rest: rest(tail),
+        }),
+        ["ids", class, id] => Ok(Ingress::ById {
+            class: class_name(class)?,
+            id: decode(id)?,
+            rest: rest(tail),
+        }),
+        ["ids", class] if tail.is_empty() => Ok(Ingress::Ids {
+            class: class_name(class)?,
+        }),
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+pub fn admin(path: &str) -> Result<Admin, RouteError> {
+    let (head, tail) = split_segments(path, 2);
+    if !tail.is_empty() {
+        return Err(RouteError::NotFound);
+    }
+    match head.as_slice() {
+        ["classes"] => Ok(Admin::Classes),
+        ["classes", class] => Ok(Admin::Class(class_name(class)?)),
+        ["healthz"] => Ok(Admin::Healthz),
+        ["metrics"] => Ok(Admin::Metrics),
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+/// Up to `n` leading segments (raw), and the raw remainder after them (no leading slash).
+fn split_segments(path: &str, n: usize) -> (Vec<&str>, &str) {
+    let mut rest = path.strip_prefix('/').unwrap_or(path);
+    let mut head = Vec::with_capacity(n);
+    while head.len() < n && !rest.is_empty() {
+        match rest.split_once('/') {
+            Some((segment, tail)) => {
+                head.push(segment);
+                rest = tail;
+            }
+            None => {
+                head.push(rest);
+                rest = "";
+            }
+        }
+    }
+    (head, rest)
+}
+
+fn decode(segment: &str) -> Result<String, RouteError> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| RouteError::BadRequest("path segment is not valid UTF-8".into()))
+}
+
+fn class_name(segment: &str) -> Result<ClassName, RouteError> {
+    let decoded = decode(segment)?;
+    ClassName::parse(&decoded).map_err(|_| RouteError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(name: &str) -> ClassName {
+        ClassName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn object_routes_keep_the_rest_and_query() {
+        assert_eq!(
+            ingress("/objects/Counter/a%20b/increment/x", Some("n=1")),
+            Ok(Ingress::ByName {
+                class: class("Counter"),
+                name: "a b".into(),
+                rest: "/increment/x?n=1".into()
+            })
+        );
+        assert_eq!(
+            ingress("/objects/Counter/alice", None),
+            Ok(Ingress::ByName {
+                class: class("Counter"),
+                name: "alice".into(),
+                rest: "/".into()
+            })
+        );
+        assert_eq!(
+            ingress("/objects/Counter/alice/", None),
+            Ok(Ingress::ByName {
+                class: class("Counter"),
+                name: "alice".into(),
+                rest: "/".into()
+            })
+        );
+    }
+
+    #[test]
+    fn id_routes_parse() {
+        assert_eq!(
+            ingress("/ids/Counter", None),
+            Ok(Ingress::Ids {
+                class: class("Counter")
+            })
+        );
+        assert!(matches!(
+            ingress("/ids/Counter/abc/get", None),
+            Ok(Ingress::ById { .. })
+        ));
+    }
+
+    #[test]
+    fn other_paths_are_not_found() {
+        for path in [
+            "/",
+            "/objects",
+            "/objects/Counter",
+            "/nope/a/b",
+            "/objects/1bad/x",
+        ] {
+            assert_eq!(ingress(path, None), Err(RouteError::NotFound), "{path}");
+        }
+        assert!(matches!(
+            ingress("/objects/Counter/%ff", None),
+            Err(RouteError::BadRequest(_))
+        ));
+        assert_eq!(
+            admin("/classes/Counter"),
+            Ok(Admin::Class(class("Counter")))
+        );
+        assert_eq!(admin("/classes/Counter/x"), Err(RouteError::NotFound));
+    }
+}

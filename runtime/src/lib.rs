@@ -1,0 +1,208 @@
+//! duro: a Durable Objects runtime for WebAssembly components.
+//!
+//! # Layout
+//! - [`config`]: settings and limits.
+//! - [`ids`]: class names and object ids (`id-from-name`, `new-unique-id`, `id-from-string`).
+//! - [`engine`]: wasmtime configuration, epoch ticker, compiling components (with a cache).
+//! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
+//! - [`class`]: the registry of uploaded classes, persisted in redb.
+//! - [`object`]: the directory of live objects and the actor that runs each one's events.
+//! - [`storage`]: redb schema, per-object storage views, group commit and the output gate.
+//! - [`http`]: the ingress and admin listeners.
+//! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line.
+//!
+//! # The path of an event
+//! 1. **Enters**: `http::ingress` parses the route once (`http::route`) and builds an
+//!    `object::Request`.
+//! 2. **Queued**: `object::Directory::fetch` finds or starts the object's actor and puts the event
+//!    in its bounded mailbox (full: 503).
+//! 3. **Runs**: `object::actor` runs events one at a time through `abi::Instance`; storage calls go
+//!    to `storage::ObjectStorage` (a trap discards the event's writes and the instance).
+//! 4. **Commits**: the event's writes go to `storage::Committer`, which commits the writes of many
+//!    objects in one redb transaction (group commit). The actor goes on with its next event.
+//! 5. **Leaves**: the response is a `storage::Gated` output; `Directory::fetch` releases it only
+//!    once its commit is durable.
+
+pub mod abi;
+pub mod class;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod object;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{Config, Limits};
+
+use crate::class::Classes;
+use crate::engine::Engine;
+use crate::http::admin::AdminState;
+use crate::metrics::Metrics;
+use crate::object::Directory;
+use crate::storage::Committer;
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("refusing to serve the admin API on non-loopback {0} without an admin token")]
+    AdminWithoutToken(SocketAddr),
+    #[error("cannot use data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Database(#[from] redb::Error),
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error("cannot load classes: {0}")]
+    Classes(#[from] class::ClassError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the storage writer: {0}")]
+    Committer(std::io::Error),
+}
+
+/// A running runtime. Dropping it without `shutdown` leaves it running until the process ends.
+pub struct Server {
+    ingress_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    directory: Directory,
+    actors: object::ActorsStopped,
+    committer: storage::CommitterThread,
+    classes: Arc<Classes>,
+    metrics: Arc<Metrics>,
+}
+
+/// Opens the data dir, loads the classes and starts both listeners.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    if !config.admin_listen.ip().is_loopback() && config.admin_token.is_none() {
+        return Err(StartError::AdminWithoutToken(config.admin_listen));
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let metrics = Arc::new(Metrics::new());
+    let db = storage::open(&config.data_dir)?;
+    let (committer, committer_thread) =
+        Committer::start(db.clone(), config.durable_commits, metrics.clone())
+            .map_err(StartError::Committer)?;
+    let engine = Arc::new(Engine::new(
+        &config.data_dir,
+        &config.limits,
+        metrics.clone(),
+    )?);
+    let classes = Arc::new(Classes::open(&db, engine, committer.clone()).await?);
+    let (directory, actors) = Directory::new(
+        classes.clone(),
+        committer,
+        db,
+        config.limits.clone(),
+        config.idle_timeout,
+        metrics.clone(),
+    );
+
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })
+    };
+    let ingress = bind(config.listen).await?;
+    let admin = bind(config.admin_listen).await?;
+    let local = |l: &TcpListener, addr| {
+        l.local_addr()
+            .map_err(|source| StartError::Listen { addr, source })
+    };
+    let ingress_addr = local(&ingress, config.listen)?;
+    let admin_addr = local(&admin, config.admin_listen)?;
+
+    let (stop, stopped) = watch::channel(false);
+    let max_body = config.limits.max_request_body_bytes;
+    let ingress_directory = directory.clone();
+    let ingress_task = tokio::spawn(http::serve(
+        ingress,
+        move |request| http::ingress::handle(ingress_directory.clone(), max_body, request),
+        stopped.clone(),
+    ));
+    let admin_state = AdminState {
+        classes: classes.clone(),
+        metrics: metrics.clone(),
+        token: config.admin_token.as_deref().map(Arc::from),
+        max_component_bytes: config.limits.max_component_bytes,
+    };
+    let admin_task = tokio::spawn(http::serve(
+        admin,
+        move |request| http::admin::handle(admin_state.clone(), request),
+        stopped,
+    ));
+    tracing::info!(%ingress_addr, %admin_addr, data_dir = %config.data_dir.display(), "duro serving");
+    Ok(Server {
+        ingress_addr,
+        admin_addr,
+        stop,
+        listeners: vec![ingress_task, admin_task],
+        directory,
+        actors,
+        committer: committer_thread,
+        classes,
+        metrics,
+    })
+}
+
+impl Server {
+    pub fn ingress_addr(&self) -> SocketAddr {
+        self.ingress_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Creates or replaces a class in-process, as `PUT /classes/{class}` does.
+    pub async fn deploy(
+        &self,
+        class: ids::ClassName,
+        component: bytes::Bytes,
+    ) -> Result<class::ClassInfo, class::ClassError> {
+        self.classes
+            .put(class, component)
+            .await
+            .map(|(info, _)| info)
+    }
+
+    /// Stops accepting, finishes in-flight requests and events, commits what is queued, and
+    /// closes the database.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for listener in self.listeners {
+            let _ = listener.await;
+        }
+        self.directory.shutdown();
+        drop(self.directory);
+        drop(self.classes);
+        self.actors.wait().await;
+        let committer = self.committer;
+        let _ = tokio::task::spawn_blocking(move || committer.join()).await;
+        tracing::info!("duro stopped");
+    }
+}

@@ -1,0 +1,5 @@
+//! The `duro` binary: see `duro::cli`.
+
+fn main() -> std::process::ExitCode {
+    duro::cli::main()
+}

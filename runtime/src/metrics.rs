@@ -1,0 +1,147 @@
+//! Runtime metrics, rendered in Prometheus text format on the admin `/metrics` route.
+//!
+//! Metrics count; they never decide. Each subsystem gets the `Arc<Metrics>` and bumps its own
+//! fields. One registry per runtime (no global recorder), so tests can run many runtimes.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Every metric the runtime exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Ingress requests answered, any status.
+    pub requests: Counter,
+    /// redb write transactions committed (each one fsync when commits are durable).
+    pub commits: Counter,
+    /// Write sets (events, class changes) carried by those commits.
+    pub commit_writes: Counter,
+    /// Events per commit: the group-commit batch size.
+    pub commit_group_size: Histogram,
+    /// Seconds from opening a write transaction to a durable commit (fsync included).
+    pub commit_seconds: Histogram,
+    /// Commits that failed (their outputs were never released).
+    pub commit_failures: Counter,
+    /// Instances created (first activation, re-activation after eviction, reset after a trap).
+    pub activations: Counter,
+    /// Seconds to instantiate a component for an object.
+    pub instantiate_seconds: Histogram,
+    /// Live objects evicted after their idle timeout.
+    pub evictions: Counter,
+    /// Objects with a live actor right now.
+    pub live_objects: Gauge,
+    /// Events that trapped (the instance was reset).
+    pub traps: Counter,
+    /// Components compiled by Cranelift.
+    pub compilations: Counter,
+    /// Components loaded from the compiled-artifact cache instead.
+    pub cache_loads: Counter,
+    /// Events waiting in mailboxes, summed over objects.
+    pub queued_events: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("duro");
+        let seconds = || Histogram::new(exponential_buckets(0.000_005, 2.0, 24));
+        let metrics = Self {
+            requests: Counter::default(),
+            commits: Counter::default(),
+            commit_writes: Counter::default(),
+            commit_group_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            commit_seconds: seconds(),
+            commit_failures: Counter::default(),
+            activations: Counter::default(),
+            instantiate_seconds: seconds(),
+            evictions: Counter::default(),
+            live_objects: Gauge::default(),
+            traps: Counter::default(),
+            compilations: Counter::default(),
+            cache_loads: Counter::default(),
+            queued_events: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let m = &metrics;
+        registry.register("requests", "Ingress requests answered", m.requests.clone());
+        registry.register(
+            "commits",
+            "redb write transactions committed",
+            m.commits.clone(),
+        );
+        registry.register(
+            "commit_writes",
+            "Write sets carried by commits",
+            m.commit_writes.clone(),
+        );
+        registry.register(
+            "commit_group_size",
+            "Write sets per commit (group commit batch size)",
+            m.commit_group_size.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time to commit a batch durably, fsync included",
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "commit_failures",
+            "Commits that failed",
+            m.commit_failures.clone(),
+        );
+        registry.register(
+            "activations",
+            "Object instances created",
+            m.activations.clone(),
+        );
+        registry.register(
+            "instantiate_seconds",
+            "Time to instantiate a component for an object",
+            m.instantiate_seconds.clone(),
+        );
+        registry.register(
+            "evictions",
+            "Objects evicted after their idle timeout",
+            m.evictions.clone(),
+        );
+        registry.register(
+            "live_objects",
+            "Objects with a live actor",
+            m.live_objects.clone(),
+        );
+        registry.register("traps", "Events that trapped", m.traps.clone());
+        registry.register(
+            "compilations",
+            "Components compiled by Cranelift",
+            m.compilations.clone(),
+        );
+        registry.register(
+            "cache_loads",
+            "Components loaded from the compiled cache",
+            m.cache_loads.clone(),
+        );
+        registry.register(
+            "queued_events",
+            "Events waiting in object mailboxes",
+            m.queued_events.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,300 @@
+//! One object's actor: the task that owns its instance and storage view and runs its events one
+//! at a time, in arrival order.
+//!
+//! Per event: (re)instantiate if needed, run the guest, turn its writes into a commit request and
+//! reply with the output gated on the newest pending commit. The actor does not wait for the
+//! commit; it goes on with the next event (which reads the not-yet-durable writes from the
+//! storage view). A trap drops the event's writes and the instance; a failed commit resets the
+//! object's storage view too. The actor retires after its idle timeout when nothing is pending.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+
+use super::directory::{ObjectKey, Shared};
+use super::{ObjectError, Request, Response};
+use crate::abi::{Identity, Instance, InstanceLimits};
+use crate::class::LoadedClass;
+use crate::storage::{CommitError, Durable, Gated, ObjectStorage, Writer, schema};
+
+/// A message to an actor.
+pub(super) enum Envelope {
+    Fetch {
+        request: Request,
+        /// The name the object was addressed by, if any.
+        name: Option<String>,
+        reply: oneshot::Sender<Gated<Result<Response, ObjectError>>>,
+    },
+}
+
+/// The outcome of one of the object's commits: (generation, sequence number, result).
+type CommitDone = Pin<Box<dyn Future<Output = (u64, u64, Result<(), CommitError>)> + Send>>;
+
+/// The object's instance, or just its storage view while no instance is live.
+enum Body {
+    Cold(ObjectStorage),
+    Live(Instance),
+}
+
+pub(super) struct Actor {
+    key: ObjectKey,
+    class: Arc<LoadedClass>,
+    actor_id: u64,
+    rx: mpsc::Receiver<Envelope>,
+    shared: Arc<Shared>,
+    /// Holds one unit of the live-object bound until the actor ends.
+    _permit: OwnedSemaphorePermit,
+    /// Always `Some` between events.
+    body: Option<Body>,
+    /// The name this object was addressed by, once known.
+    name: Option<String>,
+    /// Bumped when a failed commit resets the storage view; tags commits (see `Writer`).
+    generation: u64,
+    /// The object's commits in flight, in submission order.
+    commits: FuturesOrdered<CommitDone>,
+    /// The newest commit not yet known durable: every output waits on it.
+    barrier: Option<Durable>,
+}
+
+impl Actor {
+    pub fn new(
+        key: ObjectKey,
+        class: Arc<LoadedClass>,
+        actor_id: u64,
+        rx: mpsc::Receiver<Envelope>,
+        shared: Arc<Shared>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        let storage = new_storage(&shared, &class, &key);
+        shared.metrics.live_objects.inc();
+        Self {
+            key,
+            class,
+            actor_id,
+            rx,
+            shared,
+            _permit: permit,
+            body: Some(Body::Cold(storage)),
+            name: None,
+            generation: 0,
+            commits: FuturesOrdered::new(),
+            barrier: None,
+        }
+    }
+
+    /// Runs until the directory closes the mailbox or the actor retires. Signals `actors_done`
+    /// only after everything it holds (its storage view keeps the database open) is dropped.
+    pub async fn run(self) {
+        let done = self.shared.actors_done.clone();
+        self.serve().await;
+        drop(done);
+    }
+
+    async fn serve(mut self) {
+        loop {
+            let idle = tokio::time::sleep(self.shared.idle_timeout);
+            tokio::select! {
+                biased;
+                Some((generation, seq, outcome)) = self.commits.next(), if !self.commits.is_empty() => {
+                    self.on_commit(generation, seq, outcome);
+                }
+                envelope = self.rx.recv() => match envelope {
+                    Some(envelope) => {
+                        self.shared.metrics.queued_events.dec();
+                        self.handle(envelope).await;
+                    }
+                    None => break,
+                },
+                () = idle, if self.commits.is_empty() => {
+                    if self.shared.retire(&self.key, self.actor_id, &mut self.rx) {
+                        self.shared.metrics.evictions.inc();
+                        break;
+                    }
+                }
+            }
+        }
+        // Let outputs already handed out resolve before the storage view goes.
+        while let Some((generation, seq, outcome)) = self.commits.next().await {
+            self.on_commit(generation, seq, outcome);
+        }
+        self.shared.metrics.live_objects.dec();
+    }
+
+    async fn handle(&mut self, envelope: Envelope) {
+        match envelope {
+            Envelope::Fetch {
+                request,
+                name,
+                reply,
+            } => {
+                if let Some(name) = name {
+                    self.name.get_or_insert(name);
+                }
+                let outcome = self.fetch(request).await;
+                let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
+            }
+        }
+    }
+
+    async fn fetch(&mut self, request: Request) -> Result<Response, ObjectError> {
+        self.follow_class()?;
+        let instance = self.instance().await?;
+        instance.storage().begin_event();
+        match instance.fetch(request).await {
+            Ok(response) => {
+                self.commit_event().await;
+                Ok(response)
+            }
+            Err(error) => {
+                tracing::warn!(class = %self.key.class, object = %self.key.id, %error, "event failed; instance reset");
+                self.shared.metrics.traps.inc();
+                self.drop_instance();
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Follows the class's registry entry: new code after an upload (same storage), or a fresh
+    /// object with empty storage when the class was deleted and created again. Fails if the
+    /// class is gone.
+    fn follow_class(&mut self) -> Result<(), ObjectError> {
+        if self.shared.classes.is_current(&self.class) {
+            return Ok(());
+        }
+        let current = self
+            .shared
+            .classes
+            .get(&self.key.class)
+            .ok_or_else(|| ObjectError::UnknownClass(self.key.class.clone()))?;
+        self.drop_instance();
+        if current.incarnation != self.class.incarnation {
+            self.generation += 1;
+            self.barrier = None;
+            self.body = Some(Body::Cold(new_storage(&self.shared, &current, &self.key)));
+        }
+        self.class = current;
+        Ok(())
+    }
+
+    /// The live instance, instantiating it if needed.
+    async fn instance(&mut self) -> Result<&mut Instance, ObjectError> {
+        if let Some(Body::Cold(_)) = self.body {
+            let Some(Body::Cold(storage)) = self.body.take() else {
+                unreachable!("checked: the body is cold")
+            };
+            let identity = Identity {
+                class: self.key.class.clone(),
+                id: self.key.id,
+                name: self.name.clone(),
+            };
+            let limits = InstanceLimits {
+                event_cpu: self.shared.limits.event_cpu,
+                memory_bytes: self.shared.limits.instance_memory_bytes,
+            };
+            let started = Instant::now();
+            match Instance::new(&self.class.code, identity, storage, limits).await {
+                Ok(instance) => {
+                    let metrics = &self.shared.metrics;
+                    metrics.activations.inc();
+                    metrics
+                        .instantiate_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    self.body = Some(Body::Live(instance));
+                }
+                Err((storage, error)) => {
+                    self.body = Some(Body::Cold(storage));
+                    return Err(error.into());
+                }
+            }
+        }
+        match self.body.as_mut() {
+            Some(Body::Live(instance)) => {
+                if let Some(name) = &self.name {
+                    instance.learn_name(name);
+                }
+                Ok(instance)
+            }
+            _ => unreachable!("the body was made live above"),
+        }
+    }
+
+    fn drop_instance(&mut self) {
+        if let Some(Body::Live(instance)) = self.body.take() {
+            let mut storage = instance.into_storage();
+            storage.abort_event();
+            self.body = Some(Body::Cold(storage));
+        }
+    }
+
+    fn storage(&mut self) -> &mut ObjectStorage {
+        match self
+            .body
+            .as_mut()
+            .expect("the body is present between events")
+        {
+            Body::Cold(storage) => storage,
+            Body::Live(instance) => instance.storage(),
+        }
+    }
+
+    /// Hands the event's writes to the committer; its outputs will wait for them.
+    async fn commit_event(&mut self) {
+        let Some(writes) = self.storage().finish_event() else {
+            return;
+        };
+        let writer = Writer {
+            object: schema::object_prefix(self.class.incarnation, &self.key.id),
+            generation: self.generation,
+        };
+        let durable = self.shared.committer.submit(writes.ops, Some(writer)).await;
+        let (generation, seq, wait) = (self.generation, writes.seq, durable.clone());
+        self.commits.push_back(Box::pin(
+            async move { (generation, seq, wait.wait().await) },
+        ));
+        self.barrier = Some(durable);
+    }
+
+    fn on_commit(&mut self, generation: u64, seq: u64, outcome: Result<(), CommitError>) {
+        if generation != self.generation {
+            return; // a commit of the storage view that a failure already discarded
+        }
+        match outcome {
+            Ok(()) => self.storage().mark_durable(seq),
+            Err(error) => {
+                tracing::error!(class = %self.key.class, object = %self.key.id, %error, "commit failed; object reset");
+                self.generation += 1;
+                self.body = Some(Body::Cold(new_storage(
+                    &self.shared,
+                    &self.class,
+                    &self.key,
+                )));
+                self.barrier = None;
+            }
+        }
+    }
+
+    /// The barrier outputs must wait on now, if a commit is still pending.
+    fn pending_barrier(&mut self) -> Option<Durable> {
+        if self.barrier.as_ref().is_some_and(|b| b.peek().is_some()) {
+            let resolved = self.barrier.take().expect("checked: some");
+            // A failed commit still has to hold back its dependants.
+            if matches!(resolved.peek(), Some(Err(_))) {
+                self.barrier = Some(resolved);
+            }
+        }
+        self.barrier.clone()
+    }
+}
+
+fn new_storage(shared: &Shared, class: &LoadedClass, key: &ObjectKey) -> ObjectStorage {
+    ObjectStorage::new(
+        shared.db.clone(),
+        schema::object_prefix(class.incarnation, &key.id),
+        &shared.limits,
+    )
+}

@@ -1,0 +1,212 @@
+//! The directory of live objects: object key -> mailbox of its actor.
+//!
+//! Invariant: at most one actor per object key at any time. A sender puts an event into a
+//! mailbox while holding the directory shard's lock, and an idle actor removes itself under the
+//! same lock only if its mailbox is empty, so no event can reach a retiring actor.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::actor::{Actor, Envelope};
+use super::{ObjectError, Request, Response};
+use crate::class::{Classes, LoadedClass};
+use crate::config::Limits;
+use crate::ids::{ClassName, ObjectId};
+use crate::metrics::Metrics;
+use crate::storage::Committer;
+
+/// Shards of the directory map; spreads lock contention across cores.
+const SHARDS: usize = 64;
+
+/// Identifies an object across the runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    pub class: ClassName,
+    pub id: ObjectId,
+}
+
+#[derive(Clone)]
+pub(super) struct Mailbox {
+    pub tx: mpsc::Sender<Envelope>,
+    /// Distinguishes successive actors of the same object.
+    pub actor: u64,
+}
+
+/// What every actor shares.
+pub(super) struct Shared {
+    pub classes: Arc<Classes>,
+    pub committer: Committer,
+    pub db: Arc<redb::Database>,
+    pub limits: Limits,
+    pub idle_timeout: Duration,
+    pub metrics: Arc<Metrics>,
+    /// One permit per live actor: the bound on live objects.
+    pub live: Arc<Semaphore>,
+    /// Held by every actor; `shutdown` waits until all are dropped.
+    pub actors_done: mpsc::Sender<()>,
+    pub shards: Vec<Mutex<HashMap<ObjectKey, Mailbox>>>,
+    pub hasher: RandomState,
+    pub next_actor: AtomicU64,
+    /// Set by `shutdown`: no new events are accepted.
+    pub closing: AtomicBool,
+}
+
+/// Routes events to objects. Cheap to clone.
+#[derive(Clone)]
+pub struct Directory {
+    shared: Arc<Shared>,
+}
+
+/// Resolves once every actor has stopped.
+pub struct ActorsStopped(mpsc::Receiver<()>);
+
+impl ActorsStopped {
+    pub async fn wait(mut self) {
+        while self.0.recv().await.is_some() {}
+    }
+}
+
+impl Directory {
+    pub fn new(
+        classes: Arc<Classes>,
+        committer: Committer,
+        db: Arc<redb::Database>,
+        limits: Limits,
+        idle_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> (Self, ActorsStopped) {
+        let (actors_done, stopped) = mpsc::channel(1);
+        let shared = Shared {
+            classes,
+            committer,
+            db,
+            live: Arc::new(Semaphore::new(limits.max_live_objects)),
+            limits,
+            idle_timeout,
+            metrics,
+            actors_done,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            next_actor: AtomicU64::new(1),
+            closing: AtomicBool::new(false),
+        };
+        (
+            Self {
+                shared: Arc::new(shared),
+            },
+            ActorsStopped(stopped),
+        )
+    }
+
+    pub fn classes(&self) -> &Arc<Classes> {
+        &self.shared.classes
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Delivers a request to the object and waits for its gated response.
+    pub async fn fetch(
+        &self,
+        class: Arc<LoadedClass>,
+        id: ObjectId,
+        name: Option<String>,
+        request: Request,
+    ) -> Result<Response, ObjectError> {
+        let (reply, answer) = oneshot::channel();
+        let key = ObjectKey {
+            class: class.name.clone(),
+            id,
+        };
+        self.deliver(
+            key,
+            class,
+            Envelope::Fetch {
+                request,
+                name,
+                reply,
+            },
+        )?;
+        let gated = answer.await.map_err(|_| ObjectError::ShuttingDown)?;
+        gated.release().await?
+    }
+
+    /// Stops accepting events and lets every actor finish what is queued, then stop.
+    pub fn shutdown(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        for shard in &self.shared.shards {
+            shard.lock().expect("directory lock").clear();
+        }
+    }
+
+    fn deliver(
+        &self,
+        key: ObjectKey,
+        class: Arc<LoadedClass>,
+        envelope: Envelope,
+    ) -> Result<(), ObjectError> {
+        let shard = &self.shared.shards[self.shared.hasher.hash_one(&key) as usize % SHARDS];
+        let mut objects = shard.lock().expect("directory lock");
+        if self.shared.closing.load(Ordering::SeqCst) {
+            return Err(ObjectError::ShuttingDown);
+        }
+        let mailbox = match objects.get(&key) {
+            Some(mailbox) if !mailbox.tx.is_closed() => mailbox.clone(),
+            _ => {
+                let mailbox = self.spawn_actor(key.clone(), class)?;
+                objects.insert(key, mailbox.clone());
+                mailbox
+            }
+        };
+        match mailbox.tx.try_send(envelope) {
+            Ok(()) => {
+                self.shared.metrics.queued_events.inc();
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(ObjectError::Overloaded(self.shared.limits.mailbox_capacity))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(ObjectError::ShuttingDown),
+        }
+    }
+
+    fn spawn_actor(&self, key: ObjectKey, class: Arc<LoadedClass>) -> Result<Mailbox, ObjectError> {
+        let permit = self
+            .shared
+            .live
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ObjectError::TooManyLive(self.shared.limits.max_live_objects))?;
+        let (tx, rx) = mpsc::channel(self.shared.limits.mailbox_capacity);
+        let actor_id = self.shared.next_actor.fetch_add(1, Ordering::Relaxed);
+        let actor = Actor::new(key, class, actor_id, rx, self.shared.clone(), permit);
+        tokio::spawn(actor.run());
+        Ok(Mailbox {
+            tx,
+            actor: actor_id,
+        })
+    }
+}
+
+impl Shared {
+    /// Removes an idle actor from the directory if nothing is queued for it; closes its mailbox.
+    /// Returns whether it was retired.
+    pub fn retire(&self, key: &ObjectKey, actor: u64, rx: &mut mpsc::Receiver<Envelope>) -> bool {
+        let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
+        let mut objects = shard.lock().expect("directory lock");
+        if !rx.is_empty() {
+            return false;
+        }
+        if objects.get(key).is_some_and(|m| m.actor == actor) {
+            objects.remove(key);
+        }
+        rx.close();
+        true
+    }
+}

@@ -1,0 +1,53 @@
+//! Objects: one live actor per object id, its mailbox, and the events it runs.
+//!
+//! `Directory::fetch` is where an event is queued: it finds or starts the object's actor and puts
+//! the event in its bounded mailbox. The actor (`actor.rs`) runs events one at a time against the
+//! object's instance, hands each event's writes to the group committer, and returns the output
+//! behind the commit's `Durable` (the output gate): the caller releases it only once durable.
+
+mod actor;
+pub mod directory;
+
+use bytes::Bytes;
+
+pub use directory::{ActorsStopped, Directory};
+
+use crate::abi::GuestError;
+use crate::ids::ClassName;
+use crate::storage::CommitError;
+
+/// A request as an object receives it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// `http://do/{path...}?{query}`.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// An object's answer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// Why an event produced no response.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectError {
+    #[error("no class named {0}")]
+    UnknownClass(ClassName),
+    #[error("object overloaded: {0} events already queued")]
+    Overloaded(usize),
+    #[error("too many live objects (limit {0}); retry later")]
+    TooManyLive(usize),
+    #[error(transparent)]
+    Guest(#[from] GuestError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+}

@@ -1,0 +1,345 @@
+//! Group commit: the single writer of the database, and the `Durable` future outputs wait on.
+//!
+//! Every write set (an object's event, a class change) becomes a [`CommitRequest`] on one bounded
+//! queue. A dedicated OS thread takes everything queued, applies it in one redb write transaction
+//! and commits it (one fsync for the whole group), then resolves each request's [`Durable`]. While
+//! it fsyncs, new requests pile up and form the next group, so throughput does not collapse to one
+//! fsync per event. This module never releases an output itself: it only says when bytes are on
+//! disk. It never runs on an async thread (redb commits block).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::Shared;
+use redb::{Database, Durability, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
+
+use super::schema::{self, Table};
+use crate::metrics::Metrics;
+
+/// Most requests one group may carry; bounds the latency a huge backlog adds to its first member.
+const MAX_GROUP_REQUESTS: usize = 4096;
+/// Requests that may wait for the writer before submitters are slowed down (backpressure).
+const QUEUE_CAPACITY: usize = 16 * 1024;
+
+/// One write of a write set.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Put {
+        table: Table,
+        key: Vec<u8>,
+        value: Bytes,
+    },
+    Delete {
+        table: Table,
+        key: Vec<u8>,
+    },
+    /// Deletes every object entry whose key starts with `prefix` (delete-all, class deletion).
+    DeleteDataPrefix {
+        prefix: Vec<u8>,
+    },
+}
+
+/// Who submitted a write set, so that after one of its commits fails, its later ones (computed
+/// from state that never became durable) are refused until it has reset itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writer {
+    /// The object's key prefix.
+    pub object: Vec<u8>,
+    /// Bumped by the object each time it resets.
+    pub generation: u64,
+}
+
+/// Why a write set is not durable. Cloneable: every output waiting on it gets a copy.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("storage commit failed: {0}")]
+pub struct CommitError(Arc<str>);
+
+impl CommitError {
+    fn new(message: impl Into<String>) -> Self {
+        Self(message.into().into())
+    }
+}
+
+type DurableFuture = Pin<Box<dyn Future<Output = Result<(), CommitError>> + Send>>;
+
+/// Resolves once a write set is durable (or has failed). Cheap to clone; any number of outputs
+/// may wait on the same one.
+#[derive(Clone)]
+pub struct Durable(Shared<DurableFuture>);
+
+impl Durable {
+    /// Already durable: for outputs that depend on no pending write.
+    pub fn ready() -> Self {
+        Self(futures_util::future::ready(Ok(())).boxed().shared())
+    }
+
+    pub async fn wait(&self) -> Result<(), CommitError> {
+        self.0.clone().await
+    }
+
+    /// The outcome, if known already.
+    pub fn peek(&self) -> Option<&Result<(), CommitError>> {
+        self.0.peek()
+    }
+}
+
+struct CommitRequest {
+    ops: Vec<WriteOp>,
+    writer: Option<Writer>,
+    done: oneshot::Sender<Result<(), CommitError>>,
+}
+
+/// Handle to the writer thread. Cheap to clone; the thread ends when every handle is dropped
+/// and the queue is drained.
+#[derive(Clone)]
+pub struct Committer {
+    queue: mpsc::Sender<CommitRequest>,
+}
+
+/// Joins the writer thread; dropping it without `join` detaches the thread.
+pub struct CommitterThread(JoinHandle<()>);
+
+impl CommitterThread {
+    /// Waits until every submitted request has been committed or failed.
+    pub fn join(self) {
+        let _ = self.0.join();
+    }
+}
+
+impl Committer {
+    /// Starts the writer thread over `db`. `durable = false` skips fsync (benchmarks only).
+    pub fn start(
+        db: Arc<Database>,
+        durable: bool,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<(Self, CommitterThread)> {
+        let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let writer = GroupWriter {
+            db,
+            durable,
+            metrics,
+            poisoned: HashMap::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("duro-commit".into())
+            .spawn(move || writer.run(rx))?;
+        Ok((Self { queue }, CommitterThread(thread)))
+    }
+
+    /// Queues a write set; the returned future resolves when it is durable. Waits only when the
+    /// queue is full (backpressure), never for the commit itself.
+    pub async fn submit(&self, ops: Vec<WriteOp>, writer: Option<Writer>) -> Durable {
+        let (done, rx) = oneshot::channel();
+        let request = CommitRequest { ops, writer, done };
+        if self.queue.send(request).await.is_err() {
+            return Durable(
+                futures_util::future::ready(Err(CommitError::new("the runtime is shutting down")))
+                    .boxed()
+                    .shared(),
+            );
+        }
+        let future: DurableFuture = Box::pin(rx.map(|outcome| {
+            outcome.unwrap_or_else(|_| Err(CommitError::new("the storage writer stopped")))
+        }));
+        Durable(future.shared())
+    }
+}
+
+/// The state of the writer thread.
+struct GroupWriter {
+    db: Arc<Database>,
+    durable: bool,
+    metrics: Arc<Metrics>,
+    /// Objects whose commit failed, with the generation that failed: their later write sets of
+    /// that generation or older are refused.
+    poisoned: HashMap<Vec<u8>, u64>,
+}
+
+impl GroupWriter {
+    fn run(mut self, mut rx: mpsc::Receiver<CommitRequest>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP_REQUESTS {
+                match rx.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<CommitRequest>) {
+        let (accepted, refused): (Vec<_>, Vec<_>) =
+            group.into_iter().partition(|r| !self.is_poisoned(r));
+        for request in refused {
+            let _ = request.done.send(Err(CommitError::new(
+                "an earlier commit of this object failed; the object was reset",
+            )));
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let outcome = self.apply(&accepted);
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(()) => {
+                self.metrics.commits.inc();
+                self.metrics.commit_writes.inc_by(accepted.len() as u64);
+                self.metrics
+                    .commit_group_size
+                    .observe(accepted.len() as f64);
+                for request in accepted {
+                    let _ = request.done.send(Ok(()));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, writes = accepted.len(), "group commit failed");
+                self.metrics.commit_failures.inc();
+                for request in accepted {
+                    if let Some(writer) = &request.writer {
+                        self.poisoned
+                            .insert(writer.object.clone(), writer.generation);
+                    }
+                    let _ = request.done.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn is_poisoned(&self, request: &CommitRequest) -> bool {
+        request.writer.as_ref().is_some_and(|w| {
+            self.poisoned
+                .get(&w.object)
+                .is_some_and(|&failed| w.generation <= failed)
+        })
+    }
+
+    fn apply(&self, group: &[CommitRequest]) -> Result<(), CommitError> {
+        let fail = |e: &dyn std::fmt::Display| CommitError::new(e.to_string());
+        let mut txn = self.db.begin_write().map_err(|e| fail(&e))?;
+        if !self.durable {
+            txn.set_durability(Durability::None).map_err(|e| fail(&e))?;
+        }
+        {
+            let mut tables = Tables::open(&txn).map_err(|e| fail(&e))?;
+            for op in group.iter().flat_map(|r| &r.ops) {
+                tables.apply(op).map_err(|e| fail(&e))?;
+            }
+        }
+        txn.commit().map_err(|e| fail(&e))
+    }
+}
+
+/// The open tables of one write transaction.
+struct Tables<'txn> {
+    data: redb::Table<'txn, &'static [u8], &'static [u8]>,
+    classes: redb::Table<'txn, &'static str, &'static [u8]>,
+    components: redb::Table<'txn, &'static str, &'static [u8]>,
+    meta: redb::Table<'txn, &'static str, &'static [u8]>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn redb::WriteTransaction) -> Result<Self, redb::TableError> {
+        Ok(Self {
+            data: txn.open_table(schema::DATA)?,
+            classes: txn.open_table(schema::CLASSES)?,
+            components: txn.open_table(schema::COMPONENTS)?,
+            meta: txn.open_table(schema::META)?,
+        })
+    }
+
+    fn apply(&mut self, op: &WriteOp) -> Result<(), redb::StorageError> {
+        match op {
+            WriteOp::Put { table, key, value } => match table {
+                Table::Data => self.data.insert(key.as_slice(), value.as_ref()).map(drop),
+                Table::Classes => str_table_put(&mut self.classes, key, value),
+                Table::Components => str_table_put(&mut self.components, key, value),
+                Table::Meta => str_table_put(&mut self.meta, key, value),
+            },
+            WriteOp::Delete { table, key } => match table {
+                Table::Data => self.data.remove(key.as_slice()).map(drop),
+                Table::Classes => str_table_delete(&mut self.classes, key),
+                Table::Components => str_table_delete(&mut self.components, key),
+                Table::Meta => str_table_delete(&mut self.meta, key),
+            },
+            WriteOp::DeleteDataPrefix { prefix } => {
+                let start = prefix.as_slice();
+                match schema::prefix_end(prefix) {
+                    Some(end) => self.data.retain_in(start..end.as_slice(), |_, _| false),
+                    None => self.data.retain_in(start.., |_, _| false),
+                }
+            }
+        }
+    }
+}
+
+fn str_key(key: &[u8]) -> Result<&str, redb::StorageError> {
+    std::str::from_utf8(key).map_err(|e| redb::StorageError::Corrupted(e.to_string()))
+}
+
+fn str_table_put(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), redb::StorageError> {
+    table.insert(str_key(key)?, value).map(drop)
+}
+
+fn str_table_delete(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    key: &[u8],
+) -> Result<(), redb::StorageError> {
+    table.remove(str_key(key)?).map(drop)
+}
+
+/// Creates every table so readers never see a missing one.
+pub fn create_tables(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        fn touch<K: redb::Key + 'static, V: redb::Value + 'static>(
+            txn: &redb::WriteTransaction,
+            def: TableDefinition<K, V>,
+        ) -> Result<(), redb::TableError> {
+            txn.open_table(def).map(drop)
+        }
+        touch(&txn, schema::DATA)?;
+        touch(&txn, schema::CLASSES)?;
+        touch(&txn, schema::COMPONENTS)?;
+        touch(&txn, schema::META)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// An output held until the writes it depends on are durable: the output gate.
+pub struct Gated<T> {
+    value: T,
+    barrier: Option<Durable>,
+}
+
+impl<T> Gated<T> {
+    /// `value` may leave once `barrier` (if any) is durable.
+    pub fn new(value: T, barrier: Option<Durable>) -> Self {
+        Self { value, barrier }
+    }
+
+    /// Waits for durability, then gives the output up; an error if its writes never became
+    /// durable (then the output must never be shown).
+    pub async fn release(self) -> Result<T, CommitError> {
+        if let Some(barrier) = self.barrier {
+            barrier.wait().await?;
+        }
+        Ok(self.value)
+    }
+}

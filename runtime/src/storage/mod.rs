@@ -1,0 +1,52 @@
+//! Durable storage on one redb database: schema, per-object views, group commit.
+//!
+//! Storage sees `(class, object id, key bytes)` and nothing from wasmtime. It never says an output
+//! may leave before the fsync covering its writes: that promise is [`Durable`].
+
+mod commit;
+mod object;
+pub mod schema;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use commit::{CommitError, Committer, CommitterThread, Durable, Gated, WriteOp, Writer};
+pub use object::{EventWrites, ListOptions, ObjectStorage, StorageError};
+use redb::{Database, ReadableDatabase};
+
+/// File name of the database inside the data dir.
+pub const DB_FILE: &str = "duro.redb";
+
+/// Opens (or creates) the database in `data_dir` and makes sure every table exists.
+pub fn open(data_dir: &Path) -> Result<Arc<Database>, redb::Error> {
+    let db = Database::create(data_dir.join(DB_FILE))?;
+    commit::create_tables(&db)?;
+    Ok(Arc::new(db))
+}
+
+/// Reads one value of a string-keyed table (classes, components, meta) outside any event.
+pub fn read_str_table(
+    db: &Database,
+    table: redb::TableDefinition<&str, &[u8]>,
+    key: &str,
+) -> Result<Option<Vec<u8>>, redb::Error> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(table)?;
+    Ok(table.get(key)?.map(|v| v.value().to_vec()))
+}
+
+/// Every entry of a string-keyed table.
+pub fn scan_str_table(
+    db: &Database,
+    table: redb::TableDefinition<&str, &[u8]>,
+) -> Result<Vec<(String, Vec<u8>)>, redb::Error> {
+    use redb::ReadableTable;
+    let txn = db.begin_read()?;
+    let table = txn.open_table(table)?;
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        out.push((k.value().to_string(), v.value().to_vec()));
+    }
+    Ok(out)
+}

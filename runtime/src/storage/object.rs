@@ -1,0 +1,626 @@
+//! One live object's view of its storage: what its guest's `storage` calls read and write.
+//!
+//! Writes of the running event go into a write set (a stack of layers, one per open transaction).
+//! When the event ends its writes become a commit request and enter the object's cache marked
+//! with that commit's sequence number, so the next event reads them at once, before they are
+//! durable. Reads look at the write set, then the cache, then redb. Only this object writes its
+//! keys (one instance per id), which is what makes the cache authoritative. Never sees wasmtime.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase};
+
+use super::commit::WriteOp;
+use super::schema::{self, Table};
+use crate::config::Limits;
+
+/// A range of user keys: (low, high).
+type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+type Guard<'a> = redb::AccessGuard<'a, &'static [u8]>;
+
+/// Cached bytes above which a fully durable cache is dropped (re-read from redb on demand).
+const CACHE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+/// Rough per-entry overhead counted against the budget.
+const CACHE_ENTRY_OVERHEAD: usize = 64;
+/// Deepest transaction nesting; guards against a guest that only ever begins.
+const MAX_TRANSACTION_DEPTH: usize = 64;
+
+/// A storage call's failure, as the guest will see it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    #[error("key is {actual} bytes, the limit is {limit}")]
+    KeyTooLarge { limit: u64, actual: u64 },
+    #[error("value is {actual} bytes, the limit is {limit}")]
+    ValueTooLarge { limit: u64, actual: u64 },
+    #[error("{actual} keys in one call, the limit is {limit}")]
+    TooManyKeys { limit: u64, actual: u64 },
+    #[error("list result exceeds {limit} bytes; use a smaller limit")]
+    ResultTooLarge { limit: u64, actual: u64 },
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("no open transaction")]
+    NoTransaction,
+    #[error("storage read failed: {0}")]
+    Internal(String),
+}
+
+/// The options of `list`, in domain terms.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub prefix: Option<String>,
+    pub start: Option<String>,
+    pub start_after: Option<String>,
+    pub end: Option<String>,
+    pub reverse: bool,
+    pub limit: Option<u32>,
+}
+
+/// A finished event's writes, ready for the committer.
+pub struct EventWrites {
+    /// The sequence number the object gave this write set; passed back to `mark_durable`.
+    pub seq: u64,
+    pub ops: Vec<WriteOp>,
+}
+
+#[derive(Default)]
+struct Layer {
+    /// Key -> new value, or `None` for a delete.
+    writes: BTreeMap<Vec<u8>, Option<Bytes>>,
+    /// A `delete-all` happened in this layer (before its `writes`).
+    cleared: bool,
+}
+
+struct Cached {
+    value: Option<Bytes>,
+    /// Sequence number of the write set that wrote this value; clean once `durable >= dirty`.
+    dirty: u64,
+}
+
+/// See the module docs.
+pub struct ObjectStorage {
+    db: Arc<Database>,
+    /// `[class][id]`, prepended to every user key.
+    prefix: Vec<u8>,
+    max_key_bytes: usize,
+    max_value_bytes: usize,
+    max_batch_keys: usize,
+    max_list_bytes: usize,
+    /// Known values (clean or not yet durable), including known absences.
+    cache: BTreeMap<Vec<u8>, Cached>,
+    cache_bytes: usize,
+    /// Sequence number of a `delete-all` not durable yet: until it is, redb is stale for this
+    /// object and the cache alone is the truth.
+    pending_clear: Option<u64>,
+    /// Newest sequence number handed out, and newest known durable.
+    submitted: u64,
+    durable: u64,
+    /// The running event's write set; empty between events.
+    layers: Vec<Layer>,
+}
+
+impl ObjectStorage {
+    pub fn new(db: Arc<Database>, prefix: Vec<u8>, limits: &Limits) -> Self {
+        Self {
+            db,
+            prefix,
+            max_key_bytes: limits.max_key_bytes,
+            max_value_bytes: limits.max_value_bytes,
+            max_batch_keys: limits.max_batch_keys,
+            max_list_bytes: limits.max_list_bytes,
+            cache: BTreeMap::new(),
+            cache_bytes: 0,
+            pending_clear: None,
+            submitted: 0,
+            durable: 0,
+            layers: Vec::new(),
+        }
+    }
+
+    /// Starts a new event's write set.
+    pub fn begin_event(&mut self) {
+        self.layers.clear();
+        self.layers.push(Layer::default());
+    }
+
+    /// Drops the running event's writes (trap, error).
+    pub fn abort_event(&mut self) {
+        self.layers.clear();
+    }
+
+    /// Ends the event: its writes (transactions still open are rolled back) move into the cache
+    /// as not yet durable, and come back as ops to commit. `None` if it wrote nothing.
+    pub fn finish_event(&mut self) -> Option<EventWrites> {
+        let mut layers = std::mem::take(&mut self.layers);
+        layers.truncate(1);
+        let layer = layers.pop()?;
+        if !layer.cleared && layer.writes.is_empty() {
+            return None;
+        }
+        self.submitted += 1;
+        let seq = self.submitted;
+        let mut ops = Vec::with_capacity(layer.writes.len() + 1);
+        if layer.cleared {
+            ops.push(WriteOp::DeleteDataPrefix {
+                prefix: self.prefix.clone(),
+            });
+            self.cache.clear();
+            self.cache_bytes = 0;
+            self.pending_clear = Some(seq);
+        }
+        for (key, value) in layer.writes {
+            let full = self.full_key(&key);
+            ops.push(match &value {
+                Some(v) => WriteOp::Put {
+                    table: Table::Data,
+                    key: full,
+                    value: v.clone(),
+                },
+                None => WriteOp::Delete {
+                    table: Table::Data,
+                    key: full,
+                },
+            });
+            self.remember(key, value, seq);
+        }
+        Some(EventWrites { seq, ops })
+    }
+
+    /// The write set `seq` (and every earlier one) is durable.
+    pub fn mark_durable(&mut self, seq: u64) {
+        self.durable = self.durable.max(seq);
+        if self.pending_clear.is_some_and(|s| s <= self.durable) {
+            self.pending_clear = None;
+        }
+        self.trim_cache();
+    }
+
+    /// Whether some write set handed out is not durable yet.
+    pub fn has_pending_writes(&self) -> bool {
+        self.submitted > self.durable
+    }
+
+    pub fn get(&mut self, key: &str) -> Result<Option<Bytes>, StorageError> {
+        self.check_key(key)?;
+        self.read(key.as_bytes())
+    }
+
+    /// The existing entries among `keys`, in key order.
+    pub fn get_many(&mut self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StorageError> {
+        self.check_batch(keys.len())?;
+        keys.iter().try_for_each(|k| self.check_key(k))?;
+        let mut found = BTreeMap::new();
+        for key in keys {
+            if let Some(value) = self.read(key.as_bytes())? {
+                found.insert(key.clone(), value);
+            }
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    pub fn put(&mut self, key: &str, value: Bytes) -> Result<(), StorageError> {
+        self.check_key(key)?;
+        self.check_value(&value)?;
+        self.write(key, Some(value));
+        Ok(())
+    }
+
+    /// All or nothing: every entry is checked before any is written.
+    pub fn put_many(&mut self, entries: Vec<(String, Bytes)>) -> Result<(), StorageError> {
+        self.check_batch(entries.len())?;
+        for (key, value) in &entries {
+            self.check_key(key)?;
+            self.check_value(value)?;
+        }
+        for (key, value) in entries {
+            self.write(&key, Some(value));
+        }
+        Ok(())
+    }
+
+    pub fn delete(&mut self, key: &str) -> Result<bool, StorageError> {
+        self.check_key(key)?;
+        let existed = self.read(key.as_bytes())?.is_some();
+        self.write(key, None);
+        Ok(existed)
+    }
+
+    pub fn delete_many(&mut self, keys: &[String]) -> Result<u32, StorageError> {
+        self.check_batch(keys.len())?;
+        keys.iter().try_for_each(|k| self.check_key(k))?;
+        let mut existed = 0;
+        for key in keys {
+            if self.read(key.as_bytes())?.is_some() {
+                existed += 1;
+            }
+            self.write(key, None);
+        }
+        Ok(existed)
+    }
+
+    pub fn delete_all(&mut self) -> Result<(), StorageError> {
+        let top = self.top()?;
+        top.writes.clear();
+        top.cleared = true;
+        Ok(())
+    }
+
+    pub fn transaction_begin(&mut self) -> Result<(), StorageError> {
+        self.top()?;
+        if self.layers.len() > MAX_TRANSACTION_DEPTH {
+            return Err(StorageError::InvalidArgument(format!(
+                "transactions nest at most {MAX_TRANSACTION_DEPTH} deep"
+            )));
+        }
+        self.layers.push(Layer::default());
+        Ok(())
+    }
+
+    pub fn transaction_commit(&mut self) -> Result<(), StorageError> {
+        if self.layers.len() < 2 {
+            return Err(StorageError::NoTransaction);
+        }
+        let inner = self.layers.pop().expect("checked: at least two layers");
+        let outer = self
+            .layers
+            .last_mut()
+            .expect("checked: at least two layers");
+        if inner.cleared {
+            outer.writes.clear();
+            outer.cleared = true;
+        }
+        outer.writes.extend(inner.writes);
+        Ok(())
+    }
+
+    pub fn transaction_rollback(&mut self) -> Result<(), StorageError> {
+        if self.layers.len() < 2 {
+            return Err(StorageError::NoTransaction);
+        }
+        self.layers.pop();
+        Ok(())
+    }
+
+    pub fn list(&mut self, options: &ListOptions) -> Result<Vec<(String, Bytes)>, StorageError> {
+        if options.start.is_some() && options.start_after.is_some() {
+            return Err(StorageError::InvalidArgument(
+                "give at most one of `start` and `start-after`".into(),
+            ));
+        }
+        let Some((low, high)) = key_range(options) else {
+            return Ok(Vec::new());
+        };
+        let limit = options.limit.map_or(usize::MAX, |l| l as usize);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let range = (bound_ref(&low), bound_ref(&high));
+
+        // What overrides redb: the cache (unless this event cleared), then the event's layers.
+        let newest_clear = self.layers.iter().rposition(|l| l.cleared);
+        let mut overlay: BTreeMap<&[u8], Option<&Bytes>> = BTreeMap::new();
+        if newest_clear.is_none() {
+            for (key, cached) in self.cache.range::<[u8], _>(range) {
+                overlay.insert(key, cached.value.as_ref());
+            }
+        }
+        for layer in &self.layers[newest_clear.unwrap_or(0)..] {
+            for (key, value) in layer.writes.range::<[u8], _>(range) {
+                overlay.insert(key, value.as_ref());
+            }
+        }
+        let read_disk = newest_clear.is_none() && self.pending_clear.is_none();
+        let disk = if read_disk {
+            self.disk_range(&low, &high, options.reverse)?
+        } else {
+            Vec::new()
+        };
+
+        let mut overlay: Box<dyn Iterator<Item = (&[u8], Option<&Bytes>)>> = if options.reverse {
+            Box::new(overlay.into_iter().rev())
+        } else {
+            Box::new(overlay.into_iter())
+        };
+        let mut overlay = overlay.by_ref().peekable();
+        let mut disk = disk.into_iter().peekable();
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while out.len() < limit {
+            let take_overlay = match (overlay.peek(), disk.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((ok, _)), Some((dk, _))) => {
+                    let overlay_first = if options.reverse {
+                        *ok >= dk.as_slice()
+                    } else {
+                        *ok <= dk.as_slice()
+                    };
+                    if *ok == dk.as_slice() {
+                        disk.next();
+                    }
+                    overlay_first
+                }
+            };
+            let (key, value) = if take_overlay {
+                let (key, value) = overlay.next().expect("peeked");
+                match value {
+                    Some(v) => (key.to_vec(), v.clone()),
+                    None => continue,
+                }
+            } else {
+                disk.next().expect("peeked")
+            };
+            bytes += key.len() + value.len();
+            if bytes > self.max_list_bytes {
+                return Err(StorageError::ResultTooLarge {
+                    limit: self.max_list_bytes as u64,
+                    actual: bytes as u64,
+                });
+            }
+            let key = String::from_utf8(key)
+                .map_err(|_| StorageError::Internal("a stored key is not UTF-8".into()))?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Reads one key through write set, cache and redb; remembers what redb said.
+    fn read(&mut self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
+        for layer in self.layers.iter().rev() {
+            if let Some(value) = layer.writes.get(key) {
+                return Ok(value.clone());
+            }
+            if layer.cleared {
+                return Ok(None);
+            }
+        }
+        if let Some(cached) = self.cache.get(key) {
+            return Ok(cached.value.clone());
+        }
+        if self.pending_clear.is_some() {
+            return Ok(None);
+        }
+        let value = self.disk_get(key)?;
+        self.trim_cache();
+        self.remember(key.to_vec(), value.clone(), 0);
+        Ok(value)
+    }
+
+    fn write(&mut self, key: &str, value: Option<Bytes>) {
+        if let Some(top) = self.layers.last_mut() {
+            top.writes.insert(key.as_bytes().to_vec(), value);
+        }
+    }
+
+    fn top(&mut self) -> Result<&mut Layer, StorageError> {
+        self.layers
+            .last_mut()
+            .ok_or_else(|| StorageError::Internal("storage used outside an event".into()))
+    }
+
+    fn remember(&mut self, key: Vec<u8>, value: Option<Bytes>, dirty: u64) {
+        let size = CACHE_ENTRY_OVERHEAD + key.len() + value.as_ref().map_or(0, Bytes::len);
+        self.cache_bytes += size;
+        if let Some(old) = self.cache.insert(key, Cached { value, dirty }) {
+            let old_size = CACHE_ENTRY_OVERHEAD + old.value.as_ref().map_or(0, Bytes::len);
+            self.cache_bytes = self.cache_bytes.saturating_sub(old_size);
+        }
+    }
+
+    /// Drops the whole cache when it is over budget and nothing in it awaits durability.
+    fn trim_cache(&mut self) {
+        if self.cache_bytes > CACHE_BUDGET_BYTES && !self.has_pending_writes() {
+            debug_assert!(self.cache.values().all(|c| c.dirty <= self.durable));
+            self.cache.clear();
+            self.cache_bytes = 0;
+        }
+    }
+
+    fn full_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.prefix.len() + key.len());
+        full.extend_from_slice(&self.prefix);
+        full.extend_from_slice(key);
+        full
+    }
+
+    fn disk_get(&self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
+        let txn = self.db.begin_read().map_err(internal)?;
+        let table = txn.open_table(schema::DATA).map_err(internal)?;
+        let value = table.get(self.full_key(key).as_slice()).map_err(internal)?;
+        Ok(value.map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    /// The redb entries of this object within the user-key range, in the requested order.
+    fn disk_range(
+        &self,
+        low: &Bound<Vec<u8>>,
+        high: &Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, StorageError> {
+        let full = |b: &Bound<Vec<u8>>, unbounded_as: Option<Vec<u8>>, inclusive_default| match b {
+            Bound::Included(k) => Bound::Included(self.full_key(k)),
+            Bound::Excluded(k) => Bound::Excluded(self.full_key(k)),
+            Bound::Unbounded => match unbounded_as {
+                Some(k) if inclusive_default => Bound::Included(k),
+                Some(k) => Bound::Excluded(k),
+                None => Bound::Unbounded,
+            },
+        };
+        let low = full(low, Some(self.prefix.clone()), true);
+        let high = full(high, schema::prefix_end(&self.prefix), false);
+        let txn = self.db.begin_read().map_err(internal)?;
+        let table = txn.open_table(schema::DATA).map_err(internal)?;
+        let range = table
+            .range::<&[u8]>((bound_ref(&low), bound_ref(&high)))
+            .map_err(internal)?;
+        let strip = |entry: Result<(Guard<'_>, Guard<'_>), redb::StorageError>| {
+            entry.map_err(internal).map(|(k, v)| {
+                let key = k.value()[self.prefix.len()..].to_vec();
+                (key, Bytes::copy_from_slice(v.value()))
+            })
+        };
+        // The bounds keep the scan inside this object (`prefix_end` of a 40-byte object prefix
+        // is only `None` for an all-0xFF prefix, whose range then ends with the table).
+        if reverse {
+            range.rev().map(strip).collect()
+        } else {
+            range.map(strip).collect()
+        }
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), StorageError> {
+        if key.len() > self.max_key_bytes {
+            return Err(StorageError::KeyTooLarge {
+                limit: self.max_key_bytes as u64,
+                actual: key.len() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<(), StorageError> {
+        if value.len() > self.max_value_bytes {
+            return Err(StorageError::ValueTooLarge {
+                limit: self.max_value_bytes as u64,
+                actual: value.len() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_batch(&self, len: usize) -> Result<(), StorageError> {
+        if len > self.max_batch_keys {
+            return Err(StorageError::TooManyKeys {
+                limit: self.max_batch_keys as u64,
+                actual: len as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> StorageError {
+    StorageError::Internal(error.to_string())
+}
+
+fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The user-key range `list` covers, or `None` when it is empty.
+fn key_range(options: &ListOptions) -> Option<KeyRange> {
+    let mut low: Bound<Vec<u8>> = Bound::Unbounded;
+    let mut raise = |candidate: Bound<Vec<u8>>| {
+        let replace = match (&low, &candidate) {
+            (_, Bound::Unbounded) => false,
+            (Bound::Unbounded, _) => true,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b)) => b > a,
+            (Bound::Included(a), Bound::Excluded(b)) => b >= a,
+            (Bound::Excluded(a), Bound::Excluded(b)) => b > a,
+        };
+        if replace {
+            low = candidate;
+        }
+    };
+    if let Some(p) = &options.prefix {
+        raise(Bound::Included(p.as_bytes().to_vec()));
+    }
+    if let Some(s) = &options.start {
+        raise(Bound::Included(s.as_bytes().to_vec()));
+    }
+    if let Some(s) = &options.start_after {
+        raise(Bound::Excluded(s.as_bytes().to_vec()));
+    }
+    let mut high: Bound<Vec<u8>> = Bound::Unbounded;
+    let mut lower = |candidate: Vec<u8>| {
+        if match &high {
+            Bound::Excluded(h) => candidate < *h,
+            _ => true,
+        } {
+            high = Bound::Excluded(candidate);
+        }
+    };
+    if let Some(e) = &options.end {
+        lower(e.as_bytes().to_vec());
+    }
+    if let Some(end) = options
+        .prefix
+        .as_ref()
+        .and_then(|p| schema::prefix_end(p.as_bytes()))
+    {
+        lower(end);
+    }
+    // BTreeMap::range panics on an inverted or empty-excluded range: refuse those here.
+    let nonempty = match (&low, &high) {
+        (Bound::Included(l), Bound::Excluded(h)) => l < h,
+        (Bound::Excluded(l), Bound::Excluded(h)) => {
+            let mut next = l.clone();
+            next.push(0);
+            next < *h
+        }
+        _ => true,
+    };
+    nonempty.then_some((low, high))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ListOptions {
+        ListOptions::default()
+    }
+
+    #[test]
+    fn key_range_takes_the_tightest_bounds() {
+        let o = ListOptions {
+            prefix: Some("b".into()),
+            start: Some("a".into()),
+            end: Some("bz".into()),
+            ..opts()
+        };
+        assert_eq!(
+            key_range(&o),
+            Some((
+                Bound::Included(b"b".to_vec()),
+                Bound::Excluded(b"bz".to_vec())
+            ))
+        );
+        let o = ListOptions {
+            prefix: Some("b".into()),
+            end: Some("z".into()),
+            ..opts()
+        };
+        assert_eq!(key_range(&o).unwrap().1, Bound::Excluded(b"c".to_vec()));
+    }
+
+    #[test]
+    fn empty_ranges_are_recognised() {
+        let inverted = ListOptions {
+            start: Some("b".into()),
+            end: Some("a".into()),
+            ..opts()
+        };
+        assert_eq!(key_range(&inverted), None);
+        let touching = ListOptions {
+            start_after: Some("a".into()),
+            end: Some("a\0".into()),
+            ..opts()
+        };
+        assert_eq!(key_range(&touching), None);
+        let equal = ListOptions {
+            start: Some("a".into()),
+            end: Some("a".into()),
+            ..opts()
+        };
+        assert_eq!(key_range(&equal), None);
+    }
+}

@@ -1,0 +1,83 @@
+//! The redb tables and how storage keys are laid out in them.
+//!
+//! `data` holds every object's entries under `[class incarnation (8, BE)][object id (32)][user key]`,
+//! so one object's keys, and one class's objects, are each a contiguous range ordered by user-key
+//! bytes. The incarnation is a random number given to a class when it is created (kept when its
+//! code is replaced): a class deleted and created again starts from empty storage even if a write
+//! of its old objects was still in flight during the delete.
+
+use redb::TableDefinition;
+
+use crate::ids::ObjectId;
+
+/// Object entries: encoded `(class, id, user key)` -> value bytes.
+pub const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
+/// Class metadata: class name -> JSON `ClassRecord`.
+pub const CLASSES: TableDefinition<&str, &[u8]> = TableDefinition::new("classes");
+/// Uploaded component bytes: sha256 hex -> bytes.
+pub const COMPONENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("components");
+/// Runtime metadata, e.g. the id secret.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// The tables a commit may write, named so write ops carry no redb types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Data,
+    Classes,
+    Components,
+    Meta,
+}
+
+/// Length of a class prefix: the incarnation.
+pub const CLASS_PREFIX_LEN: usize = 8;
+
+/// The prefix of all of a class incarnation's entries.
+pub fn class_prefix(incarnation: u64) -> Vec<u8> {
+    incarnation.to_be_bytes().to_vec()
+}
+
+/// The prefix of one object's entries.
+pub fn object_prefix(incarnation: u64, id: &ObjectId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(CLASS_PREFIX_LEN + 32 + 16);
+    key.extend_from_slice(&incarnation.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, or `None` when
+/// there is none (the prefix is all 0xFF).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ClassName, IdSecret};
+
+    #[test]
+    fn prefix_end_bounds_every_extension() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn object_keys_sit_inside_their_class_range() {
+        let class = ClassName::parse("Counter").unwrap();
+        let id = IdSecret::from_bytes([1; 32])
+            .class_ids(&class)
+            .from_name("x");
+        let object = object_prefix(u64::MAX, &id);
+        assert!(object.starts_with(&class_prefix(u64::MAX)));
+        assert!(object.as_slice() > class_prefix(u64::MAX - 1).as_slice());
+    }
+}

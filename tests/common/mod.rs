@@ -1,0 +1,224 @@
+//! Test support: builds the guest components once, starts a real duro server in-process on
+//! 127.0.0.1:0 with a temporary data dir, and talks real HTTP to it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use duro::{Config, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// The workspace root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("runtime/ sits in the workspace root")
+}
+
+/// Path of a guest component, built (once per test binary) for wasm32-wasip2.
+pub fn guest(crate_name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let target = root().join("target/guests");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                "guest",
+                "--target",
+                "wasm32-wasip2",
+            ])
+            .args([
+                "-p",
+                "duro-example-counter",
+                "-p",
+                "storage-probe",
+                "-p",
+                "misbehave",
+            ])
+            .status()
+            .expect("running cargo to build the guest components");
+        assert!(
+            status.success(),
+            "building the guest components failed; is the target installed? \
+             (rustup target add wasm32-wasip2)"
+        );
+        target.join("wasm32-wasip2/guest")
+    });
+    dir.join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
+
+pub fn read_guest(crate_name: &str) -> Vec<u8> {
+    std::fs::read(guest(crate_name)).expect("reading a built guest component")
+}
+
+/// A running in-process server and an HTTP client for it.
+pub struct TestServer {
+    server: Option<Server>,
+    pub ingress: String,
+    pub admin: String,
+    pub data_dir: PathBuf,
+    /// Keeps the temporary data dir alive (and deletes it at the end).
+    _temp: Option<tempfile::TempDir>,
+    pub http: reqwest::Client,
+}
+
+/// A test's server config: port 0 everywhere, the given data dir.
+pub fn config(data_dir: &Path) -> Config {
+    let mut config = Config::new(data_dir);
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.admin_listen = ([127, 0, 0, 1], 0).into();
+    // Tests run several servers at once; keep each pool small.
+    config.limits.max_live_objects = 6_000;
+    config
+}
+
+impl TestServer {
+    /// A server on a fresh temporary data dir.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let temp = tempfile::tempdir().expect("a temp dir");
+        let mut config = config(temp.path());
+        adjust(&mut config);
+        let mut server = Self::start_in(config).await;
+        server._temp = Some(temp);
+        server
+    }
+
+    /// A server on the given config (e.g. an existing data dir).
+    pub async fn start_in(config: Config) -> Self {
+        let data_dir = config.data_dir.clone();
+        let server = duro::start(config).await.expect("the server starts");
+        Self {
+            ingress: format!("http://{}", server.ingress_addr()),
+            admin: format!("http://{}", server.admin_addr()),
+            server: Some(server),
+            data_dir,
+            _temp: None,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()
+                .expect("an HTTP client"),
+        }
+    }
+
+    /// Stops the server cleanly, keeping the data dir; returns it for a restart.
+    pub async fn stop(mut self) -> (Config, Option<tempfile::TempDir>) {
+        self.server.take().expect("running").shutdown().await;
+        (config(&self.data_dir), self._temp.take())
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
+    /// Uploads a built guest as `class`; returns status and JSON.
+    pub async fn deploy(&self, class: &str, crate_name: &str) -> (StatusCode, Value) {
+        self.upload(class, read_guest(crate_name)).await
+    }
+
+    pub async fn upload(&self, class: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        self.admin_call(Method::PUT, &format!("/classes/{class}"), bytes)
+            .await
+    }
+
+    pub async fn admin_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.admin))
+            .body(body)
+            .send()
+            .await
+            .expect("admin request");
+        status_json(response).await
+    }
+
+    /// An ingress request; returns status and the body parsed as JSON (or as a JSON string).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.ingress))
+            .body(body)
+            .send()
+            .await
+            .expect("ingress request");
+        status_json(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Vec::new()).await
+    }
+
+    pub async fn post(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Vec::new()).await
+    }
+
+    /// The value of a metric (first sample whose line starts with `name`), from `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("metrics request")
+            .text()
+            .await
+            .expect("metrics body");
+        metric_value(&text, name).unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+    }
+}
+
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.split([' ', '{']).next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+pub async fn status_json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("a response body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, json)
+}
+
+/// Polls `check` until it returns `Some`, failing after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "condition not met within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,171 @@
+//! Durability: classes and values survive a restart; a restart loads compiled code from the
+//! cache instead of recompiling; and `kill -9` under load loses no acknowledged increment.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::TestServer;
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_classes_and_values_and_does_not_recompile() {
+    let s = TestServer::start().await;
+    s.deploy("Counter", "duro-example-counter").await;
+    for _ in 0..5 {
+        s.post("/objects/Counter/keep/increment").await;
+    }
+    assert_eq!(s.metric("duro_compilations_total").await, 1.0);
+    let (config, temp) = s.stop().await;
+
+    let s = TestServer::start_in(config).await;
+    let (status, list) = s.admin_call(reqwest::Method::GET, "/classes", vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list[0]["class"], "Counter");
+    assert_eq!(
+        s.get("/objects/Counter/keep/get").await.1,
+        json!({"count": 5})
+    );
+    assert_eq!(s.metric("duro_compilations_total").await, 0.0);
+    assert_eq!(s.metric("duro_cache_loads_total").await, 1.0);
+    s.stop().await;
+    drop(temp);
+}
+
+/// A `duro serve` child process; killed on drop.
+struct Process {
+    child: Child,
+    ingress: String,
+}
+
+impl Process {
+    fn start(data_dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_duro"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--deploy")
+            .arg(format!(
+                "Counter={}",
+                common::guest("duro-example-counter").display()
+            ))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawning duro");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut ingress = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("reading duro's stdout");
+            if let Some(url) = line.strip_prefix("ingress: ") {
+                ingress = Some(url.to_string());
+            }
+            if line.starts_with("admin: ") {
+                break;
+            }
+        }
+        Self {
+            child,
+            ingress: ingress.expect("duro printed its ingress address"),
+        }
+    }
+
+    fn kill_9(&mut self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_acknowledged_increment() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut process = Process::start(temp.path());
+    let http = reqwest::Client::new();
+    const COUNTERS: usize = 8;
+    const WORKERS: usize = 32;
+    // Highest count acknowledged per counter.
+    let acked: Arc<Mutex<HashMap<usize, u64>>> = Arc::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for worker in 0..WORKERS {
+        let (http, acked, ingress, stop) = (
+            http.clone(),
+            acked.clone(),
+            process.ingress.clone(),
+            stop_rx.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let counter = worker % COUNTERS;
+            let url = format!("{ingress}/objects/Counter/k{counter}/increment");
+            while !*stop.borrow() {
+                let Ok(response) = http.post(&url).send().await else {
+                    break;
+                };
+                if response.status() != StatusCode::OK {
+                    break;
+                }
+                let Ok(body) = response.json::<serde_json::Value>().await else {
+                    break;
+                };
+                let count = body["count"].as_u64().expect("a count");
+                let mut acked = acked.lock().unwrap();
+                let best = acked.entry(counter).or_default();
+                *best = (*best).max(count);
+            }
+        }));
+    }
+    // Let load run until a good number of increments were acknowledged, then kill -9.
+    common::eventually(Duration::from_secs(60), || async {
+        (acked.lock().unwrap().values().sum::<u64>() >= 1500).then_some(())
+    })
+    .await;
+    process.kill_9();
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), COUNTERS);
+
+    let process = Process::start(temp.path());
+    for (counter, acked) in acked {
+        let body: serde_json::Value = http
+            .get(format!(
+                "{}/objects/Counter/k{counter}/get",
+                process.ingress
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let stored = body["count"].as_u64().unwrap();
+        assert!(
+            stored >= acked,
+            "counter k{counter}: {stored} stored < {acked} acknowledged"
+        );
+    }
+}

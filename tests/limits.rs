@@ -1,0 +1,163 @@
+//! Misbehaving guests and callers: an infinite loop, a memory bomb, a panic, an oversized body.
+//! Each gets a clear error and the runtime (and the object) keeps serving.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+async fn misbehave(adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
+    let s = TestServer::start_with(adjust).await;
+    assert_eq!(s.deploy("Bad", "misbehave").await.0, StatusCode::CREATED);
+    s.deploy("Counter", "duro-example-counter").await;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_hits_the_cpu_limit_and_the_object_recovers() {
+    let s = misbehave(|c| c.limits.event_cpu = Duration::from_millis(300)).await;
+    assert_eq!(s.get("/objects/Bad/x/events").await.1, json!({"events": 1}));
+    // Other objects keep being served while the loop runs.
+    let looping = {
+        let http = s.http.clone();
+        let url = format!("{}/objects/Bad/x/loop", s.ingress);
+        tokio::spawn(async move { common::status_json(http.get(url).send().await.unwrap()).await })
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            s.post("/objects/Counter/c/increment").await.0,
+            StatusCode::OK
+        );
+    }
+    let (status, body) = looping.await.unwrap();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        body["error"].as_str().unwrap().contains("CPU limit"),
+        "{body}"
+    );
+    // The instance was reset: a fresh one counts from 1 again.
+    assert_eq!(
+        s.get("/objects/Bad/x/events").await,
+        (StatusCode::OK, json!({"events": 1}))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_hits_the_memory_limit_and_the_runtime_lives() {
+    let s = misbehave(|c| c.limits.instance_memory_bytes = 32 * 1024 * 1024).await;
+    let (status, body) = s.get("/objects/Bad/m/alloc").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        body["error"].as_str().unwrap().contains("memory limit"),
+        "{body}"
+    );
+    assert_eq!(
+        s.get("/objects/Bad/m/events").await,
+        (StatusCode::OK, json!({"events": 1}))
+    );
+    assert_eq!(
+        s.post("/objects/Counter/c/increment").await.1,
+        json!({"count": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_is_a_500_and_its_write_is_discarded() {
+    let s = misbehave(|_| {}).await;
+    assert_eq!(s.post("/objects/Bad/p/bump").await.1, json!({"bumps": 1}));
+    let (status, body) = s.post("/objects/Bad/p/bump?trap").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body["error"].as_str().unwrap().contains("trap"), "{body}");
+    assert_eq!(s.post("/objects/Bad/p/bump").await.1, json!({"bumps": 2}));
+    let (status, _) = s.get("/objects/Bad/p/trap").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(s.metric("duro_traps_total").await >= 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_413() {
+    let s = misbehave(|c| c.limits.max_request_body_bytes = 1024).await;
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/objects/Counter/c/increment",
+            vec![b'x'; 1025],
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(body["error"].as_str().unwrap().contains("1024"), "{body}");
+    // Without a Content-Length too (chunked).
+    let chunks = futures_util::stream::iter(
+        (0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'y'; 512]))),
+    );
+    let response = s
+        .http
+        .post(format!("{}/objects/Counter/c/increment", s.ingress))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/objects/Counter/c/increment",
+            vec![b'x'; 1024],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_output_is_logged_and_events_keep_working() {
+    let s = misbehave(|_| {}).await;
+    assert_eq!(
+        s.get("/objects/Bad/l/log").await,
+        (StatusCode::OK, json!("logged"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_objects_are_evicted_and_come_back_with_their_state() {
+    let s = misbehave(|c| c.idle_timeout = Duration::from_millis(200)).await;
+    assert_eq!(
+        s.post("/objects/Counter/e/increment").await.1,
+        json!({"count": 1})
+    );
+    common::eventually(Duration::from_secs(10), || async {
+        (s.metric("duro_evictions_total").await >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(s.metric("duro_live_objects").await, 0.0);
+    assert_eq!(
+        s.post("/objects/Counter/e/increment").await.1,
+        json!({"count": 2})
+    );
+    assert!(s.metric("duro_activations_total").await >= 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_object_bound_answers_503_not_a_crash() {
+    let s = misbehave(|c| c.limits.max_live_objects = 2).await;
+    assert_eq!(
+        s.post("/objects/Counter/a/increment").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.post("/objects/Counter/b/increment").await.0,
+        StatusCode::OK
+    );
+    let (status, body) = s.post("/objects/Counter/c/increment").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("live objects"),
+        "{body}"
+    );
+    assert_eq!(
+        s.post("/objects/Counter/a/increment").await.1,
+        json!({"count": 2})
+    );
+}
