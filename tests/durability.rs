@@ -45,6 +45,10 @@ struct Process {
 
 impl Process {
     fn start(data_dir: &std::path::Path) -> Self {
+        Self::start_with(data_dir, &[], Stdio::null())
+    }
+
+    fn start_with(data_dir: &std::path::Path, extra: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_duro"))
             .args([
                 "serve",
@@ -60,8 +64,10 @@ impl Process {
                 "Counter={}",
                 common::guest("duro-example-counter").display()
             ))
-            .env("RUST_LOG", "warn")
+            .args(extra)
+            .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("spawning duro");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -79,6 +85,11 @@ impl Process {
             child,
             ingress: ingress.expect("duro printed its ingress address"),
         }
+    }
+
+    fn signal(&mut self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
+            .expect("sending a signal");
     }
 
     fn kill_9(&mut self) {
@@ -168,4 +179,55 @@ async fn kill_9_under_load_loses_no_acknowledged_increment() {
             "counter k{counter}: {stored} stored < {acked} acknowledged"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_cleanly_and_guest_output_reaches_the_log() {
+    let temp = tempfile::tempdir().unwrap();
+    let misbehave = format!("Bad={}", common::guest("misbehave").display());
+    let mut process = Process::start_with(temp.path(), &["--deploy", &misbehave], Stdio::piped());
+    let http = reqwest::Client::new();
+    for _ in 0..10 {
+        let response = http
+            .post(format!(
+                "{}/objects/Counter/term/increment",
+                process.ingress
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let response = http
+        .get(format!("{}/objects/Bad/talker/log", process.ingress))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    process.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = process.child.wait().expect("duro exits");
+    assert!(status.success(), "exit status {status}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut process.child.stderr.take().unwrap(), &mut log).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("hello from the guest's stdout"))
+        .unwrap_or_else(|| panic!("guest output not in the log:\n{log}"));
+    assert!(
+        line.contains("class=Bad") && line.contains("object="),
+        "{line}"
+    );
+    assert!(log.contains("hello from the guest's stderr"), "{log}");
+    assert!(log.contains("duro stopped"), "{log}");
+
+    let process = Process::start(temp.path());
+    let body: serde_json::Value = http
+        .get(format!("{}/objects/Counter/term/get", process.ingress))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"count": 10}));
 }

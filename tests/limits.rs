@@ -140,24 +140,46 @@ async fn idle_objects_are_evicted_and_come_back_with_their_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_live_object_bound_answers_503_not_a_crash() {
+async fn at_the_live_object_bound_idle_objects_make_room() {
     let s = misbehave(|c| c.limits.max_live_objects = 2).await;
+    for name in ["a", "b", "c", "d", "a"] {
+        let (status, body) = s.post(&format!("/objects/Counter/{name}/increment")).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {body}");
+    }
     assert_eq!(
-        s.post("/objects/Counter/a/increment").await.0,
-        StatusCode::OK
+        s.post("/objects/Counter/a/increment").await.1,
+        json!({"count": 3})
     );
-    assert_eq!(
-        s.post("/objects/Counter/b/increment").await.0,
-        StatusCode::OK
-    );
-    let (status, body) = s.post("/objects/Counter/c/increment").await;
+    assert!(s.metric("duro_live_objects").await <= 2.0);
+    assert!(s.metric("duro_evictions_total").await >= 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_live_object_is_busy_the_bound_answers_503() {
+    let s = misbehave(|c| {
+        c.limits.max_live_objects = 1;
+        c.limits.event_cpu = Duration::from_secs(4);
+    })
+    .await;
+    let busy = {
+        let http = s.http.clone();
+        let url = format!("{}/objects/Bad/busy/loop", s.ingress);
+        tokio::spawn(async move { http.get(url).send().await.unwrap().status() })
+    };
+    // Wait until the looping object holds the only slot.
+    common::eventually(Duration::from_secs(5), || async {
+        (s.metric("duro_live_objects").await == 1.0).then_some(())
+    })
+    .await;
+    let (status, body) = s.post("/objects/Counter/other/increment").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("live objects"),
         "{body}"
     );
+    assert_eq!(busy.await.unwrap(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
-        s.post("/objects/Counter/a/increment").await.1,
-        json!({"count": 2})
+        s.post("/objects/Counter/other/increment").await.1,
+        json!({"count": 1})
     );
 }

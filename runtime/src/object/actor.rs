@@ -47,8 +47,6 @@ pub(super) struct Actor {
     actor_id: u64,
     rx: mpsc::Receiver<Envelope>,
     shared: Arc<Shared>,
-    /// Holds one unit of the live-object bound until the actor ends.
-    _permit: OwnedSemaphorePermit,
     /// Always `Some` between events.
     body: Option<Body>,
     /// The name this object was addressed by, once known.
@@ -59,6 +57,9 @@ pub(super) struct Actor {
     commits: FuturesOrdered<CommitDone>,
     /// The newest commit not yet known durable: every output waits on it.
     barrier: Option<Durable>,
+    /// Holds one unit of the live-object bound. Last field on purpose: fields drop in order, and
+    /// the instance (a pooled slot) must be gone before the slot is offered to another object.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Actor {
@@ -111,6 +112,14 @@ impl Actor {
                     None => break,
                 },
                 () = idle, if self.commits.is_empty() => {
+                    if self.shared.retire(&self.key, self.actor_id, &mut self.rx) {
+                        self.shared.metrics.evictions.inc();
+                        break;
+                    }
+                }
+                () = self.shared.pressure.notified(), if self.commits.is_empty() => {
+                    // The live bound is reached: an idle object makes room (it re-activates
+                    // cheaply on its next event).
                     if self.shared.retire(&self.key, self.actor_id, &mut self.rx) {
                         self.shared.metrics.evictions.inc();
                         break;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::actor::{Actor, Envelope};
 use super::{ObjectError, Request, Response};
@@ -22,6 +22,9 @@ use crate::storage::Committer;
 
 /// Shards of the directory map; spreads lock contention across cores.
 const SHARDS: usize = 64;
+/// How long an activation waits for idle objects to make room when the live bound is reached,
+/// before the caller gets 503.
+const PRESSURE_WAIT: Duration = Duration::from_secs(1);
 
 /// Identifies an object across the runtime.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,6 +50,8 @@ pub(super) struct Shared {
     pub metrics: Arc<Metrics>,
     /// One permit per live actor: the bound on live objects.
     pub live: Arc<Semaphore>,
+    /// Signalled when the bound is reached: idle actors retire to make room.
+    pub pressure: Notify,
     /// Held by every actor; `shutdown` waits until all are dropped.
     pub actors_done: mpsc::Sender<()>,
     pub shards: Vec<Mutex<HashMap<ObjectKey, Mailbox>>>,
@@ -86,6 +91,7 @@ impl Directory {
             committer,
             db,
             live: Arc::new(Semaphore::new(limits.max_live_objects)),
+            pressure: Notify::new(),
             limits,
             idle_timeout,
             metrics,
@@ -132,7 +138,8 @@ impl Directory {
                 name,
                 reply,
             },
-        )?;
+        )
+        .await?;
         let gated = answer.await.map_err(|_| ObjectError::ShuttingDown)?;
         gated.release().await?
     }
@@ -145,25 +152,39 @@ impl Directory {
         }
     }
 
-    fn deliver(
+    /// Puts the event in the object's mailbox, starting its actor if it has none.
+    async fn deliver(
         &self,
         key: ObjectKey,
         class: Arc<LoadedClass>,
         envelope: Envelope,
     ) -> Result<(), ObjectError> {
         let shard = &self.shared.shards[self.shared.hasher.hash_one(&key) as usize % SHARDS];
-        let mut objects = shard.lock().expect("directory lock");
-        if self.shared.closing.load(Ordering::SeqCst) {
-            return Err(ObjectError::ShuttingDown);
-        }
-        let mailbox = match objects.get(&key) {
-            Some(mailbox) if !mailbox.tx.is_closed() => mailbox.clone(),
-            _ => {
-                let mailbox = self.spawn_actor(key.clone(), class)?;
-                objects.insert(key, mailbox.clone());
-                mailbox
+        let mut permit = None;
+        loop {
+            {
+                let mut objects = shard.lock().expect("directory lock");
+                if self.shared.closing.load(Ordering::SeqCst) {
+                    return Err(ObjectError::ShuttingDown);
+                }
+                let mailbox = match objects.get(&key).filter(|m| !m.tx.is_closed()) {
+                    Some(mailbox) => Some(mailbox.clone()),
+                    None => permit.take().map(|permit| {
+                        let mailbox = self.spawn_actor(key.clone(), class.clone(), permit);
+                        objects.insert(key.clone(), mailbox.clone());
+                        mailbox
+                    }),
+                };
+                if let Some(mailbox) = mailbox {
+                    return self.try_send(&mailbox, envelope);
+                }
             }
-        };
+            // No live actor: take a slot (waiting for idle objects to make room), then retry.
+            permit = Some(self.acquire_live().await?);
+        }
+    }
+
+    fn try_send(&self, mailbox: &Mailbox, envelope: Envelope) -> Result<(), ObjectError> {
         match mailbox.tx.try_send(envelope) {
             Ok(()) => {
                 self.shared.metrics.queued_events.inc();
@@ -176,21 +197,35 @@ impl Directory {
         }
     }
 
-    fn spawn_actor(&self, key: ObjectKey, class: Arc<LoadedClass>) -> Result<Mailbox, ObjectError> {
-        let permit = self
-            .shared
-            .live
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ObjectError::TooManyLive(self.shared.limits.max_live_objects))?;
+    /// A live-object slot. At the bound, asks idle actors to retire and waits a little.
+    async fn acquire_live(&self) -> Result<OwnedSemaphorePermit, ObjectError> {
+        let live = &self.shared.live;
+        if let Ok(permit) = live.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        self.shared.pressure.notify_waiters();
+        let too_many = || ObjectError::TooManyLive(self.shared.limits.max_live_objects);
+        match tokio::time::timeout(PRESSURE_WAIT, live.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(ObjectError::ShuttingDown),
+            Err(_) => Err(too_many()),
+        }
+    }
+
+    fn spawn_actor(
+        &self,
+        key: ObjectKey,
+        class: Arc<LoadedClass>,
+        permit: OwnedSemaphorePermit,
+    ) -> Mailbox {
         let (tx, rx) = mpsc::channel(self.shared.limits.mailbox_capacity);
         let actor_id = self.shared.next_actor.fetch_add(1, Ordering::Relaxed);
         let actor = Actor::new(key, class, actor_id, rx, self.shared.clone(), permit);
         tokio::spawn(actor.run());
-        Ok(Mailbox {
+        Mailbox {
             tx,
             actor: actor_id,
-        })
+        }
     }
 }
 

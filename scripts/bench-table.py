@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Reads the peer harness's results.tsv of duro (and workerd, if present) under OUT and prints a
+markdown table: per scenario, the median over rounds of req/s, p99 and server CPU per request,
+side by side, with duro/workerd ratios."""
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+
+
+def load(name):
+    path = out / name / "results.tsv"
+    if not path.exists():
+        return {}
+    rows = {}
+    with path.open() as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            rows.setdefault(row["scenario"], []).append(row)
+    return rows
+
+
+def med(rows, col):
+    vals = []
+    for r in rows:
+        try:
+            vals.append(float(r[col]))
+        except (ValueError, KeyError):
+            pass
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, digits=0):
+    return "n/a" if v is None else f"{v:,.{digits}f}"
+
+
+duro, peer = load("duro"), load("workerd")
+print("| scenario | duro req/s | workerd req/s | ratio | duro p99 ms | workerd p99 ms | duro CPU us/req | workerd CPU us/req | CPU ratio |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+for scenario in duro:
+    d, w = duro[scenario], peer.get(scenario, [])
+    drps, wrps = med(d, "req/s"), med(w, "req/s")
+    dcpu, wcpu = med(d, "cpu_us/req"), med(w, "cpu_us/req")
+    ratio = f"{drps / wrps:.1f}x" if drps and wrps else "n/a"
+    cratio = f"1/{wcpu / dcpu:.1f}" if dcpu and wcpu else "n/a"
+    print(f"| {scenario} | {fmt(drps)} | {fmt(wrps)} | {ratio} | {fmt(med(d, 'p99_ms'), 1)} | "
+          f"{fmt(med(w, 'p99_ms'), 1)} | {fmt(dcpu)} | {fmt(wcpu)} | {cratio} |")
+for name in ("duro", "workerd"):
+    checks = out / name / "checks.txt"
+    if checks.exists():
+        print(f"\n{name} checks:\n")
+        for line in checks.read_text().splitlines():
+            print(f"- {line}")
