@@ -4,12 +4,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::TestServer;
+use common::{Process, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -35,78 +34,6 @@ async fn a_restart_keeps_classes_and_values_and_does_not_recompile() {
     assert_eq!(s.metric("duro_cache_loads_total").await, 1.0);
     s.stop().await;
     drop(temp);
-}
-
-/// A `duro serve` child process; killed on drop.
-struct Process {
-    child: Child,
-    ingress: String,
-}
-
-impl Process {
-    fn start(data_dir: &std::path::Path) -> Self {
-        Self::start_with(data_dir, &[], Stdio::null())
-    }
-
-    fn start_with(data_dir: &std::path::Path, extra: &[&str], stderr: Stdio) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_duro"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--deploy")
-            .arg(format!(
-                "Counter={}",
-                common::guest("duro-example-counter").display()
-            ))
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawning duro");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut ingress = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("reading duro's stdout");
-            if let Some(url) = line.strip_prefix("ingress: ") {
-                ingress = Some(url.to_string());
-            }
-            if line.starts_with("admin: ") {
-                break;
-            }
-        }
-        Self {
-            child,
-            ingress: ingress.expect("duro printed its ingress address"),
-        }
-    }
-
-    fn signal(&mut self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
-            .expect("sending a signal");
-    }
-
-    fn kill_9(&mut self) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .expect("SIGKILL");
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

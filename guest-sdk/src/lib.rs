@@ -124,6 +124,22 @@ impl State {
     }
 }
 
+/// What an `alarm` invocation is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlarmInfo {
+    /// 0 on the first attempt, then 1, 2, ... for retries.
+    pub retry_count: u32,
+    /// Whether this invocation is a retry of a failed one.
+    pub is_retry: bool,
+}
+
+/// Milliseconds since the Unix epoch (the host's wall clock), the unit of alarms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A Durable Object class.
 pub trait DurableObject: Sized + 'static {
     /// Called on the object's first event after it becomes live.
@@ -131,6 +147,15 @@ pub trait DurableObject: Sized + 'static {
 
     /// Handles a request addressed to this object.
     fn fetch(&mut self, request: Request) -> Result<Response>;
+
+    /// Runs when the object's alarm fires (set with [`Storage::set_alarm`]). The alarm is
+    /// already cleared when this runs; set a new one to reschedule. Returning `Err` (or
+    /// panicking) means "retry": the runtime retries with exponential backoff (2 s, 4 s, ...,
+    /// at most 6 retries). The default does nothing.
+    fn alarm(&mut self, info: AlarmInfo) -> Result<()> {
+        let _ = info;
+        Ok(())
+    }
 }
 
 /// Exports a [`DurableObject`] type as the component's class.
@@ -143,6 +168,9 @@ macro_rules! export {
                 fn fetch(request: $crate::wit::Request) -> $crate::wit::Response {
                     $crate::__private::fetch::<$ty>(request)
                 }
+                fn alarm(info: $crate::wit::AlarmInfo) -> ::core::result::Result<(), String> {
+                    $crate::__private::alarm::<$ty>(info)
+                }
             }
     $crate::wit::__export_duro_world!(DuroGuest with_types_in $crate::wit);
         };
@@ -154,22 +182,35 @@ pub mod __private {
     use std::any::Any;
     use std::cell::RefCell;
 
-    use super::{DurableObject, Error, Response, State, wit};
+    use super::{AlarmInfo, DurableObject, Error, Response, State, wit};
 
     thread_local! {
         /// The object's value; wasm is single-threaded and events never re-enter.
         static OBJECT: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
     }
 
-    pub fn fetch<T: DurableObject>(request: wit::Request) -> wit::Response {
-        let outcome = OBJECT.with(|cell| {
+    /// Runs `f` on the object's value, creating it on first use.
+    fn with_object<T: DurableObject, R>(f: impl FnOnce(&mut T) -> R) -> R {
+        OBJECT.with(|cell| {
             let mut slot = cell.borrow_mut();
             let object = slot.get_or_insert_with(|| Box::new(T::new(State::default())));
             let object = object
                 .downcast_mut::<T>()
                 .expect("one DurableObject type per component");
-            object.fetch(request.into())
-        });
+            f(object)
+        })
+    }
+
+    pub fn alarm<T: DurableObject>(info: wit::AlarmInfo) -> Result<(), String> {
+        let info = AlarmInfo {
+            retry_count: info.retry_count,
+            is_retry: info.is_retry,
+        };
+        with_object::<T, _>(|object| object.alarm(info)).map_err(|e| e.to_string())
+    }
+
+    pub fn fetch<T: DurableObject>(request: wit::Request) -> wit::Response {
+        let outcome = with_object::<T, _>(|object| object.fetch(request.into()));
         match outcome {
             Ok(response) => response.into(),
             Err(Error::Http { status, message }) => Response::error(status, &message).into(),

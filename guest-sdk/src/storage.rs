@@ -168,6 +168,22 @@ impl Storage {
         Ok(raw::delete_all()?)
     }
 
+    /// The time (ms since the Unix epoch) the object's alarm is set for, if any.
+    pub fn get_alarm(&self) -> Result<Option<i64>> {
+        Ok(raw::get_alarm()?)
+    }
+
+    /// Sets the object's one alarm (replacing any other) to fire at `epoch_ms`; a time in the
+    /// past fires at once. Commits with the event's other writes.
+    pub fn set_alarm(&self, epoch_ms: i64) -> Result<()> {
+        Ok(raw::set_alarm(epoch_ms)?)
+    }
+
+    /// Cancels the object's alarm, if any.
+    pub fn delete_alarm(&self) -> Result<()> {
+        Ok(raw::delete_alarm()?)
+    }
+
     /// Runs `body` in a transaction: its writes are kept if it returns `Ok`, dropped if `Err`.
     pub fn transaction<R>(&self, body: impl FnOnce(&Storage) -> Result<R>) -> Result<R> {
         raw::transaction_begin()?;

@@ -128,6 +128,14 @@ impl Classes {
             .is_some_and(|current| Arc::ptr_eq(&current, class))
     }
 
+    /// The live class whose objects' storage starts with `incarnation`.
+    pub fn by_incarnation(&self, incarnation: u64) -> Option<Arc<LoadedClass>> {
+        let live = self.live.read().expect("class lock");
+        live.values()
+            .find(|c| c.incarnation == incarnation)
+            .cloned()
+    }
+
     pub fn list(&self) -> Vec<ClassInfo> {
         let live = self.live.read().expect("class lock");
         let mut infos: Vec<_> = live.values().map(|c| c.info()).collect();
@@ -203,6 +211,9 @@ impl Classes {
                 key: name.as_str().as_bytes().to_vec(),
             },
             WriteOp::DeleteDataPrefix {
+                prefix: schema::class_prefix(class.incarnation),
+            },
+            WriteOp::DeleteAlarmsPrefix {
                 prefix: schema::class_prefix(class.incarnation),
             },
         ];

@@ -80,6 +80,9 @@ struct ServeArgs {
     /// Most objects live at once.
     #[arg(long, env = "DURO_MAX_LIVE_OBJECTS", default_value_t = Limits::default().max_live_objects)]
     max_live_objects: usize,
+    /// Delay before the first retry of a failed alarm, in milliseconds (doubling after).
+    #[arg(long, env = "DURO_ALARM_RETRY_BASE_MS", default_value_t = 2_000)]
+    alarm_retry_base_ms: u64,
     /// Commit without fsync. Breaks the durability guarantee; for benchmarks only.
     #[arg(long)]
     unsafe_no_fsync: bool,
@@ -169,6 +172,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.admin_token = args.admin_token;
     config.idle_timeout = Duration::from_millis(args.idle_timeout_ms);
     config.durable_commits = !args.unsafe_no_fsync;
+    config.alarm_retry.base = Duration::from_millis(args.alarm_retry_base_ms);
     config.limits.event_cpu = Duration::from_millis(args.event_cpu_ms);
     config.limits.instance_memory_bytes = args.instance_memory_mib * 1024 * 1024;
     config.limits.max_request_body_bytes = args.max_body_bytes;

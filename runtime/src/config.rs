@@ -21,6 +21,8 @@ pub struct Config {
     pub limits: Limits,
     /// How long a live object may sit without events before its instance is dropped.
     pub idle_timeout: Duration,
+    /// How failed alarms are retried.
+    pub alarm_retry: crate::alarm::RetryPolicy,
     /// Whether commits wait for fsync. Only benchmarks turn this off; every guarantee of the
     /// output gate assumes it is on.
     pub durable_commits: bool,
@@ -36,6 +38,7 @@ impl Config {
             admin_token: None,
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(30),
+            alarm_retry: crate::alarm::RetryPolicy::default(),
             durable_commits: true,
         }
     }

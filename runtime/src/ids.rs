@@ -63,6 +63,11 @@ impl ObjectId {
         &self.0
     }
 
+    /// An id from its stored bytes (already verified when it was stored).
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }

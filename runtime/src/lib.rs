@@ -7,13 +7,14 @@
 //! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
 //! - [`class`]: the registry of uploaded classes, persisted in redb.
 //! - [`object`]: the directory of live objects and the actor that runs each one's events.
+//! - [`alarm`]: the scheduler that fires persisted alarms.
 //! - [`storage`]: redb schema, per-object storage views, group commit and the output gate.
 //! - [`http`]: the ingress and admin listeners.
 //! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line.
 //!
 //! # The path of an event
 //! 1. **Enters**: `http::ingress` parses the route once (`http::route`) and builds an
-//!    `object::Request`.
+//!    `object::Request`; due alarms enter at `alarm::Scheduler`.
 //! 2. **Queued**: `object::Directory::fetch` finds or starts the object's actor and puts the event
 //!    in its bounded mailbox (full: 503).
 //! 3. **Runs**: `object::actor` runs events one at a time through `abi::Instance`; storage calls go
@@ -24,6 +25,7 @@
 //!    once its commit is durable.
 
 pub mod abi;
+pub mod alarm;
 pub mod class;
 pub mod cli;
 pub mod config;
@@ -100,9 +102,14 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     })?;
     let metrics = Arc::new(Metrics::new());
     let db = storage::open(&config.data_dir)?;
-    let (committer, committer_thread) =
-        Committer::start(db.clone(), config.durable_commits, metrics.clone())
-            .map_err(StartError::Committer)?;
+    let alarm_wake = alarm::AlarmWake::default();
+    let (committer, committer_thread) = Committer::start(
+        db.clone(),
+        config.durable_commits,
+        metrics.clone(),
+        alarm_wake.notify(),
+    )
+    .map_err(StartError::Committer)?;
     let engine = Arc::new(Engine::new(
         &config.data_dir,
         &config.limits,
@@ -111,8 +118,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let classes = Arc::new(Classes::open(&db, engine, committer.clone()).await?);
     let (directory, actors) = Directory::new(
         classes.clone(),
-        committer,
-        db,
+        committer.clone(),
+        db.clone(),
         config.limits.clone(),
         config.idle_timeout,
         metrics.clone(),
@@ -140,6 +147,16 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         move |request| http::ingress::handle(ingress_directory.clone(), max_body, request),
         stopped.clone(),
     ));
+    let scheduler = alarm::Scheduler {
+        db,
+        directory: directory.clone(),
+        classes: classes.clone(),
+        committer,
+        policy: config.alarm_retry,
+        wake: alarm_wake,
+        metrics: metrics.clone(),
+    };
+    let scheduler_task = tokio::spawn(scheduler.run(stopped.clone()));
     let admin_state = AdminState {
         classes: classes.clone(),
         metrics: metrics.clone(),
@@ -156,7 +173,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         ingress_addr,
         admin_addr,
         stop,
-        listeners: vec![ingress_task, admin_task],
+        listeners: vec![ingress_task, admin_task, scheduler_task],
         directory,
         actors,
         committer: committer_thread,

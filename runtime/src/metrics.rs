@@ -40,6 +40,12 @@ pub struct Metrics {
     pub cache_loads: Counter,
     /// Events waiting in mailboxes, summed over objects.
     pub queued_events: Gauge,
+    /// Alarm deliveries (first attempts and retries).
+    pub alarms_fired: Counter,
+    /// Alarm attempts that failed (error or trap).
+    pub alarm_failures: Counter,
+    /// Seconds between an alarm's time and its first delivery.
+    pub alarm_lateness_seconds: Histogram,
 }
 
 impl Metrics {
@@ -61,6 +67,9 @@ impl Metrics {
             compilations: Counter::default(),
             cache_loads: Counter::default(),
             queued_events: Gauge::default(),
+            alarms_fired: Counter::default(),
+            alarm_failures: Counter::default(),
+            alarm_lateness_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 20)),
             registry: Registry::default(),
         };
         let m = &metrics;
@@ -125,6 +134,21 @@ impl Metrics {
             "queued_events",
             "Events waiting in object mailboxes",
             m.queued_events.clone(),
+        );
+        registry.register(
+            "alarms_fired",
+            "Alarm deliveries, retries included",
+            m.alarms_fired.clone(),
+        );
+        registry.register(
+            "alarm_failures",
+            "Alarm attempts that failed",
+            m.alarm_failures.clone(),
+        );
+        registry.register(
+            "alarm_lateness_seconds",
+            "Delay between an alarm's time and its first delivery",
+            m.alarm_lateness_seconds.clone(),
         );
         Self {
             registry,

@@ -2,8 +2,9 @@
 //! 127.0.0.1:0 with a temporary data dir, and talks real HTTP to it.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,16 @@ pub fn root() -> &'static Path {
         .parent()
         .expect("runtime/ sits in the workspace root")
 }
+
+/// Every guest component the tests use (examples and tests/components).
+const GUEST_CRATES: &[&str] = &[
+    "duro-example-counter",
+    "duro-example-scheduler",
+    "storage-probe",
+    "misbehave",
+    "alarm-probe",
+    "no-alarm",
+];
 
 /// Path of a guest component, built (once per test binary) for wasm32-wasip2.
 pub fn guest(crate_name: &str) -> PathBuf {
@@ -36,14 +47,7 @@ pub fn guest(crate_name: &str) -> PathBuf {
                 "--target",
                 "wasm32-wasip2",
             ])
-            .args([
-                "-p",
-                "duro-example-counter",
-                "-p",
-                "storage-probe",
-                "-p",
-                "misbehave",
-            ])
+            .args(GUEST_CRATES.iter().flat_map(|c| ["-p", c]))
             .status()
             .expect("running cargo to build the guest components");
         assert!(
@@ -220,5 +224,73 @@ where
             "condition not met within {deadline:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `duro serve` child process; killed on drop.
+pub struct Process {
+    pub child: Child,
+    pub ingress: String,
+}
+
+impl Process {
+    pub fn start(data_dir: &std::path::Path) -> Self {
+        Self::start_with(data_dir, &[], Stdio::null())
+    }
+
+    pub fn start_with(data_dir: &std::path::Path, extra: &[&str], stderr: Stdio) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_duro"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--deploy")
+            .arg(format!(
+                "Counter={}",
+                guest("duro-example-counter").display()
+            ))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawning duro");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut ingress = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("reading duro's stdout");
+            if let Some(url) = line.strip_prefix("ingress: ") {
+                ingress = Some(url.to_string());
+            }
+            if line.starts_with("admin: ") {
+                break;
+            }
+        }
+        Self {
+            child,
+            ingress: ingress.expect("duro printed its ingress address"),
+        }
+    }
+
+    pub fn signal(&mut self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
+            .expect("sending a signal");
+    }
+
+    pub fn kill_9(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

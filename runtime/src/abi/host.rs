@@ -61,6 +61,23 @@ impl storage::Host for ObjectState {
         self.storage.delete_all().map_err(to_wit)
     }
 
+    fn get_alarm(&mut self) -> WitResult<Option<i64>> {
+        self.storage.get_alarm().map_err(to_wit)
+    }
+
+    fn set_alarm(&mut self, epoch_ms: i64) -> WitResult<()> {
+        if !self.has_alarm {
+            return Err(storage::StorageError::InvalidArgument(
+                "this class does not export `alarm`, so it cannot set an alarm".into(),
+            ));
+        }
+        self.storage.set_alarm(epoch_ms).map_err(to_wit)
+    }
+
+    fn delete_alarm(&mut self) -> WitResult<()> {
+        self.storage.delete_alarm().map_err(to_wit)
+    }
+
     fn transaction_begin(&mut self) -> WitResult<()> {
         self.storage.transaction_begin().map_err(to_wit)
     }

@@ -11,7 +11,9 @@ mod log;
 
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{
+    Component, ComponentExportIndex, HasSelf, Linker, ResourceTable, TypedFunc,
+};
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -22,7 +24,7 @@ use crate::storage::ObjectStorage;
 #[allow(missing_docs, clippy::all)]
 mod generated {
     wasmtime::component::bindgen!({
-        world: "durable-object",
+        world: "object-core",
         path: "../wit",
         exports: { default: async },
     });
@@ -38,14 +40,19 @@ const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<ObjectState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    generated::DurableObject::add_to_linker::<_, HasSelf<ObjectState>>(&mut linker, |s| s)?;
+    generated::ObjectCore::add_to_linker::<_, HasSelf<ObjectState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
 /// A class's code with its imports resolved and exports type-checked, ready to instantiate.
 pub struct ClassCode {
-    pre: generated::DurableObjectPre<ObjectState>,
+    pre: generated::ObjectCorePre<ObjectState>,
+    /// The optional `alarm` export (type-checked at instantiation).
+    alarm: Option<ComponentExportIndex>,
 }
+
+/// The type of the optional `alarm` export.
+type AlarmFunc = TypedFunc<(AlarmInfo,), (Result<(), String>,)>;
 
 impl ClassCode {
     /// Fails with the reason when the component does not implement the world.
@@ -53,10 +60,18 @@ impl ClassCode {
         let pre = linker
             .instantiate_pre(component)
             .map_err(|e| format!("{e:#}"))?;
-        let pre = generated::DurableObjectPre::new(pre).map_err(|e| format!("{e:#}"))?;
-        Ok(Self { pre })
+        let pre = generated::ObjectCorePre::new(pre).map_err(|e| format!("{e:#}"))?;
+        let alarm = component.get_export_index(None, "alarm");
+        Ok(Self { pre, alarm })
+    }
+
+    /// Whether the class exports an `alarm` handler.
+    pub fn has_alarm(&self) -> bool {
+        self.alarm.is_some()
     }
 }
+
+use generated::duro::object::types::AlarmInfo;
 
 /// Who an object is, as `state` reports it.
 #[derive(Debug, Clone)]
@@ -99,6 +114,8 @@ pub struct ObjectState {
     ticks_left: u64,
     /// The current event ran out of ticks.
     cpu_exhausted: bool,
+    /// The class exports `alarm` (only then may it set one).
+    has_alarm: bool,
 }
 
 impl WasiView for ObjectState {
@@ -144,7 +161,8 @@ impl ResourceLimiter for MemoryGuard {
 /// A live instance of a class for one object.
 pub struct Instance {
     store: Store<ObjectState>,
-    bindings: generated::DurableObject,
+    bindings: generated::ObjectCore,
+    alarm: Option<AlarmFunc>,
     limits: InstanceLimits,
 }
 
@@ -180,6 +198,7 @@ impl Instance {
             },
             ticks_left: ticks(limits.event_cpu),
             cpu_exhausted: false,
+            has_alarm: code.has_alarm(),
         };
         let mut store = Store::new(code.pre.engine(), state);
         store.limiter(|s| &mut s.memory);
@@ -193,10 +212,29 @@ impl Instance {
             Ok(UpdateDeadline::Yield(1))
         });
         store.set_epoch_deadline(1);
-        match code.pre.instantiate_async(&mut store).await {
-            Ok(bindings) => Ok(Self {
+        let instantiated = async {
+            let instance = code
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await?;
+            let bindings = generated::ObjectCore::new(&mut store, &instance)?;
+            let alarm = match &code.alarm {
+                Some(index) => Some(
+                    instance
+                        .get_typed_func::<(AlarmInfo,), (Result<(), String>,)>(&mut store, index)
+                        .map_err(|e| e.context("the `alarm` export has the wrong type"))?,
+                ),
+                None => None,
+            };
+            wasmtime::Result::Ok((bindings, alarm))
+        }
+        .await;
+        match instantiated {
+            Ok((bindings, alarm)) => Ok(Self {
                 store,
                 bindings,
+                alarm,
                 limits,
             }),
             Err(error) => {
@@ -227,6 +265,29 @@ impl Instance {
             }),
             Err(error) => Err(classify(&error, self.store.data(), self.limits)),
         }
+    }
+
+    /// Runs the guest's `alarm`: `Ok(Err(_))` is the guest's own error (retry; the instance stays
+    /// usable), `Err(_)` a trap (the instance must not be used again). Only for classes that
+    /// export `alarm`.
+    pub async fn alarm(&mut self, retry_count: u32) -> Result<Result<(), String>, GuestError> {
+        let Some(alarm) = self.alarm else {
+            return Ok(Ok(()));
+        };
+        self.start_event();
+        let info = AlarmInfo {
+            retry_count,
+            is_retry: retry_count > 0,
+        };
+        match alarm.call_async(&mut self.store, (info,)).await {
+            Ok((outcome,)) => Ok(outcome),
+            Err(error) => Err(classify(&error, self.store.data(), self.limits)),
+        }
+    }
+
+    /// Whether this class handles alarms.
+    pub fn has_alarm(&self) -> bool {
+        self.alarm.is_some()
     }
 
     /// Records which name addressed the object, for `state.name`.

@@ -17,7 +17,7 @@ use futures_util::stream::FuturesOrdered;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::directory::{ObjectKey, Shared};
-use super::{ObjectError, Request, Response};
+use super::{AlarmOutcome, ObjectError, Request, Response};
 use crate::abi::{Identity, Instance, InstanceLimits};
 use crate::class::LoadedClass;
 use crate::storage::{CommitError, Durable, Gated, ObjectStorage, Writer, schema};
@@ -29,6 +29,14 @@ pub(super) enum Envelope {
         /// The name the object was addressed by, if any.
         name: Option<String>,
         reply: oneshot::Sender<Gated<Result<Response, ObjectError>>>,
+    },
+    Alarm {
+        /// The time the scheduler fired it for; stale if the object's alarm changed since.
+        at_ms: i64,
+        retry_count: u32,
+        /// No retry follows a failure: the alarm is deleted then.
+        last_attempt: bool,
+        reply: oneshot::Sender<Gated<AlarmOutcome>>,
     },
 }
 
@@ -146,6 +154,66 @@ impl Actor {
                 }
                 let outcome = self.fetch(request).await;
                 let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
+            }
+            Envelope::Alarm {
+                at_ms,
+                retry_count,
+                last_attempt,
+                reply,
+            } => {
+                let outcome = self.alarm(at_ms, retry_count, last_attempt).await;
+                let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
+            }
+        }
+    }
+
+    /// Runs the alarm set for `at_ms` if it is still the object's alarm. The alarm is cleared in
+    /// the same write set as the handler's writes, so a crash before that commit fires it again.
+    /// A failed attempt keeps the alarm for its retry, unless it was the last attempt.
+    async fn alarm(&mut self, at_ms: i64, retry_count: u32, last_attempt: bool) -> AlarmOutcome {
+        if self.follow_class().is_err() {
+            return AlarmOutcome::Stale;
+        }
+        match self.storage().get_alarm() {
+            Ok(Some(current)) if current == at_ms => {}
+            Ok(_) => return AlarmOutcome::Stale,
+            Err(error) => return AlarmOutcome::Failed(error.to_string()),
+        }
+        let instance = match self.instance().await {
+            Ok(instance) => instance,
+            Err(error) => return AlarmOutcome::Failed(error.to_string()),
+        };
+        let storage = instance.storage();
+        storage.begin_event();
+        if let Err(error) = storage.delete_alarm() {
+            storage.abort_event();
+            return AlarmOutcome::Failed(error.to_string());
+        }
+        match instance.alarm(retry_count).await {
+            Ok(Ok(())) => {
+                self.commit_event().await;
+                AlarmOutcome::Done
+            }
+            Ok(Err(error)) => {
+                let storage = instance.storage();
+                storage.discard_alarm_change();
+                if last_attempt {
+                    let _ = storage.delete_alarm();
+                }
+                self.commit_event().await;
+                AlarmOutcome::Failed(error)
+            }
+            Err(error) => {
+                tracing::warn!(class = %self.key.class, object = %self.key.id, %error, "alarm trapped; instance reset");
+                self.shared.metrics.traps.inc();
+                self.drop_instance();
+                if last_attempt {
+                    let storage = self.storage();
+                    storage.begin_event();
+                    let _ = storage.delete_alarm();
+                    self.commit_event().await;
+                }
+                AlarmOutcome::Failed(error.to_string())
             }
         }
     }

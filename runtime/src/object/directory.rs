@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::actor::{Actor, Envelope};
-use super::{ObjectError, Request, Response};
+use super::{AlarmOutcome, ObjectError, Request, Response};
 use crate::class::{Classes, LoadedClass};
 use crate::config::Limits;
 use crate::ids::{ClassName, ObjectId};
@@ -25,6 +25,8 @@ const SHARDS: usize = 64;
 /// How long an activation waits for idle objects to make room when the live bound is reached,
 /// before the caller gets 503.
 const PRESSURE_WAIT: Duration = Duration::from_secs(1);
+/// How long one eviction request is given before the next idle object is asked.
+const EVICTION_POLL: Duration = Duration::from_millis(5);
 
 /// Identifies an object across the runtime.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -152,6 +154,32 @@ impl Directory {
         }
     }
 
+    /// Delivers the object's alarm scheduled for `at_ms` and waits for its durable outcome.
+    /// After a failed `last_attempt` the object deletes the alarm itself.
+    pub async fn alarm(
+        &self,
+        class: Arc<LoadedClass>,
+        id: ObjectId,
+        at_ms: i64,
+        retry_count: u32,
+        last_attempt: bool,
+    ) -> Result<AlarmOutcome, ObjectError> {
+        let (reply, answer) = oneshot::channel();
+        let key = ObjectKey {
+            class: class.name.clone(),
+            id,
+        };
+        let envelope = Envelope::Alarm {
+            at_ms,
+            retry_count,
+            last_attempt,
+            reply,
+        };
+        self.deliver(key, class, envelope).await?;
+        let gated = answer.await.map_err(|_| ObjectError::ShuttingDown)?;
+        Ok(gated.release().await?)
+    }
+
     /// Puts the event in the object's mailbox, starting its actor if it has none.
     async fn deliver(
         &self,
@@ -197,18 +225,29 @@ impl Directory {
         }
     }
 
-    /// A live-object slot. At the bound, asks idle actors to retire and waits a little.
+    /// A live-object slot. At the bound, evicts idle objects one at a time, least recently used
+    /// first, and waits a little; 503 if none makes room.
     async fn acquire_live(&self) -> Result<OwnedSemaphorePermit, ObjectError> {
         let live = &self.shared.live;
-        if let Ok(permit) = live.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        self.shared.pressure.notify_waiters();
-        let too_many = || ObjectError::TooManyLive(self.shared.limits.max_live_objects);
-        match tokio::time::timeout(PRESSURE_WAIT, live.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(ObjectError::ShuttingDown),
-            Err(_) => Err(too_many()),
+        let deadline = tokio::time::Instant::now() + PRESSURE_WAIT;
+        loop {
+            if let Ok(permit) = live.clone().try_acquire_owned() {
+                return Ok(permit);
+            }
+            // Idle actors wait on `pressure` and re-register after each event, so the waiter
+            // notified first (FIFO) is the one idle the longest.
+            self.shared.pressure.notify_one();
+            let wait = (deadline - tokio::time::Instant::now()).min(EVICTION_POLL);
+            match tokio::time::timeout(wait, live.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => return Ok(permit),
+                Ok(Err(_)) => return Err(ObjectError::ShuttingDown),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(ObjectError::TooManyLive(
+                        self.shared.limits.max_live_objects,
+                    ));
+                }
+                Err(_) => {}
+            }
         }
     }
 

@@ -34,6 +34,17 @@ pub struct Response {
     pub body: Bytes,
 }
 
+/// How an alarm event went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlarmOutcome {
+    /// The handler succeeded; its writes (the cleared alarm included) are durable.
+    Done,
+    /// The object's alarm is no longer the one scheduled (replaced or deleted): nothing ran.
+    Stale,
+    /// The handler returned an error or trapped: retry.
+    Failed(String),
+}
+
 /// Why an event produced no response.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]

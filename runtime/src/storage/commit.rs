@@ -17,8 +17,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::Shared;
-use redb::{Database, Durability, TableDefinition};
-use tokio::sync::{mpsc, oneshot};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::schema::{self, Table};
 use crate::metrics::Metrics;
@@ -42,6 +42,22 @@ pub enum WriteOp {
     },
     /// Deletes every object entry whose key starts with `prefix` (delete-all, class deletion).
     DeleteDataPrefix {
+        prefix: Vec<u8>,
+    },
+    /// Sets (or with `None` deletes) an object's alarm, keeping the schedule index in step.
+    SetAlarm {
+        object: Vec<u8>,
+        at_ms: Option<i64>,
+    },
+    /// Deletes an object's alarm only if it is still set for `at_ms` (a dropped retry), and that
+    /// time's index entry (also used for alarms of classes that no longer exist).
+    ClearAlarmIf {
+        object: Vec<u8>,
+        at_ms: i64,
+    },
+    /// Deletes the alarms of every object whose prefix starts with `prefix` (class deletion;
+    /// their index entries are dropped by the scheduler when they come due).
+    DeleteAlarmsPrefix {
         prefix: Vec<u8>,
     },
 }
@@ -115,16 +131,19 @@ impl CommitterThread {
 
 impl Committer {
     /// Starts the writer thread over `db`. `durable = false` skips fsync (benchmarks only).
+    /// `alarm_set` is notified after a commit that set an alarm (the scheduler may need to wake).
     pub fn start(
         db: Arc<Database>,
         durable: bool,
         metrics: Arc<Metrics>,
+        alarm_set: Arc<Notify>,
     ) -> std::io::Result<(Self, CommitterThread)> {
         let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
         let writer = GroupWriter {
             db,
             durable,
             metrics,
+            alarm_set,
             poisoned: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
@@ -157,6 +176,7 @@ struct GroupWriter {
     db: Arc<Database>,
     durable: bool,
     metrics: Arc<Metrics>,
+    alarm_set: Arc<Notify>,
     /// Objects whose commit failed, with the generation that failed: their later write sets of
     /// that generation or older are refused.
     poisoned: HashMap<Vec<u8>, u64>,
@@ -199,6 +219,13 @@ impl GroupWriter {
                 self.metrics
                     .commit_group_size
                     .observe(accepted.len() as f64);
+                let sets_alarm = accepted
+                    .iter()
+                    .flat_map(|r| &r.ops)
+                    .any(|op| matches!(op, WriteOp::SetAlarm { at_ms: Some(_), .. }));
+                if sets_alarm {
+                    self.alarm_set.notify_one();
+                }
                 for request in accepted {
                     let _ = request.done.send(Ok(()));
                 }
@@ -247,6 +274,8 @@ struct Tables<'txn> {
     classes: redb::Table<'txn, &'static str, &'static [u8]>,
     components: redb::Table<'txn, &'static str, &'static [u8]>,
     meta: redb::Table<'txn, &'static str, &'static [u8]>,
+    alarms: redb::Table<'txn, &'static [u8], i64>,
+    schedule: redb::Table<'txn, &'static [u8], ()>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -256,6 +285,8 @@ impl<'txn> Tables<'txn> {
             classes: txn.open_table(schema::CLASSES)?,
             components: txn.open_table(schema::COMPONENTS)?,
             meta: txn.open_table(schema::META)?,
+            alarms: txn.open_table(schema::ALARMS)?,
+            schedule: txn.open_table(schema::ALARM_SCHEDULE)?,
         })
     }
 
@@ -273,14 +304,44 @@ impl<'txn> Tables<'txn> {
                 Table::Components => str_table_delete(&mut self.components, key),
                 Table::Meta => str_table_delete(&mut self.meta, key),
             },
-            WriteOp::DeleteDataPrefix { prefix } => {
-                let start = prefix.as_slice();
-                match schema::prefix_end(prefix) {
-                    Some(end) => self.data.retain_in(start..end.as_slice(), |_, _| false),
-                    None => self.data.retain_in(start.., |_, _| false),
+            WriteOp::DeleteDataPrefix { prefix } => delete_prefix(&mut self.data, prefix),
+            WriteOp::SetAlarm { object, at_ms } => {
+                let old = self.alarms.get(object.as_slice())?.map(|v| v.value());
+                if let Some(old) = old {
+                    self.schedule
+                        .remove(schema::schedule_key(old, object).as_slice())?;
                 }
+                if let Some(at) = at_ms {
+                    self.alarms.insert(object.as_slice(), at)?;
+                    self.schedule
+                        .insert(schema::schedule_key(*at, object).as_slice(), ())?;
+                } else {
+                    self.alarms.remove(object.as_slice())?;
+                }
+                Ok(())
             }
+            WriteOp::ClearAlarmIf { object, at_ms } => {
+                let current = self.alarms.get(object.as_slice())?.map(|v| v.value());
+                if current == Some(*at_ms) {
+                    self.alarms.remove(object.as_slice())?;
+                }
+                self.schedule
+                    .remove(schema::schedule_key(*at_ms, object).as_slice())?;
+                Ok(())
+            }
+            WriteOp::DeleteAlarmsPrefix { prefix } => delete_prefix(&mut self.alarms, prefix),
         }
+    }
+}
+
+/// Deletes every entry whose key starts with `prefix`.
+fn delete_prefix<V: redb::Value + 'static>(
+    table: &mut redb::Table<'_, &'static [u8], V>,
+    prefix: &[u8],
+) -> Result<(), redb::StorageError> {
+    match schema::prefix_end(prefix) {
+        Some(end) => table.retain_in(prefix..end.as_slice(), |_, _| false),
+        None => table.retain_in(prefix.., |_, _| false),
     }
 }
 
@@ -317,6 +378,8 @@ pub fn create_tables(db: &Database) -> Result<(), redb::Error> {
         touch(&txn, schema::CLASSES)?;
         touch(&txn, schema::COMPONENTS)?;
         touch(&txn, schema::META)?;
+        touch(&txn, schema::ALARMS)?;
+        touch(&txn, schema::ALARM_SCHEDULE)?;
     }
     txn.commit()?;
     Ok(())

@@ -70,8 +70,11 @@ pub struct EventWrites {
 struct Layer {
     /// Key -> new value, or `None` for a delete.
     writes: BTreeMap<Vec<u8>, Option<Bytes>>,
-    /// A `delete-all` happened in this layer (before its `writes`).
+    /// A `delete-all` happened in this layer (before its `writes`). It leaves the alarm alone.
     cleared: bool,
+    /// The alarm as this layer left it: `None` untouched, `Some(None)` deleted, `Some(Some(t))`
+    /// set for `t`.
+    alarm: Option<Option<i64>>,
 }
 
 struct Cached {
@@ -95,6 +98,9 @@ pub struct ObjectStorage {
     /// Sequence number of a `delete-all` not durable yet: until it is, redb is stale for this
     /// object and the cache alone is the truth.
     pending_clear: Option<u64>,
+    /// The alarm (`Some(None)`: none), once known from a read or a write. Only this object
+    /// writes it, so it never goes stale.
+    alarm: Option<Option<i64>>,
     /// Newest sequence number handed out, and newest known durable.
     submitted: u64,
     durable: u64,
@@ -114,6 +120,7 @@ impl ObjectStorage {
             cache: BTreeMap::new(),
             cache_bytes: 0,
             pending_clear: None,
+            alarm: None,
             submitted: 0,
             durable: 0,
             layers: Vec::new(),
@@ -137,7 +144,7 @@ impl ObjectStorage {
         let mut layers = std::mem::take(&mut self.layers);
         layers.truncate(1);
         let layer = layers.pop()?;
-        if !layer.cleared && layer.writes.is_empty() {
+        if !layer.cleared && layer.writes.is_empty() && layer.alarm.is_none() {
             return None;
         }
         self.submitted += 1;
@@ -150,6 +157,13 @@ impl ObjectStorage {
             self.cache.clear();
             self.cache_bytes = 0;
             self.pending_clear = Some(seq);
+        }
+        if let Some(at_ms) = layer.alarm {
+            ops.push(WriteOp::SetAlarm {
+                object: self.prefix.clone(),
+                at_ms,
+            });
+            self.alarm = Some(at_ms);
         }
         for (key, value) in layer.writes {
             let full = self.full_key(&key);
@@ -273,6 +287,9 @@ impl ObjectStorage {
             outer.cleared = true;
         }
         outer.writes.extend(inner.writes);
+        if inner.alarm.is_some() {
+            outer.alarm = inner.alarm;
+        }
         Ok(())
     }
 
@@ -282,6 +299,37 @@ impl ObjectStorage {
         }
         self.layers.pop();
         Ok(())
+    }
+
+    /// The time the alarm is set for, as this event sees it.
+    pub fn get_alarm(&mut self) -> Result<Option<i64>, StorageError> {
+        if let Some(at) = self.layers.iter().rev().find_map(|l| l.alarm) {
+            return Ok(at);
+        }
+        if let Some(known) = self.alarm {
+            return Ok(known);
+        }
+        let at_ms = self.disk_alarm()?;
+        self.alarm = Some(at_ms);
+        Ok(at_ms)
+    }
+
+    pub fn set_alarm(&mut self, at_ms: i64) -> Result<(), StorageError> {
+        self.top()?.alarm = Some(Some(at_ms));
+        Ok(())
+    }
+
+    pub fn delete_alarm(&mut self) -> Result<(), StorageError> {
+        self.top()?.alarm = Some(None);
+        Ok(())
+    }
+
+    /// Forgets whatever the running event did to the alarm (a failed alarm handler: the alarm
+    /// that failed stays set, to be retried).
+    pub fn discard_alarm_change(&mut self) {
+        for layer in &mut self.layers {
+            layer.alarm = None;
+        }
     }
 
     pub fn list(&mut self, options: &ListOptions) -> Result<Vec<(String, Bytes)>, StorageError> {
@@ -432,6 +480,13 @@ impl ObjectStorage {
         let table = txn.open_table(schema::DATA).map_err(internal)?;
         let value = table.get(self.full_key(key).as_slice()).map_err(internal)?;
         Ok(value.map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    fn disk_alarm(&self) -> Result<Option<i64>, StorageError> {
+        let txn = self.db.begin_read().map_err(internal)?;
+        let table = txn.open_table(schema::ALARMS).map_err(internal)?;
+        let at = table.get(self.prefix.as_slice()).map_err(internal)?;
+        Ok(at.map(|v| v.value()))
     }
 
     /// The redb entries of this object within the user-key range, in the requested order.

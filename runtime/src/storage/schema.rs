@@ -18,6 +18,10 @@ pub const CLASSES: TableDefinition<&str, &[u8]> = TableDefinition::new("classes"
 pub const COMPONENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("components");
 /// Runtime metadata, e.g. the id secret.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Each object's alarm: object prefix -> epoch ms.
+pub const ALARMS: TableDefinition<&[u8], i64> = TableDefinition::new("alarms");
+/// The alarm index the scheduler reads: `schedule_key(at, object)` -> (), ordered by time.
+pub const ALARM_SCHEDULE: TableDefinition<&[u8], ()> = TableDefinition::new("alarm_schedule");
 
 /// The tables a commit may write, named so write ops carry no redb types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +48,31 @@ pub fn object_prefix(incarnation: u64, id: &ObjectId) -> Vec<u8> {
     key
 }
 
+/// The class incarnation and object id of an object prefix.
+pub fn split_object_prefix(object: &[u8]) -> Option<(u64, ObjectId)> {
+    if object.len() != CLASS_PREFIX_LEN + 32 {
+        return None;
+    }
+    let (class, id) = object.split_at(CLASS_PREFIX_LEN);
+    let incarnation = u64::from_be_bytes(class.try_into().ok()?);
+    Some((incarnation, ObjectId::from_bytes(id.try_into().ok()?)))
+}
+
+/// `[at_ms as order-preserving u64 (8)][object prefix]`: index entries sort by time.
+pub fn schedule_key(at_ms: i64, object: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + object.len());
+    key.extend_from_slice(&((at_ms as u64) ^ (1 << 63)).to_be_bytes());
+    key.extend_from_slice(object);
+    key
+}
+
+/// The inverse of [`schedule_key`].
+pub fn decode_schedule_key(key: &[u8]) -> Option<(i64, &[u8])> {
+    let (time, object) = key.split_at_checked(8)?;
+    let ordered = u64::from_be_bytes(time.try_into().ok()?);
+    Some(((ordered ^ (1 << 63)) as i64, object))
+}
+
 /// The smallest byte string greater than every string starting with `prefix`, or `None` when
 /// there is none (the prefix is all 0xFF).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -68,6 +97,22 @@ mod tests {
         assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
         assert_eq!(prefix_end(b"\xff\xff"), None);
         assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn schedule_keys_sort_by_time_and_round_trip() {
+        let object = [7u8; 40];
+        let times = [i64::MIN, -5, 0, 1, 1_700_000_000_000, i64::MAX];
+        let keys: Vec<_> = times.iter().map(|t| schedule_key(*t, &object)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        for (t, key) in times.iter().zip(&keys) {
+            assert_eq!(decode_schedule_key(key), Some((*t, &object[..])));
+        }
+        let class = ClassName::parse("A").unwrap();
+        let id = IdSecret::from_bytes([1; 32])
+            .class_ids(&class)
+            .from_name("x");
+        assert_eq!(split_object_prefix(&object_prefix(9, &id)), Some((9, id)));
     }
 
     #[test]

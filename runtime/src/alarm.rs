@@ -1,0 +1,297 @@
+//! Alarms: the scheduler that fires each object's persisted alarm at (never before) its time.
+//!
+//! An alarm lives in storage (`schema::ALARMS`, one per object, plus a time-ordered index
+//! `schema::ALARM_SCHEDULE`), written atomically with the event that set it. The scheduler keeps
+//! no timer per alarm: it reads the earliest due entries from the index, delivers each as an
+//! alarm event to its object (activating it if needed), and sleeps until the next entry or until
+//! a commit sets an earlier one. A failed alarm is retried with exponential backoff; an alarm that
+//! was running when the runtime died is still in the index and fires again after a restart
+//! (at-least-once).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+
+use crate::class::Classes;
+use crate::ids::ObjectId;
+use crate::metrics::Metrics;
+use crate::object::{AlarmOutcome, Directory};
+use crate::storage::{Committer, WriteOp, schema};
+
+/// Most alarm events in flight at once; bounds the activations a burst of due alarms causes.
+const MAX_IN_FLIGHT: usize = 256;
+/// Longest the scheduler sleeps without looking at the index again (guards against clock jumps).
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Retry policy of failed alarms.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Delay before the first retry; each further retry doubles it.
+    pub base: Duration,
+    /// Retries after the first attempt before the alarm is dropped.
+    pub max_retries: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(2),
+            max_retries: 6,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `retry` (1-based): base, 2 base, 4 base, ...
+    pub fn delay(&self, retry: u32) -> Duration {
+        self.base.saturating_mul(
+            1u32.checked_shl(retry.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        )
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// One scheduled alarm, as the index holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Due {
+    at_ms: i64,
+    /// Object prefix: class incarnation + object id.
+    object: Vec<u8>,
+}
+
+/// A retry waiting for its backoff.
+struct Retry {
+    due: Due,
+    when: Instant,
+    retry_count: u32,
+}
+
+/// Wakes the scheduler when a commit may have set an earlier alarm.
+#[derive(Clone, Default)]
+pub struct AlarmWake(Arc<Notify>);
+
+impl AlarmWake {
+    /// The notifier the committer signals after committing a set alarm.
+    pub fn notify(&self) -> Arc<Notify> {
+        self.0.clone()
+    }
+}
+
+/// How one delivery went, as the scheduler sees it.
+enum Attempt {
+    Ran(AlarmOutcome),
+    /// The object's class no longer exists.
+    Orphaned,
+}
+
+/// Runs the scheduler until `stop` turns true.
+pub struct Scheduler {
+    pub db: Arc<Database>,
+    pub directory: Directory,
+    pub classes: Arc<Classes>,
+    pub committer: Committer,
+    pub policy: RetryPolicy,
+    pub wake: AlarmWake,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Scheduler {
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let stopped = stopped(stop);
+        tokio::pin!(stopped);
+        let (done_tx, mut done_rx) = mpsc::channel::<(Due, u32, Attempt)>(MAX_IN_FLIGHT);
+        let mut in_flight: HashSet<Vec<u8>> = HashSet::new();
+        let mut retries: HashMap<Vec<u8>, Retry> = HashMap::new();
+        loop {
+            // Fire retries whose backoff is over.
+            let now = Instant::now();
+            let ready: Vec<Vec<u8>> = retries
+                .iter()
+                .filter(|(_, r)| r.when <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for object in ready {
+                if in_flight.len() >= MAX_IN_FLIGHT {
+                    break;
+                }
+                let retry = retries.remove(&object).expect("listed above");
+                in_flight.insert(object);
+                self.fire(retry.due, retry.retry_count, &done_tx);
+            }
+            // Fire due alarms from the index.
+            let busy = |o: &[u8]| in_flight.contains(o) || retries.contains_key(o);
+            let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+            let (due, next_at) = match self.read_due(now_ms(), room, &busy) {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the alarm schedule");
+                    (Vec::new(), None)
+                }
+            };
+            for due in due {
+                in_flight.insert(due.object.clone());
+                self.fire(due, 0, &done_tx);
+            }
+            // Sleep until the next alarm, the next retry, a wake-up or a completion.
+            let mut sleep = MAX_SLEEP;
+            if let Some(at) = next_at {
+                let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                sleep = sleep.min(Duration::from_millis(wait));
+            }
+            if let Some(first) = retries.values().map(|r| r.when).min() {
+                sleep = sleep.min(first.saturating_duration_since(Instant::now()));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = self.wake.0.notified() => {}
+                Some((due, retry_count, outcome)) = done_rx.recv() => {
+                    in_flight.remove(&due.object);
+                    if let Some(retry) = self.after(due, retry_count, outcome).await {
+                        retries.insert(retry.due.object.clone(), retry);
+                    }
+                }
+                () = &mut stopped => break,
+            }
+        }
+    }
+
+    /// Delivers one alarm event; its outcome comes back on `done`.
+    fn fire(&self, due: Due, retry_count: u32, done: &mpsc::Sender<(Due, u32, Attempt)>) {
+        let directory = self.directory.clone();
+        let classes = self.classes.clone();
+        let done = done.clone();
+        let last_attempt = retry_count >= self.policy.max_retries;
+        if retry_count == 0 {
+            let late_ms = now_ms().saturating_sub(due.at_ms).max(0);
+            self.metrics
+                .alarm_lateness_seconds
+                .observe(late_ms as f64 / 1e3);
+        }
+        self.metrics.alarms_fired.inc();
+        tokio::spawn(async move {
+            let attempt = match locate(&classes, &due.object) {
+                Some((class, id)) => Attempt::Ran(
+                    directory
+                        .alarm(class, id, due.at_ms, retry_count, last_attempt)
+                        .await
+                        .unwrap_or_else(|e| AlarmOutcome::Failed(e.to_string())),
+                ),
+                None => Attempt::Orphaned,
+            };
+            let _ = done.send((due, retry_count, attempt)).await;
+        });
+    }
+
+    /// Decides what follows an attempt: nothing, a retry, or dropping the alarm.
+    async fn after(&self, due: Due, retry_count: u32, attempt: Attempt) -> Option<Retry> {
+        let outcome = match attempt {
+            Attempt::Ran(outcome) => outcome,
+            Attempt::Orphaned => {
+                // The class was deleted: drop the index entry.
+                self.clear(&due).await;
+                return None;
+            }
+        };
+        match outcome {
+            AlarmOutcome::Done | AlarmOutcome::Stale => None,
+            AlarmOutcome::Failed(error) if retry_count < self.policy.max_retries => {
+                self.metrics.alarm_failures.inc();
+                let retry_count = retry_count + 1;
+                let delay = self.policy.delay(retry_count);
+                tracing::warn!(%error, retry_count, ?delay, "alarm failed; retrying");
+                Some(Retry {
+                    when: Instant::now() + delay,
+                    due,
+                    retry_count,
+                })
+            }
+            AlarmOutcome::Failed(error) => {
+                // The object deleted it on this last attempt.
+                self.metrics.alarm_failures.inc();
+                tracing::error!(%error, retries = retry_count, "alarm failed too often; dropped");
+                None
+            }
+        }
+    }
+
+    /// Removes the index entry (and alarm) of an object whose class no longer exists.
+    async fn clear(&self, due: &Due) {
+        let op = WriteOp::ClearAlarmIf {
+            object: due.object.clone(),
+            at_ms: due.at_ms,
+        };
+        if let Err(error) = self.committer.submit(vec![op], None).await.wait().await {
+            tracing::error!(%error, "cannot drop an alarm");
+        }
+    }
+
+    /// Up to `room` due alarms (not busy), and the time of the first alarm after `now` (`None`
+    /// when `room` filled up first: completions wake the loop then). Scans past at most the busy
+    /// entries, so a backlog of due alarms costs O(room) per pass, not O(backlog).
+    fn read_due(
+        &self,
+        now: i64,
+        room: usize,
+        busy: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<(Vec<Due>, Option<i64>), redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(schema::ALARM_SCHEDULE)?;
+        let mut due = Vec::new();
+        if room == 0 {
+            return Ok((due, None));
+        }
+        for entry in table.iter()? {
+            let (key, _) = entry?;
+            let Some((at_ms, object)) = schema::decode_schedule_key(key.value()) else {
+                continue;
+            };
+            if at_ms > now {
+                return Ok((due, Some(at_ms)));
+            }
+            if !busy(object) {
+                due.push(Due {
+                    at_ms,
+                    object: object.to_vec(),
+                });
+                if due.len() == room {
+                    return Ok((due, None));
+                }
+            }
+        }
+        Ok((due, None))
+    }
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The class and id an object prefix belongs to, if its class still exists.
+fn locate(classes: &Classes, object: &[u8]) -> Option<(Arc<crate::class::LoadedClass>, ObjectId)> {
+    let (incarnation, id) = schema::split_object_prefix(object)?;
+    Some((classes.by_incarnation(incarnation)?, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_is_2s_doubling_6_retries() {
+        let policy = RetryPolicy::default();
+        let delays: Vec<u64> = (1..=6).map(|n| policy.delay(n).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 64]);
+        assert_eq!(policy.max_retries, 6);
+    }
+}
