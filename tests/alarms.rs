@@ -102,6 +102,8 @@ async fn an_alarm_survives_a_restart() {
     let (_, set) = s.post("/objects/Alarm/persist/set?in=1500").await;
     let (config, temp) = s.stop().await;
     let s = TestServer::start_in(config).await;
+    // A restart loads no object: the alarm waits in the index, not in a live instance.
+    assert_eq!(s.metric("duro_live_objects").await, 0.0);
     let log = wait_for(&s, "persist", 1, Duration::from_secs(10)).await;
     assert!(at(&log[0], "firedAtMs") >= at(&set, "at"));
     s.stop().await;
@@ -286,4 +288,66 @@ async fn an_alarm_due_during_a_kill_9_fires_after_the_restart() {
     })
     .await;
     assert!(at(&log[0], "firedAtMs") >= at(&set, "at"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_running_when_the_runtime_dies_fires_again_after_the_restart() {
+    let temp = tempfile::tempdir().unwrap();
+    let probe = format!("Alarm={}", common::guest("alarm-probe").display());
+    let args = ["--deploy", probe.as_str()];
+    let mut process = Process::start_with(temp.path(), &args, std::process::Stdio::null());
+    let http = reqwest::Client::new();
+    let fired = |admin: String| {
+        let http = http.clone();
+        async move {
+            let text = http
+                .get(format!("{admin}/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            common::metric_value(&text, "duro_alarms_fired_total")
+        }
+    };
+    for step in ["slow?ms=3000", "set?in=0"] {
+        let url = format!("{}/objects/Alarm/busy/{step}", process.ingress);
+        assert_eq!(
+            http.post(url).send().await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    // The handler is running (delivered; it spins 3 s before it can commit): kill -9 now.
+    eventually(Duration::from_secs(5), || async {
+        (fired(process.admin.clone()).await? >= 1.0).then_some(())
+    })
+    .await;
+    process.kill_9();
+
+    let process = Process::start_with(temp.path(), &args, std::process::Stdio::null());
+    let log = eventually(Duration::from_secs(15), || async {
+        let body: Value = http
+            .get(format!("{}/objects/Alarm/busy/log", process.ingress))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let log = body["invocations"].as_array()?.clone();
+        (!log.is_empty()).then_some(log)
+    })
+    .await;
+    // The killed run committed nothing (not even its log entry); this one is the re-delivery.
+    assert_eq!(log.len(), 1, "{log:?}");
+    let body: Value = http
+        .get(format!("{}/objects/Alarm/busy/get", process.ingress))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"alarm": null}));
 }

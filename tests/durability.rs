@@ -158,3 +158,35 @@ async fn sigterm_shuts_down_cleanly_and_guest_output_reaches_the_log() {
         .unwrap();
     assert_eq!(body, json!({"count": 10}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_deploys_and_lists_classes() {
+    let temp = tempfile::tempdir().unwrap();
+    let process = Process::start(temp.path());
+    let duro = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_duro"))
+            .args(args)
+            .args(["--admin-url", &process.admin])
+            .output()
+            .expect("running the duro CLI");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let probe = format!("Probe={}", common::guest("storage-probe").display());
+    let (ok, out) = duro(&["deploy", &probe]);
+    assert!(ok, "{out}");
+    assert!(out.contains("\"class\":\"Probe\""), "{out}");
+    let (ok, out) = duro(&["classes"]);
+    assert!(
+        ok && out.contains("Probe") && out.contains("Counter"),
+        "{out}"
+    );
+    let (ok, out) = duro(&["delete", "Probe"]);
+    assert!(ok, "{out}");
+    let (ok, out) = duro(&["classes"]);
+    assert!(ok && !out.contains("Probe"), "{out}");
+    let (ok, _) = duro(&["deploy", "Bad=/nonexistent.wasm"]);
+    assert!(!ok);
+}

@@ -231,6 +231,7 @@ where
 pub struct Process {
     pub child: Child,
     pub ingress: String,
+    pub admin: String,
 }
 
 impl Process {
@@ -261,19 +262,21 @@ impl Process {
             .spawn()
             .expect("spawning duro");
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut ingress = None;
+        let (mut ingress, mut admin) = (None, None);
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("reading duro's stdout");
             if let Some(url) = line.strip_prefix("ingress: ") {
                 ingress = Some(url.to_string());
             }
-            if line.starts_with("admin: ") {
+            if let Some(url) = line.strip_prefix("admin: ") {
+                admin = Some(url.to_string());
                 break;
             }
         }
         Self {
             child,
             ingress: ingress.expect("duro printed its ingress address"),
+            admin: admin.expect("duro printed its admin address"),
         }
     }
 

@@ -5,6 +5,7 @@
 //! - `GET /get`: `{"alarm": ms | null}`; `POST /delete`: delete it
 //! - `POST /fail?times=N`: the next N invocations return an error (their log entry still commits)
 //! - `POST /reschedule?every=MS&count=N`: each invocation sets the next alarm MS later, N times
+//! - `POST /slow?ms=N`: the next invocations spin N ms before finishing
 //! - `GET /log`: `{"invocations": [{"retryCount", "isRetry", "firedAtMs", "scheduledAtMs"}]}`
 
 use duro_sdk::{AlarmInfo, DurableObject, Error, Request, Response, Result, State, json, now_ms};
@@ -57,6 +58,10 @@ impl DurableObject for AlarmProbe {
                 storage.put("scheduled", &at)?;
                 Response::json(&json!({ "at": at }))
             }
+            "/slow" => {
+                storage.put("slow-ms", &param(&request, "ms").unwrap_or(0))?;
+                Response::json(&json!({}))
+            }
             "/log" => {
                 let log: Vec<Value> = storage.get("log")?.unwrap_or_default();
                 Response::json(&json!({ "invocations": log }))
@@ -76,6 +81,11 @@ impl DurableObject for AlarmProbe {
             "alarmDuringHandler": storage.get_alarm()?,
         }));
         storage.put("log", &log)?;
+        let slow_ms = storage.get::<i64>("slow-ms")?.unwrap_or(0);
+        let until = now_ms() + slow_ms;
+        while now_ms() < until {
+            std::hint::spin_loop();
+        }
         let remaining = storage.get::<i64>("fail-remaining")?.unwrap_or(0);
         if remaining > 0 {
             storage.put("fail-remaining", &(remaining - 1))?;
