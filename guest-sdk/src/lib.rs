@@ -26,10 +26,12 @@
 
 mod http;
 mod storage;
+mod websocket;
 
 pub use http::{Request, Response};
 pub use serde_json::json;
 pub use storage::{ListOptions, Storage, StorageError};
+pub use websocket::{Message, WebSocket, WebSockets, WebsocketError};
 
 /// The raw bindings generated from `wit/`, for what the SDK does not wrap.
 #[allow(missing_docs, clippy::too_many_arguments)]
@@ -48,6 +50,8 @@ pub mod wit {
 pub enum Error {
     /// A storage call failed (a limit, a bad argument).
     Storage(StorageError),
+    /// A WebSocket call failed.
+    WebSocket(WebsocketError),
     /// A value could not be encoded or decoded as JSON.
     Json(serde_json::Error),
     /// Answer with this status and message.
@@ -73,6 +77,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Storage(e) => write!(f, "storage: {}", storage::describe(e)),
+            Self::WebSocket(e) => write!(f, "websocket: {}", websocket::describe(e)),
             Self::Json(e) => write!(f, "json: {e}"),
             Self::Http { message, .. } => f.write_str(message),
         }
@@ -84,6 +89,12 @@ impl std::error::Error for Error {}
 impl From<StorageError> for Error {
     fn from(error: StorageError) -> Self {
         Self::Storage(error)
+    }
+}
+
+impl From<WebsocketError> for Error {
+    fn from(error: WebsocketError) -> Self {
+        Self::WebSocket(error)
     }
 }
 
@@ -122,6 +133,11 @@ impl State {
     pub fn storage(&self) -> Storage {
         Storage::new()
     }
+
+    /// The object's WebSockets.
+    pub fn websockets(&self) -> WebSockets {
+        WebSockets::default()
+    }
 }
 
 /// What an `alarm` invocation is told.
@@ -156,6 +172,30 @@ pub trait DurableObject: Sized + 'static {
         let _ = info;
         Ok(())
     }
+
+    /// A message arrived on one of this object's WebSockets. The default does nothing.
+    fn websocket_message(&mut self, ws: WebSocket, message: Message) -> Result<()> {
+        let _ = (ws, message);
+        Ok(())
+    }
+
+    /// A WebSocket closed (`code` 1005/1006 when no close frame came). The default does nothing.
+    fn websocket_close(
+        &mut self,
+        ws: WebSocket,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> Result<()> {
+        let _ = (ws, code, reason, was_clean);
+        Ok(())
+    }
+
+    /// A WebSocket failed. The default does nothing.
+    fn websocket_error(&mut self, ws: WebSocket, error: String) -> Result<()> {
+        let _ = (ws, error);
+        Ok(())
+    }
 }
 
 /// Exports a [`DurableObject`] type as the component's class.
@@ -171,6 +211,15 @@ macro_rules! export {
                 fn alarm(info: $crate::wit::AlarmInfo) -> ::core::result::Result<(), String> {
                     $crate::__private::alarm::<$ty>(info)
                 }
+                fn websocket_message(ws: u64, message: $crate::wit::Message) {
+                    $crate::__private::websocket_message::<$ty>(ws, message)
+                }
+                fn websocket_close(ws: u64, code: u16, reason: String, was_clean: bool) {
+                    $crate::__private::websocket_close::<$ty>(ws, code, reason, was_clean)
+                }
+                fn websocket_error(ws: u64, error: String) {
+                    $crate::__private::websocket_error::<$ty>(ws, error)
+                }
             }
     $crate::wit::__export_duro_world!(DuroGuest with_types_in $crate::wit);
         };
@@ -182,7 +231,7 @@ pub mod __private {
     use std::any::Any;
     use std::cell::RefCell;
 
-    use super::{AlarmInfo, DurableObject, Error, Response, State, wit};
+    use super::{AlarmInfo, DurableObject, Error, Response, State, WebSocket, wit};
 
     thread_local! {
         /// The object's value; wasm is single-threaded and events never re-enter.
@@ -207,6 +256,30 @@ pub mod __private {
             is_retry: info.is_retry,
         };
         with_object::<T, _>(|object| object.alarm(info)).map_err(|e| e.to_string())
+    }
+
+    /// WebSocket handlers return nothing to the runtime: an error is printed to stderr (the
+    /// runtime's log).
+    fn report(what: &str, outcome: super::Result<()>) {
+        if let Err(error) = outcome {
+            eprintln!("{what} failed: {error}");
+        }
+    }
+
+    pub fn websocket_message<T: DurableObject>(ws: u64, message: wit::Message) {
+        let outcome = with_object::<T, _>(|o| o.websocket_message(WebSocket(ws), message.into()));
+        report("websocket_message", outcome);
+    }
+
+    pub fn websocket_close<T: DurableObject>(ws: u64, code: u16, reason: String, was_clean: bool) {
+        let outcome =
+            with_object::<T, _>(|o| o.websocket_close(WebSocket(ws), code, reason, was_clean));
+        report("websocket_close", outcome);
+    }
+
+    pub fn websocket_error<T: DurableObject>(ws: u64, error: String) {
+        let outcome = with_object::<T, _>(|o| o.websocket_error(WebSocket(ws), error));
+        report("websocket_error", outcome);
     }
 
     pub fn fetch<T: DurableObject>(request: wit::Request) -> wit::Response {

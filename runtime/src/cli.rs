@@ -80,6 +80,12 @@ struct ServeArgs {
     /// Most objects live at once.
     #[arg(long, env = "DURO_MAX_LIVE_OBJECTS", default_value_t = Limits::default().max_live_objects)]
     max_live_objects: usize,
+    /// How long an object whose only activity is open WebSockets keeps its instance, in ms.
+    #[arg(long, env = "DURO_HIBERNATE_AFTER_MS", default_value_t = 10_000)]
+    hibernate_after_ms: u64,
+    /// Largest WebSocket message, in bytes.
+    #[arg(long, env = "DURO_MAX_WS_MESSAGE_BYTES", default_value_t = Limits::default().max_ws_message_bytes)]
+    max_ws_message_bytes: usize,
     /// Delay before the first retry of a failed alarm, in milliseconds (doubling after).
     #[arg(long, env = "DURO_ALARM_RETRY_BASE_MS", default_value_t = 2_000)]
     alarm_retry_base_ms: u64,
@@ -173,6 +179,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.idle_timeout = Duration::from_millis(args.idle_timeout_ms);
     config.durable_commits = !args.unsafe_no_fsync;
     config.alarm_retry.base = Duration::from_millis(args.alarm_retry_base_ms);
+    config.hibernate_after = Duration::from_millis(args.hibernate_after_ms);
+    config.limits.max_ws_message_bytes = args.max_ws_message_bytes;
     config.limits.event_cpu = Duration::from_millis(args.event_cpu_ms);
     config.limits.instance_memory_bytes = args.instance_memory_mib * 1024 * 1024;
     config.limits.max_request_body_bytes = args.max_body_bytes;

@@ -21,6 +21,8 @@ pub struct Config {
     pub limits: Limits,
     /// How long a live object may sit without events before its instance is dropped.
     pub idle_timeout: Duration,
+    /// How long an object whose only activity is open WebSockets keeps its instance.
+    pub hibernate_after: Duration,
     /// How failed alarms are retried.
     pub alarm_retry: crate::alarm::RetryPolicy,
     /// Whether commits wait for fsync. Only benchmarks turn this off; every guarantee of the
@@ -38,6 +40,7 @@ impl Config {
             admin_token: None,
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(30),
+            hibernate_after: Duration::from_secs(10),
             alarm_retry: crate::alarm::RetryPolicy::default(),
             durable_commits: true,
         }
@@ -67,6 +70,8 @@ pub struct Limits {
     pub max_live_objects: usize,
     /// Events that may wait in one object's mailbox before callers get 503.
     pub mailbox_capacity: usize,
+    /// Largest WebSocket message, either way; a bigger incoming one closes the socket with 1009.
+    pub max_ws_message_bytes: usize,
 }
 
 impl Default for Limits {
@@ -82,6 +87,7 @@ impl Default for Limits {
             max_component_bytes: 256 * 1024 * 1024,
             max_live_objects: 10_000,
             mailbox_capacity: 1024,
+            max_ws_message_bytes: 1024 * 1024,
         }
     }
 }

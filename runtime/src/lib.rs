@@ -35,6 +35,7 @@ pub mod ids;
 pub mod metrics;
 pub mod object;
 pub mod storage;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -122,6 +123,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         db.clone(),
         config.limits.clone(),
         config.idle_timeout,
+        config.hibernate_after,
         metrics.clone(),
     );
 
@@ -140,11 +142,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let admin_addr = local(&admin, config.admin_listen)?;
 
     let (stop, stopped) = watch::channel(false);
-    let max_body = config.limits.max_request_body_bytes;
-    let ingress_directory = directory.clone();
+    let ingress_state = http::ingress::IngressState {
+        directory: directory.clone(),
+        max_body: config.limits.max_request_body_bytes,
+        max_ws_message: config.limits.max_ws_message_bytes,
+        stop: stopped.clone(),
+    };
     let ingress_task = tokio::spawn(http::serve(
         ingress,
-        move |request| http::ingress::handle(ingress_directory.clone(), max_body, request),
+        move |request| http::ingress::handle(ingress_state.clone(), request),
         stopped.clone(),
     ));
     let scheduler = alarm::Scheduler {

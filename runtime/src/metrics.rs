@@ -40,6 +40,8 @@ pub struct Metrics {
     pub cache_loads: Counter,
     /// Events waiting in mailboxes, summed over objects.
     pub queued_events: Gauge,
+    /// Instances dropped while their object kept open WebSockets.
+    pub hibernations: Counter,
     /// Alarm deliveries (first attempts and retries).
     pub alarms_fired: Counter,
     /// Alarm attempts that failed (error or trap).
@@ -67,6 +69,7 @@ impl Metrics {
             compilations: Counter::default(),
             cache_loads: Counter::default(),
             queued_events: Gauge::default(),
+            hibernations: Counter::default(),
             alarms_fired: Counter::default(),
             alarm_failures: Counter::default(),
             alarm_lateness_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 20)),
@@ -134,6 +137,11 @@ impl Metrics {
             "queued_events",
             "Events waiting in object mailboxes",
             m.queued_events.clone(),
+        );
+        registry.register(
+            "hibernations",
+            "Instances dropped while their object kept open WebSockets",
+            m.hibernations.clone(),
         );
         registry.register(
             "alarms_fired",

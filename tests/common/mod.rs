@@ -23,6 +23,7 @@ pub fn root() -> &'static Path {
 const GUEST_CRATES: &[&str] = &[
     "duro-example-counter",
     "duro-example-scheduler",
+    "duro-example-chat-room",
     "storage-probe",
     "misbehave",
     "alarm-probe",

@@ -3,8 +3,9 @@
 use bytes::Bytes;
 
 use super::ObjectState;
-use super::generated::duro::object::{state, storage, types};
+use super::generated::duro::object::{state, storage, types, websockets};
 use crate::storage::{ListOptions, StorageError};
+use crate::websocket::{Message, SocketError, SocketId};
 
 type WitResult<T> = Result<T, storage::StorageError>;
 
@@ -88,6 +89,59 @@ impl storage::Host for ObjectState {
 
     fn transaction_rollback(&mut self) -> WitResult<()> {
         self.storage.transaction_rollback().map_err(to_wit)
+    }
+}
+
+type WsResult<T> = Result<T, websockets::WebsocketError>;
+
+impl websockets::Host for ObjectState {
+    fn accept(&mut self, tags: Vec<String>) -> WsResult<SocketId> {
+        self.sockets.accept(tags).map_err(ws_to_wit)
+    }
+
+    fn get_websockets(&mut self, tag: Option<String>) -> Vec<SocketId> {
+        self.sockets.list(tag.as_deref())
+    }
+
+    fn send(&mut self, ws: SocketId, message: types::Message) -> WsResult<()> {
+        let message = match message {
+            types::Message::Text(text) => Message::Text(text),
+            types::Message::Binary(bytes) => Message::Binary(Bytes::from(bytes)),
+        };
+        self.sockets.send(ws, message).map_err(ws_to_wit)
+    }
+
+    fn close(&mut self, ws: SocketId, code: u16, reason: String) -> WsResult<()> {
+        self.sockets.close(ws, code, reason).map_err(ws_to_wit)
+    }
+
+    fn get_tags(&mut self, ws: SocketId) -> WsResult<Vec<String>> {
+        self.sockets.tags(ws).map_err(ws_to_wit)
+    }
+
+    fn serialize_attachment(&mut self, ws: SocketId, data: Vec<u8>) -> WsResult<()> {
+        self.sockets
+            .set_attachment(ws, Bytes::from(data))
+            .map_err(ws_to_wit)
+    }
+
+    fn deserialize_attachment(&mut self, ws: SocketId) -> WsResult<Option<Vec<u8>>> {
+        let attachment = self.sockets.attachment(ws).map_err(ws_to_wit)?;
+        Ok(attachment.map(Vec::from))
+    }
+
+    fn set_auto_response(&mut self, pair: Option<(String, String)>) {
+        self.sockets.set_auto_response(pair);
+    }
+}
+
+fn ws_to_wit(error: SocketError) -> websockets::WebsocketError {
+    use websockets::WebsocketError as Wit;
+    match error {
+        SocketError::NotAnUpgrade => Wit::NotAnUpgrade,
+        SocketError::UnknownSocket => Wit::UnknownSocket,
+        SocketError::TooLarge(limit) => Wit::TooLarge(limit),
+        SocketError::InvalidArgument(reason) => Wit::InvalidArgument(reason),
     }
 }
 

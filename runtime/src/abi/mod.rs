@@ -12,7 +12,8 @@ mod log;
 use std::time::Duration;
 
 use wasmtime::component::{
-    Component, ComponentExportIndex, HasSelf, Linker, ResourceTable, TypedFunc,
+    Component, ComponentExportIndex, ComponentNamedList, HasSelf, Lift, Linker, Lower,
+    ResourceTable, TypedFunc,
 };
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -20,6 +21,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::ids::{ClassName, ObjectId};
 use crate::object::{Request, Response};
 use crate::storage::ObjectStorage;
+use crate::websocket::{Message, SocketId, Sockets};
 
 #[allow(missing_docs, clippy::all)]
 mod generated {
@@ -47,12 +49,37 @@ pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<ObjectState>
 /// A class's code with its imports resolved and exports type-checked, ready to instantiate.
 pub struct ClassCode {
     pre: generated::ObjectCorePre<ObjectState>,
-    /// The optional `alarm` export (type-checked at instantiation).
-    alarm: Option<ComponentExportIndex>,
+    /// The optional exports (type-checked at instantiation).
+    exports: OptionalExports,
 }
 
-/// The type of the optional `alarm` export.
+/// The types of the optional exports.
 type AlarmFunc = TypedFunc<(AlarmInfo,), (Result<(), String>,)>;
+type WsMessageFunc = TypedFunc<(SocketId, WitMessage), ()>;
+type WsCloseFunc = TypedFunc<(SocketId, u16, String, bool), ()>;
+type WsErrorFunc = TypedFunc<(SocketId, String), ()>;
+
+/// Export indices of the optional handlers.
+struct OptionalExports {
+    alarm: Option<ComponentExportIndex>,
+    ws_message: Option<ComponentExportIndex>,
+    ws_close: Option<ComponentExportIndex>,
+    ws_error: Option<ComponentExportIndex>,
+}
+
+/// The optional handlers of one instance, type-checked.
+struct Handlers {
+    alarm: Option<AlarmFunc>,
+    ws_message: Option<WsMessageFunc>,
+    ws_close: Option<WsCloseFunc>,
+    ws_error: Option<WsErrorFunc>,
+}
+
+/// What of an object outlives its instance: its storage view and its sockets.
+pub struct ObjectParts {
+    pub storage: ObjectStorage,
+    pub sockets: Sockets,
+}
 
 impl ClassCode {
     /// Fails with the reason when the component does not implement the world.
@@ -61,17 +88,23 @@ impl ClassCode {
             .instantiate_pre(component)
             .map_err(|e| format!("{e:#}"))?;
         let pre = generated::ObjectCorePre::new(pre).map_err(|e| format!("{e:#}"))?;
-        let alarm = component.get_export_index(None, "alarm");
-        Ok(Self { pre, alarm })
+        let export = |name| component.get_export_index(None, name);
+        let exports = OptionalExports {
+            alarm: export("alarm"),
+            ws_message: export("websocket-message"),
+            ws_close: export("websocket-close"),
+            ws_error: export("websocket-error"),
+        };
+        Ok(Self { pre, exports })
     }
 
     /// Whether the class exports an `alarm` handler.
     pub fn has_alarm(&self) -> bool {
-        self.alarm.is_some()
+        self.exports.alarm.is_some()
     }
 }
 
-use generated::duro::object::types::AlarmInfo;
+use generated::duro::object::types::{AlarmInfo, Message as WitMessage};
 
 /// Who an object is, as `state` reports it.
 #[derive(Debug, Clone)]
@@ -108,6 +141,7 @@ pub struct ObjectState {
     wasi: WasiCtx,
     table: ResourceTable,
     storage: ObjectStorage,
+    sockets: Sockets,
     identity: Identity,
     memory: MemoryGuard,
     /// Epoch ticks the current event may still run.
@@ -116,6 +150,15 @@ pub struct ObjectState {
     cpu_exhausted: bool,
     /// The class exports `alarm` (only then may it set one).
     has_alarm: bool,
+}
+
+impl ObjectState {
+    fn into_parts(self) -> ObjectParts {
+        ObjectParts {
+            storage: self.storage,
+            sockets: self.sockets,
+        }
+    }
 }
 
 impl WasiView for ObjectState {
@@ -162,7 +205,7 @@ impl ResourceLimiter for MemoryGuard {
 pub struct Instance {
     store: Store<ObjectState>,
     bindings: generated::ObjectCore,
-    alarm: Option<AlarmFunc>,
+    handlers: Handlers,
     limits: InstanceLimits,
 }
 
@@ -171,9 +214,9 @@ impl Instance {
     pub async fn new(
         code: &ClassCode,
         identity: Identity,
-        storage: ObjectStorage,
+        parts: ObjectParts,
         limits: InstanceLimits,
-    ) -> Result<Self, (ObjectStorage, GuestError)> {
+    ) -> Result<Self, (ObjectParts, GuestError)> {
         let object = identity.id.to_hex();
         let wasi = WasiCtx::builder()
             .stdout(log::GuestLog {
@@ -190,7 +233,8 @@ impl Instance {
         let state = ObjectState {
             wasi,
             table: ResourceTable::new(),
-            storage,
+            storage: parts.storage,
+            sockets: parts.sockets,
             identity,
             memory: MemoryGuard {
                 limit: limits.memory_bytes,
@@ -219,22 +263,33 @@ impl Instance {
                 .instantiate_async(&mut store)
                 .await?;
             let bindings = generated::ObjectCore::new(&mut store, &instance)?;
-            let alarm = match &code.alarm {
-                Some(index) => Some(
-                    instance
-                        .get_typed_func::<(AlarmInfo,), (Result<(), String>,)>(&mut store, index)
-                        .map_err(|e| e.context("the `alarm` export has the wrong type"))?,
-                ),
-                None => None,
+            macro_rules! handler {
+                ($index:expr, $name:literal) => {
+                    match $index {
+                        Some(index) => {
+                            Some(instance.get_typed_func(&mut store, index).map_err(|e| {
+                                e.context(concat!("the `", $name, "` export has the wrong type"))
+                            })?)
+                        }
+                        None => None,
+                    }
+                };
+            }
+            let exports = &code.exports;
+            let handlers = Handlers {
+                alarm: handler!(&exports.alarm, "alarm"),
+                ws_message: handler!(&exports.ws_message, "websocket-message"),
+                ws_close: handler!(&exports.ws_close, "websocket-close"),
+                ws_error: handler!(&exports.ws_error, "websocket-error"),
             };
-            wasmtime::Result::Ok((bindings, alarm))
+            wasmtime::Result::Ok((bindings, handlers))
         }
         .await;
         match instantiated {
-            Ok((bindings, alarm)) => Ok(Self {
+            Ok((bindings, handlers)) => Ok(Self {
                 store,
                 bindings,
-                alarm,
+                handlers,
                 limits,
             }),
             Err(error) => {
@@ -243,7 +298,7 @@ impl Instance {
                     GuestError::Trap(reason) => GuestError::Instantiate(reason),
                     other => other,
                 };
-                Err((store.into_data().storage, error))
+                Err((store.into_data().into_parts(), error))
             }
         }
     }
@@ -262,6 +317,7 @@ impl Instance {
                 status: response.status,
                 headers: response.headers,
                 body: response.body.into(),
+                websocket: None,
             }),
             Err(error) => Err(classify(&error, self.store.data(), self.limits)),
         }
@@ -271,23 +327,63 @@ impl Instance {
     /// usable), `Err(_)` a trap (the instance must not be used again). Only for classes that
     /// export `alarm`.
     pub async fn alarm(&mut self, retry_count: u32) -> Result<Result<(), String>, GuestError> {
-        let Some(alarm) = self.alarm else {
-            return Ok(Ok(()));
-        };
-        self.start_event();
         let info = AlarmInfo {
             retry_count,
             is_retry: retry_count > 0,
         };
-        match alarm.call_async(&mut self.store, (info,)).await {
-            Ok((outcome,)) => Ok(outcome),
-            Err(error) => Err(classify(&error, self.store.data(), self.limits)),
+        match self.handlers.alarm {
+            Some(alarm) => self.call(alarm, (info,)).await.map(|(outcome,)| outcome),
+            None => Ok(Ok(())),
         }
     }
 
-    /// Whether this class handles alarms.
-    pub fn has_alarm(&self) -> bool {
-        self.alarm.is_some()
+    /// Delivers a WebSocket message to `websocket-message` (ignored if not exported).
+    pub async fn websocket_message(
+        &mut self,
+        id: SocketId,
+        message: Message,
+    ) -> Result<(), GuestError> {
+        let message = match message {
+            Message::Text(text) => WitMessage::Text(text),
+            Message::Binary(bytes) => WitMessage::Binary(bytes.into()),
+        };
+        match self.handlers.ws_message {
+            Some(handler) => self.call(handler, (id, message)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Tells `websocket-close` (ignored if not exported).
+    pub async fn websocket_close(
+        &mut self,
+        id: SocketId,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> Result<(), GuestError> {
+        match self.handlers.ws_close {
+            Some(handler) => self.call(handler, (id, code, reason, was_clean)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Tells `websocket-error` (ignored if not exported).
+    pub async fn websocket_error(&mut self, id: SocketId, error: String) -> Result<(), GuestError> {
+        match self.handlers.ws_error {
+            Some(handler) => self.call(handler, (id, error)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Calls an optional export as one event, under the event's limits.
+    async fn call<P, R>(&mut self, func: TypedFunc<P, R>, params: P) -> Result<R, GuestError>
+    where
+        P: ComponentNamedList + Lower + Send + Sync + 'static,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        self.start_event();
+        let outcome = func.call_async(&mut self.store, params).await;
+        outcome.map_err(|error| classify(&error, self.store.data(), self.limits))
     }
 
     /// Records which name addressed the object, for `state.name`.
@@ -302,9 +398,13 @@ impl Instance {
         &mut self.store.data_mut().storage
     }
 
-    /// Drops the instance, keeping the object's storage view.
-    pub fn into_storage(self) -> ObjectStorage {
-        self.store.into_data().storage
+    pub fn sockets(&mut self) -> &mut Sockets {
+        &mut self.store.data_mut().sockets
+    }
+
+    /// Drops the instance, keeping what outlives it.
+    pub fn into_parts(self) -> ObjectParts {
+        self.store.into_data().into_parts()
     }
 
     fn start_event(&mut self) {

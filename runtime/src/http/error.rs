@@ -77,7 +77,9 @@ impl From<ObjectError> for ApiError {
             | ObjectError::TooManyLive(_)
             | ObjectError::ShuttingDown => Self::Unavailable(error.to_string()),
             ObjectError::Guest(GuestError::Instantiate(_)) => Self::Internal(error.to_string()),
-            ObjectError::Guest(_) | ObjectError::Commit(_) => Self::Internal(error.to_string()),
+            ObjectError::Guest(_) | ObjectError::Commit(_) | ObjectError::BadUpgrade => {
+                Self::Internal(error.to_string())
+            }
         }
     }
 }

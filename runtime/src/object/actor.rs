@@ -7,6 +7,7 @@
 //! storage view). A trap drops the event's writes and the instance; a failed commit resets the
 //! object's storage view too. The actor retires after its idle timeout when nothing is pending.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,9 +19,10 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::directory::{ObjectKey, Shared};
 use super::{AlarmOutcome, ObjectError, Request, Response};
-use crate::abi::{Identity, Instance, InstanceLimits};
+use crate::abi::{Identity, Instance, InstanceLimits, ObjectParts};
 use crate::class::LoadedClass;
 use crate::storage::{CommitError, Durable, Gated, ObjectStorage, Writer, schema};
+use crate::websocket::{Outgoing, SocketEvent, SocketId, Sockets};
 
 /// A message to an actor.
 pub(super) enum Envelope {
@@ -38,15 +40,28 @@ pub(super) enum Envelope {
         last_attempt: bool,
         reply: oneshot::Sender<Gated<AlarmOutcome>>,
     },
+    /// A connection finished its handshake.
+    SocketOpened {
+        id: SocketId,
+        tx: mpsc::Sender<Outgoing>,
+    },
+    /// A connection received a message or closed.
+    Socket { id: SocketId, event: SocketEvent },
 }
 
 /// The outcome of one of the object's commits: (generation, sequence number, result).
 type CommitDone = Pin<Box<dyn Future<Output = (u64, u64, Result<(), CommitError>)> + Send>>;
 
-/// The object's instance, or just its storage view while no instance is live.
+/// The object's instance, or just what outlives it while no instance is live.
 enum Body {
-    Cold(ObjectStorage),
+    Cold(ObjectParts),
     Live(Instance),
+}
+
+/// Messages of one event, released once `barrier` is durable.
+struct Release {
+    barrier: Option<Durable>,
+    messages: Vec<(SocketId, Outgoing)>,
 }
 
 pub(super) struct Actor {
@@ -65,6 +80,8 @@ pub(super) struct Actor {
     commits: FuturesOrdered<CommitDone>,
     /// The newest commit not yet known durable: every output waits on it.
     barrier: Option<Durable>,
+    /// WebSocket messages waiting for their events' commits, in event order.
+    outbox: VecDeque<Release>,
     /// Holds one unit of the live-object bound. Last field on purpose: fields drop in order, and
     /// the instance (a pooled slot) must be gone before the slot is offered to another object.
     _permit: OwnedSemaphorePermit,
@@ -79,7 +96,7 @@ impl Actor {
         shared: Arc<Shared>,
         permit: OwnedSemaphorePermit,
     ) -> Self {
-        let storage = new_storage(&shared, &class, &key);
+        let parts = new_parts(&shared, &class, &key);
         shared.metrics.live_objects.inc();
         Self {
             key,
@@ -88,11 +105,12 @@ impl Actor {
             rx,
             shared,
             _permit: permit,
-            body: Some(Body::Cold(storage)),
+            body: Some(Body::Cold(parts)),
             name: None,
             generation: 0,
             commits: FuturesOrdered::new(),
             barrier: None,
+            outbox: VecDeque::new(),
         }
     }
 
@@ -106,11 +124,22 @@ impl Actor {
 
     async fn serve(mut self) {
         loop {
-            let idle = tokio::time::sleep(self.shared.idle_timeout);
+            let has_sockets = !self.sockets().is_empty();
+            // With open sockets the object only hibernates (drops its instance), sooner.
+            let idle = tokio::time::sleep(if has_sockets {
+                self.shared.hibernate_after
+            } else {
+                self.shared.idle_timeout
+            });
+            let can_idle = self.commits.is_empty() && !(has_sockets && self.is_cold());
+            let front = self.outbox.front().and_then(|r| r.barrier.clone());
             tokio::select! {
                 biased;
                 Some((generation, seq, outcome)) = self.commits.next(), if !self.commits.is_empty() => {
                     self.on_commit(generation, seq, outcome);
+                }
+                _ = async { front.as_ref().expect("guarded").wait().await }, if front.is_some() => {
+                    self.release_outbox();
                 }
                 envelope = self.rx.recv() => match envelope {
                     Some(envelope) => {
@@ -119,17 +148,15 @@ impl Actor {
                     }
                     None => break,
                 },
-                () = idle, if self.commits.is_empty() => {
-                    if self.shared.retire(&self.key, self.actor_id, &mut self.rx) {
-                        self.shared.metrics.evictions.inc();
+                () = idle, if can_idle => {
+                    if self.go_idle() {
                         break;
                     }
                 }
-                () = self.shared.pressure.notified(), if self.commits.is_empty() => {
+                () = self.shared.pressure.notified(), if can_idle => {
                     // The live bound is reached: an idle object makes room (it re-activates
                     // cheaply on its next event).
-                    if self.shared.retire(&self.key, self.actor_id, &mut self.rx) {
-                        self.shared.metrics.evictions.inc();
+                    if self.go_idle() {
                         break;
                     }
                 }
@@ -139,6 +166,11 @@ impl Actor {
         while let Some((generation, seq, outcome)) = self.commits.next().await {
             self.on_commit(generation, seq, outcome);
         }
+        while let Some(front) = self.outbox.front().and_then(|r| r.barrier.clone()) {
+            let _ = front.wait().await;
+            self.release_outbox();
+        }
+        self.release_outbox();
         self.shared.metrics.live_objects.dec();
     }
 
@@ -163,6 +195,94 @@ impl Actor {
             } => {
                 let outcome = self.alarm(at_ms, retry_count, last_attempt).await;
                 let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
+            }
+            Envelope::SocketOpened { id, tx } => self.sockets().connected(id, tx),
+            Envelope::Socket { id, event } => self.socket_event(id, event).await,
+        }
+    }
+
+    /// Hibernates (drops the instance) when sockets are open, otherwise retires. Returns whether
+    /// the actor retired.
+    fn go_idle(&mut self) -> bool {
+        if !self.sockets().is_empty() {
+            if !self.is_cold() {
+                self.drop_instance();
+                self.shared.metrics.hibernations.inc();
+            }
+            return false;
+        }
+        let retired = self.shared.retire(&self.key, self.actor_id, &mut self.rx);
+        if retired {
+            self.shared.metrics.evictions.inc();
+        }
+        retired
+    }
+
+    fn is_cold(&self) -> bool {
+        matches!(self.body, Some(Body::Cold(_)))
+    }
+
+    /// Runs `websocket-message` / `websocket-close` as an event of the object.
+    async fn socket_event(&mut self, id: SocketId, event: SocketEvent) {
+        if self.follow_class().is_err() {
+            return;
+        }
+        let Ok(instance) = self.instance().await else {
+            if let SocketEvent::Closed { .. } = event {
+                self.sockets().remove(id);
+            }
+            return;
+        };
+        instance.storage().begin_event();
+        instance.sockets().begin_event(false);
+        let closed = matches!(event, SocketEvent::Closed { .. });
+        let outcome = match event {
+            SocketEvent::Message(message) => instance.websocket_message(id, message).await,
+            SocketEvent::Closed {
+                code,
+                reason,
+                was_clean,
+            } => instance.websocket_close(id, code, reason, was_clean).await,
+        };
+        match outcome {
+            Ok(()) => {
+                let (_, messages) = instance.sockets().finish_event(false);
+                self.commit_event().await;
+                self.queue_release(messages);
+            }
+            Err(error) => {
+                tracing::warn!(class = %self.key.class, object = %self.key.id, %error, "websocket event failed; instance reset");
+                self.shared.metrics.traps.inc();
+                self.drop_instance();
+            }
+        }
+        if closed {
+            self.sockets().remove(id);
+        }
+    }
+
+    /// Queues an event's messages behind its commit and releases what is durable.
+    fn queue_release(&mut self, messages: Vec<(SocketId, Outgoing)>) {
+        if !messages.is_empty() {
+            let barrier = self.pending_barrier();
+            self.outbox.push_back(Release { barrier, messages });
+        }
+        self.release_outbox();
+    }
+
+    /// Hands messages whose commits are durable to their connections, in event order. Messages
+    /// of an event whose commit failed are dropped: they never leave.
+    fn release_outbox(&mut self) {
+        while let Some(front) = self.outbox.front() {
+            match front.barrier.as_ref().map(|b| b.peek()) {
+                Some(None) => break,
+                Some(Some(Err(_))) => {
+                    self.outbox.pop_front();
+                }
+                None | Some(Some(Ok(()))) => {
+                    let release = self.outbox.pop_front().expect("front exists");
+                    self.sockets().deliver(release.messages);
+                }
             }
         }
     }
@@ -220,11 +340,22 @@ impl Actor {
 
     async fn fetch(&mut self, request: Request) -> Result<Response, ObjectError> {
         self.follow_class()?;
+        let upgrade = request.is_upgrade();
         let instance = self.instance().await?;
         instance.storage().begin_event();
+        instance.sockets().begin_event(upgrade);
         match instance.fetch(request).await {
-            Ok(response) => {
+            Ok(mut response) => {
+                let switching = response.status == 101;
+                let (accepted, messages) = instance.sockets().finish_event(switching);
+                if switching && accepted.is_none() {
+                    instance.storage().abort_event();
+                    return Err(ObjectError::BadUpgrade);
+                }
+                let auto_response = instance.sockets().auto_response();
+                response.websocket = accepted.map(|id| super::Accepted { id, auto_response });
                 self.commit_event().await;
+                self.queue_release(messages);
                 Ok(response)
             }
             Err(error) => {
@@ -252,7 +383,7 @@ impl Actor {
         if current.incarnation != self.class.incarnation {
             self.generation += 1;
             self.barrier = None;
-            self.body = Some(Body::Cold(new_storage(&self.shared, &current, &self.key)));
+            self.body = Some(Body::Cold(new_parts(&self.shared, &current, &self.key)));
         }
         self.class = current;
         Ok(())
@@ -261,7 +392,7 @@ impl Actor {
     /// The live instance, instantiating it if needed.
     async fn instance(&mut self) -> Result<&mut Instance, ObjectError> {
         if let Some(Body::Cold(_)) = self.body {
-            let Some(Body::Cold(storage)) = self.body.take() else {
+            let Some(Body::Cold(parts)) = self.body.take() else {
                 unreachable!("checked: the body is cold")
             };
             let identity = Identity {
@@ -274,7 +405,7 @@ impl Actor {
                 memory_bytes: self.shared.limits.instance_memory_bytes,
             };
             let started = Instant::now();
-            match Instance::new(&self.class.code, identity, storage, limits).await {
+            match Instance::new(&self.class.code, identity, parts, limits).await {
                 Ok(instance) => {
                     let metrics = &self.shared.metrics;
                     metrics.activations.inc();
@@ -283,8 +414,8 @@ impl Actor {
                         .observe(started.elapsed().as_secs_f64());
                     self.body = Some(Body::Live(instance));
                 }
-                Err((storage, error)) => {
-                    self.body = Some(Body::Cold(storage));
+                Err((parts, error)) => {
+                    self.body = Some(Body::Cold(parts));
                     return Err(error.into());
                 }
             }
@@ -302,9 +433,10 @@ impl Actor {
 
     fn drop_instance(&mut self) {
         if let Some(Body::Live(instance)) = self.body.take() {
-            let mut storage = instance.into_storage();
-            storage.abort_event();
-            self.body = Some(Body::Cold(storage));
+            let mut parts = instance.into_parts();
+            parts.storage.abort_event();
+            parts.sockets.abort_event();
+            self.body = Some(Body::Cold(parts));
         }
     }
 
@@ -314,8 +446,19 @@ impl Actor {
             .as_mut()
             .expect("the body is present between events")
         {
-            Body::Cold(storage) => storage,
+            Body::Cold(parts) => &mut parts.storage,
             Body::Live(instance) => instance.storage(),
+        }
+    }
+
+    fn sockets(&mut self) -> &mut Sockets {
+        match self
+            .body
+            .as_mut()
+            .expect("the body is present between events")
+        {
+            Body::Cold(parts) => &mut parts.sockets,
+            Body::Live(instance) => instance.sockets(),
         }
     }
 
@@ -345,11 +488,14 @@ impl Actor {
             Err(error) => {
                 tracing::error!(class = %self.key.class, object = %self.key.id, %error, "commit failed; object reset");
                 self.generation += 1;
-                self.body = Some(Body::Cold(new_storage(
-                    &self.shared,
-                    &self.class,
-                    &self.key,
-                )));
+                // Keep the sockets (the connections are fine); reset the storage view.
+                let sockets = match self.body.take() {
+                    Some(Body::Cold(parts)) => parts.sockets,
+                    Some(Body::Live(instance)) => instance.into_parts().sockets,
+                    None => Sockets::new(self.shared.max_ws_message_bytes),
+                };
+                let storage = new_parts(&self.shared, &self.class, &self.key).storage;
+                self.body = Some(Body::Cold(ObjectParts { storage, sockets }));
                 self.barrier = None;
             }
         }
@@ -368,10 +514,13 @@ impl Actor {
     }
 }
 
-fn new_storage(shared: &Shared, class: &LoadedClass, key: &ObjectKey) -> ObjectStorage {
-    ObjectStorage::new(
-        shared.db.clone(),
-        schema::object_prefix(class.incarnation, &key.id),
-        &shared.limits,
-    )
+fn new_parts(shared: &Shared, class: &LoadedClass, key: &ObjectKey) -> ObjectParts {
+    ObjectParts {
+        storage: ObjectStorage::new(
+            shared.db.clone(),
+            schema::object_prefix(class.incarnation, &key.id),
+            &shared.limits,
+        ),
+        sockets: Sockets::new(shared.max_ws_message_bytes),
+    }
 }

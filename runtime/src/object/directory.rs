@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::actor::{Actor, Envelope};
@@ -19,6 +20,7 @@ use crate::config::Limits;
 use crate::ids::{ClassName, ObjectId};
 use crate::metrics::Metrics;
 use crate::storage::Committer;
+use crate::websocket::{Outgoing, SocketEvent, SocketId, SocketOwner};
 
 /// Shards of the directory map; spreads lock contention across cores.
 const SHARDS: usize = 64;
@@ -49,6 +51,8 @@ pub(super) struct Shared {
     pub db: Arc<redb::Database>,
     pub limits: Limits,
     pub idle_timeout: Duration,
+    pub hibernate_after: Duration,
+    pub max_ws_message_bytes: usize,
     pub metrics: Arc<Metrics>,
     /// One permit per live actor: the bound on live objects.
     pub live: Arc<Semaphore>,
@@ -85,6 +89,7 @@ impl Directory {
         db: Arc<redb::Database>,
         limits: Limits,
         idle_timeout: Duration,
+        hibernate_after: Duration,
         metrics: Arc<Metrics>,
     ) -> (Self, ActorsStopped) {
         let (actors_done, stopped) = mpsc::channel(1);
@@ -93,6 +98,8 @@ impl Directory {
             committer,
             db,
             live: Arc::new(Semaphore::new(limits.max_live_objects)),
+            hibernate_after,
+            max_ws_message_bytes: limits.max_ws_message_bytes,
             pressure: Notify::new(),
             limits,
             idle_timeout,
@@ -180,6 +187,48 @@ impl Directory {
         Ok(gated.release().await?)
     }
 
+    /// The sink of one accepted WebSocket's events: the object's mailbox.
+    pub fn socket_owner(&self, class: Arc<LoadedClass>, id: ObjectId) -> Arc<dyn SocketOwner> {
+        Arc::new(ObjectSockets {
+            directory: self.clone(),
+            class,
+            id,
+        })
+    }
+
+    /// Like `deliver`, but waits for room in the mailbox instead of failing (socket events:
+    /// backpressure goes to the client's connection).
+    async fn deliver_waiting(
+        &self,
+        key: ObjectKey,
+        class: Arc<LoadedClass>,
+        mut envelope: Envelope,
+    ) {
+        loop {
+            let mailbox = {
+                let shard =
+                    &self.shared.shards[self.shared.hasher.hash_one(&key) as usize % SHARDS];
+                let objects = shard.lock().expect("directory lock");
+                objects.get(&key).filter(|m| !m.tx.is_closed()).cloned()
+            };
+            let Some(mailbox) = mailbox else {
+                // No actor (it cannot retire with sockets open, so: shutting down).
+                let _ = self.deliver(key, class, envelope).await;
+                return;
+            };
+            match mailbox.tx.send(envelope).await {
+                Ok(()) => {
+                    self.shared.metrics.queued_events.inc();
+                    return;
+                }
+                Err(mpsc::error::SendError(back)) => envelope = back,
+            }
+            if self.shared.closing.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
     /// Puts the event in the object's mailbox, starting its actor if it has none.
     async fn deliver(
         &self,
@@ -265,6 +314,40 @@ impl Directory {
             tx,
             actor: actor_id,
         }
+    }
+}
+
+/// Routes one object's socket events into its mailbox.
+struct ObjectSockets {
+    directory: Directory,
+    class: Arc<LoadedClass>,
+    id: ObjectId,
+}
+
+impl ObjectSockets {
+    fn key(&self) -> ObjectKey {
+        ObjectKey {
+            class: self.class.name.clone(),
+            id: self.id,
+        }
+    }
+}
+
+impl SocketOwner for ObjectSockets {
+    fn opened(&self, id: SocketId, tx: mpsc::Sender<Outgoing>) -> BoxFuture<'_, ()> {
+        let envelope = Envelope::SocketOpened { id, tx };
+        Box::pin(
+            self.directory
+                .deliver_waiting(self.key(), self.class.clone(), envelope),
+        )
+    }
+
+    fn event(&self, id: SocketId, event: SocketEvent) -> BoxFuture<'_, ()> {
+        let envelope = Envelope::Socket { id, event };
+        Box::pin(
+            self.directory
+                .deliver_waiting(self.key(), self.class.clone(), envelope),
+        )
     }
 }
 

@@ -32,6 +32,25 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// The socket the object accepted (with status 101): the caller completes the handshake.
+    pub websocket: Option<Accepted>,
+}
+
+/// A WebSocket an object accepted during a fetch.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub id: crate::websocket::SocketId,
+    /// The object's auto-response, answered by the connection without waking the object.
+    pub auto_response: crate::websocket::AutoResponse,
+}
+
+impl Request {
+    /// Whether the request asks for a WebSocket.
+    pub fn is_upgrade(&self) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("upgrade") && v.eq_ignore_ascii_case("websocket"))
+    }
 }
 
 /// How an alarm event went.
@@ -61,4 +80,6 @@ pub enum ObjectError {
     Commit(#[from] CommitError),
     #[error("the runtime is shutting down")]
     ShuttingDown,
+    #[error("the object answered 101 without accepting a WebSocket")]
+    BadUpgrade,
 }

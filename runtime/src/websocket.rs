@@ -1,0 +1,403 @@
+//! Hibernatable WebSockets: the per-object socket registry and the task that owns each connection.
+//!
+//! The runtime, not the instance, holds connections. Each accepted socket gets a connection task
+//! (`run_connection`) that reads frames and turns them into object events, answers the object's
+//! auto-response itself (without waking the object), and writes what the object sends. The
+//! object's registry (`Sockets`: tags, attachments, the senders) lives beside its storage view, so
+//! it survives the instance being dropped (hibernation). Messages an event sends wait in the
+//! event's outbox until its writes are durable (the actor releases them in order).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message as Frame};
+
+/// Most tags per socket, and bytes per tag.
+const MAX_TAGS: usize = 10;
+const MAX_TAG_BYTES: usize = 256;
+/// Largest attachment kept with a socket.
+const MAX_ATTACHMENT_BYTES: usize = 2048;
+/// Messages that may wait for a slow client before it is closed with 1011.
+const SEND_QUEUE: usize = 1024;
+
+/// Identifies a socket within its object.
+pub type SocketId = u64;
+
+/// One WebSocket message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Text(String),
+    Binary(Bytes),
+}
+
+impl Message {
+    fn len(&self) -> usize {
+        match self {
+            Self::Text(t) => t.len(),
+            Self::Binary(b) => b.len(),
+        }
+    }
+}
+
+/// What the object asks a connection to do.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Message(Message),
+    Close { code: u16, reason: String },
+}
+
+/// Why a socket call failed, as the guest sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SocketError {
+    #[error("accept is only possible once, during a fetch that asks for Upgrade: websocket")]
+    NotAnUpgrade,
+    #[error("no open socket with that id")]
+    UnknownSocket,
+    #[error("message is {0} bytes, over the limit")]
+    TooLarge(u64),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// The auto-response pair, shared with the connection tasks.
+pub type AutoResponse = Arc<RwLock<Option<(String, String)>>>;
+
+struct Entry {
+    tags: Vec<String>,
+    attachment: Option<Bytes>,
+    /// The connection's queue; `None` until the handshake completes.
+    tx: Option<mpsc::Sender<Outgoing>>,
+    /// Sent before the handshake completed (e.g. a welcome message in the accepting fetch).
+    early: Vec<Outgoing>,
+    /// The object closed it (or it was found too slow).
+    closing: bool,
+}
+
+/// One object's sockets. Moves with its storage view; never touches the network itself.
+pub struct Sockets {
+    next_id: SocketId,
+    open: BTreeMap<SocketId, Entry>,
+    max_message_bytes: usize,
+    /// The running event is a fetch that asks for an upgrade (and has not accepted yet).
+    may_accept: bool,
+    /// The socket the running fetch accepted.
+    accepted: Option<SocketId>,
+    /// What the running event sent, to release once its writes are durable.
+    outbox: Vec<(SocketId, Outgoing)>,
+    auto_response: AutoResponse,
+}
+
+impl Sockets {
+    pub fn new(max_message_bytes: usize) -> Self {
+        Self {
+            next_id: 1,
+            open: BTreeMap::new(),
+            max_message_bytes,
+            may_accept: false,
+            accepted: None,
+            outbox: Vec::new(),
+            auto_response: AutoResponse::default(),
+        }
+    }
+
+    /// Starts an event; `upgrade` when it is a fetch asking for a WebSocket.
+    pub fn begin_event(&mut self, upgrade: bool) {
+        self.may_accept = upgrade;
+        self.accepted = None;
+        self.outbox.clear();
+    }
+
+    /// Ends an event: the socket it accepted (kept only if `keep_accepted`, i.e. it answered
+    /// 101) and what it sent.
+    pub fn finish_event(
+        &mut self,
+        keep_accepted: bool,
+    ) -> (Option<SocketId>, Vec<(SocketId, Outgoing)>) {
+        self.may_accept = false;
+        let accepted = self.accepted.take();
+        if let Some(id) = accepted.filter(|_| !keep_accepted) {
+            self.open.remove(&id);
+        }
+        let outbox = std::mem::take(&mut self.outbox);
+        (accepted.filter(|_| keep_accepted), outbox)
+    }
+
+    /// Drops what a failed event did.
+    pub fn abort_event(&mut self) {
+        let _ = self.finish_event(false);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    pub fn auto_response(&self) -> AutoResponse {
+        self.auto_response.clone()
+    }
+
+    pub fn accept(&mut self, tags: Vec<String>) -> Result<SocketId, SocketError> {
+        if !self.may_accept || self.accepted.is_some() {
+            return Err(SocketError::NotAnUpgrade);
+        }
+        if tags.len() > MAX_TAGS || tags.iter().any(|t| t.len() > MAX_TAG_BYTES) {
+            return Err(SocketError::InvalidArgument(format!(
+                "at most {MAX_TAGS} tags of at most {MAX_TAG_BYTES} bytes"
+            )));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.open.insert(
+            id,
+            Entry {
+                tags,
+                attachment: None,
+                tx: None,
+                early: Vec::new(),
+                closing: false,
+            },
+        );
+        self.accepted = Some(id);
+        Ok(id)
+    }
+
+    pub fn list(&self, tag: Option<&str>) -> Vec<SocketId> {
+        self.open
+            .iter()
+            .filter(|(_, e)| !e.closing)
+            .filter(|(_, e)| tag.is_none_or(|t| e.tags.iter().any(|x| x == t)))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub fn send(&mut self, id: SocketId, message: Message) -> Result<(), SocketError> {
+        if message.len() > self.max_message_bytes {
+            return Err(SocketError::TooLarge(self.max_message_bytes as u64));
+        }
+        self.entry(id)?;
+        self.outbox.push((id, Outgoing::Message(message)));
+        Ok(())
+    }
+
+    pub fn close(&mut self, id: SocketId, code: u16, reason: String) -> Result<(), SocketError> {
+        if !(code == 1000 || (3000..=4999).contains(&code)) || reason.len() > 123 {
+            return Err(SocketError::InvalidArgument(
+                "close code must be 1000 or 3000-4999, reason at most 123 bytes".into(),
+            ));
+        }
+        self.entry(id)?.closing = true;
+        self.outbox.push((id, Outgoing::Close { code, reason }));
+        Ok(())
+    }
+
+    pub fn tags(&self, id: SocketId) -> Result<Vec<String>, SocketError> {
+        self.open
+            .get(&id)
+            .map(|e| e.tags.clone())
+            .ok_or(SocketError::UnknownSocket)
+    }
+
+    pub fn set_attachment(&mut self, id: SocketId, data: Bytes) -> Result<(), SocketError> {
+        if data.len() > MAX_ATTACHMENT_BYTES {
+            return Err(SocketError::InvalidArgument(format!(
+                "attachments are at most {MAX_ATTACHMENT_BYTES} bytes"
+            )));
+        }
+        self.open
+            .get_mut(&id)
+            .ok_or(SocketError::UnknownSocket)?
+            .attachment = Some(data);
+        Ok(())
+    }
+
+    pub fn attachment(&self, id: SocketId) -> Result<Option<Bytes>, SocketError> {
+        self.open
+            .get(&id)
+            .map(|e| e.attachment.clone())
+            .ok_or(SocketError::UnknownSocket)
+    }
+
+    pub fn set_auto_response(&mut self, pair: Option<(String, String)>) {
+        *self.auto_response.write().expect("auto-response lock") = pair;
+    }
+
+    /// The connection finished its handshake: messages can flow.
+    pub fn connected(&mut self, id: SocketId, tx: mpsc::Sender<Outgoing>) {
+        if let Some(entry) = self.open.get_mut(&id) {
+            for outgoing in entry.early.drain(..) {
+                let _ = tx.try_send(outgoing);
+            }
+            entry.tx = Some(tx);
+        }
+    }
+
+    /// The connection is gone.
+    pub fn remove(&mut self, id: SocketId) {
+        self.open.remove(&id);
+    }
+
+    /// Hands released messages to their connections. A connection whose queue is full is a
+    /// slow client: its queue is dropped, which makes its task close it with 1011.
+    pub fn deliver(&mut self, released: Vec<(SocketId, Outgoing)>) {
+        for (id, outgoing) in released {
+            let Some(entry) = self.open.get_mut(&id) else {
+                continue;
+            };
+            match &entry.tx {
+                None => entry.early.push(outgoing),
+                Some(tx) => {
+                    if tx.try_send(outgoing).is_err() {
+                        entry.tx = None;
+                        entry.closing = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn entry(&mut self, id: SocketId) -> Result<&mut Entry, SocketError> {
+        self.open
+            .get_mut(&id)
+            .filter(|e| !e.closing)
+            .ok_or(SocketError::UnknownSocket)
+    }
+}
+
+/// What a connection tells its object.
+#[derive(Debug)]
+pub enum SocketEvent {
+    Message(Message),
+    Closed {
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    },
+}
+
+/// Where a connection delivers its events (the object's mailbox, through the directory), in
+/// order, waiting when the mailbox is full (backpressure onto the client's TCP connection).
+pub trait SocketOwner: Send + Sync + 'static {
+    fn opened(&self, id: SocketId, tx: mpsc::Sender<Outgoing>) -> BoxFuture<'_, ()>;
+    fn event(&self, id: SocketId, event: SocketEvent) -> BoxFuture<'_, ()>;
+}
+
+/// The server side of the handshake: the `Sec-WebSocket-Accept` value for a client key.
+pub fn accept_key(client_key: &[u8]) -> String {
+    tungstenite::handshake::derive_accept_key(client_key)
+}
+
+/// Runs one accepted connection until it closes or the runtime stops (close 1001).
+pub async fn run_connection(
+    upgraded: Upgraded,
+    id: SocketId,
+    owner: Arc<dyn SocketOwner>,
+    auto_response: AutoResponse,
+    max_message_bytes: usize,
+    stop: watch::Receiver<bool>,
+) {
+    let stopped = stopped(stop);
+    tokio::pin!(stopped);
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(max_message_bytes);
+    config.max_frame_size = Some(max_message_bytes);
+    let socket = WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        tungstenite::protocol::Role::Server,
+        Some(config),
+    )
+    .await;
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel(SEND_QUEUE);
+    owner.opened(id, tx).await;
+    let close = |code: u16, reason: &str| {
+        Frame::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.to_string().into(),
+        }))
+    };
+    let closed = loop {
+        tokio::select! {
+            outgoing = rx.recv() => match outgoing {
+                Some(Outgoing::Message(Message::Text(text))) => {
+                    if sink.send(Frame::Text(text.into())).await.is_err() {
+                        break (1006, String::new(), false);
+                    }
+                }
+                Some(Outgoing::Message(Message::Binary(bytes))) => {
+                    if sink.send(Frame::Binary(bytes)).await.is_err() {
+                        break (1006, String::new(), false);
+                    }
+                }
+                Some(Outgoing::Close { code, reason }) => {
+                    let _ = sink.send(close(code, &reason)).await;
+                    break (code, reason, true);
+                }
+                None => {
+                    // The object dropped the queue: this client could not keep up.
+                    let reason = "client too slow";
+                    let _ = sink.send(close(1011, reason)).await;
+                    break (1011, reason.to_string(), false);
+                }
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Frame::Text(text))) => {
+                    let text = text.to_string();
+                    let auto = auto_response.read().expect("auto-response lock").clone();
+                    match auto {
+                        Some((request, response)) if request == text => {
+                            if sink.send(Frame::Text(response.into())).await.is_err() {
+                                break (1006, String::new(), false);
+                            }
+                        }
+                        _ => owner.event(id, SocketEvent::Message(Message::Text(text))).await,
+                    }
+                }
+                Some(Ok(Frame::Binary(bytes))) => {
+                    owner.event(id, SocketEvent::Message(Message::Binary(bytes))).await;
+                }
+                Some(Ok(Frame::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    let _ = sink.close().await;
+                    break (code, reason, true);
+                }
+                Some(Ok(_)) => {} // ping/pong: answered by tungstenite
+                Some(Err(tungstenite::Error::Capacity(_))) => {
+                    let reason = "message too big";
+                    let _ = sink.send(close(1009, reason)).await;
+                    break (1009, reason.to_string(), false);
+                }
+                Some(Err(_)) | None => break (1006, String::new(), false),
+            },
+            () = &mut stopped => {
+                let reason = "going away";
+                let _ = sink.send(close(1001, reason)).await;
+                break (1001, reason.to_string(), true);
+            }
+        }
+    };
+    let (code, reason, was_clean) = closed;
+    owner
+        .event(
+            id,
+            SocketEvent::Closed {
+                code,
+                reason,
+                was_clean,
+            },
+        )
+        .await;
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,166 @@
+//! Hibernatable WebSockets with the ChatRoom example and real WebSocket clients: broadcast
+//! without echo, text and binary kept, plain requests refused, hibernation, size limit, and
+//! restart closing sockets with 1001.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, eventually};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn chat(adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
+    let s = TestServer::start_with(adjust).await;
+    assert_eq!(
+        s.deploy("ChatRoom", "duro-example-chat-room").await.0,
+        StatusCode::CREATED
+    );
+    s
+}
+
+async fn join(s: &TestServer, room: &str) -> Client {
+    let url = format!(
+        "{}/objects/ChatRoom/{room}/ws",
+        s.ingress.replace("http://", "ws://")
+    );
+    let (client, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("handshake");
+    assert_eq!(response.status(), 101);
+    client
+}
+
+/// The next data message, skipping pings; fails after a deadline.
+async fn next(client: &mut Client) -> Message {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_broadcast_to_every_other_socket() {
+    let s = chat(|_| {}).await;
+    const CLIENTS: usize = 20;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(join(&s, "lobby").await);
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        client
+            .send(Message::text(format!("hello from {i}")))
+            .await
+            .unwrap();
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        for _ in 0..CLIENTS - 1 {
+            match next(client).await {
+                Message::Text(text) => got.push(text.to_string()),
+                other => panic!("client {i} got {other:?}"),
+            }
+        }
+        got.sort();
+        let mut expected: Vec<String> = (0..CLIENTS)
+            .filter(|j| *j != i)
+            .map(|j| format!("hello from {j}"))
+            .collect();
+        expected.sort();
+        assert_eq!(got, expected, "client {i}");
+    }
+    // Rooms are separate objects.
+    let mut elsewhere = join(&s, "other-room").await;
+    clients[0].send(Message::text("lobby only")).await.unwrap();
+    assert_eq!(next(&mut clients[1]).await, Message::text("lobby only"));
+    elsewhere.send(Message::text("ping other")).await.unwrap();
+    let mut alone = join(&s, "other-room").await;
+    elsewhere.send(Message::text("now two")).await.unwrap();
+    assert_eq!(next(&mut alone).await, Message::text("now two"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_stays_text_and_binary_stays_binary() {
+    let s = chat(|_| {}).await;
+    let mut a = join(&s, "kinds").await;
+    let mut b = join(&s, "kinds").await;
+    a.send(Message::binary(vec![0u8, 159, 146, 150]))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut b).await,
+        Message::binary(vec![0u8, 159, 146, 150])
+    );
+    a.send(Message::text("héllo")).await.unwrap();
+    assert_eq!(next(&mut b).await, Message::text("héllo"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_request_gets_400_expected_websocket() {
+    let s = chat(|_| {}).await;
+    let (status, body) = s.get("/objects/ChatRoom/lobby/ws").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, serde_json::json!("Expected WebSocket"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_room_hibernates_and_wakes_up_for_the_next_message() {
+    let s = chat(|c| c.hibernate_after = Duration::from_millis(100)).await;
+    let mut a = join(&s, "sleepy").await;
+    let mut b = join(&s, "sleepy").await;
+    a.send(Message::text("before")).await.unwrap();
+    assert_eq!(next(&mut b).await, Message::text("before"));
+    eventually(Duration::from_secs(5), || async {
+        (s.metric("duro_hibernations_total").await >= 1.0).then_some(())
+    })
+    .await;
+    let activations = s.metric("duro_activations_total").await;
+    a.send(Message::text("after")).await.unwrap();
+    assert_eq!(next(&mut b).await, Message::text("after"));
+    assert!(s.metric("duro_activations_total").await > activations);
+    // Closing one socket removes it: the other is now alone and gets nothing back.
+    b.close(None).await.unwrap();
+    let mut c = join(&s, "sleepy").await;
+    a.send(Message::text("to c")).await.unwrap();
+    assert_eq!(next(&mut c).await, Message::text("to c"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_closes_the_socket_with_1009() {
+    let s = chat(|c| c.limits.max_ws_message_bytes = 1024).await;
+    let mut a = join(&s, "big").await;
+    a.send(Message::text("x".repeat(2000))).await.unwrap();
+    match next(&mut a).await {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected a 1009 close, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_closes_sockets_with_1001_and_rooms_come_back() {
+    let s = chat(|_| {}).await;
+    let mut a = join(&s, "bye").await;
+    let (config, temp) = s.stop().await;
+    match next(&mut a).await {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected a 1001 close, got {other:?}"),
+    }
+    let s = TestServer::start_in(config).await;
+    let mut a = join(&s, "bye").await;
+    let mut b = join(&s, "bye").await;
+    a.send(Message::text("again")).await.unwrap();
+    assert_eq!(next(&mut b).await, Message::text("again"));
+    s.stop().await;
+    drop(temp);
+}
