@@ -164,3 +164,89 @@ async fn shutting_down_closes_sockets_with_1001_and_rooms_come_back() {
     s.stop().await;
     drop(temp);
 }
+
+async fn probe(adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
+    let s = TestServer::start_with(adjust).await;
+    assert_eq!(s.deploy("Probe", "ws-probe").await.0, StatusCode::CREATED);
+    s
+}
+
+async fn connect(s: &TestServer, object: &str, query: &str) -> Client {
+    let base = s.ingress.replace("http://", "ws://");
+    let url = format!("{base}/objects/Probe/{object}/connect?{query}");
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("handshake")
+        .0
+}
+
+async fn ask(client: &mut Client, command: &str) -> String {
+    client.send(Message::text(command)).await.unwrap();
+    match next(client).await {
+        Message::Text(text) => text.to_string(),
+        other => panic!("{command}: got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_filter_and_attachments_survive_hibernation() {
+    let s = probe(|c| c.hibernate_after = Duration::from_millis(100)).await;
+    let mut alice = connect(&s, "p", "tags=red,team&name=alice").await;
+    let mut bob = connect(&s, "p", "tags=blue,team&name=bob").await;
+    eventually(Duration::from_secs(5), || async {
+        (s.metric("duro_hibernations_total").await >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(ask(&mut alice, "who").await, "alice");
+    assert_eq!(ask(&mut bob, "who").await, "bob");
+    assert_eq!(ask(&mut alice, "tags").await, r#"["red","team"]"#);
+    assert_eq!(ask(&mut alice, "count:red").await, "1");
+    assert_eq!(ask(&mut alice, "count:team").await, "2");
+    assert_eq!(ask(&mut alice, "count:").await, "2");
+    // The object closes bob's socket: it is gone from the list.
+    bob.send(Message::text("close")).await.unwrap();
+    match next(&mut bob).await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 4000),
+        other => panic!("expected a close, got {other:?}"),
+    }
+    assert_eq!(ask(&mut alice, "count:team").await, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auto_response_is_answered_without_waking_the_object() {
+    let s = probe(|c| c.hibernate_after = Duration::from_millis(100)).await;
+    let mut client = connect(&s, "auto", "auto").await;
+    assert_eq!(ask(&mut client, "echo me").await, "echo me");
+    eventually(Duration::from_secs(5), || async {
+        (s.metric("duro_hibernations_total").await >= 1.0).then_some(())
+    })
+    .await;
+    let activations = s.metric("duro_activations_total").await;
+    for _ in 0..5 {
+        assert_eq!(ask(&mut client, "ping").await, "pong");
+    }
+    assert_eq!(s.metric("duro_activations_total").await, activations);
+    assert_eq!(ask(&mut client, "woken").await, "woken");
+    assert!(s.metric("duro_activations_total").await > activations);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_closed_with_1011_and_does_not_stall_others() {
+    let s = probe(|_| {}).await;
+    let mut slow = connect(&s, "flood", "").await;
+    let mut other = connect(&s, "flood", "").await;
+    // 5,000 messages in one event: more than a client's send queue (1,024) can hold.
+    slow.send(Message::text("flood:5000")).await.unwrap();
+    assert_eq!(ask(&mut other, "still here").await, "still here");
+    let mut received = 0;
+    let code = loop {
+        match next(&mut slow).await {
+            Message::Text(_) => received += 1,
+            Message::Close(Some(frame)) => break u16::from(frame.code),
+            other => panic!("got {other:?}"),
+        }
+    };
+    assert_eq!(code, 1011);
+    assert!(received < 5000, "{received} messages before the close");
+    assert_eq!(ask(&mut other, "count:").await, "1");
+}

@@ -28,6 +28,7 @@ const GUEST_CRATES: &[&str] = &[
     "misbehave",
     "alarm-probe",
     "no-alarm",
+    "ws-probe",
 ];
 
 /// Path of a guest component, built (once per test binary) for wasm32-wasip2.
