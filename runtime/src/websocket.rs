@@ -26,6 +26,8 @@ const MAX_TAGS: usize = 10;
 const MAX_TAG_BYTES: usize = 256;
 /// Largest attachment kept with a socket.
 const MAX_ATTACHMENT_BYTES: usize = 2048;
+/// Initial read buffer per connection (grows for bigger messages).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Messages that may wait for a slow client before it is closed with 1011.
 const SEND_QUEUE: usize = 1024;
 
@@ -308,6 +310,10 @@ pub async fn run_connection(
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(max_message_bytes);
     config.max_frame_size = Some(max_message_bytes);
+    // tungstenite's default buffers are 128 KiB each, allocated per connection: most of a
+    // hibernated socket's memory. Small reads grow as needed; writes go out eagerly.
+    config.read_buffer_size = READ_BUFFER_BYTES;
+    config.write_buffer_size = 0;
     let socket = WebSocketStream::from_raw_socket(
         TokioIo::new(upgraded),
         tungstenite::protocol::Role::Server,
