@@ -256,6 +256,18 @@ async fn the_scheduler_example_expires_data_and_reschedules() {
     assert!(status_body["alarm"].is_i64(), "rescheduled: {status_body}");
 }
 
+/// Waits until `object`'s alarm log on a child-process server is not empty.
+async fn wait_for_log(http: &reqwest::Client, process: &Process, object: &str) -> Vec<Value> {
+    let url = format!("{}/objects/Alarm/{object}/log", process.ingress);
+    eventually(Duration::from_secs(15), || async {
+        let log = common::try_get_json(http, &url).await?["invocations"]
+            .as_array()?
+            .clone();
+        (!log.is_empty()).then_some(log)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_due_during_a_kill_9_fires_after_the_restart() {
     let temp = tempfile::tempdir().unwrap();
@@ -274,19 +286,7 @@ async fn an_alarm_due_during_a_kill_9_fires_after_the_restart() {
     // Acknowledged, so durable: killed before it is due, restarted after.
     process.kill_9();
     let process = Process::start_with(temp.path(), &args, std::process::Stdio::null());
-    let log = eventually(Duration::from_secs(10), || async {
-        let body: Value = http
-            .get(format!("{}/objects/Alarm/k9/log", process.ingress))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let log = body["invocations"].as_array()?.clone();
-        (!log.is_empty()).then_some(log)
-    })
-    .await;
+    let log = wait_for_log(&http, &process, "k9").await;
     assert!(at(&log[0], "firedAtMs") >= at(&set, "at"));
 }
 
@@ -300,15 +300,8 @@ async fn an_alarm_running_when_the_runtime_dies_fires_again_after_the_restart() 
     let fired = |admin: String| {
         let http = http.clone();
         async move {
-            let text = http
-                .get(format!("{admin}/metrics"))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            common::metric_value(&text, "duro_alarms_fired_total")
+            let response = http.get(format!("{admin}/metrics")).send().await.ok()?;
+            common::metric_value(&response.text().await.ok()?, "duro_alarms_fired_total")
         }
     };
     for step in ["slow?ms=3000", "set?in=0"] {
@@ -326,28 +319,9 @@ async fn an_alarm_running_when_the_runtime_dies_fires_again_after_the_restart() 
     process.kill_9();
 
     let process = Process::start_with(temp.path(), &args, std::process::Stdio::null());
-    let log = eventually(Duration::from_secs(15), || async {
-        let body: Value = http
-            .get(format!("{}/objects/Alarm/busy/log", process.ingress))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let log = body["invocations"].as_array()?.clone();
-        (!log.is_empty()).then_some(log)
-    })
-    .await;
+    let log = wait_for_log(&http, &process, "busy").await;
     // The killed run committed nothing (not even its log entry); this one is the re-delivery.
     assert_eq!(log.len(), 1, "{log:?}");
-    let body: Value = http
-        .get(format!("{}/objects/Alarm/busy/get", process.ingress))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body, json!({"alarm": null}));
+    let url = format!("{}/objects/Alarm/busy/get", process.ingress);
+    assert_eq!(common::get_json(&http, &url).await, json!({"alarm": null}));
 }

@@ -89,17 +89,8 @@ async fn kill_9_under_load_loses_no_acknowledged_increment() {
 
     let process = Process::start(temp.path());
     for (counter, acked) in acked {
-        let body: serde_json::Value = http
-            .get(format!(
-                "{}/objects/Counter/k{counter}/get",
-                process.ingress
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{}/objects/Counter/k{counter}/get", process.ingress);
+        let body = common::get_json(&http, &url).await;
         let stored = body["count"].as_u64().unwrap();
         assert!(
             stored >= acked,
@@ -148,15 +139,8 @@ async fn sigterm_shuts_down_cleanly_and_guest_output_reaches_the_log() {
     assert!(log.contains("duro stopped"), "{log}");
 
     let process = Process::start(temp.path());
-    let body: serde_json::Value = http
-        .get(format!("{}/objects/Counter/term/get", process.ingress))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body, json!({"count": 10}));
+    let url = format!("{}/objects/Counter/term/get", process.ingress);
+    assert_eq!(common::get_json(&http, &url).await, json!({"count": 10}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -210,6 +210,18 @@ pub async fn status_json(response: reqwest::Response) -> (StatusCode, Value) {
     (status, json)
 }
 
+/// GET `url` and parse its JSON body; `None` on any failure (for polling).
+pub async fn try_get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    http.get(url).send().await.ok()?.json().await.ok()
+}
+
+/// GET `url` and parse its JSON body.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    try_get_json(http, url)
+        .await
+        .unwrap_or_else(|| panic!("GET {url} gave no JSON"))
+}
+
 /// Polls `check` until it returns `Some`, failing after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> T
 where
