@@ -8,13 +8,15 @@
 //! - [`class`]: the registry of uploaded classes, persisted in redb.
 //! - [`object`]: the directory of live objects and the actor that runs each one's events.
 //! - [`alarm`]: the scheduler that fires persisted alarms.
+//! - [`websocket`]: runtime-held WebSocket connections and each object's socket registry.
 //! - [`storage`]: redb schema, per-object storage views, group commit and the output gate.
 //! - [`http`]: the ingress and admin listeners.
 //! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line.
 //!
 //! # The path of an event
 //! 1. **Enters**: `http::ingress` parses the route once (`http::route`) and builds an
-//!    `object::Request`; due alarms enter at `alarm::Scheduler`.
+//!    `object::Request`; due alarms enter at `alarm::Scheduler`, WebSocket frames at
+//!    `websocket::run_connection`.
 //! 2. **Queued**: `object::Directory::fetch` finds or starts the object's actor and puts the event
 //!    in its bounded mailbox (full: 503).
 //! 3. **Runs**: `object::actor` runs events one at a time through `abi::Instance`; storage calls go
@@ -22,7 +24,7 @@
 //! 4. **Commits**: the event's writes go to `storage::Committer`, which commits the writes of many
 //!    objects in one redb transaction (group commit). The actor goes on with its next event.
 //! 5. **Leaves**: the response is a `storage::Gated` output; `Directory::fetch` releases it only
-//!    once its commit is durable.
+//!    once its commit is durable. WebSocket messages wait in the actor's outbox for the same.
 
 pub mod abi;
 pub mod alarm;
