@@ -331,6 +331,14 @@ pub async fn run_connection(
     };
     let closed = loop {
         tokio::select! {
+            // Stop first: at shutdown the object's actor also ends and drops this connection's
+            // queue, which must not be mistaken for the slow-client signal below (1011).
+            biased;
+            () = &mut stopped => {
+                let reason = "going away";
+                let _ = sink.send(close(1001, reason)).await;
+                break (1001, reason.to_string(), true);
+            }
             outgoing = rx.recv() => match outgoing {
                 Some(Outgoing::Message(Message::Text(text))) => {
                     if sink.send(Frame::Text(text.into())).await.is_err() {
@@ -384,11 +392,6 @@ pub async fn run_connection(
                 }
                 Some(Err(_)) | None => break (1006, String::new(), false),
             },
-            () = &mut stopped => {
-                let reason = "going away";
-                let _ = sink.send(close(1001, reason)).await;
-                break (1001, reason.to_string(), true);
-            }
         }
     };
     let (code, reason, was_clean) = closed;
