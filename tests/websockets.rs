@@ -250,3 +250,13 @@ async fn a_slow_consumer_is_closed_with_1011_and_does_not_stall_others() {
     assert!(received < 5000, "{received} messages before the close");
     assert_eq!(ask(&mut other, "count:").await, "1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_outside_an_upgrade_is_a_clear_error() {
+    let s = probe(|_| {}).await;
+    // ws-probe always calls accept; on a plain request that fails and the SDK answers 500.
+    let (status, body) = s.get("/objects/Probe/plain/connect").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("not a WebSocket upgrade"), "{error}");
+}
