@@ -256,6 +256,12 @@ async fn the_scheduler_example_expires_data_and_reschedules() {
     assert!(status_body["alarm"].is_i64(), "rescheduled: {status_body}");
 }
 
+/// A `duro serve` child process on `data_dir` with the alarm probe deployed as `Alarm`.
+fn alarm_process(data_dir: &std::path::Path) -> Process {
+    let probe = format!("Alarm={}", common::guest("alarm-probe").display());
+    Process::start_with(data_dir, &["--deploy", &probe], std::process::Stdio::null())
+}
+
 /// Waits until `object`'s alarm log on a child-process server is not empty.
 async fn wait_for_log(http: &reqwest::Client, process: &Process, object: &str) -> Vec<Value> {
     let url = format!("{}/objects/Alarm/{object}/log", process.ingress);
@@ -271,9 +277,7 @@ async fn wait_for_log(http: &reqwest::Client, process: &Process, object: &str) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_due_during_a_kill_9_fires_after_the_restart() {
     let temp = tempfile::tempdir().unwrap();
-    let probe = format!("Alarm={}", common::guest("alarm-probe").display());
-    let args = ["--deploy", probe.as_str()];
-    let mut process = Process::start_with(temp.path(), &args, std::process::Stdio::null());
+    let mut process = alarm_process(temp.path());
     let http = reqwest::Client::new();
     let set: Value = http
         .post(format!("{}/objects/Alarm/k9/set?in=300", process.ingress))
@@ -285,7 +289,7 @@ async fn an_alarm_due_during_a_kill_9_fires_after_the_restart() {
         .unwrap();
     // Acknowledged, so durable: killed before it is due, restarted after.
     process.kill_9();
-    let process = Process::start_with(temp.path(), &args, std::process::Stdio::null());
+    let process = alarm_process(temp.path());
     let log = wait_for_log(&http, &process, "k9").await;
     assert!(at(&log[0], "firedAtMs") >= at(&set, "at"));
 }
@@ -293,9 +297,7 @@ async fn an_alarm_due_during_a_kill_9_fires_after_the_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_running_when_the_runtime_dies_fires_again_after_the_restart() {
     let temp = tempfile::tempdir().unwrap();
-    let probe = format!("Alarm={}", common::guest("alarm-probe").display());
-    let args = ["--deploy", probe.as_str()];
-    let mut process = Process::start_with(temp.path(), &args, std::process::Stdio::null());
+    let mut process = alarm_process(temp.path());
     let http = reqwest::Client::new();
     let fired = |admin: String| {
         let http = http.clone();
@@ -318,7 +320,7 @@ async fn an_alarm_running_when_the_runtime_dies_fires_again_after_the_restart() 
     .await;
     process.kill_9();
 
-    let process = Process::start_with(temp.path(), &args, std::process::Stdio::null());
+    let process = alarm_process(temp.path());
     let log = wait_for_log(&http, &process, "busy").await;
     // The killed run committed nothing (not even its log entry); this one is the re-delivery.
     assert_eq!(log.len(), 1, "{log:?}");
