@@ -46,6 +46,15 @@ for scenario in duro:
     cratio = f"1/{wcpu / dcpu:.1f}" if dcpu and wcpu else "n/a"
     print(f"| {scenario} | {fmt(drps)} | {fmt(wrps)} | {ratio} | {fmt(med(d, 'p99_ms'), 1)} | "
           f"{fmt(med(w, 'p99_ms'), 1)} | {fmt(dcpu)} | {fmt(wcpu)} | {cratio} |")
+ceiling = load("ceiling").get("b-spread-incr") or next(iter(load("ceiling").values()), None)
+if ceiling and "b-spread-incr" in duro:
+    crps, drps = med(ceiling, "req/s"), med(duro["b-spread-incr"], "req/s")
+    print("\nThe machine's HTTP ceiling (`../shared/peers/ceiling`, bare hyper answering a constant, "
+          "same wrk load as b):\n")
+    print("| server | req/s | CPU us/req | duro b as share of it |")
+    print("| --- | --- | --- | --- |")
+    print(f"| bare hyper | {fmt(crps)} | {fmt(med(ceiling, 'cpu_us/req'))} | "
+          f"{drps / crps * 100:.0f}% |" if crps and drps else "| bare hyper | n/a | n/a | n/a |")
 for name in ("duro", "workerd"):
     checks = out / name / "checks.txt"
     if checks.exists():

@@ -104,8 +104,7 @@ impl Engine {
         let (component, source) = match self.deserialize(&cached) {
             Some(component) => (component, LoadSource::Cache),
             None => {
-                let component = Component::new(&self.engine, bytes)
-                    .map_err(|e| InvalidComponent(format!("not a valid component: {e:#}")))?;
+                let component = compile(&self.engine, bytes)?;
                 self.store_in_cache(&component, &cached);
                 (component, LoadSource::Compiled)
             }
@@ -163,6 +162,32 @@ impl Engine {
             tracing::warn!(path = %path.display(), %error, "could not cache a compiled component");
         }
     }
+}
+
+/// Compiles on threads of its own that end with the compilation. Cranelift's scratch memory is
+/// freed on the threads that used it; if those were long-lived (tokio's blocking pool, rayon's
+/// global pool) the allocator would keep tens of MiB of it resident for the life of the process
+/// (measured: ~60 MiB of RSS after deploying the Counter). Threads that exit hand it back.
+fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component, InvalidComponent> {
+    let compile = || {
+        let run = || Component::new(engine, bytes);
+        match rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("duro-compile-{i}"))
+            .build()
+        {
+            Ok(threads) => threads.install(run),
+            Err(_) => run(),
+        }
+    };
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("duro-compile".into())
+            .spawn_scoped(scope, compile)
+            .map_err(|e| InvalidComponent(format!("could not start compiling: {e}")))?
+            .join()
+            .map_err(|_| InvalidComponent("the compiler panicked".into()))?
+            .map_err(|e| InvalidComponent(format!("not a valid component: {e:#}")))
+    })
 }
 
 fn pool(limits: &Limits) -> PoolingAllocationConfig {

@@ -254,7 +254,26 @@ impl Process {
     }
 
     pub fn start_with(data_dir: &std::path::Path, extra: &[&str], stderr: Stdio) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_duro"))
+        Self::start_under(&[], data_dir, extra, stderr)
+    }
+
+    /// Like `start_with`, with the binary run by `wrapper` (e.g. `valgrind --tool=callgrind`).
+    pub fn start_under(
+        wrapper: &[&str],
+        data_dir: &std::path::Path,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> Self {
+        let binary = env!("CARGO_BIN_EXE_duro");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--listen",

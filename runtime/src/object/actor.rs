@@ -68,7 +68,7 @@ pub(super) struct Actor {
     key: ObjectKey,
     class: Arc<LoadedClass>,
     actor_id: u64,
-    rx: mpsc::Receiver<Envelope>,
+    rx: mpsc::Receiver<Box<Envelope>>,
     shared: Arc<Shared>,
     /// Always `Some` between events.
     body: Option<Body>,
@@ -92,7 +92,7 @@ impl Actor {
         key: ObjectKey,
         class: Arc<LoadedClass>,
         actor_id: u64,
-        rx: mpsc::Receiver<Envelope>,
+        rx: mpsc::Receiver<Box<Envelope>>,
         shared: Arc<Shared>,
         permit: OwnedSemaphorePermit,
     ) -> Self {
@@ -144,7 +144,9 @@ impl Actor {
                 envelope = self.rx.recv() => match envelope {
                     Some(envelope) => {
                         self.shared.metrics.queued_events.dec();
-                        self.handle(envelope).await;
+                        // Boxed so that an idle actor's task stays small (the event's future
+                        // exists only while the event runs): ~5 KiB less per live object.
+                        Box::pin(self.handle(*envelope)).await;
                     }
                     None => break,
                 },
@@ -175,6 +177,19 @@ impl Actor {
     }
 
     async fn handle(&mut self, envelope: Envelope) {
+        let cold = self.is_cold().then(Instant::now);
+        self.run_event(envelope).await;
+        if let Some(started) = cold
+            && !self.is_cold()
+        {
+            self.shared
+                .metrics
+                .activation_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    async fn run_event(&mut self, envelope: Envelope) {
         match envelope {
             Envelope::Fetch {
                 request,

@@ -39,7 +39,8 @@ pub struct ObjectKey {
 
 #[derive(Clone)]
 pub(super) struct Mailbox {
-    pub tx: mpsc::Sender<Envelope>,
+    /// Boxed: the channel allocates room for 32 of its items up front, per object.
+    pub tx: mpsc::Sender<Box<Envelope>>,
     /// Distinguishes successive actors of the same object.
     pub actor: u64,
 }
@@ -198,12 +199,8 @@ impl Directory {
 
     /// Like `deliver`, but waits for room in the mailbox instead of failing (socket events:
     /// backpressure goes to the client's connection).
-    async fn deliver_waiting(
-        &self,
-        key: ObjectKey,
-        class: Arc<LoadedClass>,
-        mut envelope: Envelope,
-    ) {
+    async fn deliver_waiting(&self, key: ObjectKey, class: Arc<LoadedClass>, envelope: Envelope) {
+        let mut envelope = Box::new(envelope);
         loop {
             let mailbox = {
                 let shard =
@@ -213,7 +210,7 @@ impl Directory {
             };
             let Some(mailbox) = mailbox else {
                 // No actor (it cannot retire with sockets open, so: shutting down).
-                let _ = self.deliver(key, class, envelope).await;
+                let _ = self.deliver(key, class, *envelope).await;
                 return;
             };
             match mailbox.tx.send(envelope).await {
@@ -236,6 +233,7 @@ impl Directory {
         class: Arc<LoadedClass>,
         envelope: Envelope,
     ) -> Result<(), ObjectError> {
+        let envelope = Box::new(envelope);
         let shard = &self.shared.shards[self.shared.hasher.hash_one(&key) as usize % SHARDS];
         let mut permit = None;
         loop {
@@ -261,7 +259,7 @@ impl Directory {
         }
     }
 
-    fn try_send(&self, mailbox: &Mailbox, envelope: Envelope) -> Result<(), ObjectError> {
+    fn try_send(&self, mailbox: &Mailbox, envelope: Box<Envelope>) -> Result<(), ObjectError> {
         match mailbox.tx.try_send(envelope) {
             Ok(()) => {
                 self.shared.metrics.queued_events.inc();
@@ -354,7 +352,12 @@ impl SocketOwner for ObjectSockets {
 impl Shared {
     /// Removes an idle actor from the directory if nothing is queued for it; closes its mailbox.
     /// Returns whether it was retired.
-    pub fn retire(&self, key: &ObjectKey, actor: u64, rx: &mut mpsc::Receiver<Envelope>) -> bool {
+    pub fn retire(
+        &self,
+        key: &ObjectKey,
+        actor: u64,
+        rx: &mut mpsc::Receiver<Box<Envelope>>,
+    ) -> bool {
         let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
         let mut objects = shard.lock().expect("directory lock");
         if !rx.is_empty() {
