@@ -14,6 +14,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::actor::{Actor, Envelope};
+use super::reaper::Reaper;
 use super::{AlarmOutcome, ObjectError, Request, Response};
 use crate::class::{Classes, LoadedClass};
 use crate::config::Limits;
@@ -61,6 +62,8 @@ pub(super) struct Shared {
     pub pressure: Notify,
     /// Held by every actor; `shutdown` waits until all are dropped.
     pub actors_done: mpsc::Sender<()>,
+    /// Drops retired actors off the async threads.
+    pub reaper: Reaper,
     pub shards: Vec<Mutex<HashMap<ObjectKey, Mailbox>>>,
     pub hasher: RandomState,
     pub next_actor: AtomicU64,
@@ -106,6 +109,7 @@ impl Directory {
             idle_timeout,
             metrics,
             actors_done,
+            reaper: Reaper::start(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
             next_actor: AtomicU64::new(1),

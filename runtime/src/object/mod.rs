@@ -7,6 +7,7 @@
 
 mod actor;
 pub mod directory;
+mod reaper;
 
 use bytes::Bytes;
 

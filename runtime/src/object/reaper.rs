@@ -1,0 +1,41 @@
+//! The reaper: drops retired actors on a thread of its own, off the async worker threads.
+//!
+//! Dropping an instance returns its pooled slot (wasmtime resets the slot's memory, table and
+//! stack: syscalls and page work, tens of microseconds). Objects touched together go idle
+//! together, and thousands of such drops queued among the async tasks delayed everything else
+//! behind them (chat p99 went from 6 ms to 40 ms during one burst of 10,000 evictions). On its own
+//! thread the work still uses CPU, but the OS interleaves it with the async threads instead of
+//! running it ahead of their queued events.
+
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+/// Hands values to the reaper thread, which drops them in order. Dropping the last `Reaper`
+/// ends the thread once everything sent is dropped.
+pub(super) struct Reaper(Mutex<Option<mpsc::Sender<Box<dyn Send>>>>);
+
+impl Reaper {
+    pub fn start() -> Self {
+        let (tx, rx) = mpsc::channel::<Box<dyn Send>>();
+        let spawned = std::thread::Builder::new()
+            .name("duro-reaper".into())
+            .spawn(move || {
+                for remains in rx {
+                    drop(remains);
+                }
+            });
+        // Without the thread, `bury` drops in place: slower outputs, same outcome.
+        Self(Mutex::new(spawned.ok().map(|_| tx)))
+    }
+
+    /// Drops `remains` on the reaper thread (or here, if that thread is gone). Everything inside
+    /// is dropped in its own field order, as it would be in place.
+    pub fn bury(&self, remains: Box<dyn Send>) {
+        let sender = self.0.lock().expect("reaper lock").clone();
+        if let Some(sender) = sender
+            && let Err(mpsc::SendError(remains)) = sender.send(remains)
+        {
+            drop(remains);
+        }
+    }
+}
