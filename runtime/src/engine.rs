@@ -67,6 +67,9 @@ impl Engine {
     ) -> Result<Self, EngineError> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
+        // Zero (decommit) an object's fiber stack when its instance is dropped: an evicted object
+        // then keeps no stack pages resident, and no stack contents pass to the next guest.
+        config.async_stack_zeroing(true);
         // Reserve only what an instance may use, not wasmtime's default 4 GiB per memory: with
         // thousands of pooled slots the default would exhaust the address space.
         let memory = limits.instance_memory_bytes as u64;

@@ -6,7 +6,8 @@
 //! - [`engine`]: wasmtime configuration, epoch ticker, compiling components (with a cache).
 //! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
 //! - [`class`]: the registry of uploaded classes, persisted in redb.
-//! - [`object`]: the directory of live objects and the actor that runs each one's events.
+//! - [`object`]: the directory of live objects, the actor that runs each one's events, and the
+//!   reaper thread that drops retired actors (their pooled slots) off the async threads.
 //! - [`alarm`]: the scheduler that fires persisted alarms.
 //! - [`websocket`]: runtime-held WebSocket connections and each object's socket registry.
 //! - [`storage`]: redb schema, per-object storage views, group commit and the output gate.

@@ -10,6 +10,9 @@
 use std::sync::Mutex;
 use std::sync::mpsc;
 
+/// Retired actors dropped before the reaper hands the freed heap back to the OS.
+const TRIM_AFTER: usize = 256;
+
 /// Hands values to the reaper thread, which drops them in order. Dropping the last `Reaper`
 /// ends the thread once everything sent is dropped.
 pub(super) struct Reaper(Mutex<Option<mpsc::Sender<Box<dyn Send>>>>);
@@ -20,8 +23,18 @@ impl Reaper {
         let spawned = std::thread::Builder::new()
             .name("duro-reaper".into())
             .spawn(move || {
-                for remains in rx {
-                    drop(remains);
+                let mut since_trim = 0usize;
+                while let Ok(first) = rx.recv() {
+                    drop(first);
+                    since_trim += 1;
+                    while let Ok(next) = rx.try_recv() {
+                        drop(next);
+                        since_trim += 1;
+                    }
+                    if since_trim >= TRIM_AFTER {
+                        release_free_memory();
+                        since_trim = 0;
+                    }
                 }
             });
         // Without the thread, `bury` drops in place: slower outputs, same outcome.
@@ -39,3 +52,18 @@ impl Reaper {
         }
     }
 }
+
+/// Returns free heap pages to the OS. glibc keeps freed memory of its per-thread arenas resident
+/// (measured: two 64 MiB arenas stayed fully resident after 10,000 objects were evicted), so
+/// without this an evicted object's heap would not "cost nothing".
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: glibc's `malloc_trim` only releases free memory; it is thread-safe.
+    unsafe { malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
