@@ -48,7 +48,18 @@ impl ApiError {
         if status.is_server_error() {
             tracing::warn!(%status, error = %self, "request failed");
         }
-        json(status, &serde_json::json!({ "error": self.to_string() }))
+        let too_large = matches!(self, Self::PayloadTooLarge(_));
+        let mut response = json(status, &serde_json::json!({ "error": self.to_string() }));
+        if too_large {
+            // The rest of the body was never read, so the connection cannot carry another
+            // request: say so, or a client may reuse it while it closes (and see its next request
+            // fail instead of being answered).
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -80,10 +80,16 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
+/// How much of a refused body is still read and dropped, and for how long, before the 413: the
+/// connection is closed after it, and closing with unread bytes resets it, which can destroy the
+/// 413 before the client reads it.
+const DRAIN_BYTES: usize = 256 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
 /// Reads a whole body of at most `max` bytes; more is a 413.
 pub async fn read_body(
     headers: &http::HeaderMap,
-    body: Incoming,
+    mut body: Incoming,
     max: usize,
 ) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::PayloadTooLarge(format!("request body exceeds {max} bytes"));
@@ -91,14 +97,32 @@ pub async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
-        return Err(too_large());
+    if declared.is_none_or(|len| len <= max as u64) {
+        let mut collected = Vec::new();
+        loop {
+            let Some(frame) = body.frame().await else {
+                return Ok(collected.into());
+            };
+            let frame = frame.map_err(|error| {
+                ApiError::BadRequest(format!("could not read the request body: {error}"))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if collected.len() + data.len() > max {
+                    break;
+                }
+                collected.extend_from_slice(&data);
+            }
+        }
     }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(error) => Err(ApiError::BadRequest(format!(
-            "could not read the request body: {error}"
-        ))),
-    }
+    let drain = async {
+        let mut drained = 0;
+        while drained < DRAIN_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    Err(too_large())
 }
