@@ -7,7 +7,6 @@
 //! thread the work still uses CPU, but the OS interleaves it with the async threads instead of
 //! running it ahead of their queued events.
 
-use std::sync::Mutex;
 use std::sync::mpsc;
 
 /// Retired actors dropped before the reaper hands the freed heap back to the OS.
@@ -15,7 +14,7 @@ const TRIM_AFTER: usize = 256;
 
 /// Hands values to the reaper thread, which drops them in order. Dropping the last `Reaper`
 /// ends the thread once everything sent is dropped.
-pub(super) struct Reaper(Mutex<Option<mpsc::Sender<Box<dyn Send>>>>);
+pub(super) struct Reaper(Option<mpsc::Sender<Box<dyn Send>>>);
 
 impl Reaper {
     pub fn start() -> Self {
@@ -38,14 +37,13 @@ impl Reaper {
                 }
             });
         // Without the thread, `bury` drops in place: slower outputs, same outcome.
-        Self(Mutex::new(spawned.ok().map(|_| tx)))
+        Self(spawned.ok().map(|_| tx))
     }
 
     /// Drops `remains` on the reaper thread (or here, if that thread is gone). Everything inside
     /// is dropped in its own field order, as it would be in place.
     pub fn bury(&self, remains: Box<dyn Send>) {
-        let sender = self.0.lock().expect("reaper lock").clone();
-        if let Some(sender) = sender
+        if let Some(sender) = &self.0
             && let Err(mpsc::SendError(remains)) = sender.send(remains)
         {
             drop(remains);
