@@ -231,7 +231,7 @@ impl Scheduler {
             object: due.object.clone(),
             at_ms: due.at_ms,
         };
-        if let Err(error) = self.committer.submit(vec![op], None).await.wait().await {
+        if let Err(error) = self.committer.submit(vec![op]).await.wait().await {
             tracing::error!(%error, "cannot drop an alarm");
         }
     }

@@ -184,7 +184,7 @@ impl Classes {
         {
             ops.push(delete_component(&old.record.digest));
         }
-        self.committer.submit(ops, None).await.wait().await?;
+        self.committer.submit(ops).await.wait().await?;
         let class = Arc::new(LoadedClass {
             ids: self.secret.class_ids(&name),
             incarnation: record.incarnation,
@@ -220,7 +220,7 @@ impl Classes {
         if !self.digest_used_elsewhere(&class.record.digest, name) {
             ops.push(delete_component(&class.record.digest));
         }
-        self.committer.submit(ops, None).await.wait().await?;
+        self.committer.submit(ops).await.wait().await?;
         Ok(true)
     }
 
@@ -276,7 +276,7 @@ impl Classes {
                 prefix: schema::class_prefix(i),
             })
             .collect();
-        self.committer.submit(ops, None).await.wait().await?;
+        self.committer.submit(ops).await.wait().await?;
         Ok(())
     }
 }
@@ -323,7 +323,7 @@ async fn load_or_create_secret(
         key: META_ID_SECRET.as_bytes().to_vec(),
         value: Bytes::copy_from_slice(secret.as_bytes()),
     };
-    committer.submit(vec![op], None).await.wait().await?;
+    committer.submit(vec![op]).await.wait().await?;
     Ok(secret)
 }
 

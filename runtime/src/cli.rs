@@ -89,6 +89,9 @@ struct ServeArgs {
     /// Delay before the first retry of a failed alarm, in milliseconds (doubling after).
     #[arg(long, env = "DURO_ALARM_RETRY_BASE_MS", default_value_t = 2_000)]
     alarm_retry_base_ms: u64,
+    /// How often the database file is made durable so the write-ahead log can start over, in ms.
+    #[arg(long, env = "DURO_CHECKPOINT_INTERVAL_MS", default_value_t = 1_000)]
+    checkpoint_interval_ms: u64,
     /// Commit without fsync. Breaks the durability guarantee; for benchmarks only.
     #[arg(long)]
     unsafe_no_fsync: bool,
@@ -178,6 +181,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.admin_token = args.admin_token;
     config.idle_timeout = Duration::from_millis(args.idle_timeout_ms);
     config.durable_commits = !args.unsafe_no_fsync;
+    config.checkpoint_interval = Duration::from_millis(args.checkpoint_interval_ms);
     config.alarm_retry.base = Duration::from_millis(args.alarm_retry_base_ms);
     config.hibernate_after = Duration::from_millis(args.hibernate_after_ms);
     config.limits.max_ws_message_bytes = args.max_ws_message_bytes;

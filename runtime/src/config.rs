@@ -28,6 +28,9 @@ pub struct Config {
     /// Whether commits wait for fsync. Only benchmarks turn this off; every guarantee of the
     /// output gate assumes it is on.
     pub durable_commits: bool,
+    /// How often the group committer makes redb's file durable, so that the write-ahead log can
+    /// start over (and a restart after a crash replays at most this much).
+    pub checkpoint_interval: Duration,
 }
 
 impl Config {
@@ -43,6 +46,7 @@ impl Config {
             hibernate_after: Duration::from_secs(10),
             alarm_retry: crate::alarm::RetryPolicy::default(),
             durable_commits: true,
+            checkpoint_interval: Duration::from_secs(1),
         }
     }
 }

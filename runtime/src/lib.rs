@@ -70,6 +70,8 @@ pub enum StartError {
     #[error("cannot open the database: {0}")]
     Database(#[from] redb::Error),
     #[error(transparent)]
+    Log(#[from] storage::RecoverError),
+    #[error(transparent)]
     Engine(#[from] engine::EngineError),
     #[error("cannot load classes: {0}")]
     Classes(#[from] class::ClassError),
@@ -106,10 +108,19 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     })?;
     let metrics = Arc::new(Metrics::new());
     let db = storage::open(&config.data_dir)?;
+    let recovery = storage::Log::open(&config.data_dir, &db, config.durable_commits)?;
+    if recovery.replayed_groups > 0 {
+        tracing::info!(
+            groups = recovery.replayed_groups,
+            "replayed the write-ahead log after an unclean stop"
+        );
+    }
+    metrics.log_replayed_groups.inc_by(recovery.replayed_groups);
     let alarm_wake = alarm::AlarmWake::default();
     let (committer, committer_thread) = Committer::start(
         db.clone(),
-        config.durable_commits,
+        recovery.log,
+        config.checkpoint_interval,
         metrics.clone(),
         alarm_wake.notify(),
     )

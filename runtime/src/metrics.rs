@@ -24,6 +24,10 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Commits that failed (their outputs were never released).
     pub commit_failures: Counter,
+    /// Group commits that made redb's file durable, letting the write-ahead log start over.
+    pub checkpoints: Counter,
+    /// Groups replayed from the write-ahead log at startup (after an unclean stop).
+    pub log_replayed_groups: Counter,
     /// Instances created (first activation, re-activation after eviction, reset after a trap).
     pub activations: Counter,
     /// Seconds to instantiate a component for an object.
@@ -72,6 +76,8 @@ impl Metrics {
             commit_group_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             commit_seconds: seconds(),
             commit_failures: Counter::default(),
+            checkpoints: Counter::default(),
+            log_replayed_groups: Counter::default(),
             activations: Counter::default(),
             instantiate_seconds: Histogram::new(ACTIVATION_BUCKETS.iter().copied()),
             activation_seconds: Histogram::new(ACTIVATION_BUCKETS.iter().copied()),
@@ -113,6 +119,16 @@ impl Metrics {
             "commit_failures",
             "Commits that failed",
             m.commit_failures.clone(),
+        );
+        registry.register(
+            "checkpoints",
+            "Commits that made the database file durable (the log starts over)",
+            m.checkpoints.clone(),
+        );
+        registry.register(
+            "log_replayed_groups",
+            "Groups replayed from the write-ahead log at startup",
+            m.log_replayed_groups.clone(),
         );
         registry.register(
             "activations",

@@ -21,7 +21,7 @@ use super::directory::{ObjectKey, Shared};
 use super::{AlarmOutcome, ObjectError, Request, Response};
 use crate::abi::{Identity, Instance, InstanceLimits, ObjectParts};
 use crate::class::LoadedClass;
-use crate::storage::{CommitError, Durable, Gated, ObjectStorage, Writer, schema};
+use crate::storage::{CommitError, Durable, Gated, ObjectStorage, schema};
 use crate::websocket::{Outgoing, SocketEvent, SocketId, Sockets};
 
 /// A message to an actor.
@@ -74,7 +74,7 @@ pub(super) struct Actor {
     body: Option<Body>,
     /// The name this object was addressed by, once known.
     name: Option<String>,
-    /// Bumped when a failed commit resets the storage view; tags commits (see `Writer`).
+    /// Bumped when a failed commit resets the storage view; outcomes of older commits are ignored.
     generation: u64,
     /// The object's commits in flight, in submission order.
     commits: FuturesOrdered<CommitDone>,
@@ -493,11 +493,7 @@ impl Actor {
         let Some(writes) = self.storage().finish_event() else {
             return;
         };
-        let writer = Writer {
-            object: schema::object_prefix(self.class.incarnation, &self.key.id),
-            generation: self.generation,
-        };
-        let durable = self.shared.committer.submit(writes.ops, Some(writer)).await;
+        let durable = self.shared.committer.submit(writes.ops).await;
         let (generation, seq, wait) = (self.generation, writes.seq, durable.clone());
         self.commits.push_back(Box::pin(
             async move { (generation, seq, wait.wait().await) },

@@ -1,18 +1,19 @@
 //! Group commit: the single writer of the database, and the `Durable` future outputs wait on.
 //!
 //! Every write set (an object's event, a class change) becomes a [`CommitRequest`] on one bounded
-//! queue. A dedicated OS thread takes everything queued, applies it in one redb write transaction
-//! and commits it (one fsync for the whole group), then resolves each request's [`Durable`]. While
-//! it fsyncs, new requests pile up and form the next group, so throughput does not collapse to one
-//! fsync per event. This module never releases an output itself: it only says when bytes are on
-//! disk. It never runs on an async thread (redb commits block).
+//! queue. A dedicated OS thread takes everything queued as one group, appends it to the
+//! write-ahead log (one `fdatasync` for the whole group, see [`super::wal`]), applies it in one
+//! redb write transaction, then resolves each request's [`Durable`]. While it syncs, new requests
+//! pile up and form the next group, so throughput does not collapse to one fsync per event. Once
+//! per checkpoint interval a group is committed to redb durably instead of being logged. This
+//! module never releases an output itself: it only says when bytes are on disk. It never runs on
+//! an async thread (syncs and redb commits block).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -21,6 +22,7 @@ use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::schema::{self, Table};
+use super::wal::{self, Log};
 use crate::metrics::Metrics;
 
 /// Most requests one group may carry; bounds the latency a huge backlog adds to its first member.
@@ -62,16 +64,6 @@ pub enum WriteOp {
     },
 }
 
-/// Who submitted a write set, so that after one of its commits fails, its later ones (computed
-/// from state that never became durable) are refused until it has reset itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Writer {
-    /// The object's key prefix.
-    pub object: Vec<u8>,
-    /// Bumped by the object each time it resets.
-    pub generation: u64,
-}
-
 /// Why a write set is not durable. Cloneable: every output waiting on it gets a copy.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("storage commit failed: {0}")]
@@ -108,7 +100,6 @@ impl Durable {
 
 struct CommitRequest {
     ops: Vec<WriteOp>,
-    writer: Option<Writer>,
     done: oneshot::Sender<Result<(), CommitError>>,
 }
 
@@ -130,21 +121,25 @@ impl CommitterThread {
 }
 
 impl Committer {
-    /// Starts the writer thread over `db`. `durable = false` skips fsync (benchmarks only).
+    /// Starts the writer thread over `db` and its recovered `log`; a group is committed to redb
+    /// durably (a checkpoint) once `checkpoint_interval` has passed since the last one.
     /// `alarm_set` is notified after a commit that set an alarm (the scheduler may need to wake).
     pub fn start(
         db: Arc<Database>,
-        durable: bool,
+        log: Log,
+        checkpoint_interval: Duration,
         metrics: Arc<Metrics>,
         alarm_set: Arc<Notify>,
     ) -> std::io::Result<(Self, CommitterThread)> {
         let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
         let writer = GroupWriter {
             db,
-            durable,
+            log,
+            checkpoint_interval,
+            last_checkpoint: Instant::now(),
             metrics,
             alarm_set,
-            poisoned: HashMap::new(),
+            failed: None,
         };
         let thread = std::thread::Builder::new()
             .name("duro-commit".into())
@@ -154,9 +149,9 @@ impl Committer {
 
     /// Queues a write set; the returned future resolves when it is durable. Waits only when the
     /// queue is full (backpressure), never for the commit itself.
-    pub async fn submit(&self, ops: Vec<WriteOp>, writer: Option<Writer>) -> Durable {
+    pub async fn submit(&self, ops: Vec<WriteOp>) -> Durable {
         let (done, rx) = oneshot::channel();
-        let request = CommitRequest { ops, writer, done };
+        let request = CommitRequest { ops, done };
         if self.queue.send(request).await.is_err() {
             return Durable(
                 futures_util::future::ready(Err(CommitError::new("the runtime is shutting down")))
@@ -174,12 +169,15 @@ impl Committer {
 /// The state of the writer thread.
 struct GroupWriter {
     db: Arc<Database>,
-    durable: bool,
+    log: Log,
+    checkpoint_interval: Duration,
+    last_checkpoint: Instant,
     metrics: Arc<Metrics>,
     alarm_set: Arc<Notify>,
-    /// Objects whose commit failed, with the generation that failed: their later write sets of
-    /// that generation or older are refused.
-    poisoned: HashMap<Vec<u8>, u64>,
+    /// Set by the first failure to log or apply a group. Every later request fails with it: a
+    /// group may be in the log without being in redb, so nothing may be built on top of it; a
+    /// restart replays the log and recovers.
+    failed: Option<CommitError>,
 }
 
 impl GroupWriter {
@@ -194,78 +192,97 @@ impl GroupWriter {
             }
             self.commit_group(group);
         }
+        // Shutting down: checkpoint what only the log holds, so the next start replays nothing.
+        if self.failed.is_none()
+            && !self.log.is_empty()
+            && let Err(error) = self.commit(&[], true)
+        {
+            tracing::error!(%error, "final checkpoint failed; the next start replays the log");
+        }
     }
 
     fn commit_group(&mut self, group: Vec<CommitRequest>) {
-        let (accepted, refused): (Vec<_>, Vec<_>) =
-            group.into_iter().partition(|r| !self.is_poisoned(r));
-        for request in refused {
-            let _ = request.done.send(Err(CommitError::new(
-                "an earlier commit of this object failed; the object was reset",
-            )));
-        }
-        if accepted.is_empty() {
+        if let Some(error) = &self.failed {
+            for request in group {
+                let _ = request.done.send(Err(error.clone()));
+            }
             return;
         }
         let started = Instant::now();
-        let outcome = self.apply(&accepted);
+        let checkpoint_due =
+            started.duration_since(self.last_checkpoint) >= self.checkpoint_interval;
+        let outcome = self.commit(&group, checkpoint_due);
         self.metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
         match outcome {
             Ok(()) => {
                 self.metrics.commits.inc();
-                self.metrics.commit_writes.inc_by(accepted.len() as u64);
-                self.metrics
-                    .commit_group_size
-                    .observe(accepted.len() as f64);
-                let sets_alarm = accepted
+                self.metrics.commit_writes.inc_by(group.len() as u64);
+                self.metrics.commit_group_size.observe(group.len() as f64);
+                let sets_alarm = group
                     .iter()
                     .flat_map(|r| &r.ops)
                     .any(|op| matches!(op, WriteOp::SetAlarm { at_ms: Some(_), .. }));
                 if sets_alarm {
                     self.alarm_set.notify_one();
                 }
-                for request in accepted {
+                for request in group {
                     let _ = request.done.send(Ok(()));
                 }
             }
             Err(error) => {
-                tracing::error!(%error, writes = accepted.len(), "group commit failed");
+                tracing::error!(%error, writes = group.len(), "group commit failed; every later write fails until a restart");
                 self.metrics.commit_failures.inc();
-                for request in accepted {
-                    if let Some(writer) = &request.writer {
-                        self.poisoned
-                            .insert(writer.object.clone(), writer.generation);
-                    }
+                self.failed = Some(error.clone());
+                for request in group {
                     let _ = request.done.send(Err(error.clone()));
                 }
             }
         }
     }
 
-    fn is_poisoned(&self, request: &CommitRequest) -> bool {
-        request.writer.as_ref().is_some_and(|w| {
-            self.poisoned
-                .get(&w.object)
-                .is_some_and(|&failed| w.generation <= failed)
-        })
-    }
-
-    fn apply(&self, group: &[CommitRequest]) -> Result<(), CommitError> {
+    /// Makes `group` durable: appended to the log and applied to redb without fsync, or, when a
+    /// checkpoint is due or the group does not fit in the log, committed to redb durably with its
+    /// sequence number as the new checkpoint.
+    fn commit(&mut self, group: &[CommitRequest], checkpoint_due: bool) -> Result<(), CommitError> {
         let fail = |e: &dyn std::fmt::Display| CommitError::new(e.to_string());
+        let ops = || group.iter().flat_map(|r| &r.ops);
+        let logged = if checkpoint_due {
+            None
+        } else {
+            self.log
+                .append(ops())
+                .map_err(|e| CommitError::new(format!("write-ahead log: {e}")))?
+        };
         let mut txn = self.db.begin_write().map_err(|e| fail(&e))?;
-        if !self.durable {
+        if logged.is_some() {
             txn.set_durability(Durability::None).map_err(|e| fail(&e))?;
+        } else {
+            let seq = self.log.checkpoint_seq();
+            wal::write_checkpoint(&txn, seq).map_err(|e| fail(&e))?;
         }
-        {
-            let mut tables = Tables::new(&txn);
-            for op in group.iter().flat_map(|r| &r.ops) {
-                tables.apply(op).map_err(|e| fail(&e))?;
-            }
+        apply_ops(&txn, ops()).map_err(|e| fail(&e))?;
+        txn.commit().map_err(|e| fail(&e))?;
+        if logged.is_none() {
+            self.log.checkpointed();
+            self.last_checkpoint = Instant::now();
+            self.metrics.checkpoints.inc();
         }
-        txn.commit().map_err(|e| fail(&e))
+        Ok(())
     }
+}
+
+/// Applies `ops` in order inside `txn` (a group commit, or a replay of the log).
+pub(super) fn apply_ops<'a>(
+    txn: &redb::WriteTransaction,
+    ops: impl Iterator<Item = &'a WriteOp>,
+) -> Result<(), redb::Error> {
+    let mut tables = Tables::new(txn);
+    for op in ops {
+        tables.apply(op)?;
+    }
+    Ok(())
 }
 
 /// The tables of one write transaction, each opened on first use: a group of counter increments

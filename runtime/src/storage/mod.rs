@@ -1,4 +1,5 @@
-//! Durable storage on one redb database: schema, per-object views, group commit.
+//! Durable storage on one redb database: schema, per-object views, group commit and its
+//! write-ahead log.
 //!
 //! Storage sees `(class, object id, key bytes)` and nothing from wasmtime. It never says an output
 //! may leave before the fsync covering its writes: that promise is [`Durable`].
@@ -6,13 +7,15 @@
 mod commit;
 mod object;
 pub mod schema;
+mod wal;
 
 use std::path::Path;
 use std::sync::Arc;
 
-pub use commit::{CommitError, Committer, CommitterThread, Durable, Gated, WriteOp, Writer};
+pub use commit::{CommitError, Committer, CommitterThread, Durable, Gated, WriteOp};
 pub use object::{EventWrites, ListOptions, ObjectStorage, StorageError};
 use redb::{Database, ReadableDatabase};
+pub use wal::{Log, RecoverError, Recovery, WAL_FILE};
 
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "duro.redb";
