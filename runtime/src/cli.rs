@@ -92,7 +92,9 @@ struct ServeArgs {
     /// How often the database file is made durable so the write-ahead log can start over, in ms.
     #[arg(long, env = "DURO_CHECKPOINT_INTERVAL_MS", default_value_t = 1_000)]
     checkpoint_interval_ms: u64,
-    /// Commit without fsync. Breaks the durability guarantee; for benchmarks only.
+    /// Do not fdatasync the write-ahead log per group (redb is still made durable at every
+    /// checkpoint): a power loss may lose a checkpoint interval of acknowledged writes, a crash
+    /// of the process loses none. Breaks the durability guarantee; for benchmarks only.
     #[arg(long)]
     unsafe_no_fsync: bool,
 }

@@ -25,8 +25,9 @@ pub struct Config {
     pub hibernate_after: Duration,
     /// How failed alarms are retried.
     pub alarm_retry: crate::alarm::RetryPolicy,
-    /// Whether commits wait for fsync. Only benchmarks turn this off; every guarantee of the
-    /// output gate assumes it is on.
+    /// Whether each group's log record is fdatasynced before its outputs leave. Only benchmarks
+    /// turn this off (checkpoints still sync redb); every guarantee of the output gate assumes
+    /// it is on.
     pub durable_commits: bool,
     /// How often the group committer makes redb's file durable, so that the write-ahead log can
     /// start over (and a restart after a crash replays at most this much).

@@ -10,7 +10,8 @@
 //!   reaper thread that drops retired actors (their pooled slots) off the async threads.
 //! - [`alarm`]: the scheduler that fires persisted alarms.
 //! - [`websocket`]: runtime-held WebSocket connections and each object's socket registry.
-//! - [`storage`]: redb schema, per-object storage views, group commit and the output gate.
+//! - [`storage`]: redb schema, per-object storage views, group commit with its write-ahead log,
+//!   and the output gate.
 //! - [`http`]: the ingress and admin listeners.
 //! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line.
 //!
@@ -22,8 +23,9 @@
 //!    in its bounded mailbox (full: 503).
 //! 3. **Runs**: `object::actor` runs events one at a time through `abi::Instance`; storage calls go
 //!    to `storage::ObjectStorage` (a trap discards the event's writes and the instance).
-//! 4. **Commits**: the event's writes go to `storage::Committer`, which commits the writes of many
-//!    objects in one redb transaction (group commit). The actor goes on with its next event.
+//! 4. **Commits**: the event's writes go to `storage::Committer`, which makes the writes of many
+//!    objects durable as one record of the write-ahead log (`storage::wal`, one fdatasync) and
+//!    applies them in one redb transaction (group commit). The actor goes on with its next event.
 //! 5. **Leaves**: the response is a `storage::Gated` output; `Directory::fetch` releases it only
 //!    once its commit is durable. WebSocket messages wait in the actor's outbox for the same.
 
