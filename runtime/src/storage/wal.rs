@@ -32,6 +32,8 @@ pub const WAL_CAPACITY: u64 = 8 * 1024 * 1024;
 /// META key holding the sequence number of the last group the durable redb state includes.
 const CHECKPOINT_KEY: &str = "wal_checkpoint_seq";
 const HEADER_LEN: usize = 16;
+/// Largest encoding buffer kept between groups; a bigger one (a large upload) is freed.
+const MAX_KEPT_BUFFER: usize = 1024 * 1024;
 
 /// The open log, owned by the writer thread.
 pub struct Log {
@@ -121,6 +123,7 @@ impl Log {
         }
         let payload_len = self.buf.len() - HEADER_LEN;
         if self.offset + self.buf.len() as u64 > WAL_CAPACITY || payload_len > u32::MAX as usize {
+            self.buf = Vec::new(); // a component upload's bytes: do not keep them around
             return Ok(None);
         }
         self.buf[8..16].copy_from_slice(&seq.to_le_bytes());
@@ -133,6 +136,9 @@ impl Log {
         }
         self.offset += self.buf.len() as u64;
         self.next_seq += 1;
+        if self.buf.capacity() > MAX_KEPT_BUFFER {
+            self.buf = Vec::new();
+        }
         Ok(Some(seq))
     }
 
