@@ -1,5 +1,6 @@
 //! Durability: classes and values survive a restart; a restart loads compiled code from the
-//! cache instead of recompiling; and `kill -9` under load loses no acknowledged increment.
+//! cache instead of recompiling; `kill -9` under load loses no acknowledged increment (the
+//! write-ahead log is replayed); a group too big for the log is committed to redb directly.
 
 mod common;
 
@@ -200,4 +201,43 @@ async fn the_cli_deploys_and_lists_classes() {
     assert!(ok && !out.contains("Probe"), "{out}");
     let (ok, _) = duro(&["deploy", "Bad=/nonexistent.wasm"]);
     assert!(!ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_bigger_than_the_write_ahead_log_commits_and_survives_a_restart() {
+    // No time-based checkpoint: the only one can come from a group too big for the log.
+    let s = TestServer::start_with(|c| c.checkpoint_interval = Duration::from_secs(3600)).await;
+    assert_eq!(
+        s.deploy("Probe", "storage-probe").await.0,
+        StatusCode::CREATED
+    );
+    let checkpoints = s.metric("duro_checkpoints_total").await;
+    // 80 values of 128 KiB in one event: 10 MiB, more than the 8 MiB log can hold, so the group
+    // is committed to redb durably instead of being logged.
+    let ops: Vec<_> = (0..80)
+        .map(|i| json!({"op": "put-sized", "key": format!("k{i:02}"), "size": 128 * 1024}))
+        .collect();
+    let path = "/objects/Probe/big/script";
+    let (status, body) = s
+        .call(reqwest::Method::POST, path, json!(ops).to_string())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(s.metric("duro_checkpoints_total").await, checkpoints + 1.0);
+    // A small event after it goes through the log as usual.
+    let small = json!([{"op": "put", "key": "after", "value": "1"}]).to_string();
+    assert_eq!(
+        s.call(reqwest::Method::POST, path, small).await.0,
+        StatusCode::OK
+    );
+    let (config, temp) = s.stop().await;
+
+    let s = TestServer::start_in(config).await;
+    let read = json!([{"op": "get", "key": "k79"}, {"op": "get", "key": "after"}]).to_string();
+    let (status, body) = s.call(reqwest::Method::POST, path, read).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results[0]["value"].as_str().map(str::len), Some(128 * 1024));
+    assert_eq!(results[1]["value"], "1");
+    s.stop().await;
+    drop(temp);
 }
