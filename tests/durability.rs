@@ -116,15 +116,7 @@ async fn kill_9_under_load(extra: &[&str]) -> f64 {
             "counter k{counter}: {stored} stored < {acked} acknowledged"
         );
     }
-    let metrics = http
-        .get(format!("{}/metrics", process.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    common::metric_value(&metrics, "duro_log_replayed_groups_total").expect("the replay metric")
+    common::metric(&http, &process.admin, "duro_log_replayed_groups_total").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,17 +182,21 @@ impl TestServer {
 
     /// The value of a metric (first sample whose line starts with `name`), from `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.admin))
-            .send()
-            .await
-            .expect("metrics request")
-            .text()
-            .await
-            .expect("metrics body");
-        metric_value(&text, name).unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+        metric(&self.http, &self.admin, name).await
     }
+}
+
+/// The value of a metric from the `/metrics` of the admin API at `admin`.
+pub async fn metric(http: &reqwest::Client, admin: &str, name: &str) -> f64 {
+    let text = http
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("metrics request")
+        .text()
+        .await
+        .expect("metrics body");
+    metric_value(&text, name).unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
 }
 
 pub fn metric_value(text: &str, name: &str) -> Option<f64> {

@@ -22,7 +22,7 @@ use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::schema::{self, Table};
-use super::wal::{self, Log};
+use super::wal::Log;
 use crate::metrics::Metrics;
 
 /// Most requests one group may carry; bounds the latency a huge backlog adds to its first member.
@@ -259,8 +259,7 @@ impl GroupWriter {
         if logged.is_some() {
             txn.set_durability(Durability::None).map_err(|e| fail(&e))?;
         } else {
-            let seq = self.log.checkpoint_seq();
-            wal::write_checkpoint(&txn, seq).map_err(|e| fail(&e))?;
+            self.log.stamp_checkpoint(&txn).map_err(|e| fail(&e))?;
         }
         apply_ops(&txn, ops()).map_err(|e| fail(&e))?;
         txn.commit().map_err(|e| fail(&e))?;

@@ -110,7 +110,7 @@ impl Log {
     }
 
     /// Appends the group made of `ops` and makes it durable. `Ok(None)` when it does not fit in
-    /// what is left of the log: the caller must checkpoint it instead (see [`Log::checkpoint`]).
+    /// what is left of the log: the caller must checkpoint it instead (see [`Log::stamp_checkpoint`]).
     pub fn append<'a>(
         &mut self,
         ops: impl Iterator<Item = &'a WriteOp>,
@@ -142,17 +142,12 @@ impl Log {
         Ok(Some(seq))
     }
 
-    /// Takes the next sequence number for a group committed durably to redb without a record,
-    /// to be stored with [`write_checkpoint`] in that same transaction.
-    pub fn checkpoint_seq(&mut self) -> u64 {
+    /// For a group committed to redb durably instead of logged: takes its sequence number and
+    /// stores it in `txn` as the checkpoint. Once `txn` is durable, call [`Log::checkpointed`].
+    pub fn stamp_checkpoint(&mut self, txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
         let seq = self.next_seq;
         self.next_seq += 1;
-        seq
-    }
-
-    /// The sequence number of the last group handed out.
-    pub fn last_seq(&self) -> u64 {
-        self.next_seq - 1
+        write_checkpoint(txn, seq)
     }
 
     /// Whether records were appended since the last checkpoint.
@@ -160,8 +155,8 @@ impl Log {
         self.offset == 0
     }
 
-    /// After a durable redb commit that stored [`Log::last_seq`] as its checkpoint: every record
-    /// is covered, the log starts over.
+    /// After a durable redb commit stamped by [`Log::stamp_checkpoint`]: every record is
+    /// covered, the log starts over.
     pub fn checkpointed(&mut self) {
         self.offset = 0;
     }
@@ -190,7 +185,7 @@ fn checkpoint_durably(db: &Database, ops: &[WriteOp], seq: u64) -> Result<(), re
 }
 
 /// Stores `seq` as the last group the durable state includes; part of a checkpoint commit.
-pub fn write_checkpoint(txn: &redb::WriteTransaction, seq: u64) -> Result<(), redb::Error> {
+fn write_checkpoint(txn: &redb::WriteTransaction, seq: u64) -> Result<(), redb::Error> {
     txn.open_table(schema::META)?
         .insert(CHECKPOINT_KEY, seq.to_le_bytes().as_slice())?;
     Ok(())
