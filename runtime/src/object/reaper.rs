@@ -56,11 +56,8 @@ impl Reaper {
 /// without this an evicted object's heap would not "cost nothing".
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn release_free_memory() {
-    unsafe extern "C" {
-        fn malloc_trim(pad: usize) -> std::ffi::c_int;
-    }
     // SAFETY: glibc's `malloc_trim` only releases free memory; it is thread-safe.
-    unsafe { malloc_trim(0) };
+    unsafe { libc::malloc_trim(0) };
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
