@@ -61,3 +61,10 @@ for name in ("duro", "workerd"):
         print(f"\n{name} checks:\n")
         for line in checks.read_text().splitlines():
             print(f"- {line}")
+p_wrk, p_ceiling = out / "duro-p-wrk.txt", out / "ceiling-p.txt"
+if p_wrk.exists() or p_ceiling.exists():
+    print("\np beyond the harness's client (its node populate client, not the server, limits p):\n")
+    if p_wrk.exists():
+        print(f"- duro, wrk as the client: {p_wrk.read_text().strip()}")
+    if p_ceiling.exists():
+        print(f"- the populate client against bare hyper: {p_ceiling.read_text().strip()}")
