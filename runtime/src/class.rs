@@ -28,6 +28,17 @@ struct ClassRecord {
     incarnation: u64,
     created_ms: u64,
     updated_ms: u64,
+    /// What the class's id key is derived from, when not its name: the original name of a
+    /// renamed class (its ids stay valid), or a unique label for a class created under a name
+    /// that a renamed class still derives its ids from (so their ids differ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_key: Option<String>,
+}
+
+impl ClassRecord {
+    fn id_label<'a>(&'a self, name: &'a ClassName) -> &'a str {
+        self.id_key.as_deref().unwrap_or(name.as_str())
+    }
 }
 
 /// A class ready to serve: its code, its ids and where its objects' data lives.
@@ -60,6 +71,31 @@ pub enum ClassError {
     Storage(String),
     #[error("the compiler thread failed: {0}")]
     Compiler(String),
+    #[error("migration {tag:?} not applied: {reason}")]
+    Migration { tag: String, reason: String },
+}
+
+/// One entry of a deploy config's `migrations`, applied once per tag, all of it or nothing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Migration {
+    pub tag: String,
+    /// Classes the config's bindings may create. Nothing to do here: an upload creates a class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_classes: Vec<String>,
+    /// Classes that take a new name, keeping their objects, ids, storage and alarms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renamed_classes: Vec<Rename>,
+    /// Classes deleted with all of their objects' storage (a missing one is skipped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_classes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rename {
+    pub from: String,
+    pub to: String,
 }
 
 /// See the module docs. Cheap to share behind an `Arc`.
@@ -69,11 +105,14 @@ pub struct Classes {
     secret: IdSecret,
     /// The classes being served. A std lock: held only to clone or swap an `Arc`.
     live: RwLock<HashMap<ClassName, Arc<LoadedClass>>>,
-    /// Serializes uploads and deletes.
-    changes: tokio::sync::Mutex<()>,
+    /// Serializes uploads, deletes and migrations; holds the tags of the applied migrations.
+    changes: tokio::sync::Mutex<Vec<String>>,
 }
 
 const META_ID_SECRET: &str = "id-secret";
+const META_MIGRATIONS: &str = "migrations";
+/// Longest migration tag accepted.
+const MAX_TAG_BYTES: usize = 128;
 
 impl Classes {
     /// Loads every persisted class (from the compiled cache when possible), and sweeps the data of
@@ -99,7 +138,7 @@ impl Classes {
                 .ok_or_else(|| ClassError::Storage(format!("component of {name} is missing")))?;
             let (code, _) = compile(&engine, Bytes::from(bytes), record.digest.clone()).await?;
             let class = LoadedClass {
-                ids: secret.class_ids(&name),
+                ids: secret.class_ids(&name, record.id_label(&name)),
                 incarnation: record.incarnation,
                 name: name.clone(),
                 code,
@@ -107,12 +146,19 @@ impl Classes {
             };
             live.insert(name, Arc::new(class));
         }
+        let applied = match storage::read_str_table(db, schema::META, META_MIGRATIONS)
+            .map_err(storage_error)?
+        {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ClassError::Storage(format!("unreadable migration tags: {e}")))?,
+            None => Vec::new(),
+        };
         let classes = Self {
             engine,
             committer,
             secret,
             live: RwLock::new(live),
-            changes: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::Mutex::new(applied),
         };
         classes.sweep_orphans(db).await?;
         Ok(classes)
@@ -155,15 +201,28 @@ impl Classes {
         tracing::info!(class = %name, %digest, ?source, "class code ready");
         let previous = self.get(&name);
         let now = now_ms();
+        let incarnation = match &previous {
+            Some(p) => p.incarnation,
+            None => random_incarnation(),
+        };
+        let id_key = match &previous {
+            Some(p) => p.record.id_key.clone(),
+            // A renamed class may still derive its ids from this name: take other ones.
+            None => self
+                .live
+                .read()
+                .expect("class lock")
+                .values()
+                .any(|c| c.record.id_label(&c.name) == name.as_str())
+                .then(|| format!("{name}#{incarnation:016x}")),
+        };
         let record = ClassRecord {
             digest: digest.clone(),
             size: bytes.len() as u64,
-            incarnation: match &previous {
-                Some(p) => p.incarnation,
-                None => random_incarnation(),
-            },
+            incarnation,
             created_ms: previous.as_ref().map_or(now, |p| p.record.created_ms),
             updated_ms: now,
+            id_key,
         };
         let mut ops = vec![
             WriteOp::Put {
@@ -171,13 +230,7 @@ impl Classes {
                 key: digest.clone().into_bytes(),
                 value: bytes,
             },
-            WriteOp::Put {
-                table: Table::Classes,
-                key: name.as_str().as_bytes().to_vec(),
-                value: serde_json::to_vec(&record)
-                    .expect("a record serializes")
-                    .into(),
-            },
+            put_record(&name, &record),
         ];
         if let Some(old) = previous.as_ref().filter(|p| p.record.digest != digest)
             && !self.digest_used_elsewhere(&old.record.digest, &name)
@@ -186,7 +239,7 @@ impl Classes {
         }
         self.committer.submit(ops).await.wait().await?;
         let class = Arc::new(LoadedClass {
-            ids: self.secret.class_ids(&name),
+            ids: self.secret.class_ids(&name, record.id_label(&name)),
             incarnation: record.incarnation,
             name: name.clone(),
             code,
@@ -205,22 +258,90 @@ impl Classes {
         };
         // Unreachable at once; the storage goes with the commit below.
         self.live.write().expect("class lock").remove(name);
-        let mut ops = vec![
-            WriteOp::Delete {
-                table: Table::Classes,
-                key: name.as_str().as_bytes().to_vec(),
-            },
-            WriteOp::DeleteDataPrefix {
-                prefix: schema::class_prefix(class.incarnation),
-            },
-            WriteOp::DeleteAlarmsPrefix {
-                prefix: schema::class_prefix(class.incarnation),
-            },
-        ];
+        let mut ops = deletion(&class);
         if !self.digest_used_elsewhere(&class.record.digest, name) {
             ops.push(delete_component(&class.record.digest));
         }
         self.committer.submit(ops).await.wait().await?;
+        Ok(true)
+    }
+
+    /// The tags of the migrations applied so far, in order.
+    pub async fn migrations(&self) -> Vec<String> {
+        self.changes.lock().await.clone()
+    }
+
+    /// Applies a migration unless its tag was applied before: checks every step against the
+    /// classes as the earlier steps leave them, then commits all of it, with its tag, at once.
+    /// Returns whether it was applied now.
+    pub async fn migrate(&self, migration: &Migration) -> Result<bool, ClassError> {
+        let mut applied = self.changes.lock().await;
+        let tag = &migration.tag;
+        let refuse = |reason: String| ClassError::Migration {
+            tag: tag.clone(),
+            reason,
+        };
+        if tag.is_empty() || tag.len() > MAX_TAG_BYTES {
+            return Err(refuse(format!("a tag is 1 to {MAX_TAG_BYTES} bytes")));
+        }
+        if applied.contains(tag) {
+            return Ok(false);
+        }
+        let parse = |name: &str| ClassName::parse(name).map_err(|e| refuse(e.to_string()));
+        for name in &migration.new_classes {
+            parse(name)?;
+        }
+        let mut classes = self.live.read().expect("class lock").clone();
+        let mut ops = Vec::new();
+        for Rename { from, to } in &migration.renamed_classes {
+            let (from, to) = (parse(from)?, parse(to)?);
+            if classes.contains_key(&to) {
+                return Err(refuse(format!("cannot rename {from} to {to}: {to} exists")));
+            }
+            let old = classes
+                .remove(&from)
+                .ok_or_else(|| refuse(format!("cannot rename {from}: no such class")))?;
+            let mut record = old.record.clone();
+            record.id_key = Some(record.id_label(&from).to_owned());
+            record.updated_ms = now_ms();
+            ops.push(WriteOp::Delete {
+                table: Table::Classes,
+                key: from.as_str().as_bytes().to_vec(),
+            });
+            ops.push(put_record(&to, &record));
+            let renamed = LoadedClass {
+                ids: self.secret.class_ids(&to, record.id_label(&to)),
+                incarnation: old.incarnation,
+                name: to.clone(),
+                code: old.code.clone(),
+                record,
+            };
+            classes.insert(to, Arc::new(renamed));
+        }
+        let mut deleted = Vec::new();
+        for name in &migration.deleted_classes {
+            if let Some(class) = classes.remove(&parse(name)?) {
+                ops.extend(deletion(&class));
+                deleted.push(class);
+            }
+        }
+        for class in deleted {
+            let digest = &class.record.digest;
+            if !classes.values().any(|c| &c.record.digest == digest) {
+                ops.push(delete_component(digest));
+            }
+        }
+        let mut tags = applied.clone();
+        tags.push(tag.clone());
+        ops.push(WriteOp::Put {
+            table: Table::Meta,
+            key: META_MIGRATIONS.as_bytes().to_vec(),
+            value: serde_json::to_vec(&tags).expect("tags serialize").into(),
+        });
+        self.committer.submit(ops).await.wait().await?;
+        *self.live.write().expect("class lock") = classes;
+        *applied = tags;
+        tracing::info!(%tag, "migration applied");
         Ok(true)
     }
 
@@ -325,6 +446,32 @@ async fn load_or_create_secret(
     };
     committer.submit(vec![op]).await.wait().await?;
     Ok(secret)
+}
+
+fn put_record(name: &ClassName, record: &ClassRecord) -> WriteOp {
+    WriteOp::Put {
+        table: Table::Classes,
+        key: name.as_str().as_bytes().to_vec(),
+        value: serde_json::to_vec(record)
+            .expect("a record serializes")
+            .into(),
+    }
+}
+
+/// Removes a class's record and every object's storage and alarm (not its component).
+fn deletion(class: &LoadedClass) -> Vec<WriteOp> {
+    vec![
+        WriteOp::Delete {
+            table: Table::Classes,
+            key: class.name.as_str().as_bytes().to_vec(),
+        },
+        WriteOp::DeleteDataPrefix {
+            prefix: schema::class_prefix(class.incarnation),
+        },
+        WriteOp::DeleteAlarmsPrefix {
+            prefix: schema::class_prefix(class.incarnation),
+        },
+    ]
 }
 
 fn delete_component(digest: &str) -> WriteOp {

@@ -1,5 +1,6 @@
 //! The `duro` command line: `serve` runs the runtime; `deploy`, `classes` and `delete` talk to a
-//! running runtime's admin API over HTTP.
+//! running runtime's admin API over HTTP. A deploy config (`duro.jsonc`, see `deploy`) is applied
+//! by `serve --config` in-process and by `deploy --config` over HTTP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::class::Migration;
 use crate::config::{Config, Limits};
+use crate::deploy::{DeployConfig, Target};
 use crate::ids::ClassName;
 
 #[derive(Parser)]
@@ -27,11 +30,15 @@ struct Cli {
 enum Command {
     /// Run the runtime: the ingress and admin listeners over one data dir.
     Serve(ServeArgs),
-    /// Upload components as classes: `duro deploy Counter=counter.wasm ...`.
+    /// Upload components as classes: `duro deploy Counter=counter.wasm ...`, or apply a deploy
+    /// config: `duro deploy --config duro.jsonc` (also `duro deploy duro.jsonc`; with no argument,
+    /// `./duro.jsonc`).
     Deploy {
-        /// `CLASS=FILE.wasm` pairs.
-        #[arg(required = true)]
+        /// `CLASS=FILE.wasm` pairs, or one deploy config file.
         classes: Vec<String>,
+        /// A deploy config: migrations, then the bindings' components.
+        #[arg(long, value_name = "FILE", conflicts_with = "classes")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -65,6 +72,9 @@ struct ServeArgs {
     /// Deploy these `CLASS=FILE.wasm` at start (as `duro deploy` would).
     #[arg(long = "deploy", value_name = "CLASS=FILE")]
     deploy: Vec<String>,
+    /// Apply this deploy config at start (its migrations, then its bindings), before `--deploy`.
+    #[arg(long, env = "DURO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Drop an object's instance after this many idle milliseconds.
     #[arg(long, env = "DURO_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
     idle_timeout_ms: u64,
@@ -140,13 +150,24 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(args).await,
-        Command::Deploy { classes, admin } => {
+        Command::Deploy {
+            classes,
+            config,
+            admin,
+        } => {
             let client = admin.client();
+            if let Some(path) = config_path(config, &classes) {
+                let config = DeployConfig::load(&path)?;
+                for line in config.apply(&client).await? {
+                    println!("{line}");
+                }
+                return Ok(());
+            }
             for pair in classes {
                 let (class, path) = parse_deploy(&pair)?;
                 let bytes =
                     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                let body = client
+                let (_, body) = client
                     .send(reqwest::Method::PUT, &format!("/classes/{class}"), bytes)
                     .await?;
                 println!("{body}");
@@ -154,7 +175,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Classes { admin } => {
-            let body = admin
+            let (_, body) = admin
                 .client()
                 .send(reqwest::Method::GET, "/classes", Vec::new())
                 .await?;
@@ -197,7 +218,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(|pair| parse_deploy(pair))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+    let deploy_config = args.config.as_deref().map(DeployConfig::load).transpose()?;
+
     let server = crate::start(config).await?;
+    if let Some(deploy_config) = deploy_config {
+        for line in deploy_config.apply(server.classes().as_ref()).await? {
+            tracing::info!("{line}");
+        }
+    }
     for (class, path) in deploys {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let info = server
@@ -213,6 +241,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// The deploy config `duro deploy` was given: `--config FILE`, one `FILE.json[c]` argument, or
+/// `./duro.jsonc` when there is no argument at all.
+fn config_path(config: Option<PathBuf>, classes: &[String]) -> Option<PathBuf> {
+    match classes {
+        _ if config.is_some() => config,
+        [] => Some(PathBuf::from("duro.jsonc")),
+        [one] if !one.contains('=') && (one.ends_with(".jsonc") || one.ends_with(".json")) => {
+            Some(PathBuf::from(one))
+        }
+        _ => None,
+    }
 }
 
 fn parse_deploy(pair: &str) -> anyhow::Result<(ClassName, PathBuf)> {
@@ -244,7 +285,7 @@ impl AdminClient {
         method: reqwest::Method,
         path: &str,
         body: Vec<u8>,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<(reqwest::StatusCode, String)> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -261,7 +302,31 @@ impl AdminClient {
         if !status.is_success() {
             bail!("{status}: {text}");
         }
-        Ok(text)
+        Ok((status, text))
+    }
+}
+
+impl Target for AdminClient {
+    async fn migrate(&self, migration: &Migration) -> anyhow::Result<bool> {
+        let body = serde_json::to_vec(migration)?;
+        let (_, text) = self
+            .send(reqwest::Method::POST, "/migrations", body)
+            .await?;
+        let answer: serde_json::Value = serde_json::from_str(&text)?;
+        answer["applied"]
+            .as_bool()
+            .ok_or_else(|| anyhow::anyhow!("unexpected answer to a migration: {text}"))
+    }
+
+    async fn upload(&self, class: &ClassName, component: Vec<u8>) -> anyhow::Result<bool> {
+        let (status, _) = self
+            .send(
+                reqwest::Method::PUT,
+                &format!("/classes/{class}"),
+                component,
+            )
+            .await?;
+        Ok(status == reqwest::StatusCode::CREATED)
     }
 }
 

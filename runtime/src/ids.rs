@@ -115,12 +115,10 @@ impl IdSecret {
         &self.0
     }
 
-    /// The id minter of one class.
-    pub fn class_ids(&self, class: &ClassName) -> ClassIds {
-        let key = hmac(
-            &keyed(&self.0),
-            &[b"duro-class-key:", class.as_str().as_bytes()],
-        );
+    /// The id minter of one class, keyed by `label`: the class's name, or what a renamed class
+    /// keeps deriving its ids from.
+    pub fn class_ids(&self, class: &ClassName, label: &str) -> ClassIds {
+        let key = hmac(&keyed(&self.0), &[b"duro-class-key:", label.as_bytes()]);
         ClassIds {
             class: class.clone(),
             key: keyed(&key),
@@ -199,7 +197,7 @@ mod tests {
     use super::*;
 
     fn ids(class: &str) -> ClassIds {
-        IdSecret::from_bytes([7; 32]).class_ids(&ClassName::parse(class).unwrap())
+        IdSecret::from_bytes([7; 32]).class_ids(&ClassName::parse(class).unwrap(), class)
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - [`ids`]: class names and object ids (`id-from-name`, `new-unique-id`, `id-from-string`).
 //! - [`engine`]: wasmtime configuration, epoch ticker, compiling components (with a cache).
 //! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
-//! - [`class`]: the registry of uploaded classes, persisted in redb.
+//! - [`class`]: the registry of uploaded classes, persisted in redb, and their migrations.
+//! - [`deploy`]: the deploy config (`duro.jsonc`: bindings and migrations).
 //! - [`object`]: the directory of live objects, the actor that runs each one's events, and the
 //!   reaper thread that drops retired actors (their pooled slots) off the async threads.
 //! - [`alarm`]: the scheduler that fires persisted alarms.
@@ -34,6 +35,7 @@ pub mod alarm;
 pub mod class;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod engine;
 pub mod http;
 pub mod ids;
@@ -215,6 +217,11 @@ impl Server {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The class registry (uploads, deletes, migrations) in-process.
+    pub fn classes(&self) -> &Arc<class::Classes> {
+        &self.classes
     }
 
     /// Creates or replaces a class in-process, as `PUT /classes/{class}` does.

@@ -47,6 +47,8 @@ pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<ObjectState>
 }
 
 /// A class's code with its imports resolved and exports type-checked, ready to instantiate.
+/// Cheap to clone (shared compiled code).
+#[derive(Clone)]
 pub struct ClassCode {
     pre: generated::ObjectCorePre<ObjectState>,
     /// The optional exports (type-checked at instantiation).
@@ -60,6 +62,7 @@ type WsCloseFunc = TypedFunc<(SocketId, u16, String, bool), ()>;
 type WsErrorFunc = TypedFunc<(SocketId, String), ()>;
 
 /// Export indices of the optional handlers.
+#[derive(Clone)]
 struct OptionalExports {
     alarm: Option<ComponentExportIndex>,
     ws_message: Option<ComponentExportIndex>,

@@ -1,5 +1,5 @@
-//! The admin listener: upload, list and delete classes; health and metrics. Every route requires
-//! the bearer token when one is configured.
+//! The admin listener: upload, list and delete classes; apply migrations; health and metrics.
+//! Every route requires the bearer token when one is configured.
 
 use std::sync::Arc;
 
@@ -9,8 +9,11 @@ use hyper::body::Incoming;
 use super::error::{ApiError, Body, json};
 use super::read_body;
 use super::route::{self, Admin};
-use crate::class::Classes;
+use crate::class::{Classes, Migration};
 use crate::metrics::Metrics;
+
+/// Largest migration body accepted.
+const MAX_MIGRATION_BYTES: usize = 64 * 1024;
 
 /// What the admin handlers need.
 #[derive(Clone)]
@@ -83,6 +86,21 @@ async fn route(
             } else {
                 Err(ApiError::NotFound(format!("no class named {name}")))
             }
+        }
+        (Admin::Migrations, Method::GET) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "applied": state.classes.migrations().await }),
+        )),
+        (Admin::Migrations, Method::POST) => {
+            let (parts, body) = request.into_parts();
+            let bytes = read_body(&parts.headers, body, MAX_MIGRATION_BYTES).await?;
+            let migration: Migration = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::BadRequest(format!("not a migration: {e}")))?;
+            let applied = state.classes.migrate(&migration).await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({ "tag": migration.tag, "applied": applied }),
+            ))
         }
         _ => Err(ApiError::MethodNotAllowed),
     }

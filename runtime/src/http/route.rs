@@ -30,6 +30,7 @@ pub enum Ingress {
 pub enum Admin {
     Classes,
     Class(ClassName),
+    Migrations,
     Healthz,
     Metrics,
 }
@@ -73,6 +74,7 @@ pub fn admin(path: &str) -> Result<Admin, RouteError> {
     match head.as_slice() {
         ["classes"] => Ok(Admin::Classes),
         ["classes", class] => Ok(Admin::Class(class_name(class)?)),
+        ["migrations"] => Ok(Admin::Migrations),
         ["healthz"] => Ok(Admin::Healthz),
         ["metrics"] => Ok(Admin::Metrics),
         _ => Err(RouteError::NotFound),

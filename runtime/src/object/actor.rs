@@ -251,6 +251,9 @@ impl Actor {
     /// Runs `websocket-message` / `websocket-close` as an event of the object.
     async fn socket_event(&mut self, id: SocketId, event: SocketEvent) {
         if self.follow_class().is_err() {
+            if let SocketEvent::Closed { .. } = event {
+                self.sockets().remove(id);
+            }
             return;
         }
         let Ok(instance) = self.instance().await else {
@@ -277,7 +280,7 @@ impl Actor {
                 self.queue_release(messages);
             }
             Err(error) => {
-                tracing::warn!(class = %self.key.class, object = %self.key.id, %error, "websocket event failed; instance reset");
+                tracing::warn!(class = %self.class.name, object = %self.key.id, %error, "websocket event failed; instance reset");
                 self.shared.metrics.traps.inc();
                 self.drop_instance();
             }
@@ -350,7 +353,7 @@ impl Actor {
                 AlarmOutcome::Failed(error)
             }
             Err(error) => {
-                tracing::warn!(class = %self.key.class, object = %self.key.id, %error, "alarm trapped; instance reset");
+                tracing::warn!(class = %self.class.name, object = %self.key.id, %error, "alarm trapped; instance reset");
                 self.shared.metrics.traps.inc();
                 self.drop_instance();
                 if last_attempt {
@@ -385,7 +388,7 @@ impl Actor {
                 Ok(response)
             }
             Err(error) => {
-                tracing::warn!(class = %self.key.class, object = %self.key.id, %error, "event failed; instance reset");
+                tracing::warn!(class = %self.class.name, object = %self.key.id, %error, "event failed; instance reset");
                 self.shared.metrics.traps.inc();
                 self.drop_instance();
                 Err(error.into())
@@ -393,9 +396,9 @@ impl Actor {
         }
     }
 
-    /// Follows the class's registry entry: new code after an upload (same storage), or a fresh
-    /// object with empty storage when the class was deleted and created again. Fails if the
-    /// class is gone.
+    /// Follows the class's registry entry: new code after an upload, or a new name after a
+    /// rename (same storage; the instance restarts on it). Fails if the class is gone: deleted,
+    /// or deleted and created again (a new incarnation, whose objects are other actors).
     fn follow_class(&mut self) -> Result<(), ObjectError> {
         if self.shared.classes.is_current(&self.class) {
             return Ok(());
@@ -403,14 +406,9 @@ impl Actor {
         let current = self
             .shared
             .classes
-            .get(&self.key.class)
-            .ok_or_else(|| ObjectError::UnknownClass(self.key.class.clone()))?;
+            .by_incarnation(self.key.incarnation)
+            .ok_or_else(|| ObjectError::UnknownClass(self.class.name.clone()))?;
         self.drop_instance();
-        if current.incarnation != self.class.incarnation {
-            self.generation += 1;
-            self.barrier = None;
-            self.body = Some(Body::Cold(new_parts(&self.shared, &current, &self.key)));
-        }
         self.class = current;
         Ok(())
     }
@@ -422,7 +420,7 @@ impl Actor {
                 unreachable!("checked: the body is cold")
             };
             let identity = Identity {
-                class: self.key.class.clone(),
+                class: self.class.name.clone(),
                 id: self.key.id,
                 name: self.name.clone(),
             };
@@ -508,7 +506,7 @@ impl Actor {
         match outcome {
             Ok(()) => self.storage().mark_durable(seq),
             Err(error) => {
-                tracing::error!(class = %self.key.class, object = %self.key.id, %error, "commit failed; object reset");
+                tracing::error!(class = %self.class.name, object = %self.key.id, %error, "commit failed; object reset");
                 self.generation += 1;
                 // Keep the sockets (the connections are fine); reset the storage view.
                 let sockets = match self.body.take() {

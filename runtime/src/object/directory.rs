@@ -18,7 +18,7 @@ use super::reaper::Reaper;
 use super::{AlarmOutcome, ObjectError, Request, Response};
 use crate::class::{Classes, LoadedClass};
 use crate::config::Limits;
-use crate::ids::{ClassName, ObjectId};
+use crate::ids::ObjectId;
 use crate::metrics::Metrics;
 use crate::storage::Committer;
 use crate::websocket::{Outgoing, SocketEvent, SocketId, SocketOwner};
@@ -31,11 +31,21 @@ const PRESSURE_WAIT: Duration = Duration::from_secs(1);
 /// How long one eviction request is given before the next idle object is asked.
 const EVICTION_POLL: Duration = Duration::from_millis(5);
 
-/// Identifies an object across the runtime.
+/// Identifies an object across the runtime: its class's storage incarnation (not the class's
+/// name, so that a renamed class keeps its live objects) and its id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectKey {
-    pub class: ClassName,
+    pub incarnation: u64,
     pub id: ObjectId,
+}
+
+impl ObjectKey {
+    pub fn of(class: &LoadedClass, id: ObjectId) -> Self {
+        Self {
+            incarnation: class.incarnation,
+            id,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -140,10 +150,7 @@ impl Directory {
         request: Request,
     ) -> Result<Response, ObjectError> {
         let (reply, answer) = oneshot::channel();
-        let key = ObjectKey {
-            class: class.name.clone(),
-            id,
-        };
+        let key = ObjectKey::of(&class, id);
         self.deliver(
             key,
             class,
@@ -177,10 +184,7 @@ impl Directory {
         last_attempt: bool,
     ) -> Result<AlarmOutcome, ObjectError> {
         let (reply, answer) = oneshot::channel();
-        let key = ObjectKey {
-            class: class.name.clone(),
-            id,
-        };
+        let key = ObjectKey::of(&class, id);
         let envelope = Envelope::Alarm {
             at_ms,
             retry_count,
@@ -328,10 +332,7 @@ struct ObjectSockets {
 
 impl ObjectSockets {
     fn key(&self) -> ObjectKey {
-        ObjectKey {
-            class: self.class.name.clone(),
-            id: self.id,
-        }
+        ObjectKey::of(&self.class, self.id)
     }
 }
 

@@ -110,7 +110,7 @@ mod tests {
         }
         let class = ClassName::parse("A").unwrap();
         let id = IdSecret::from_bytes([1; 32])
-            .class_ids(&class)
+            .class_ids(&class, class.as_str())
             .from_name("x");
         assert_eq!(split_object_prefix(&object_prefix(9, &id)), Some((9, id)));
     }
@@ -119,7 +119,7 @@ mod tests {
     fn object_keys_sit_inside_their_class_range() {
         let class = ClassName::parse("Counter").unwrap();
         let id = IdSecret::from_bytes([1; 32])
-            .class_ids(&class)
+            .class_ids(&class, class.as_str())
             .from_name("x");
         let object = object_prefix(u64::MAX, &id);
         assert!(object.starts_with(&class_prefix(u64::MAX)));

@@ -1,0 +1,242 @@
+//! The deploy config (`duro.jsonc`): bindings uploaded, migrations applied in order and once
+//! each — a renamed class keeps its objects, ids and storage (even with its objects live), a
+//! deleted one loses them — through `duro deploy --config` and `duro serve --config`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{Process, TestServer, get_json, guest, status_json};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Writes a config beside the test's data and returns its path.
+fn write_config(dir: &Path, file: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(file);
+    std::fs::write(&path, text).expect("writing the config");
+    path
+}
+
+/// Runs `duro deploy ARGS... --admin-url ADMIN`; returns success and stdout + stderr.
+fn duro_deploy(admin: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_duro"))
+        .arg("deploy")
+        .args(args)
+        .args(["--admin-url", admin])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running duro deploy");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn config_v1(counter: &Path, probe: &Path) -> String {
+    format!(
+        r#"{{
+          // as in the seed's wrangler.jsonc
+          "name": "demo",
+          "durable_objects": {{
+            "bindings": [
+              {{ "name": "COUNTER", "class_name": "Counter", "component": "{}" }},
+              {{ "name": "PROBE", "class_name": "Probe", "component": "{}" }},
+            ],
+          }},
+          "migrations": [{{ "tag": "v1", "new_classes": ["Counter", "Probe"] }}],
+        }}"#,
+        counter.display(),
+        probe.display()
+    )
+}
+
+fn config_v2(counter: &Path) -> String {
+    format!(
+        r#"{{
+          "durable_objects": {{
+            "bindings": [{{ "name": "COUNTER", "class_name": "Tally", "component": "{}" }}]
+          }},
+          "migrations": [
+            {{ "tag": "v1", "new_classes": ["Counter", "Probe"] }},
+            {{ "tag": "v2", "renamed_classes": [{{ "from": "Counter", "to": "Tally" }}],
+               "deleted_classes": ["Probe"] }}
+          ]
+        }}"#,
+        counter.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_rename_and_delete_classes_once_each() {
+    let s = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (counter, probe) = (guest("duro-example-counter"), guest("storage-probe"));
+
+    let v1 = write_config(dir.path(), "duro.jsonc", &config_v1(&counter, &probe));
+    let (ok, out) = duro_deploy(&s.admin, &["--config", v1.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("migration v1: applied"), "{out}");
+    assert!(
+        out.contains("class Counter (binding COUNTER): created"),
+        "{out}"
+    );
+    s.post("/objects/Counter/a/increment").await;
+    assert_eq!(
+        s.post("/objects/Counter/a/increment").await.1,
+        json!({"count": 2})
+    );
+    let id = get_json(&s.http, &format!("{}/ids/Counter?name=a", s.ingress)).await["id"].clone();
+    s.post("/objects/Probe/p/increment").await; // a live object of the class to delete
+
+    // v2 renames Counter (its object `a` is live) and deletes Probe.
+    let v2 = write_config(dir.path(), "v2.jsonc", &config_v2(&counter));
+    let (ok, out) = duro_deploy(&s.admin, &[v2.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("migration v1: applied before"), "{out}");
+    assert!(out.contains("migration v2: applied"), "{out}");
+    assert!(
+        out.contains("class Tally (binding COUNTER): code replaced"),
+        "{out}"
+    );
+    let (status, classes) = s.admin_call(Method::GET, "/classes", vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<_> = classes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["class"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("Tally")]);
+    assert_eq!(
+        s.get("/objects/Counter/a/get").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(s.get("/objects/Probe/p/get").await.0, StatusCode::NOT_FOUND);
+    // Same object, same storage, same id, under the new name.
+    assert_eq!(
+        s.post("/objects/Tally/a/increment").await.1,
+        json!({"count": 3})
+    );
+    let renamed = get_json(&s.http, &format!("{}/ids/Tally?name=a", s.ingress)).await;
+    assert_eq!(renamed["id"], id);
+    assert_eq!(
+        s.get(&format!("/ids/Tally/{}/get", id.as_str().unwrap()))
+            .await
+            .1,
+        json!({"count": 3})
+    );
+
+    // Applying the same config again changes nothing.
+    let (ok, out) = duro_deploy(&s.admin, &["--config", v2.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("migration v2: applied before"), "{out}");
+    assert_eq!(s.get("/objects/Tally/a/get").await.1, json!({"count": 3}));
+    let (_, applied) = s.admin_call(Method::GET, "/migrations", vec![]).await;
+    assert_eq!(applied, json!({"applied": ["v1", "v2"]}));
+
+    // A new class under the old name is another class: empty storage, other ids.
+    assert_eq!(
+        s.upload("Counter", std::fs::read(&counter).unwrap())
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(s.get("/objects/Counter/a/get").await.1, json!({"count": 0}));
+    let fresh = get_json(&s.http, &format!("{}/ids/Counter?name=a", s.ingress)).await;
+    assert_ne!(fresh["id"], id);
+    let (status, _) = s
+        .get(&format!("/ids/Counter/{}/get", id.as_str().unwrap()))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a Tally id is not a Counter id"
+    );
+
+    // A migration that cannot apply is refused whole, with the reason.
+    let bad = json!({"tag": "v3", "renamed_classes": [{"from": "Nope", "to": "X"}], "deleted_classes": ["Tally"]});
+    let (status, body) = s
+        .admin_call(Method::POST, "/migrations", bad.to_string().into_bytes())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("no such class"),
+        "{body}"
+    );
+    let (status, body) = s
+        .admin_call(
+            Method::POST,
+            "/migrations",
+            json!({"tag": "v3", "renamed_classes": [{"from": "Tally", "to": "Counter"}]})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("Counter exists"),
+        "{body}"
+    );
+    assert_eq!(s.get("/objects/Tally/a/get").await.1, json!({"count": 3}));
+    let (_, applied) = s.admin_call(Method::GET, "/migrations", vec![]).await;
+    assert_eq!(applied, json!({"applied": ["v1", "v2"]}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_applies_its_config_at_every_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let counter = guest("duro-example-counter");
+    let config = write_config(
+        dir.path(),
+        "duro.jsonc",
+        &format!(
+            r#"{{ "durable_objects": {{ "bindings": [
+                 {{ "name": "TALLY", "class_name": "Tally", "component": "{}" }} ] }},
+               "migrations": [ {{ "tag": "v1", "new_classes": ["Tally"] }} ] }}"#,
+            counter.display()
+        ),
+    );
+    let http = reqwest::Client::new();
+    let args = ["--config", config.to_str().unwrap()];
+    for round in 1..=2 {
+        let server = Process::start_with(&data, &args, Stdio::null());
+        let (status, body) = status_json(
+            http.post(format!("{}/objects/Tally/t/increment", server.ingress))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"count": round})));
+        let applied: Value = get_json(&http, &format!("{}/migrations", server.admin)).await;
+        assert_eq!(applied, json!({"applied": ["v1"]}));
+    }
+
+    // A config that cannot be applied stops the start with the reason.
+    let broken = write_config(
+        dir.path(),
+        "broken.jsonc",
+        r#"{ "worker": { "component": "w.wasm" } }"#,
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_duro"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--config")
+        .arg(&broken)
+        .output()
+        .expect("running duro serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not supported yet"), "{stderr}");
+}
