@@ -213,6 +213,29 @@ async fn tags_filter_and_attachments_survive_hibernation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_message_reaches_websocket_error_before_the_close() {
+    let s = probe(|c| c.limits.max_ws_message_bytes = 1024).await;
+    let mut watcher = connect(&s, "errors", "name=watcher").await;
+    let mut big = connect(&s, "errors", "name=big").await;
+    assert_eq!(ask(&mut watcher, "count:").await, "2");
+    big.send(Message::text("x".repeat(2000))).await.unwrap();
+    match next(&mut big).await {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected a 1009 close, got {other:?}"),
+    }
+    match next(&mut watcher).await {
+        Message::Text(text) => assert!(text.starts_with("error:"), "{text}"),
+        other => panic!("expected the object's error notice, got {other:?}"),
+    }
+    // The socket is gone after its close.
+    eventually(Duration::from_secs(5), || async {
+        let mut watcher = connect(&s, "errors", "name=probe").await;
+        (ask(&mut watcher, "count:").await == "2").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auto_response_is_answered_without_waking_the_object() {
     let s = probe(|c| c.hibernate_after = Duration::from_millis(100)).await;
     let mut client = connect(&s, "auto", "auto").await;

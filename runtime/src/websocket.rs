@@ -277,6 +277,9 @@ impl Sockets {
 #[derive(Debug)]
 pub enum SocketEvent {
     Message(Message),
+    /// The client broke the protocol (a message over the limit, a malformed frame, invalid
+    /// UTF-8): delivered to `websocket-error` just before the connection's `Closed`.
+    Error(String),
     Closed {
         code: u16,
         reason: String,
@@ -385,10 +388,17 @@ pub async fn run_connection(
                     break (code, reason, true);
                 }
                 Some(Ok(_)) => {} // ping/pong: answered by tungstenite
-                Some(Err(tungstenite::Error::Capacity(_))) => {
+                Some(Err(tungstenite::Error::Capacity(error))) => {
+                    owner.event(id, SocketEvent::Error(error.to_string())).await;
                     let reason = "message too big";
                     let _ = sink.send(close(1009, reason)).await;
                     break (1009, reason.to_string(), false);
+                }
+                Some(Err(error @ (tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_)))) => {
+                    owner.event(id, SocketEvent::Error(error.to_string())).await;
+                    let reason = "protocol error";
+                    let _ = sink.send(close(1002, reason)).await;
+                    break (1002, reason.to_string(), false);
                 }
                 Some(Err(_)) | None => break (1006, String::new(), false),
             },

@@ -267,6 +267,7 @@ impl Actor {
         let closed = matches!(event, SocketEvent::Closed { .. });
         let outcome = match event {
             SocketEvent::Message(message) => instance.websocket_message(id, message).await,
+            SocketEvent::Error(error) => instance.websocket_error(id, error).await,
             SocketEvent::Closed {
                 code,
                 reason,

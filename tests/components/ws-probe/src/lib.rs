@@ -8,6 +8,8 @@
 //! - `flood:N`: N messages of 1 KiB to this socket in one event (a slow-consumer test)
 //! - `close`: the object closes this socket with 4000
 //! - anything else: echoed back
+//!
+//! `websocket-error` tells every other socket: `error:<the error>`.
 
 use duro_sdk::{DurableObject, Message, Request, Response, Result, State, WebSocket, json};
 
@@ -64,6 +66,15 @@ impl DurableObject for WsProbe {
         } else {
             ws.send(&message)
         }
+    }
+
+    fn websocket_error(&mut self, ws: WebSocket, error: String) -> Result<()> {
+        for other in self.state.websockets().get(None) {
+            if other != ws {
+                other.send_text(&format!("error:{error}"))?;
+            }
+        }
+        Ok(())
     }
 }
 
