@@ -183,6 +183,23 @@ async fn migrations_rename_and_delete_classes_once_each() {
     assert_eq!(s.get("/objects/Tally/a/get").await.1, json!({"count": 3}));
     let (_, applied) = s.admin_call(Method::GET, "/migrations", vec![]).await;
     assert_eq!(applied, json!({"applied": ["v1", "v2"]}));
+
+    // Deletes come before renames: one migration replaces Counter by Tally.
+    let replace = json!({"tag": "v3", "deleted_classes": ["Counter"], "renamed_classes": [{"from": "Tally", "to": "Counter"}]});
+    let (status, body) = s
+        .admin_call(
+            Method::POST,
+            "/migrations",
+            replace.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"tag": "v3", "applied": true}))
+    );
+    assert_eq!(s.get("/objects/Counter/a/get").await.1, json!({"count": 3}));
+    let back = get_json(&s.http, &format!("{}/ids/Counter?name=a", s.ingress)).await;
+    assert_eq!(back["id"], id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -271,9 +271,9 @@ impl Classes {
         self.changes.lock().await.clone()
     }
 
-    /// Applies a migration unless its tag was applied before: checks every step against the
-    /// classes as the earlier steps leave them, then commits all of it, with its tag, at once.
-    /// Returns whether it was applied now.
+    /// Applies a migration unless its tag was applied before: its deletes, then its renames,
+    /// each checked against the classes as the earlier steps leave them; then commits all of it,
+    /// with its tag, at once. Returns whether it was applied now.
     pub async fn migrate(&self, migration: &Migration) -> Result<bool, ClassError> {
         let mut applied = self.changes.lock().await;
         let tag = &migration.tag;
@@ -293,6 +293,13 @@ impl Classes {
         }
         let mut classes = self.live.read().expect("class lock").clone();
         let mut ops = Vec::new();
+        let mut deleted = Vec::new();
+        for name in &migration.deleted_classes {
+            if let Some(class) = classes.remove(&parse(name)?) {
+                ops.extend(deletion(&class));
+                deleted.push(class);
+            }
+        }
         for Rename { from, to } in &migration.renamed_classes {
             let (from, to) = (parse(from)?, parse(to)?);
             if classes.contains_key(&to) {
@@ -317,13 +324,6 @@ impl Classes {
                 record,
             };
             classes.insert(to, Arc::new(renamed));
-        }
-        let mut deleted = Vec::new();
-        for name in &migration.deleted_classes {
-            if let Some(class) = classes.remove(&parse(name)?) {
-                ops.extend(deletion(&class));
-                deleted.push(class);
-            }
         }
         for class in deleted {
             let digest = &class.record.digest;

@@ -157,6 +157,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let client = admin.client();
             if let Some(path) = config_path(config, &classes) {
+                if classes.is_empty() && !path.exists() {
+                    bail!(
+                        "nothing to deploy: give CLASS=FILE.wasm pairs or --config FILE \
+                         (./{DEFAULT_CONFIG} is used when it exists)"
+                    );
+                }
                 let config = DeployConfig::load(&path)?;
                 for line in config.apply(&client).await? {
                     println!("{line}");
@@ -243,12 +249,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The deploy config `duro deploy` applies when given no argument at all.
+const DEFAULT_CONFIG: &str = "duro.jsonc";
+
 /// The deploy config `duro deploy` was given: `--config FILE`, one `FILE.json[c]` argument, or
 /// `./duro.jsonc` when there is no argument at all.
 fn config_path(config: Option<PathBuf>, classes: &[String]) -> Option<PathBuf> {
     match classes {
         _ if config.is_some() => config,
-        [] => Some(PathBuf::from("duro.jsonc")),
+        [] => Some(PathBuf::from(DEFAULT_CONFIG)),
         [one] if !one.contains('=') && (one.ends_with(".jsonc") || one.ends_with(".json")) => {
             Some(PathBuf::from(one))
         }
