@@ -81,7 +81,12 @@ pub enum ClassError {
 pub struct Migration {
     pub tag: String,
     /// Classes the config's bindings may create. Nothing to do here: an upload creates a class.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// (`new_sqlite_classes`, from newer wrangler files, means the same.)
+    #[serde(
+        default,
+        alias = "new_sqlite_classes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub new_classes: Vec<String>,
     /// Classes that take a new name, keeping their objects, ids, storage and alarms.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

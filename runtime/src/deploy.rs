@@ -42,6 +42,7 @@ pub struct Binding {
     pub name: String,
     pub class_name: String,
     /// The component's `.wasm` file; relative to the config file.
+    #[serde(alias = "path", alias = "wasm", alias = "component_path")]
     pub component: PathBuf,
 }
 
@@ -172,7 +173,7 @@ mod tests {
               },
               /* applied once each, in order */
               "migrations": [
-                { "tag": "v1", "new_classes": ["Counter"] },
+                { "tag": "v1", "new_sqlite_classes": ["Counter"] },
                 { "tag": "v2", "renamed_classes": [{ "from": "Counter", "to": "Tally" }],
                   "deleted_classes": ["Old"] },
               ],
@@ -181,6 +182,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.durable_objects.bindings[0].class_name, "Counter");
         assert_eq!(config.migrations.len(), 2);
+        assert_eq!(config.migrations[0].new_classes, ["Counter"]);
         assert_eq!(config.migrations[1].renamed_classes[0].to, "Tally");
     }
 
