@@ -233,27 +233,47 @@ async fn serve_applies_its_config_at_every_start() {
         assert_eq!(applied, json!({"applied": ["v1"]}));
     }
 
-    // A config that cannot be applied stops the start with the reason.
-    let broken = write_config(
-        dir.path(),
-        "broken.jsonc",
-        r#"{ "worker": { "component": "w.wasm" } }"#,
-    );
-    let output = Command::new(env!("CARGO_BIN_EXE_duro"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--config")
-        .arg(&broken)
-        .output()
-        .expect("running duro serve");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not supported yet"), "{stderr}");
+    // A config that cannot be applied stops the start with the reason, and changes nothing.
+    for (file, text, reason) in [
+        (
+            "worker.jsonc",
+            r#"{ "worker": { "component": "w.wasm" } }"#,
+            "not supported yet",
+        ),
+        (
+            "rename.jsonc",
+            r#"{ "migrations": [ { "tag": "v2", "renamed_classes": [ { "from": "Nope", "to": "X" } ] } ] }"#,
+            "cannot rename Nope: no such class",
+        ),
+    ] {
+        let broken = write_config(dir.path(), file, text);
+        let output = Command::new(env!("CARGO_BIN_EXE_duro"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--config")
+            .arg(&broken)
+            .output()
+            .expect("running duro serve");
+        assert!(!output.status.success(), "{file}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(reason), "{file}: {stderr}");
+    }
+    let server = Process::start_with(&data, &args, Stdio::null());
+    let applied: Value = get_json(&http, &format!("{}/migrations", server.admin)).await;
+    assert_eq!(applied, json!({"applied": ["v1"]}));
+    let (status, body) = status_json(
+        http.get(format!("{}/objects/Tally/t/get", server.ingress))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"count": 2})));
 }

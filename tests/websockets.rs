@@ -236,6 +236,22 @@ async fn a_broken_message_reaches_websocket_error_before_the_close() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_class_closes_its_sockets_at_their_next_message() {
+    let s = probe(|_| {}).await;
+    let mut client = connect(&s, "doomed", "name=x").await;
+    assert_eq!(ask(&mut client, "echo").await, "echo");
+    let (status, _) = s
+        .admin_call(reqwest::Method::DELETE, "/classes/Probe", vec![])
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    client.send(Message::text("anyone?")).await.unwrap();
+    match next(&mut client).await {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected a 1001 close, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auto_response_is_answered_without_waking_the_object() {
     let s = probe(|c| c.hibernate_after = Duration::from_millis(100)).await;
     let mut client = connect(&s, "auto", "auto").await;

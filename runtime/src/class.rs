@@ -2,8 +2,10 @@
 //!
 //! A class is a name bound to a component. Uploading replaces the code (live objects restart on
 //! it at their next event; storage is untouched); deleting makes its objects unreachable and
-//! deletes their storage. Changes are serialized and committed through the group committer like
-//! any other write, and take effect in memory only once durable.
+//! deletes their storage. A migration (from a deploy config) deletes and renames classes in one
+//! commit, once per tag; a renamed class keeps its incarnation, so its objects, storage and ids.
+//! Changes are serialized and committed through the group committer like any other write, and
+//! take effect in memory only once durable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -228,8 +228,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let server = crate::start(config).await?;
     if let Some(deploy_config) = deploy_config {
-        for line in deploy_config.apply(server.classes().as_ref()).await? {
-            tracing::info!("{line}");
+        match deploy_config.apply(server.classes().as_ref()).await {
+            Ok(report) => report.iter().for_each(|line| tracing::info!("{line}")),
+            Err(error) => {
+                server.shutdown().await;
+                return Err(error.context("applying the deploy config"));
+            }
         }
     }
     for (class, path) in deploys {

@@ -251,8 +251,13 @@ impl Actor {
     /// Runs `websocket-message` / `websocket-close` as an event of the object.
     async fn socket_event(&mut self, id: SocketId, event: SocketEvent) {
         if self.follow_class().is_err() {
+            // The class is gone: nothing can handle this socket any more.
             if let SocketEvent::Closed { .. } = event {
                 self.sockets().remove(id);
+            } else {
+                let reason = "the object's class was deleted".to_string();
+                let close = Outgoing::Close { code: 1001, reason };
+                self.sockets().deliver(vec![(id, close)]);
             }
             return;
         }
