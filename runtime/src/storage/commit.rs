@@ -31,7 +31,7 @@ const MAX_GROUP_REQUESTS: usize = 4096;
 const QUEUE_CAPACITY: usize = 16 * 1024;
 
 /// One write of a write set.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     Put {
         table: Table,
@@ -262,7 +262,11 @@ impl GroupWriter {
         } else {
             self.log.stamp_checkpoint(&txn).map_err(|e| fail(&e))?;
         }
-        apply_ops(&txn, ops()).map_err(|e| fail(&e))?;
+        match key_ordered(ops()) {
+            Some(ordered) => apply_ops(&txn, ordered.into_iter()),
+            None => apply_ops(&txn, ops()),
+        }
+        .map_err(|e| fail(&e))?;
         txn.commit().map_err(|e| fail(&e))?;
         if logged.is_none() {
             self.log.checkpointed();
@@ -271,6 +275,38 @@ impl GroupWriter {
         }
         Ok(())
     }
+}
+
+/// A group made only of puts and deletes, in key order and with only the last write of each
+/// key: the same end state (writes to different keys commute; the last write of a key wins),
+/// with each B-tree leaf visited once, in order, and overwritten writes skipped. `None` when the
+/// group holds range deletes or alarm changes, which must stay in event order.
+fn key_ordered<'a>(ops: impl Iterator<Item = &'a WriteOp>) -> Option<Vec<&'a WriteOp>> {
+    let mut ordered = Vec::new();
+    for op in ops {
+        match op {
+            WriteOp::Put { .. } | WriteOp::Delete { .. } => ordered.push(op),
+            _ => return None,
+        }
+    }
+    fn key(op: &WriteOp) -> (u8, &[u8]) {
+        match op {
+            WriteOp::Put { table, key, .. } | WriteOp::Delete { table, key } => {
+                (*table as u8, key.as_slice())
+            }
+            _ => unreachable!("only puts and deletes are collected"),
+        }
+    }
+    // Stable: the writes of one key stay in event order, and the last one is kept.
+    ordered.sort_by(|a, b| key(a).cmp(&key(b)));
+    let mut last_of_each: Vec<&WriteOp> = Vec::with_capacity(ordered.len());
+    for op in ordered {
+        match last_of_each.last_mut() {
+            Some(previous) if key(previous) == key(op) => *previous = op,
+            _ => last_of_each.push(op),
+        }
+    }
+    Some(last_of_each)
 }
 
 /// Applies `ops` in order inside `txn` (a group commit, or a replay of the log).
@@ -476,3 +512,56 @@ fn no_wakeup_preemption() {
 
 #[cfg(not(target_os = "linux"))]
 fn no_wakeup_preemption() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value: &str) -> WriteOp {
+        WriteOp::Put {
+            table: Table::Data,
+            key: key.as_bytes().to_vec(),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        }
+    }
+
+    fn delete(key: &str) -> WriteOp {
+        WriteOp::Delete {
+            table: Table::Data,
+            key: key.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_group_of_puts_and_deletes_is_applied_in_key_order_last_write_wins() {
+        let ops = [
+            put("b", "1"),
+            put("a", "1"),
+            delete("b"),
+            put("c", "1"),
+            put("a", "2"),
+            put("b", "3"),
+        ];
+        let ordered = key_ordered(ops.iter()).expect("only puts and deletes");
+        assert_eq!(ordered, [&put("a", "2"), &put("b", "3"), &put("c", "1")]);
+        let ends_deleted = [put("k", "1"), delete("k")];
+        assert_eq!(key_ordered(ends_deleted.iter()).unwrap(), [&delete("k")]);
+    }
+
+    #[test]
+    fn range_deletes_and_alarms_keep_event_order() {
+        let ops = [
+            put("a", "1"),
+            WriteOp::DeleteDataPrefix {
+                prefix: b"a".to_vec(),
+            },
+            put("a", "2"),
+        ];
+        assert!(key_ordered(ops.iter()).is_none());
+        let alarm = [WriteOp::SetAlarm {
+            object: b"o".to_vec(),
+            at_ms: Some(1),
+        }];
+        assert!(key_ordered(alarm.iter()).is_none());
+    }
+}
