@@ -157,13 +157,16 @@ async fn migrations_rename_and_delete_classes_once_each() {
     );
 
     // A migration that cannot apply is refused whole, with the reason.
-    let bad = json!({"tag": "v3", "renamed_classes": [{"from": "Nope", "to": "X"}], "deleted_classes": ["Tally"]});
+    let bad = json!({"tag": "v3", "deleted_classes": ["Tally"], "renamed_classes": [{"from": "Counter", "to": "no good"}]});
     let (status, body) = s
         .admin_call(Method::POST, "/migrations", bad.to_string().into_bytes())
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        body["error"].as_str().unwrap().contains("no such class"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid class name"),
         "{body}"
     );
     let (status, body) = s
@@ -200,6 +203,22 @@ async fn migrations_rename_and_delete_classes_once_each() {
     assert_eq!(s.get("/objects/Counter/a/get").await.1, json!({"count": 3}));
     let back = get_json(&s.http, &format!("{}/ids/Counter?name=a", s.ingress)).await;
     assert_eq!(back["id"], id);
+
+    // The whole history on a fresh server: nothing to rename or delete yet; the binding creates
+    // the class under its current name.
+    let fresh = TestServer::start().await;
+    let (ok, out) = duro_deploy(&fresh.admin, &["--config", v2.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("class Tally (binding COUNTER): created"),
+        "{out}"
+    );
+    assert_eq!(
+        fresh.post("/objects/Tally/a/increment").await.1,
+        json!({"count": 1})
+    );
+    let (_, applied) = fresh.admin_call(Method::GET, "/migrations", vec![]).await;
+    assert_eq!(applied, json!({"applied": ["v1", "v2"]}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,8 +261,8 @@ async fn serve_applies_its_config_at_every_start() {
         ),
         (
             "rename.jsonc",
-            r#"{ "migrations": [ { "tag": "v2", "renamed_classes": [ { "from": "Nope", "to": "X" } ] } ] }"#,
-            "cannot rename Nope: no such class",
+            r#"{ "migrations": [ { "tag": "v2", "deleted_classes": [ "Tally", "1bad" ] } ] }"#,
+            "invalid class name",
         ),
     ] {
         let broken = write_config(dir.path(), file, text);

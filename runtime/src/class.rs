@@ -90,7 +90,8 @@ pub struct Migration {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub new_classes: Vec<String>,
-    /// Classes that take a new name, keeping their objects, ids, storage and alarms.
+    /// Classes that take a new name, keeping their objects, ids, storage and alarms (a missing
+    /// one is skipped; renaming onto an existing class is refused).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub renamed_classes: Vec<Rename>,
     /// Classes deleted with all of their objects' storage (a missing one is skipped).
@@ -309,12 +310,15 @@ impl Classes {
         }
         for Rename { from, to } in &migration.renamed_classes {
             let (from, to) = (parse(from)?, parse(to)?);
+            if !classes.contains_key(&from) {
+                // Nothing to rename (e.g. a fresh server replaying a config's history: the
+                // bindings create the class under its new name).
+                continue;
+            }
             if classes.contains_key(&to) {
                 return Err(refuse(format!("cannot rename {from} to {to}: {to} exists")));
             }
-            let old = classes
-                .remove(&from)
-                .ok_or_else(|| refuse(format!("cannot rename {from}: no such class")))?;
+            let old = classes.remove(&from).expect("checked above");
             let mut record = old.record.clone();
             record.id_key = Some(record.id_label(&from).to_owned());
             record.updated_ms = now_ms();
