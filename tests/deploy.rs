@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{Process, TestServer, get_json, guest, status_json};
+use common::{Process, TestServer, get_json, guest, serve_command, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -266,16 +266,7 @@ async fn serve_applies_its_config_at_every_start() {
         ),
     ] {
         let broken = write_config(dir.path(), file, text);
-        let output = Command::new(env!("CARGO_BIN_EXE_duro"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(&data)
+        let output = serve_command(&[], &data)
             .arg("--config")
             .arg(&broken)
             .output()

@@ -246,6 +246,26 @@ where
 }
 
 /// A `duro serve` child process; killed on drop.
+/// `duro serve` on port 0 everywhere over `data_dir`, run by `wrapper` if one is given (e.g.
+/// `valgrind --tool=callgrind`).
+pub fn serve_command(wrapper: &[&str], data_dir: &Path) -> Command {
+    let binary = env!("CARGO_BIN_EXE_duro");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data_dir);
+    command
+}
+
 pub struct Process {
     pub child: Child,
     pub ingress: String,
@@ -268,25 +288,7 @@ impl Process {
         extra: &[&str],
         stderr: Stdio,
     ) -> Self {
-        let binary = env!("CARGO_BIN_EXE_duro");
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg(binary);
-                command
-            }
-            None => Command::new(binary),
-        };
-        let mut child = command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
+        let mut child = serve_command(wrapper, data_dir)
             .arg("--deploy")
             .arg(format!(
                 "Counter={}",

@@ -289,10 +289,10 @@ fn key_ordered<'a>(ops: impl Iterator<Item = &'a WriteOp>) -> Option<Vec<&'a Wri
             _ => return None,
         }
     }
-    fn key(op: &WriteOp) -> (u8, &[u8]) {
+    fn key(op: &WriteOp) -> (Table, &[u8]) {
         match op {
             WriteOp::Put { table, key, .. } | WriteOp::Delete { table, key } => {
-                (*table as u8, key.as_slice())
+                (*table, key.as_slice())
             }
             _ => unreachable!("only puts and deletes are collected"),
         }
@@ -513,17 +513,19 @@ fn no_wakeup_preemption() {
 #[cfg(not(target_os = "linux"))]
 fn no_wakeup_preemption() {}
 
+/// A put of `value` under `key` in the data table (tests of the commit path and the log).
+#[cfg(test)]
+pub(super) fn put(key: &str, value: &str) -> WriteOp {
+    WriteOp::Put {
+        table: Table::Data,
+        key: key.as_bytes().to_vec(),
+        value: Bytes::copy_from_slice(value.as_bytes()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn put(key: &str, value: &str) -> WriteOp {
-        WriteOp::Put {
-            table: Table::Data,
-            key: key.as_bytes().to_vec(),
-            value: Bytes::copy_from_slice(value.as_bytes()),
-        }
-    }
 
     fn delete(key: &str) -> WriteOp {
         WriteOp::Delete {

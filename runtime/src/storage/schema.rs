@@ -24,7 +24,7 @@ pub const ALARMS: TableDefinition<&[u8], i64> = TableDefinition::new("alarms");
 pub const ALARM_SCHEDULE: TableDefinition<&[u8], ()> = TableDefinition::new("alarm_schedule");
 
 /// The tables a commit may write, named so write ops carry no redb types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Table {
     Data,
     Classes,

@@ -367,14 +367,7 @@ fn table_tag(table: Table) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn put(key: &str, value: &str) -> WriteOp {
-        WriteOp::Put {
-            table: Table::Data,
-            key: key.as_bytes().to_vec(),
-            value: Bytes::copy_from_slice(value.as_bytes()),
-        }
-    }
+    use crate::storage::commit::put;
 
     fn get(db: &Database, key: &str) -> Option<Vec<u8>> {
         use redb::ReadableDatabase;
