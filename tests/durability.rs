@@ -233,3 +233,75 @@ async fn an_event_bigger_than_the_write_ahead_log_commits_and_survives_a_restart
     s.stop().await;
     drop(temp);
 }
+
+/// `duro serve` on `data_dir` with `extra` flags, expected to refuse to start: its stderr.
+fn refused_start(data_dir: &std::path::Path, extra: &[&str]) -> String {
+    let output = common::serve_command(&[], data_dir)
+        .args(extra)
+        .output()
+        .expect("running duro");
+    assert!(!output.status.success(), "duro started on a damaged log");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_cut_log_after_a_crash_refuses_the_start_unless_the_loss_is_accepted() {
+    let temp = tempfile::tempdir().unwrap();
+    let wal = temp.path().join("duro.wal");
+    // 100 increments that only the log holds (no checkpoint), then kill -9.
+    let mut process = Process::start_with(
+        temp.path(),
+        &["--checkpoint-interval-ms", "3600000"],
+        Stdio::null(),
+    );
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        let url = format!("{}/objects/Counter/c/increment", process.ingress);
+        assert_eq!(
+            http.post(url).send().await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    process.kill_9();
+    let log = std::fs::read(&wal).unwrap();
+
+    // Missing: refused, with the way out.
+    std::fs::remove_file(&wal).unwrap();
+    let stderr = refused_start(temp.path(), &[]);
+    assert!(stderr.contains("write-ahead log is missing"), "{stderr}");
+    assert!(stderr.contains("--accept-log-damage"), "{stderr}");
+    // Cut: refused too; nothing was changed by the refusals.
+    std::fs::write(&wal, &log[..8192]).unwrap();
+    let stderr = refused_start(temp.path(), &[]);
+    assert!(stderr.contains("shorter than"), "{stderr}");
+    // Whole again: every increment is replayed.
+    std::fs::write(&wal, &log).unwrap();
+    let process = Process::start(temp.path());
+    let url = format!("{}/objects/Counter/c/get", process.ingress);
+    assert_eq!(common::get_json(&http, &url).await, json!({"count": 100}));
+    drop(process);
+
+    // Accepting the loss of a cut log starts with what could be read.
+    let mut process = Process::start_with(
+        temp.path(),
+        &["--checkpoint-interval-ms", "3600000"],
+        Stdio::null(),
+    );
+    for _ in 0..10 {
+        let url = format!("{}/objects/Counter/c/increment", process.ingress);
+        assert_eq!(
+            http.post(url).send().await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    process.kill_9();
+    let log = std::fs::read(&wal).unwrap();
+    std::fs::write(&wal, &log[..4096 + 100]).unwrap();
+    refused_start(temp.path(), &[]);
+    let process = Process::start_with(temp.path(), &["--accept-log-damage"], Stdio::null());
+    let url = format!("{}/objects/Counter/c/get", process.ingress);
+    let count = common::get_json(&http, &url).await["count"]
+        .as_u64()
+        .unwrap();
+    assert!((100..110).contains(&count), "{count}");
+}

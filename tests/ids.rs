@@ -110,3 +110,26 @@ async fn ids_survive_a_restart() {
     s.stop().await;
     drop(temp);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_are_not_utf8_are_refused_on_every_route() {
+    let s = TestServer::start().await;
+    s.deploy("Counter", "duro-example-counter").await;
+    for bad in ["%FF", "%FE", "%C3", "a%80b"] {
+        let (status, body) = s.get(&format!("/ids/Counter?name={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "?name={bad}: {body}");
+        let (status, body) = s.get(&format!("/objects/Counter/{bad}/get")).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "/objects/.../{bad}: {body}"
+        );
+    }
+    // U+FFFD is a name like any other, and both routes agree on its id.
+    let replacement = id_of(&s.get("/ids/Counter?name=%EF%BF%BD").await.1);
+    s.post("/objects/Counter/%EF%BF%BD/increment").await;
+    assert_eq!(
+        s.get(&format!("/ids/Counter/{replacement}/get")).await,
+        (StatusCode::OK, json!({"count": 1}))
+    );
+}

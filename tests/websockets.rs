@@ -299,3 +299,115 @@ async fn accept_outside_an_upgrade_is_a_clear_error() {
     let error = body["error"].as_str().unwrap();
     assert!(error.contains("not a WebSocket upgrade"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_handshakes_get_rfc_6455_errors() {
+    let s = probe(|_| {}).await;
+    let addr = s.ingress.trim_start_matches("http://").to_string();
+    let handshake = |method: &str, headers: &[&str]| {
+        let mut request = format!("{method} /objects/Probe/h/connect HTTP/1.1\r\nhost: x\r\n");
+        for header in headers {
+            request.push_str(header);
+            request.push_str("\r\n");
+        }
+        request + "\r\n"
+    };
+    let good = [
+        "upgrade: websocket",
+        "connection: Upgrade",
+        "sec-websocket-version: 13",
+        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+    ];
+    let head = common::raw_http(&addr, &handshake("GET", &good)).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    for version in ["8", "14", ""] {
+        let mut headers = good.to_vec();
+        let line = format!("sec-websocket-version: {version}");
+        headers[2] = if version.is_empty() {
+            "x-none: 1"
+        } else {
+            &line
+        };
+        let head = common::raw_http(&addr, &handshake("GET", &headers)).await;
+        assert!(
+            head.starts_with("HTTP/1.1 426"),
+            "version {version:?}: {head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("sec-websocket-version: 13"),
+            "{head}"
+        );
+    }
+    let cases: [(&str, usize, &str); 5] = [
+        ("POST", 0, "upgrade: websocket"),
+        ("GET", 1, "connection: keep-alive"),
+        ("GET", 3, "sec-websocket-key: "),
+        ("GET", 3, "sec-websocket-key: not base64 at all!!"),
+        ("GET", 3, "sec-websocket-key: c2hvcnQ="),
+    ];
+    for (method, index, replacement) in cases {
+        let mut headers = good.to_vec();
+        headers[index] = replacement;
+        let head = common::raw_http(&addr, &handshake(method, &headers)).await;
+        assert!(
+            head.starts_with("HTTP/1.1 400"),
+            "{method} {replacement}: {head}"
+        );
+    }
+    // None of these reached the object: once the one good handshake's connection is gone, a
+    // new client is the only socket it holds.
+    let mut client = connect(&s, "h", "").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ask(&mut client, "count:").await != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the socket count never fell to 1"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_in_a_text_message_closes_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let s = probe(|_| {}).await;
+    let mut client = connect(&s, "utf8", "").await;
+    let frame = Frame::message(vec![0xff, 0xfe, 0x41], OpCode::Data(Data::Text), true);
+    client.send(Message::Frame(frame)).await.unwrap();
+    match next(&mut client).await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1007),
+        other => panic!("expected a 1007 close, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_events_messages_and_one_objects_sockets_are_bounded() {
+    let s = probe(|c| {
+        c.limits.max_event_outbox_bytes = 64 * 1024;
+        c.limits.max_sockets_per_object = 2;
+    })
+    .await;
+    let mut client = connect(&s, "bounded", "").await;
+    // 100 messages of 1 KiB in one event: the first 64 fit, the 65th send fails.
+    client.send(Message::text("flood:100")).await.unwrap();
+    for _ in 0..64 {
+        assert_eq!(next(&mut client).await, Message::text("x".repeat(1024)));
+    }
+    assert_eq!(ask(&mut client, "after").await, "after");
+    // A second socket is accepted; a third is refused by `accept`, with the reason.
+    let _second = connect(&s, "bounded", "").await;
+    let base = s.ingress.replace("http://", "ws://");
+    let url = format!("{base}/objects/Probe/bounded/connect");
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 500);
+            let body =
+                String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).to_string();
+            assert!(body.contains("most one object may hold"), "{body}");
+        }
+        other => panic!("a third socket was not refused: {other:?}"),
+    }
+    assert_eq!(ask(&mut client, "count:").await, "2");
+}

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::class::Migration;
-use crate::config::{Config, Limits};
+use crate::config::{Config, HttpLimits, Limits};
 use crate::deploy::{DeployConfig, Target};
 use crate::ids::ClassName;
 
@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the runtime: the ingress and admin listeners over one data dir.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Upload components as classes: `duro deploy Counter=counter.wasm ...`, or apply a deploy
     /// config: `duro deploy --config duro.jsonc` (also `duro deploy duro.jsonc`; with no argument,
     /// `./duro.jsonc`).
@@ -102,6 +102,41 @@ struct ServeArgs {
     /// How often the database file is made durable so the write-ahead log can start over, in ms.
     #[arg(long, env = "DURO_CHECKPOINT_INTERVAL_MS", default_value_t = 1_000)]
     checkpoint_interval_ms: u64,
+    /// Linear memory all live instances may hold together, in MiB (default: half of the
+    /// machine's memory). Past it idle objects are evicted, then events fail with 503.
+    #[arg(long, env = "DURO_MEMORY_BUDGET_MIB")]
+    memory_budget_mib: Option<usize>,
+    /// Largest response body an object may return, in bytes.
+    #[arg(long, env = "DURO_MAX_RESPONSE_BYTES", default_value_t = Limits::default().max_response_body_bytes)]
+    max_response_bytes: usize,
+    /// Most bytes (keys + values) one event may write.
+    #[arg(long, env = "DURO_MAX_EVENT_WRITE_BYTES", default_value_t = Limits::default().max_event_write_bytes)]
+    max_event_write_bytes: usize,
+    /// Most bytes of WebSocket messages one event may send.
+    #[arg(long, env = "DURO_MAX_EVENT_OUTBOX_BYTES", default_value_t = Limits::default().max_event_outbox_bytes)]
+    max_event_outbox_bytes: usize,
+    /// Most WebSockets one object may hold open.
+    #[arg(long, env = "DURO_MAX_SOCKETS_PER_OBJECT", default_value_t = Limits::default().max_sockets_per_object)]
+    max_sockets_per_object: usize,
+    /// Time a client has to send request headers, and an idle keep-alive connection's life, in ms.
+    #[arg(long, env = "DURO_HEADER_TIMEOUT_MS", default_value_t = 20_000)]
+    header_timeout_ms: u64,
+    /// Time a client has to send a whole request body, in ms.
+    #[arg(long, env = "DURO_BODY_TIMEOUT_MS", default_value_t = 60_000)]
+    body_timeout_ms: u64,
+    /// Open ingress connections (WebSockets included); more are answered 503.
+    #[arg(long, env = "DURO_MAX_CONNECTIONS", default_value_t = HttpLimits::default().max_connections)]
+    max_connections: usize,
+    /// Open admin connections (a budget of their own).
+    #[arg(long, env = "DURO_MAX_ADMIN_CONNECTIONS", default_value_t = HttpLimits::default().max_admin_connections)]
+    max_admin_connections: usize,
+    /// How long shutdown waits for open requests before closing their connections, in ms.
+    #[arg(long, env = "DURO_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    drain_timeout_ms: u64,
+    /// Start even if the write-ahead log is damaged, missing or belongs to another database:
+    /// replay what can be read and LOSE the rest. Without it such a start is refused.
+    #[arg(long)]
+    accept_log_damage: bool,
     /// Do not fdatasync the write-ahead log per group (redb is still made durable at every
     /// checkpoint): a power loss may lose a checkpoint interval of acknowledged writes, a crash
     /// of the process loses none. Breaks the durability guarantee; for benchmarks only.
@@ -149,7 +184,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Deploy {
             classes,
             config,
@@ -211,13 +246,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.idle_timeout = Duration::from_millis(args.idle_timeout_ms);
     config.durable_commits = !args.unsafe_no_fsync;
     config.checkpoint_interval = Duration::from_millis(args.checkpoint_interval_ms);
+    config.accept_log_damage = args.accept_log_damage;
     config.alarm_retry.base = Duration::from_millis(args.alarm_retry_base_ms);
     config.hibernate_after = Duration::from_millis(args.hibernate_after_ms);
-    config.limits.max_ws_message_bytes = args.max_ws_message_bytes;
-    config.limits.event_cpu = Duration::from_millis(args.event_cpu_ms);
-    config.limits.instance_memory_bytes = args.instance_memory_mib * 1024 * 1024;
-    config.limits.max_request_body_bytes = args.max_body_bytes;
-    config.limits.max_live_objects = args.max_live_objects;
+    let limits = &mut config.limits;
+    limits.max_ws_message_bytes = args.max_ws_message_bytes;
+    limits.event_cpu = Duration::from_millis(args.event_cpu_ms);
+    limits.instance_memory_bytes = mib(args.instance_memory_mib);
+    if let Some(budget) = args.memory_budget_mib {
+        limits.memory_budget_bytes = mib(budget);
+    }
+    limits.max_request_body_bytes = args.max_body_bytes;
+    limits.max_response_body_bytes = args.max_response_bytes;
+    limits.max_event_write_bytes = args.max_event_write_bytes;
+    limits.max_event_outbox_bytes = args.max_event_outbox_bytes;
+    limits.max_sockets_per_object = args.max_sockets_per_object;
+    limits.max_live_objects = args.max_live_objects;
+    config.http = HttpLimits {
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        max_connections: args.max_connections,
+        max_admin_connections: args.max_admin_connections,
+        drain_timeout: Duration::from_millis(args.drain_timeout_ms),
+    };
+    config.validate()?;
     let deploys = args
         .deploy
         .iter()
@@ -251,6 +303,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// MiB to bytes; an overflow saturates, and `Config::validate` refuses it by name.
+fn mib(value: usize) -> usize {
+    value.saturating_mul(1024 * 1024)
 }
 
 /// The deploy config `duro deploy` applies when given no argument at all.

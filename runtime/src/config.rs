@@ -1,7 +1,8 @@
-//! The runtime's settings: addresses, data dir and every limit, typed and with units.
+//! The runtime's settings: addresses, data dir, timeouts and every limit, typed and with units,
+//! and the one place they are checked.
 //!
 //! `cli` fills a [`Config`] from flags and environment; embedders (the tests) build one directly.
-//! Defaults are the contract's (DESIGN.md "Limits").
+//! Either way [`Config::validate`] runs at start and names the flag of a bad value.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Admin listener (classes, health, metrics).
     pub admin_listen: SocketAddr,
-    /// Bearer token required by the admin API, if set.
+    /// Bearer token required by the admin API, if set. Never empty (see [`Config::validate`]).
     pub admin_token: Option<String>,
     pub limits: Limits,
     /// How long a live object may sit without events before its instance is dropped.
@@ -32,6 +33,40 @@ pub struct Config {
     /// How often the group committer makes redb's file durable, so that the write-ahead log can
     /// start over (and a restart after a crash replays at most this much).
     pub checkpoint_interval: Duration,
+    /// Start even when the write-ahead log is damaged, missing or foreign, replaying what can be
+    /// read and losing the rest (`--accept-log-damage`). Off: such a start is refused.
+    pub accept_log_damage: bool,
+    /// Connection handling of both listeners.
+    pub http: HttpLimits,
+}
+
+/// Timeouts and connection caps of the two listeners.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Time a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open waiting for its next request.
+    pub header_timeout: Duration,
+    /// Time a client has to send a whole request body.
+    pub body_timeout: Duration,
+    /// Open ingress connections (WebSockets included); more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Open admin connections; a separate budget, so a flood of ingress connections never
+    /// locks the operator out.
+    pub max_admin_connections: usize,
+    /// How long a shutdown waits for open requests before it closes their connections.
+    pub drain_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(20),
+            body_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_admin_connections: 64,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Config {
@@ -48,11 +83,174 @@ impl Config {
             alarm_retry: crate::alarm::RetryPolicy::default(),
             durable_commits: true,
             checkpoint_interval: Duration::from_secs(1),
+            accept_log_damage: false,
+            http: HttpLimits::default(),
         }
+    }
+
+    /// Checks every value once, before anything starts. The message names the flag that sets
+    /// the offending value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |flag: &str, why: String| Err(ConfigError(format!("--{flag}: {why}")));
+        if let Some(token) = &self.admin_token
+            && token.trim().is_empty()
+        {
+            return bad(
+                "admin-token",
+                "the admin token is empty or whitespace, which would leave the admin API open; \
+                 give a real token or none"
+                    .into(),
+            );
+        }
+        if !self.admin_listen.ip().is_loopback() && self.admin_token.is_none() {
+            return bad(
+                "admin-token",
+                format!(
+                    "refusing to serve the admin API on non-loopback {} without an admin token",
+                    self.admin_listen
+                ),
+            );
+        }
+        let l = &self.limits;
+        let positive_durations = [
+            ("event-cpu-ms", l.event_cpu),
+            ("idle-timeout-ms", self.idle_timeout),
+            ("hibernate-after-ms", self.hibernate_after),
+            ("checkpoint-interval-ms", self.checkpoint_interval),
+            ("alarm-retry-base-ms", self.alarm_retry.base),
+            ("header-timeout-ms", self.http.header_timeout),
+            ("body-timeout-ms", self.http.body_timeout),
+        ];
+        for (flag, value) in positive_durations {
+            if value.is_zero() {
+                return bad(flag, "must be at least 1 ms".into());
+            }
+            if value > MAX_DURATION {
+                return bad(flag, format!("at most {} ms", MAX_DURATION.as_millis()));
+            }
+        }
+        if self.http.drain_timeout > MAX_DURATION {
+            return bad(
+                "drain-timeout-ms",
+                format!("at most {} ms", MAX_DURATION.as_millis()),
+            );
+        }
+        let ranges: [(&str, usize, usize, usize); 11] = [
+            ("max-live-objects", l.max_live_objects, 1, MAX_LIVE_OBJECTS),
+            (
+                "instance-memory-mib",
+                l.instance_memory_bytes,
+                MIB,
+                MAX_INSTANCE_MEMORY,
+            ),
+            ("memory-budget-mib", l.memory_budget_bytes, MIB, usize::MAX),
+            (
+                "max-body-bytes",
+                l.max_request_body_bytes,
+                1,
+                MAX_BODY_BYTES,
+            ),
+            (
+                "max-response-bytes",
+                l.max_response_body_bytes,
+                1,
+                MAX_BODY_BYTES,
+            ),
+            (
+                "max-event-write-bytes",
+                l.max_event_write_bytes,
+                1,
+                MAX_BODY_BYTES,
+            ),
+            (
+                "max-event-outbox-bytes",
+                l.max_event_outbox_bytes,
+                1,
+                MAX_BODY_BYTES,
+            ),
+            (
+                "max-ws-message-bytes",
+                l.max_ws_message_bytes,
+                1,
+                MAX_BODY_BYTES,
+            ),
+            (
+                "max-sockets-per-object",
+                l.max_sockets_per_object,
+                1,
+                1 << 20,
+            ),
+            (
+                "max-connections",
+                self.http.max_connections,
+                1,
+                MAX_CONNECTIONS,
+            ),
+            (
+                "max-admin-connections",
+                self.http.max_admin_connections,
+                1,
+                MAX_CONNECTIONS,
+            ),
+        ];
+        for (flag, value, min, max) in ranges {
+            if value < min || value > max {
+                return bad(flag, format!("{value} is out of range ({min} to {max})"));
+            }
+        }
+        if l.memory_budget_bytes < l.instance_memory_bytes {
+            return bad(
+                "memory-budget-mib",
+                format!(
+                    "the budget ({} MiB) is smaller than one instance's memory limit \
+                     (--instance-memory-mib {})",
+                    l.memory_budget_bytes / MIB,
+                    l.instance_memory_bytes / MIB
+                ),
+            );
+        }
+        // Every live-object slot reserves address space for its memories (see `engine::pool`):
+        // too many slots of too much memory cannot be mapped at all.
+        let reserved = (l.max_live_objects as u128)
+            * crate::engine::MEMORIES_PER_SLOT as u128
+            * (l.instance_memory_bytes as u128 + crate::engine::GUARD_BYTES as u128);
+        if reserved > MAX_RESERVATION {
+            return bad(
+                "max-live-objects",
+                format!(
+                    "{} live objects of {} MiB each need {} TiB of address space, more than \
+                     the {} TiB duro reserves at most; lower --max-live-objects or \
+                     --instance-memory-mib",
+                    l.max_live_objects,
+                    l.instance_memory_bytes / MIB,
+                    reserved >> 40,
+                    MAX_RESERVATION >> 40
+                ),
+            );
+        }
+        Ok(())
     }
 }
 
-/// Limits that protect the runtime from its guests and its callers.
+/// A setting that cannot work; the text names the flag.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+const MIB: usize = 1024 * 1024;
+/// Longest timeout or interval accepted (a day): longer values are typos, and tokio's timers
+/// overflow on absurd ones.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+const MAX_LIVE_OBJECTS: usize = 1_000_000;
+/// wasm32 linear memory tops out at 4 GiB.
+const MAX_INSTANCE_MEMORY: usize = 4096 * MIB;
+const MAX_BODY_BYTES: usize = 1 << 32;
+const MAX_CONNECTIONS: usize = 1_000_000;
+/// Address space the pool may reserve for linear memories (x86-64 user space is 128 TiB).
+const MAX_RESERVATION: u128 = 32 << 40;
+
+/// Limits that protect the runtime from its guests and its callers. Every bound on host memory
+/// has a name here.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Longest storage key, in UTF-8 bytes.
@@ -63,12 +261,19 @@ pub struct Limits {
     pub max_batch_keys: usize,
     /// Most bytes one `list` call may return (keys + values); guards host memory.
     pub max_list_bytes: usize,
-    /// Wall-clock time a guest may run in one event before it is interrupted.
+    /// Most bytes (keys + values) one event may write; guards host memory and the writer.
+    pub max_event_write_bytes: usize,
+    /// Guest time one event may use before it is interrupted.
     pub event_cpu: Duration,
     /// Linear memory one instance may grow to.
     pub instance_memory_bytes: usize,
+    /// Linear memory of all live instances together. Growing past it first evicts idle objects;
+    /// if none can go, the growing event fails with 503 and `Retry-After`.
+    pub memory_budget_bytes: usize,
     /// Largest ingress request body.
     pub max_request_body_bytes: usize,
+    /// Largest response body an object may return.
+    pub max_response_body_bytes: usize,
     /// Largest component upload.
     pub max_component_bytes: usize,
     /// Most objects with a live instance at once.
@@ -77,6 +282,10 @@ pub struct Limits {
     pub mailbox_capacity: usize,
     /// Largest WebSocket message, either way; a bigger incoming one closes the socket with 1009.
     pub max_ws_message_bytes: usize,
+    /// Most bytes of WebSocket messages one event may send (all sockets together).
+    pub max_event_outbox_bytes: usize,
+    /// Most WebSockets one object may hold open.
+    pub max_sockets_per_object: usize,
 }
 
 impl Default for Limits {
@@ -85,14 +294,94 @@ impl Default for Limits {
             max_key_bytes: 2048,
             max_value_bytes: 128 * 1024,
             max_batch_keys: 128,
-            max_list_bytes: 32 * 1024 * 1024,
+            max_list_bytes: 32 * MIB,
+            max_event_write_bytes: 16 * MIB,
             event_cpu: Duration::from_secs(30),
-            instance_memory_bytes: 128 * 1024 * 1024,
-            max_request_body_bytes: 8 * 1024 * 1024,
-            max_component_bytes: 256 * 1024 * 1024,
+            instance_memory_bytes: 128 * MIB,
+            memory_budget_bytes: default_memory_budget(),
+            max_request_body_bytes: 8 * MIB,
+            max_response_body_bytes: 32 * MIB,
+            max_component_bytes: 256 * MIB,
             max_live_objects: 10_000,
             mailbox_capacity: 1024,
-            max_ws_message_bytes: 1024 * 1024,
+            max_ws_message_bytes: MIB,
+            max_event_outbox_bytes: 32 * MIB,
+            max_sockets_per_object: 32_768,
         }
+    }
+}
+
+/// Half of the machine's physical memory (at least 1 GiB): what live instances may hold
+/// together by default.
+pub fn default_memory_budget() -> usize {
+    physical_memory().map_or(4096 * MIB, |total| (total / 2).max(1024 * MIB))
+}
+
+#[cfg(unix)]
+fn physical_memory() -> Option<usize> {
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    (pages > 0 && page > 0).then(|| (pages as usize).saturating_mul(page as usize))
+}
+
+#[cfg(not(unix))]
+fn physical_memory() -> Option<usize> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::new("/tmp/x")
+    }
+
+    fn error(config: &Config) -> String {
+        config.validate().unwrap_err().0
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        config().validate().unwrap();
+    }
+
+    #[test]
+    fn an_empty_or_blank_admin_token_is_refused() {
+        for token in ["", "  ", "\t\n"] {
+            let mut c = config();
+            c.admin_token = Some(token.into());
+            assert!(error(&c).starts_with("--admin-token: "), "{token:?}");
+        }
+        let mut c = config();
+        c.admin_listen = ([0, 0, 0, 0], 8788).into();
+        assert!(error(&c).contains("non-loopback"));
+        c.admin_token = Some("t".into());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn zero_and_huge_values_name_their_flag() {
+        let mut c = config();
+        c.limits.max_live_objects = 0;
+        assert!(error(&c).starts_with("--max-live-objects:"));
+        let mut c = config();
+        c.limits.event_cpu = Duration::ZERO;
+        assert!(error(&c).starts_with("--event-cpu-ms:"));
+        let mut c = config();
+        c.limits.max_live_objects = 1_000_000;
+        let e = error(&c);
+        assert!(e.contains("address space"), "{e}");
+        let mut c = config();
+        c.limits.instance_memory_bytes = usize::MAX;
+        assert!(error(&c).starts_with("--instance-memory-mib:"));
+        let mut c = config();
+        c.limits.memory_budget_bytes = 64 * MIB;
+        assert!(error(&c).starts_with("--memory-budget-mib:"));
     }
 }

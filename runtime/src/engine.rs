@@ -24,7 +24,9 @@ const CACHE_DIR: &str = "compiled";
 /// Core instances one component may hold (Rust guests use ~20, Python ~65).
 const CORE_INSTANCES_PER_COMPONENT: u32 = 128;
 /// Guard region after each linear memory.
-const GUARD_BYTES: u64 = 2 * 1024 * 1024;
+pub const GUARD_BYTES: u64 = 2 * 1024 * 1024;
+/// Linear memories pooled per live-object slot.
+pub const MEMORIES_PER_SLOT: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -203,7 +205,7 @@ fn pool(limits: &Limits) -> PoolingAllocationConfig {
             live.saturating_mul(24)
                 .max(CORE_INSTANCES_PER_COMPONENT * 8),
         )
-        .total_memories(live.saturating_mul(2))
+        .total_memories(live.saturating_mul(MEMORIES_PER_SLOT))
         .total_tables(live.saturating_mul(4))
         .total_stacks(live) // each live store keeps its async fiber stack
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)

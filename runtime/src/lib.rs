@@ -48,7 +48,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 pub use config::{Config, Limits};
@@ -64,8 +64,8 @@ use crate::storage::Committer;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("refusing to serve the admin API on non-loopback {0} without an admin token")]
-    AdminWithoutToken(SocketAddr),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
     #[error("cannot use data dir {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -103,16 +103,22 @@ pub struct Server {
 
 /// Opens the data dir, loads the classes and starts both listeners.
 pub async fn start(config: Config) -> Result<Server, StartError> {
-    if !config.admin_listen.ip().is_loopback() && config.admin_token.is_none() {
-        return Err(StartError::AdminWithoutToken(config.admin_listen));
-    }
+    config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
     let metrics = Arc::new(Metrics::new());
     let db = storage::open(&config.data_dir)?;
-    let recovery = storage::Log::open(&config.data_dir, &db, config.durable_commits)?;
+    let recovery = storage::Log::open(
+        &config.data_dir,
+        &db,
+        config.durable_commits,
+        config.accept_log_damage,
+    )?;
+    if let Some(damage) = &recovery.accepted_damage {
+        tracing::warn!(%damage, replayed = recovery.replayed_groups, "started on a damaged write-ahead log (--accept-log-damage): what could not be read is lost");
+    }
     if recovery.replayed_groups > 0 {
         tracing::info!(
             groups = recovery.replayed_groups,
@@ -160,16 +166,26 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let admin_addr = local(&admin, config.admin_listen)?;
 
     let (stop, stopped) = watch::channel(false);
+    let listening = |max_connections: usize| http::Listening {
+        header_timeout: config.http.header_timeout,
+        connections: Arc::new(Semaphore::new(max_connections)),
+        drain_timeout: config.http.drain_timeout,
+        metrics: metrics.clone(),
+    };
+    let ingress_listening = listening(config.http.max_connections);
     let ingress_state = http::ingress::IngressState {
         directory: directory.clone(),
         max_body: config.limits.max_request_body_bytes,
+        body_timeout: config.http.body_timeout,
         max_ws_message: config.limits.max_ws_message_bytes,
+        connections: ingress_listening.connections.clone(),
         stop: stopped.clone(),
     };
     let ingress_task = tokio::spawn(http::serve(
         ingress,
         move |request| http::ingress::handle(ingress_state.clone(), request),
         stopped.clone(),
+        ingress_listening,
     ));
     let scheduler = alarm::Scheduler {
         db,
@@ -186,11 +202,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         metrics: metrics.clone(),
         token: config.admin_token.as_deref().map(Arc::from),
         max_component_bytes: config.limits.max_component_bytes,
+        body_timeout: config.http.body_timeout,
     };
     let admin_task = tokio::spawn(http::serve(
         admin,
         move |request| http::admin::handle(admin_state.clone(), request),
         stopped,
+        listening(config.http.max_admin_connections),
     ));
     tracing::info!(%ingress_addr, %admin_addr, data_dir = %config.data_dir.display(), "duro serving");
     Ok(Server {

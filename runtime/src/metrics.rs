@@ -1,7 +1,10 @@
-//! Runtime metrics, rendered in Prometheus text format on the admin `/metrics` route.
+//! Runtime metrics, rendered in Prometheus text format on the admin `/metrics` route, and the
+//! runtime's health, reported on `/healthz`.
 //!
-//! Metrics count; they never decide. Each subsystem gets the `Arc<Metrics>` and bumps its own
+//! Metrics count and health reports; neither decides. Each subsystem gets the `Arc<Metrics>` and bumps its own
 //! fields. One registry per runtime (no global recorder), so tests can run many runtimes.
+
+use std::sync::Mutex;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -55,6 +58,53 @@ pub struct Metrics {
     pub alarm_failures: Counter,
     /// Seconds between an alarm's time and its first delivery.
     pub alarm_lateness_seconds: Histogram,
+    /// 1 while the storage writer commits; 0 once a commit failed (every write fails until a
+    /// restart).
+    pub storage_writer_ok: Gauge,
+    /// Faults of the runtime itself (a panic while running an event).
+    pub internal_errors: Counter,
+    /// Linear memory reserved by live instances (the memory budget's use).
+    pub instance_memory_bytes: Gauge,
+    /// Connections refused because a listener was at its connection cap.
+    pub connections_refused: Counter,
+    /// What `/healthz` reports.
+    pub health: Health,
+}
+
+/// Problems that make the runtime unhealthy until a restart: a failed storage writer, an
+/// internal fault. Each is reported once with its reason.
+#[derive(Default)]
+pub struct Health {
+    problems: Mutex<Vec<String>>,
+}
+
+/// The message of a caught panic.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Most problems kept (the first ones explain the rest).
+const MAX_PROBLEMS: usize = 16;
+
+impl Health {
+    pub fn report(&self, problem: impl Into<String>) {
+        let mut problems = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        if problems.len() < MAX_PROBLEMS {
+            problems.push(problem.into());
+        }
+    }
+
+    /// Empty while healthy.
+    pub fn problems(&self) -> Vec<String> {
+        self.problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Bucket bounds for instantiation and activation times: 10 µs steps up to 200 µs (where the
@@ -91,6 +141,11 @@ impl Metrics {
             alarms_fired: Counter::default(),
             alarm_failures: Counter::default(),
             alarm_lateness_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 20)),
+            storage_writer_ok: Gauge::default(),
+            internal_errors: Counter::default(),
+            connections_refused: Counter::default(),
+            instance_memory_bytes: Gauge::default(),
+            health: Health::default(),
             registry: Registry::default(),
         };
         let m = &metrics;
@@ -191,6 +246,27 @@ impl Metrics {
             "Delay between an alarm's time and its first delivery",
             m.alarm_lateness_seconds.clone(),
         );
+        registry.register(
+            "storage_writer_ok",
+            "1 while the storage writer commits, 0 after a failed commit (until a restart)",
+            m.storage_writer_ok.clone(),
+        );
+        registry.register(
+            "internal_errors",
+            "Faults of the runtime itself (panics while running an event)",
+            m.internal_errors.clone(),
+        );
+        registry.register(
+            "instance_memory_bytes",
+            "Linear memory reserved by live instances (the memory budget's use)",
+            m.instance_memory_bytes.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused at a listener's connection cap",
+            m.connections_refused.clone(),
+        );
+        m.storage_writer_ok.set(1);
         Self {
             registry,
             ..metrics

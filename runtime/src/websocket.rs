@@ -84,11 +84,24 @@ struct Entry {
     closing: bool,
 }
 
+/// What bounds one object's sockets.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketLimits {
+    /// Largest message, either way.
+    pub max_message_bytes: usize,
+    /// Most bytes of messages one event may send.
+    pub max_event_outbox_bytes: usize,
+    /// Most sockets open at once.
+    pub max_sockets: usize,
+}
+
 /// One object's sockets. Moves with its storage view; never touches the network itself.
 pub struct Sockets {
     next_id: SocketId,
     open: BTreeMap<SocketId, Entry>,
-    max_message_bytes: usize,
+    limits: SocketLimits,
+    /// Bytes of messages the running event sent.
+    outbox_bytes: usize,
     /// The running event is a fetch that asks for an upgrade (and has not accepted yet).
     may_accept: bool,
     /// The socket the running fetch accepted.
@@ -99,11 +112,12 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    pub fn new(max_message_bytes: usize) -> Self {
+    pub fn new(limits: SocketLimits) -> Self {
         Self {
             next_id: 1,
             open: BTreeMap::new(),
-            max_message_bytes,
+            limits,
+            outbox_bytes: 0,
             may_accept: false,
             accepted: None,
             outbox: Vec::new(),
@@ -116,6 +130,7 @@ impl Sockets {
         self.may_accept = upgrade;
         self.accepted = None;
         self.outbox.clear();
+        self.outbox_bytes = 0;
     }
 
     /// Ends an event: the socket it accepted (kept only if `keep_accepted`, i.e. it answered
@@ -130,6 +145,7 @@ impl Sockets {
             self.open.remove(&id);
         }
         let outbox = std::mem::take(&mut self.outbox);
+        self.outbox_bytes = 0;
         (accepted.filter(|_| keep_accepted), outbox)
     }
 
@@ -153,6 +169,12 @@ impl Sockets {
         if tags.len() > MAX_TAGS || tags.iter().any(|t| t.len() > MAX_TAG_BYTES) {
             return Err(SocketError::InvalidArgument(format!(
                 "at most {MAX_TAGS} tags of at most {MAX_TAG_BYTES} bytes"
+            )));
+        }
+        if self.open.len() >= self.limits.max_sockets {
+            return Err(SocketError::InvalidArgument(format!(
+                "this object already holds {} WebSockets, the most one object may hold",
+                self.limits.max_sockets
             )));
         }
         let id = self.next_id;
@@ -181,10 +203,19 @@ impl Sockets {
     }
 
     pub fn send(&mut self, id: SocketId, message: Message) -> Result<(), SocketError> {
-        if message.len() > self.max_message_bytes {
-            return Err(SocketError::TooLarge(self.max_message_bytes as u64));
+        if message.len() > self.limits.max_message_bytes {
+            return Err(SocketError::TooLarge(self.limits.max_message_bytes as u64));
         }
         self.entry(id)?;
+        let outbox_bytes = self.outbox_bytes + message.len();
+        if outbox_bytes > self.limits.max_event_outbox_bytes {
+            return Err(SocketError::InvalidArgument(format!(
+                "this event's messages would total {outbox_bytes} bytes, over the limit of {} \
+                 bytes one event may send",
+                self.limits.max_event_outbox_bytes
+            )));
+        }
+        self.outbox_bytes = outbox_bytes;
         self.outbox.push((id, Outgoing::Message(message)));
         Ok(())
     }
@@ -394,7 +425,13 @@ pub async fn run_connection(
                     let _ = sink.send(close(1009, reason)).await;
                     break (1009, reason.to_string(), false);
                 }
-                Some(Err(error @ (tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_)))) => {
+                Some(Err(error @ tungstenite::Error::Utf8(_))) => {
+                    owner.event(id, SocketEvent::Error(error.to_string())).await;
+                    let reason = "invalid UTF-8 in a text message";
+                    let _ = sink.send(close(1007, reason)).await;
+                    break (1007, reason.to_string(), false);
+                }
+                Some(Err(error @ tungstenite::Error::Protocol(_))) => {
                     owner.event(id, SocketEvent::Error(error.to_string())).await;
                     let reason = "protocol error";
                     let _ = sink.send(close(1002, reason)).await;

@@ -336,3 +336,24 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// Sends `request` (raw bytes of an HTTP/1.1 request) to `addr` on a new connection and returns
+/// the response head (status line and headers).
+pub async fn raw_http(addr: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte))
+            .await
+            .expect("a response within 10 s")
+            .expect("read");
+        if read == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}

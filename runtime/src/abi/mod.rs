@@ -8,14 +8,18 @@
 
 mod host;
 mod log;
+mod memory;
 
+pub use memory::MemoryBudget;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{
     Component, ComponentExportIndex, ComponentNamedList, HasSelf, Lift, Linker, Lower,
     ResourceTable, TypedFunc,
 };
-use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::ids::{ClassName, ObjectId};
@@ -34,9 +38,6 @@ mod generated {
 
 /// How often the epoch advances: the granularity of the CPU limit and of yielding to other tasks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Largest table (function references) a guest may grow to; guards host memory.
-const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
 /// Builds the linker every class is checked against: WASI p2 plus the `duro:object` imports.
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<ObjectState>> {
@@ -118,11 +119,12 @@ pub struct Identity {
     pub name: Option<String>,
 }
 
-/// Per-instance limits.
-#[derive(Debug, Clone, Copy)]
+/// Per-instance limits, and the budget all instances share.
+#[derive(Clone)]
 pub struct InstanceLimits {
     pub event_cpu: Duration,
     pub memory_bytes: usize,
+    pub budget: Arc<MemoryBudget>,
 }
 
 /// Why a guest call failed. After any of these the instance must be discarded.
@@ -133,6 +135,9 @@ pub enum GuestError {
     CpuLimit(Duration),
     #[error("memory limit exceeded: the instance tried to grow past {0} bytes")]
     MemoryLimit(usize),
+    /// The runtime-wide budget of live instance memory is used up (busy objects hold it).
+    #[error("the runtime's memory budget ({0} bytes for all live objects) is used up; retry later")]
+    MemoryBudget(usize),
     #[error("guest trapped: {0}")]
     Trap(String),
     #[error("instantiation failed: {0}")]
@@ -146,7 +151,7 @@ pub struct ObjectState {
     storage: ObjectStorage,
     sockets: Sockets,
     identity: Identity,
-    memory: MemoryGuard,
+    memory: memory::MemoryGuard,
     /// Epoch ticks the current event may still run.
     ticks_left: u64,
     /// The current event ran out of ticks.
@@ -170,37 +175,6 @@ impl WasiView for ObjectState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-/// Caps linear memory and tables, and remembers when the cap was hit so the trap that follows
-/// (a failed allocation usually aborts) can be reported as the memory limit.
-struct MemoryGuard {
-    limit: usize,
-    hit: bool,
-}
-
-impl ResourceLimiter for MemoryGuard {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            self.hit = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
 
@@ -239,16 +213,13 @@ impl Instance {
             storage: parts.storage,
             sockets: parts.sockets,
             identity,
-            memory: MemoryGuard {
-                limit: limits.memory_bytes,
-                hit: false,
-            },
+            memory: memory::MemoryGuard::new(limits.memory_bytes, limits.budget.clone()),
             ticks_left: ticks(limits.event_cpu),
             cpu_exhausted: false,
             has_alarm: code.has_alarm(),
         };
         let mut store = Store::new(code.pre.engine(), state);
-        store.limiter(|s| &mut s.memory);
+        store.limiter_async(|s| &mut s.memory);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
             if state.ticks_left == 0 {
@@ -256,7 +227,14 @@ impl Instance {
                 return Ok(UpdateDeadline::Interrupt);
             }
             state.ticks_left -= 1;
-            Ok(UpdateDeadline::Yield(1))
+            // Give the thread to every other ready task before running on: tokio's `yield_now`
+            // re-queues the task behind them, where a plain wake-up would put it in the worker's
+            // LIFO slot and run it again at once (a spinning guest then starved its neighbours).
+            // The next deadline is set when the guest resumes, so waiting is not charged to it.
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
         });
         store.set_epoch_deadline(1);
         let instantiated = async {
@@ -296,7 +274,7 @@ impl Instance {
                 limits,
             }),
             Err(error) => {
-                let error = classify(&error, store.data(), limits);
+                let error = classify(&error, store.data(), &limits);
                 let error = match error {
                     GuestError::Trap(reason) => GuestError::Instantiate(reason),
                     other => other,
@@ -322,7 +300,7 @@ impl Instance {
                 body: response.body.into(),
                 websocket: None,
             }),
-            Err(error) => Err(classify(&error, self.store.data(), self.limits)),
+            Err(error) => Err(classify(&error, self.store.data(), &self.limits)),
         }
     }
 
@@ -386,7 +364,7 @@ impl Instance {
     {
         self.start_event();
         let outcome = func.call_async(&mut self.store, params).await;
-        outcome.map_err(|error| classify(&error, self.store.data(), self.limits))
+        outcome.map_err(|error| classify(&error, self.store.data(), &self.limits))
     }
 
     /// Records which name addressed the object, for `state.name`.
@@ -414,6 +392,8 @@ impl Instance {
         let state = self.store.data_mut();
         state.ticks_left = ticks(self.limits.event_cpu);
         state.cpu_exhausted = false;
+        state.memory.hit_limit = false;
+        state.memory.hit_budget = false;
         self.store.set_epoch_deadline(1);
     }
 }
@@ -425,11 +405,13 @@ fn ticks(budget: Duration) -> u64 {
 /// Longest trap description passed to callers.
 const MAX_TRAP_TEXT: usize = 2048;
 
-fn classify(error: &wasmtime::Error, state: &ObjectState, limits: InstanceLimits) -> GuestError {
+fn classify(error: &wasmtime::Error, state: &ObjectState, limits: &InstanceLimits) -> GuestError {
     if state.cpu_exhausted {
         GuestError::CpuLimit(limits.event_cpu)
-    } else if state.memory.hit {
+    } else if state.memory.hit_limit {
         GuestError::MemoryLimit(limits.memory_bytes)
+    } else if state.memory.hit_budget {
+        GuestError::MemoryBudget(limits.budget.limit())
     } else {
         let mut text = format!("{error:#}");
         if text.len() > MAX_TRAP_TEXT {

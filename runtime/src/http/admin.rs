@@ -22,6 +22,7 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub token: Option<Arc<str>>,
     pub max_component_bytes: usize,
+    pub body_timeout: std::time::Duration,
 }
 
 pub async fn handle(state: AdminState, request: http::Request<Incoming>) -> http::Response<Body> {
@@ -39,7 +40,17 @@ async fn route(
         .map_err(|_| ApiError::NotFound("no such route".into()))?;
     let method = request.method().clone();
     match (route, method) {
-        (Admin::Healthz, Method::GET) => Ok(json(StatusCode::OK, &serde_json::json!({"ok": true}))),
+        (Admin::Healthz, Method::GET) => {
+            let problems = state.metrics.health.problems();
+            Ok(if problems.is_empty() {
+                json(StatusCode::OK, &serde_json::json!({"ok": true}))
+            } else {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({"ok": false, "problems": problems}),
+                )
+            })
+        }
         (Admin::Metrics, Method::GET) => {
             let mut response = http::Response::new(Body::from(state.metrics.render()));
             response.headers_mut().insert(
@@ -56,7 +67,13 @@ async fn route(
         )),
         (Admin::Class(name), Method::PUT) => {
             let (parts, body) = request.into_parts();
-            let bytes = read_body(&parts.headers, body, state.max_component_bytes).await?;
+            let bytes = read_body(
+                &parts.headers,
+                body,
+                state.max_component_bytes,
+                state.body_timeout,
+            )
+            .await?;
             let (info, created) = state.classes.put(name, bytes).await?;
             let status = if created {
                 StatusCode::CREATED
@@ -93,7 +110,13 @@ async fn route(
         )),
         (Admin::Migrations, Method::POST) => {
             let (parts, body) = request.into_parts();
-            let bytes = read_body(&parts.headers, body, MAX_MIGRATION_BYTES).await?;
+            let bytes = read_body(
+                &parts.headers,
+                body,
+                MAX_MIGRATION_BYTES,
+                state.body_timeout,
+            )
+            .await?;
             let migration: Migration = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::BadRequest(format!("not a migration: {e}")))?;
             let applied = state.classes.migrate(&migration).await?;
@@ -114,16 +137,42 @@ fn authorize(state: &AdminState, request: &http::Request<Incoming>) -> Result<()
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+    if !given.is_empty() && constant_time_eq(given.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 7235), the token is not.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+}
+
 /// Compares without an early exit, so the time taken does not reveal the token's prefix.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_is_not() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"ABC"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
 }

@@ -25,9 +25,18 @@ pub enum ApiError {
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
+    RequestTimeout(String),
+    /// A WebSocket handshake of a version other than 13 (RFC 6455 4.2.2).
+    #[error("{0}")]
+    UpgradeRequired(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// A failure whose details (a guest's trap with its wasm backtrace, an internal fault) are
+    /// for the operator: the client gets `public` and an error id, the log gets both.
+    #[error("{public}")]
+    Failed { public: String, detail: String },
 }
 
 impl ApiError {
@@ -38,17 +47,32 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
+        if let Self::Failed { public, detail } = self {
+            let id = error_id();
+            tracing::warn!(%status, error_id = %id, error = %detail, "request failed");
+            return json(
+                status,
+                &serde_json::json!({
+                    "error": format!("{public} (error id {id}; the runtime's log has the details)"),
+                    "error_id": id,
+                }),
+            );
+        }
         if status.is_server_error() {
             tracing::warn!(%status, error = %self, "request failed");
         }
-        let too_large = matches!(self, Self::PayloadTooLarge(_));
+        let too_large = matches!(self, Self::PayloadTooLarge(_) | Self::RequestTimeout(_));
+        let retry = matches!(self, Self::Unavailable(_));
+        let upgrade = matches!(self, Self::UpgradeRequired(_));
         let mut response = json(status, &serde_json::json!({ "error": self.to_string() }));
         if too_large {
             // The rest of the body was never read, so the connection cannot carry another
@@ -59,8 +83,26 @@ impl ApiError {
                 header::HeaderValue::from_static("close"),
             );
         }
+        if upgrade {
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                header::HeaderValue::from_static("13"),
+            );
+        }
+        if retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         response
     }
+}
+
+/// A short random id that ties a client's error to its log line.
+fn error_id() -> String {
+    let mut bytes = [0u8; 6];
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
 }
 
 /// A JSON response.
@@ -82,15 +124,26 @@ impl From<IdError> for ApiError {
 
 impl From<ObjectError> for ApiError {
     fn from(error: ObjectError) -> Self {
+        let failed = |public: &str, error: &ObjectError| Self::Failed {
+            public: public.to_string(),
+            detail: error.to_string(),
+        };
         match &error {
             ObjectError::UnknownClass(_) => Self::NotFound(error.to_string()),
             ObjectError::Overloaded(_)
             | ObjectError::TooManyLive(_)
+            | ObjectError::Guest(GuestError::MemoryBudget(_))
             | ObjectError::ShuttingDown => Self::Unavailable(error.to_string()),
-            ObjectError::Guest(GuestError::Instantiate(_)) => Self::Internal(error.to_string()),
-            ObjectError::Guest(_) | ObjectError::Commit(_) | ObjectError::BadUpgrade => {
-                Self::Internal(error.to_string())
+            // The limits say what happened and nothing about the code: shown as they are.
+            ObjectError::Guest(GuestError::CpuLimit(_) | GuestError::MemoryLimit(_))
+            | ObjectError::ResponseTooLarge { .. }
+            | ObjectError::BadUpgrade => Self::Internal(error.to_string()),
+            ObjectError::Guest(GuestError::Instantiate(_)) => {
+                failed("the object could not be instantiated", &error)
             }
+            ObjectError::Guest(_) => failed("the object failed (guest trap)", &error),
+            ObjectError::Commit(_) => failed("the event's writes could not be committed", &error),
+            ObjectError::Internal(_) => failed("internal error", &error),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! a `route::Ingress`, becomes an object `Request` and goes to the `Directory`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use http_body_util::Full;
@@ -14,14 +15,17 @@ use crate::class::LoadedClass;
 use crate::ids::ObjectId;
 use crate::object::{Directory, Request, Response};
 use crate::websocket::{self, SocketEvent};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 /// What the ingress handlers need.
 #[derive(Clone)]
 pub struct IngressState {
     pub directory: Directory,
     pub max_body: usize,
+    pub body_timeout: Duration,
     pub max_ws_message: usize,
+    /// The ingress connection cap: an accepted WebSocket holds one permit while open.
+    pub connections: Arc<Semaphore>,
     /// Turns true at shutdown: open WebSockets close with 1001.
     pub stop: watch::Receiver<bool>,
 }
@@ -40,11 +44,7 @@ async fn route(
     request: http::Request<Incoming>,
 ) -> Result<http::Response<Body>, ApiError> {
     let directory = &state.directory;
-    let route =
-        route::ingress(request.uri().path(), request.uri().query()).map_err(|e| match e {
-            route::RouteError::NotFound => ApiError::NotFound("no such route".into()),
-            route::RouteError::BadRequest(reason) => ApiError::BadRequest(reason),
-        })?;
+    let route = route::ingress(request.uri().path(), request.uri().query()).map_err(route_error)?;
     let classes = directory.classes();
     let class_of = |name: &crate::ids::ClassName| {
         classes
@@ -67,14 +67,8 @@ async fn route(
             let id = match *request.method() {
                 Method::POST => class.ids.new_unique(),
                 Method::GET => {
-                    let name = request
-                        .uri()
-                        .query()
-                        .and_then(|q| {
-                            form_urlencoded::parse(q.as_bytes())
-                                .find(|(k, _)| k == "name")
-                                .map(|(_, v)| v.into_owned())
-                        })
+                    let name = route::query_value(request.uri().query(), "name")
+                        .map_err(route_error)?
                         .ok_or_else(|| {
                             ApiError::BadRequest("GET /ids/{class} needs ?name=".into())
                         })?;
@@ -90,6 +84,13 @@ async fn route(
     }
 }
 
+fn route_error(error: route::RouteError) -> ApiError {
+    match error {
+        route::RouteError::NotFound => ApiError::NotFound("no such route".into()),
+        route::RouteError::BadRequest(reason) => ApiError::BadRequest(reason),
+    }
+}
+
 /// Delivers a request to an object; completes the WebSocket handshake if the object accepted.
 async fn to_object(
     state: &IngressState,
@@ -99,11 +100,19 @@ async fn to_object(
     mut request: http::Request<Incoming>,
     rest: &str,
 ) -> Result<http::Response<Body>, ApiError> {
-    let client_key = request.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+    let client_key = websocket_key(&request)?;
+    // A WebSocket outlives its request: it takes a connection permit of its own up front.
+    let permit =
+        match client_key {
+            Some(_) => Some(state.connections.clone().try_acquire_owned().map_err(|_| {
+                ApiError::Unavailable("too many open connections; retry later".into())
+            })?),
+            None => None,
+        };
     let on_upgrade = client_key
         .is_some()
         .then(|| hyper::upgrade::on(&mut request));
-    let object_request = object_request(request, rest, state.max_body).await?;
+    let object_request = object_request(request, rest, state.max_body, state.body_timeout).await?;
     let mut response = state
         .directory
         .fetch(class.clone(), id, name, object_request)
@@ -137,6 +146,7 @@ async fn to_object(
                     stop,
                 )
                 .await;
+                drop(permit);
             }
             Err(_) => {
                 let closed = SocketEvent::Closed {
@@ -164,9 +174,10 @@ async fn object_request(
     request: http::Request<Incoming>,
     rest: &str,
     max_body: usize,
+    body_timeout: Duration,
 ) -> Result<Request, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = read_body(&parts.headers, body, max_body).await?;
+    let body = read_body(&parts.headers, body, max_body, body_timeout).await?;
     let headers = parts
         .headers
         .iter()
@@ -183,6 +194,58 @@ async fn object_request(
         headers,
         body,
     })
+}
+
+/// The client's `Sec-WebSocket-Key` when the request asks for a WebSocket (`Upgrade:
+/// websocket`) and is a valid opening handshake (RFC 6455 4.2.1); `None` when it does not ask.
+/// A bad version is 426 with the supported one; anything else malformed is 400.
+fn websocket_key<B>(request: &http::Request<B>) -> Result<Option<HeaderValue>, ApiError> {
+    let headers = request.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has_token(header::UPGRADE, "websocket") {
+        return Ok(None);
+    }
+    let bad = |why: &str| {
+        Err(ApiError::BadRequest(format!(
+            "bad WebSocket handshake: {why}"
+        )))
+    };
+    if request.method() != Method::GET {
+        return bad("the method must be GET");
+    }
+    if request.version() != http::Version::HTTP_11 {
+        return bad("WebSockets need HTTP/1.1");
+    }
+    if !has_token(header::CONNECTION, "upgrade") {
+        return bad("`Connection` must include `Upgrade`");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Err(ApiError::UpgradeRequired(
+            "unsupported WebSocket version: only 13 is supported".into(),
+        ));
+    }
+    match headers.get(header::SEC_WEBSOCKET_KEY) {
+        Some(key) if is_websocket_key(key.as_bytes()) => Ok(Some(key.clone())),
+        _ => bad("`Sec-WebSocket-Key` must be 16 bytes in base64"),
+    }
+}
+
+/// Whether `key` is the base64 of 16 bytes: 22 base64 characters and `==`.
+fn is_websocket_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
 }
 
 fn into_http(response: Response) -> Result<http::Response<Body>, ApiError> {

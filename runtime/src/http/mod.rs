@@ -9,6 +9,7 @@ pub mod route;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,25 +17,59 @@ use http::header;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
+use crate::metrics::Metrics;
 use error::{ApiError, Body};
 
-/// How long shutdown waits for open connections to finish their requests.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How one listener treats its connections.
+#[derive(Clone)]
+pub struct Listening {
+    /// Time to send request headers; also the life of an idle keep-alive connection.
+    pub header_timeout: Duration,
+    /// One permit per open connection: the listener's connection cap.
+    pub connections: Arc<Semaphore>,
+    /// How long a shutdown waits for open requests before closing their connections.
+    pub drain_timeout: Duration,
+    pub metrics: Arc<Metrics>,
+}
 
-/// Serves `listener` with `handler` until `stop` turns true, then drains open connections.
-pub async fn serve<H, F>(listener: TcpListener, handler: H, stop: watch::Receiver<bool>)
-where
+/// What a client over the connection cap reads before its connection closes.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+retry-after: 1\r\nconnection: close\r\ncontent-length: 51\r\n\r\n\
+{\"error\":\"too many open connections; retry later\"}\n";
+/// How long writing that answer may take.
+const REFUSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Serves `listener` with `handler` until `stop` turns true, then drains open connections for at
+/// most the drain timeout and closes what is left.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    handler: H,
+    stop: watch::Receiver<bool>,
+    listening: Listening,
+) where
     H: Fn(http::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = http::Response<Body>> + Send + 'static,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(listening.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(listening.header_timeout)
+        .keep_alive_timeout(listening.header_timeout);
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     let stopped = stopped(stop);
     tokio::pin!(stopped);
     loop {
@@ -43,10 +78,16 @@ where
                 let (stream, _) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
+                        // Out of file descriptors, most likely: wait for some to close.
                         tracing::warn!(%error, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
+                };
+                let Ok(permit) = listening.connections.clone().try_acquire_owned() else {
+                    listening.metrics.connections_refused.inc();
+                    connections.spawn(refuse(stream));
+                    continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
@@ -54,26 +95,65 @@ where
                     let handler = handler.clone();
                     async move { Ok::<_, Infallible>(handler(request).await) }
                 });
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(error = %error, "connection ended with an error");
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
+                let header_timeout = listening.header_timeout;
+                connections.spawn(async move {
+                    if sent_first_bytes(&stream, header_timeout).await {
+                        let connection = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        if let Err(error) = watcher.watch(connection.into_owned()).await {
+                            tracing::debug!(error = %error, "connection ended with an error");
+                        }
                     }
+                    drop(permit);
                 });
             }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = &mut stopped => break,
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    if tokio::time::timeout(listening.drain_timeout, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after the drain timeout");
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the drain timeout; closing them"
+        );
     }
+    // Whatever is left (a client that never finishes its request) is cut off: its task holds
+    // handles on the runtime, which could otherwise never finish stopping.
+    connections.shutdown().await;
+}
+
+/// Waits, at most `deadline`, until the client has sent enough to tell HTTP/1 from HTTP/2.
+/// hyper-util's `auto` builder sniffs the version before hyper's own header timeout starts, with
+/// no deadline of its own, so a client that sends nothing would otherwise be kept forever.
+/// `false`: the client went away or stayed silent; close the connection.
+async fn sent_first_bytes(stream: &TcpStream, deadline: Duration) -> bool {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let sniff = async {
+        let mut buf = [0u8; 24];
+        loop {
+            match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) if n == PREFACE.len() || buf[..n] != PREFACE[..n] => return true,
+                // A prefix of the HTTP/2 preface: peek would return the same bytes at once.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    };
+    tokio::time::timeout(deadline, sniff).await.unwrap_or(false)
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(REFUSE_TIMEOUT, async {
+        stream.write_all(REFUSED).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -86,8 +166,24 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 const DRAIN_BYTES: usize = 256 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 
-/// Reads a whole body of at most `max` bytes; more is a 413.
+/// Reads a whole body of at most `max` bytes within `timeout`; more is a 413, slower a 408.
 pub async fn read_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(timeout, read_limited(headers, body, max))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::RequestTimeout(format!(
+                "the request body was not received within {} ms",
+                timeout.as_millis()
+            )))
+        })
+}
+
+async fn read_limited(
     headers: &http::HeaderMap,
     mut body: Incoming,
     max: usize,

@@ -100,6 +100,23 @@ fn split_segments(path: &str, n: usize) -> (Vec<&str>, &str) {
     (head, rest)
 }
 
+/// The value of `key` in a query string (form encoding: `+` is a space), decoded strictly: a
+/// value that is not UTF-8 once percent-decoded is a bad request, as a path segment is.
+pub fn query_value(query: Option<&str>, key: &str) -> Result<Option<String>, RouteError> {
+    for pair in query.unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if form_decode(k)? == key {
+            return form_decode(v).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+fn form_decode(part: &str) -> Result<String, RouteError> {
+    decode(&part.replace('+', " "))
+        .map_err(|_| RouteError::BadRequest("query value is not valid UTF-8".into()))
+}
+
 fn decode(segment: &str) -> Result<String, RouteError> {
     percent_decode_str(segment)
         .decode_utf8()
@@ -182,5 +199,34 @@ mod tests {
             Ok(Admin::Class(class("Counter")))
         );
         assert_eq!(admin("/classes/Counter/x"), Err(RouteError::NotFound));
+    }
+
+    #[test]
+    fn query_values_decode_strictly() {
+        assert_eq!(
+            query_value(Some("a=1&name=x+y%21"), "name"),
+            Ok(Some("x y!".into()))
+        );
+        assert_eq!(query_value(Some("a=1"), "name"), Ok(None));
+        assert_eq!(query_value(None, "name"), Ok(None));
+        assert_eq!(query_value(Some("name"), "name"), Ok(Some(String::new())));
+        assert_eq!(
+            query_value(Some("name=%E2%9C%93"), "name"),
+            Ok(Some("\u{2713}".into()))
+        );
+        for bad in ["name=%FF", "name=%FE", "name=%C3"] {
+            assert!(
+                matches!(
+                    query_value(Some(bad), "name"),
+                    Err(RouteError::BadRequest(_))
+                ),
+                "{bad}"
+            );
+        }
+        // U+FFFD itself is a valid name, distinct from the invalid bytes above.
+        assert_eq!(
+            query_value(Some("name=%EF%BF%BD"), "name"),
+            Ok(Some("\u{FFFD}".into()))
+        );
     }
 }

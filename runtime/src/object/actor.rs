@@ -13,8 +13,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::directory::{ObjectKey, Shared};
@@ -149,7 +149,11 @@ impl Actor {
                         self.shared.metrics.queued_events.dec();
                         // Boxed so that an idle actor's task stays small (the event's future
                         // exists only while the event runs): ~5 KiB less per live object.
-                        Box::pin(self.handle(*envelope)).await;
+                        let event = std::panic::AssertUnwindSafe(Box::pin(self.handle(*envelope)));
+                        if let Err(panic) = event.catch_unwind().await {
+                            let cause = crate::metrics::panic_text(panic.as_ref());
+                            self.recover_from_panic(cause).await;
+                        }
                     }
                     None => break,
                 },
@@ -202,6 +206,7 @@ impl Actor {
                 if let Some(name) = name {
                     self.name.get_or_insert(name);
                 }
+                injected_fault(&request);
                 let outcome = self.fetch(request).await;
                 let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
             }
@@ -216,6 +221,33 @@ impl Actor {
             }
             Envelope::SocketOpened { id, tx } => self.sockets().connected(id, tx),
             Envelope::Socket { id, event } => self.socket_event(id, event).await,
+        }
+    }
+
+    /// After a panic inside the runtime while running an event (a bug, or storage damage that
+    /// redb panics on): the caller already got an internal error (its reply was dropped), the
+    /// runtime reports itself unhealthy, and the object starts over from durable storage — once
+    /// its commits in flight have landed, so the fresh view misses none of them.
+    async fn recover_from_panic(&mut self, cause: String) {
+        tracing::error!(class = %self.class.name, object = %self.key.id, %cause, "internal error while running an event; object reset");
+        let metrics = &self.shared.metrics;
+        metrics.internal_errors.inc();
+        metrics.health.report(format!(
+            "internal error in an object of {}: {cause}",
+            self.class.name
+        ));
+        let sockets = match self.body.take() {
+            Some(Body::Cold(parts)) => parts.sockets,
+            Some(Body::Live(instance)) => instance.into_parts().sockets,
+            None => Sockets::new(self.shared.socket_limits),
+        };
+        let storage = new_parts(&self.shared, &self.class, &self.key).storage;
+        self.body = Some(Body::Cold(ObjectParts { storage, sockets }));
+        // The old view's commits: awaited (the fresh view must not read before they land), and
+        // ignored (they belong to the old generation).
+        self.generation += 1;
+        while let Some((generation, seq, outcome)) = self.commits.next().await {
+            self.on_commit(generation, seq, outcome);
         }
     }
 
@@ -376,10 +408,22 @@ impl Actor {
     async fn fetch(&mut self, request: Request) -> Result<Response, ObjectError> {
         self.follow_class()?;
         let upgrade = request.is_upgrade();
+        let max_response = self.shared.limits.max_response_body_bytes;
         let instance = self.instance().await?;
         instance.storage().begin_event();
         instance.sockets().begin_event(upgrade);
         match instance.fetch(request).await {
+            Ok(response) if response.body.len() > max_response => {
+                // Undeliverable: the event fails as a trap does (writes dropped, instance reset,
+                // so its memory agrees with storage again).
+                let actual = response.body.len();
+                tracing::warn!(class = %self.class.name, object = %self.key.id, actual, "response body over the limit; instance reset");
+                self.drop_instance();
+                Err(ObjectError::ResponseTooLarge {
+                    limit: max_response,
+                    actual,
+                })
+            }
             Ok(mut response) => {
                 let switching = response.status == 101;
                 let (accepted, messages) = instance.sockets().finish_event(switching);
@@ -433,6 +477,7 @@ impl Actor {
             let limits = InstanceLimits {
                 event_cpu: self.shared.limits.event_cpu,
                 memory_bytes: self.shared.limits.instance_memory_bytes,
+                budget: self.shared.memory.clone(),
             };
             let started = Instant::now();
             match Instance::new(&self.class.code, identity, parts, limits).await {
@@ -518,7 +563,7 @@ impl Actor {
                 let sockets = match self.body.take() {
                     Some(Body::Cold(parts)) => parts.sockets,
                     Some(Body::Live(instance)) => instance.into_parts().sockets,
-                    None => Sockets::new(self.shared.max_ws_message_bytes),
+                    None => Sockets::new(self.shared.socket_limits),
                 };
                 let storage = new_parts(&self.shared, &self.class, &self.key).storage;
                 self.body = Some(Body::Cold(ObjectParts { storage, sockets }));
@@ -540,6 +585,22 @@ impl Actor {
     }
 }
 
+/// Fault injection for the tests of internal-error handling, in debug builds only: with
+/// `DURO_FAULT_INJECTION` set in the environment, a request carrying the header
+/// `x-duro-fault: panic` panics inside the actor, as a bug or a storage panic would.
+fn injected_fault(request: &Request) {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("DURO_FAULT_INJECTION").is_some()
+        && request
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-duro-fault" && v == "panic")
+    {
+        panic!("injected fault (x-duro-fault: panic)");
+    }
+    let _ = request;
+}
+
 fn new_parts(shared: &Shared, class: &LoadedClass, key: &ObjectKey) -> ObjectParts {
     ObjectParts {
         storage: ObjectStorage::new(
@@ -547,6 +608,6 @@ fn new_parts(shared: &Shared, class: &LoadedClass, key: &ObjectKey) -> ObjectPar
             schema::object_prefix(class.incarnation, &key.id),
             &shared.limits,
         ),
-        sockets: Sockets::new(shared.max_ws_message_bytes),
+        sockets: Sockets::new(shared.socket_limits),
     }
 }

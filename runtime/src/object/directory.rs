@@ -16,12 +16,13 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use super::actor::{Actor, Envelope};
 use super::reaper::Reaper;
 use super::{AlarmOutcome, ObjectError, Request, Response};
+use crate::abi::MemoryBudget;
 use crate::class::{Classes, LoadedClass};
 use crate::config::Limits;
 use crate::ids::ObjectId;
 use crate::metrics::Metrics;
 use crate::storage::Committer;
-use crate::websocket::{Outgoing, SocketEvent, SocketId, SocketOwner};
+use crate::websocket::{Outgoing, SocketEvent, SocketId, SocketLimits, SocketOwner};
 
 /// Shards of the directory map; spreads lock contention across cores.
 const SHARDS: usize = 64;
@@ -64,12 +65,15 @@ pub(super) struct Shared {
     pub limits: Limits,
     pub idle_timeout: Duration,
     pub hibernate_after: Duration,
-    pub max_ws_message_bytes: usize,
+    pub socket_limits: SocketLimits,
     pub metrics: Arc<Metrics>,
     /// One permit per live actor: the bound on live objects.
     pub live: Arc<Semaphore>,
-    /// Signalled when the bound is reached: idle actors retire to make room.
-    pub pressure: Notify,
+    /// Signalled when the live bound or the memory budget is reached: idle actors retire to
+    /// make room.
+    pub pressure: Arc<Notify>,
+    /// Linear memory of all live instances together.
+    pub memory: Arc<MemoryBudget>,
     /// Held by every actor; `shutdown` waits until all are dropped.
     pub actors_done: mpsc::Sender<()>,
     /// Drops retired actors off the async threads.
@@ -107,14 +111,24 @@ impl Directory {
         metrics: Arc<Metrics>,
     ) -> (Self, ActorsStopped) {
         let (actors_done, stopped) = mpsc::channel(1);
+        let pressure = Arc::new(Notify::new());
         let shared = Shared {
+            memory: MemoryBudget::new(
+                limits.memory_budget_bytes,
+                pressure.clone(),
+                metrics.instance_memory_bytes.clone(),
+            ),
             classes,
             committer,
             db,
             live: Arc::new(Semaphore::new(limits.max_live_objects)),
             hibernate_after,
-            max_ws_message_bytes: limits.max_ws_message_bytes,
-            pressure: Notify::new(),
+            socket_limits: SocketLimits {
+                max_message_bytes: limits.max_ws_message_bytes,
+                max_event_outbox_bytes: limits.max_event_outbox_bytes,
+                max_sockets: limits.max_sockets_per_object,
+            },
+            pressure,
             limits,
             idle_timeout,
             metrics,
@@ -161,8 +175,18 @@ impl Directory {
             },
         )
         .await?;
-        let gated = answer.await.map_err(|_| ObjectError::ShuttingDown)?;
+        let gated = answer.await.map_err(|_| self.dropped_reply())?;
         gated.release().await?
+    }
+
+    /// Why an actor dropped an event's reply: the runtime is stopping, or the event hit an
+    /// internal error (the actor logged it and reset the object).
+    fn dropped_reply(&self) -> ObjectError {
+        if self.shared.closing.load(Ordering::SeqCst) {
+            ObjectError::ShuttingDown
+        } else {
+            ObjectError::Internal("the event failed inside the runtime".into())
+        }
     }
 
     /// Stops accepting events and lets every actor finish what is queued, then stop.
@@ -192,7 +216,7 @@ impl Directory {
             reply,
         };
         self.deliver(key, class, envelope).await?;
-        let gated = answer.await.map_err(|_| ObjectError::ShuttingDown)?;
+        let gated = answer.await.map_err(|_| self.dropped_reply())?;
         Ok(gated.release().await?)
     }
 

@@ -83,4 +83,9 @@ pub enum ObjectError {
     ShuttingDown,
     #[error("the object answered 101 without accepting a WebSocket")]
     BadUpgrade,
+    #[error("the object's response body is {actual} bytes, over the limit of {limit}")]
+    ResponseTooLarge { limit: usize, actual: usize },
+    /// A fault of the runtime itself (a panic while running the event); the object was reset.
+    #[error("internal error: {0}")]
+    Internal(String),
 }

@@ -191,12 +191,27 @@ impl GroupWriter {
                     Err(_) => break,
                 }
             }
-            self.commit_group(group);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.commit_group(group);
+            }));
+            if let Err(panic) = caught {
+                // The group's callers got "the storage writer stopped" (their senders were
+                // dropped); nothing more may be written on top of a half-done transaction.
+                let error = CommitError::new(format!(
+                    "the storage writer panicked: {}",
+                    crate::metrics::panic_text(panic.as_ref())
+                ));
+                tracing::error!(%error, "every later write fails until a restart");
+                self.metrics.storage_writer_ok.set(0);
+                self.metrics.internal_errors.inc();
+                self.metrics.health.report(error.to_string());
+                self.failed = Some(error);
+            }
         }
-        // Shutting down: checkpoint what only the log holds, so the next start replays nothing.
+        // Shutting down: checkpoint what only the log holds and mark the stop clean, so the next
+        // start replays nothing (and knows a missing log lost nothing).
         if self.failed.is_none()
-            && !self.log.is_empty()
-            && let Err(error) = self.commit(&[], true)
+            && let Err(error) = self.final_checkpoint()
         {
             tracing::error!(%error, "final checkpoint failed; the next start replays the log");
         }
@@ -235,6 +250,10 @@ impl GroupWriter {
             Err(error) => {
                 tracing::error!(%error, writes = group.len(), "group commit failed; every later write fails until a restart");
                 self.metrics.commit_failures.inc();
+                self.metrics.storage_writer_ok.set(0);
+                self.metrics.health.report(format!(
+                    "the storage writer failed and every write fails until a restart: {error}"
+                ));
                 self.failed = Some(error.clone());
                 for request in group {
                     let _ = request.done.send(Err(error.clone()));
@@ -260,7 +279,9 @@ impl GroupWriter {
         if logged.is_some() {
             txn.set_durability(Durability::None).map_err(|e| fail(&e))?;
         } else {
-            self.log.stamp_checkpoint(&txn).map_err(|e| fail(&e))?;
+            self.log
+                .stamp_checkpoint(&txn, false)
+                .map_err(|e| fail(&e))?;
         }
         match key_ordered(ops()) {
             Some(ordered) => apply_ops(&txn, ordered.into_iter()),
@@ -273,6 +294,16 @@ impl GroupWriter {
             self.last_checkpoint = Instant::now();
             self.metrics.checkpoints.inc();
         }
+        Ok(())
+    }
+}
+
+impl GroupWriter {
+    fn final_checkpoint(&mut self) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        self.log.stamp_checkpoint(&txn, true)?;
+        txn.commit()?;
+        self.log.checkpointed();
         Ok(())
     }
 }

@@ -6,6 +6,8 @@
 
 mod commit;
 mod object;
+#[cfg(test)]
+mod powercut;
 pub mod schema;
 mod wal;
 
@@ -15,7 +17,7 @@ use std::sync::Arc;
 pub use commit::{CommitError, Committer, CommitterThread, Durable, Gated, WriteOp};
 pub use object::{EventWrites, ListOptions, ObjectStorage, StorageError};
 use redb::{Database, ReadableDatabase};
-pub use wal::{Log, RecoverError, Recovery, WAL_FILE};
+pub use wal::{Log, LogDamage, LogFile, RecoverError, Recovery, WAL_FILE};
 
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "duro.redb";

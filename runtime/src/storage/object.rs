@@ -75,6 +75,13 @@ struct Layer {
     /// The alarm as this layer left it: `None` untouched, `Some(None)` deleted, `Some(Some(t))`
     /// set for `t`.
     alarm: Option<Option<i64>>,
+    /// Bytes (keys + values) held in `writes`.
+    bytes: usize,
+}
+
+/// What one write holds in a write set.
+fn write_size(key: &[u8], value: Option<&Bytes>) -> usize {
+    key.len() + value.map_or(0, Bytes::len)
 }
 
 struct Cached {
@@ -92,6 +99,7 @@ pub struct ObjectStorage {
     max_value_bytes: usize,
     max_batch_keys: usize,
     max_list_bytes: usize,
+    max_event_write_bytes: usize,
     /// Known values (clean or not yet durable), including known absences.
     cache: BTreeMap<Vec<u8>, Cached>,
     cache_bytes: usize,
@@ -117,6 +125,7 @@ impl ObjectStorage {
             max_value_bytes: limits.max_value_bytes,
             max_batch_keys: limits.max_batch_keys,
             max_list_bytes: limits.max_list_bytes,
+            max_event_write_bytes: limits.max_event_write_bytes,
             cache: BTreeMap::new(),
             cache_bytes: 0,
             pending_clear: None,
@@ -218,6 +227,7 @@ impl ObjectStorage {
     pub fn put(&mut self, key: &str, value: Bytes) -> Result<(), StorageError> {
         self.check_key(key)?;
         self.check_value(&value)?;
+        self.check_write_set(write_size(key.as_bytes(), Some(&value)))?;
         self.write(key, Some(value));
         Ok(())
     }
@@ -225,10 +235,13 @@ impl ObjectStorage {
     /// All or nothing: every entry is checked before any is written.
     pub fn put_many(&mut self, entries: Vec<(String, Bytes)>) -> Result<(), StorageError> {
         self.check_batch(entries.len())?;
+        let mut size = 0;
         for (key, value) in &entries {
             self.check_key(key)?;
             self.check_value(value)?;
+            size += write_size(key.as_bytes(), Some(value));
         }
+        self.check_write_set(size)?;
         for (key, value) in entries {
             self.write(&key, Some(value));
         }
@@ -237,6 +250,7 @@ impl ObjectStorage {
 
     pub fn delete(&mut self, key: &str) -> Result<bool, StorageError> {
         self.check_key(key)?;
+        self.check_write_set(key.len())?;
         let existed = self.read(key.as_bytes())?.is_some();
         self.write(key, None);
         Ok(existed)
@@ -245,6 +259,7 @@ impl ObjectStorage {
     pub fn delete_many(&mut self, keys: &[String]) -> Result<u32, StorageError> {
         self.check_batch(keys.len())?;
         keys.iter().try_for_each(|k| self.check_key(k))?;
+        self.check_write_set(keys.iter().map(String::len).sum())?;
         let mut existed = 0;
         for key in keys {
             if self.read(key.as_bytes())?.is_some() {
@@ -258,6 +273,7 @@ impl ObjectStorage {
     pub fn delete_all(&mut self) -> Result<(), StorageError> {
         let top = self.top()?;
         top.writes.clear();
+        top.bytes = 0;
         top.cleared = true;
         Ok(())
     }
@@ -284,9 +300,17 @@ impl ObjectStorage {
             .expect("checked: at least two layers");
         if inner.cleared {
             outer.writes.clear();
+            outer.bytes = 0;
             outer.cleared = true;
         }
-        outer.writes.extend(inner.writes);
+        for (key, value) in inner.writes {
+            let size = write_size(&key, value.as_ref());
+            let key_len = key.len();
+            outer.bytes += size;
+            if let Some(old) = outer.writes.insert(key, value) {
+                outer.bytes -= key_len + old.as_ref().map_or(0, Bytes::len);
+            }
+        }
         if inner.alarm.is_some() {
             outer.alarm = inner.alarm;
         }
@@ -440,8 +464,24 @@ impl ObjectStorage {
 
     fn write(&mut self, key: &str, value: Option<Bytes>) {
         if let Some(top) = self.layers.last_mut() {
-            top.writes.insert(key.as_bytes().to_vec(), value);
+            top.bytes += write_size(key.as_bytes(), value.as_ref());
+            if let Some(old) = top.writes.insert(key.as_bytes().to_vec(), value) {
+                top.bytes -= write_size(key.as_bytes(), old.as_ref());
+            }
         }
+    }
+
+    /// Whether `more` bytes still fit in the running event's write set.
+    fn check_write_set(&self, more: usize) -> Result<(), StorageError> {
+        let total = self.layers.iter().map(|l| l.bytes).sum::<usize>() + more;
+        if total > self.max_event_write_bytes {
+            return Err(StorageError::InvalidArgument(format!(
+                "this event's writes would hold {total} bytes, over the limit of {} bytes one \
+                 event may write",
+                self.max_event_write_bytes
+            )));
+        }
+        Ok(())
     }
 
     fn top(&mut self) -> Result<&mut Layer, StorageError> {
