@@ -182,7 +182,6 @@ struct GroupWriter {
 
 impl GroupWriter {
     fn run(mut self, mut rx: mpsc::Receiver<CommitRequest>) {
-        no_wakeup_preemption();
         while let Some(first) = rx.blocking_recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP_REQUESTS {
@@ -528,21 +527,6 @@ impl<T> Gated<T> {
         Ok(self.value)
     }
 }
-
-/// Puts the calling thread (the writer) in Linux's `SCHED_BATCH` class: when an event hands it
-/// writes, its wake-up no longer preempts the thread that handed them over (that thread goes on
-/// to send the event's reply; the writer runs on the other core or right after). Measured:
-/// cold activation p50 172 -> 147-158 µs, scenario b unchanged. Best effort: a refusal changes
-/// nothing but timing.
-#[cfg(target_os = "linux")]
-fn no_wakeup_preemption() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a syscall on the calling thread (pid 0) with a valid, initialized parameter.
-    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
-}
-
-#[cfg(not(target_os = "linux"))]
-fn no_wakeup_preemption() {}
 
 /// A put of `value` under `key` in the data table (tests of the commit path and the log).
 #[cfg(test)]
