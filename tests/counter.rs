@@ -62,7 +62,7 @@ async fn unknown_class_route_and_path_are_404() {
     // The guest's own 404 passes through unchanged.
     assert_eq!(
         s.get("/objects/Counter/a/nope").await,
-        (StatusCode::NOT_FOUND, json!("not found"))
+        (StatusCode::NOT_FOUND, json!("Not found"))
     );
 }
 

@@ -4,22 +4,24 @@
 //! `schema::ALARM_SCHEDULE`), written atomically with the event that set it. The scheduler keeps
 //! no timer per alarm: it reads the earliest due entries from the index, delivers each as an
 //! alarm event to its object (activating it if needed), and sleeps until the next entry or until
-//! a commit sets an earlier one. A failed alarm is retried with exponential backoff; an alarm that
-//! was running when the runtime died is still in the index and fires again after a restart
-//! (at-least-once).
+//! a commit sets an earlier one. A failed alarm is retried with exponential backoff; the retry
+//! (its number and time) is stored with the alarm, so a restart continues the backoff. An alarm
+//! that was running when the runtime died is still in the index and fires again after a restart
+//! (at-least-once). Time comes from a [`Clock`]: the wall clock, or in tests a manual one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::time::Instant;
 
 use crate::class::Classes;
+use crate::clock::Clock;
 use crate::ids::ObjectId;
 use crate::metrics::Metrics;
 use crate::object::{AlarmOutcome, Directory};
+use crate::storage::schema::AlarmRetry;
 use crate::storage::{Committer, WriteOp, schema};
 
 /// Most alarm events in flight at once; bounds the activations a burst of due alarms causes.
@@ -55,13 +57,6 @@ impl RetryPolicy {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// One scheduled alarm, as the index holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Due {
@@ -73,7 +68,8 @@ struct Due {
 /// A retry waiting for its backoff.
 struct Retry {
     due: Due,
-    when: Instant,
+    /// Clock time (epoch ms) of the attempt.
+    when_ms: i64,
     retry_count: u32,
 }
 
@@ -104,6 +100,7 @@ pub struct Scheduler {
     pub policy: RetryPolicy,
     pub wake: AlarmWake,
     pub metrics: Arc<Metrics>,
+    pub clock: Clock,
 }
 
 impl Scheduler {
@@ -112,13 +109,19 @@ impl Scheduler {
         tokio::pin!(stopped);
         let (done_tx, mut done_rx) = mpsc::channel::<(Due, u32, Attempt)>(MAX_IN_FLIGHT);
         let mut in_flight: HashSet<Vec<u8>> = HashSet::new();
-        let mut retries: HashMap<Vec<u8>, Retry> = HashMap::new();
+        let mut retries = match self.stored_retries() {
+            Ok(retries) => retries,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the stored alarm retries; they start over");
+                HashMap::new()
+            }
+        };
         loop {
             // Fire retries whose backoff is over.
-            let now = Instant::now();
+            let now = self.clock.now_ms();
             let ready: Vec<Vec<u8>> = retries
                 .iter()
-                .filter(|(_, r)| r.when <= now)
+                .filter(|(_, r)| r.when_ms <= now)
                 .map(|(k, _)| k.clone())
                 .collect();
             for object in ready {
@@ -132,7 +135,7 @@ impl Scheduler {
             // Fire due alarms from the index.
             let busy = |o: &[u8]| in_flight.contains(o) || retries.contains_key(o);
             let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
-            let (due, next_at) = match self.read_due(now_ms(), room, &busy) {
+            let (due, next_at) = match self.read_due(now, room, &busy) {
                 Ok(found) => found,
                 Err(error) => {
                     tracing::error!(%error, "cannot read the alarm schedule");
@@ -144,16 +147,16 @@ impl Scheduler {
                 self.fire(due, 0, &done_tx);
             }
             // Sleep until the next alarm, the next retry, a wake-up or a completion.
-            let mut sleep = MAX_SLEEP;
+            let max_sleep = i64::try_from(MAX_SLEEP.as_millis()).unwrap_or(i64::MAX);
+            let mut wake_at = now.saturating_add(max_sleep);
             if let Some(at) = next_at {
-                let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
-                sleep = sleep.min(Duration::from_millis(wait));
+                wake_at = wake_at.min(at);
             }
-            if let Some(first) = retries.values().map(|r| r.when).min() {
-                sleep = sleep.min(first.saturating_duration_since(Instant::now()));
+            if let Some(first) = retries.values().map(|r| r.when_ms).min() {
+                wake_at = wake_at.min(first);
             }
             tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
+                () = self.clock.sleep_until(wake_at) => {}
                 () = self.wake.0.notified() => {}
                 Some((due, retry_count, outcome)) = done_rx.recv() => {
                     in_flight.remove(&due.object);
@@ -166,6 +169,33 @@ impl Scheduler {
         }
     }
 
+    /// The retries stored with their alarms (a restart continues their backoff), keyed by object.
+    fn stored_retries(&self) -> Result<HashMap<Vec<u8>, Retry>, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(schema::ALARM_RETRIES)?;
+        let mut retries = HashMap::new();
+        for entry in table.iter()? {
+            let (object, value) = entry?;
+            let Some(retry) = AlarmRetry::decode(value.value()) else {
+                continue;
+            };
+            let object = object.value().to_vec();
+            let due = Due {
+                at_ms: retry.at_ms,
+                object: object.clone(),
+            };
+            retries.insert(
+                object,
+                Retry {
+                    due,
+                    when_ms: retry.not_before_ms,
+                    retry_count: retry.retry_count,
+                },
+            );
+        }
+        Ok(retries)
+    }
+
     /// Delivers one alarm event; its outcome comes back on `done`.
     fn fire(&self, due: Due, retry_count: u32, done: &mpsc::Sender<(Due, u32, Attempt)>) {
         let directory = self.directory.clone();
@@ -173,7 +203,7 @@ impl Scheduler {
         let done = done.clone();
         let last_attempt = retry_count >= self.policy.max_retries;
         if retry_count == 0 {
-            let late_ms = now_ms().saturating_sub(due.at_ms).max(0);
+            let late_ms = self.clock.now_ms().saturating_sub(due.at_ms).max(0);
             self.metrics
                 .alarm_lateness_seconds
                 .observe(late_ms as f64 / 1e3);
@@ -210,11 +240,26 @@ impl Scheduler {
                 let retry_count = retry_count + 1;
                 let delay = self.policy.delay(retry_count);
                 tracing::warn!(%error, retry_count, ?delay, "alarm failed; retrying");
-                Some(Retry {
-                    when: Instant::now() + delay,
+                let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+                let retry = Retry {
+                    when_ms: self.clock.now_ms().saturating_add(delay_ms),
                     due,
                     retry_count,
-                })
+                };
+                // Stored with the alarm: a restart continues this backoff.
+                let stored = AlarmRetry {
+                    at_ms: retry.due.at_ms,
+                    retry_count,
+                    not_before_ms: retry.when_ms,
+                };
+                let op = WriteOp::RecordAlarmRetry {
+                    object: retry.due.object.clone(),
+                    retry: stored,
+                };
+                if let Err(error) = self.committer.submit(vec![op]).await.wait().await {
+                    tracing::error!(%error, "cannot store an alarm's retry");
+                }
+                Some(retry)
             }
             AlarmOutcome::Failed(error) => {
                 // The object deleted it on this last attempt.

@@ -38,6 +38,8 @@ pub struct Config {
     pub accept_log_damage: bool,
     /// Connection handling of both listeners.
     pub http: HttpLimits,
+    /// The time alarms and guests see: the system clock, or a manual one in tests.
+    pub clock: crate::clock::Clock,
 }
 
 /// Timeouts and connection caps of the two listeners.
@@ -85,6 +87,7 @@ impl Config {
             checkpoint_interval: Duration::from_secs(1),
             accept_log_damage: false,
             http: HttpLimits::default(),
+            clock: crate::clock::Clock::system(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! duro: a Durable Objects runtime for WebAssembly components.
 //!
 //! # Layout
-//! - [`config`]: settings and limits.
+//! - [`config`]: settings and limits. [`clock`]: the time alarms and guests see.
 //! - [`ids`]: class names and object ids (`id-from-name`, `new-unique-id`, `id-from-string`).
 //! - [`engine`]: wasmtime configuration, epoch ticker, compiling components (with a cache).
 //! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
@@ -34,6 +34,7 @@ pub mod abi;
 pub mod alarm;
 pub mod class;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod engine;
@@ -145,9 +146,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         classes.clone(),
         committer.clone(),
         db.clone(),
-        config.limits.clone(),
-        config.idle_timeout,
-        config.hibernate_after,
+        &config,
         metrics.clone(),
     );
 
@@ -188,17 +187,20 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         ingress_listening,
     ));
     let scheduler = alarm::Scheduler {
-        db,
+        db: db.clone(),
         directory: directory.clone(),
         classes: classes.clone(),
         committer,
         policy: config.alarm_retry,
         wake: alarm_wake,
         metrics: metrics.clone(),
+        clock: config.clock.clone(),
     };
     let scheduler_task = tokio::spawn(scheduler.run(stopped.clone()));
     let admin_state = AdminState {
         classes: classes.clone(),
+        db: db.clone(),
+        data_dir: config.data_dir.clone(),
         metrics: metrics.clone(),
         token: config.admin_token.as_deref().map(Arc::from),
         max_component_bytes: config.limits.max_component_bytes,

@@ -3,7 +3,7 @@
 //! - `/increment`: adds one and returns `{"count": n}`
 //! - `/get`: returns `{"count": n}` (0 when never incremented)
 //! - `/reset`: deletes the count and returns `{"count": 0}`
-//! - anything else: 404 "not found"
+//! - anything else: 404 "Not found" (the seed's text)
 //!
 //! Build: `cargo build -p duro-example-counter --target wasm32-wasip2 --profile guest`.
 
@@ -34,7 +34,7 @@ impl DurableObject for Counter {
                 storage.delete("count")?;
                 Response::json(&json!({ "count": 0 }))
             }
-            _ => Ok(Response::text(404, "not found")),
+            _ => Ok(Response::text(404, "Not found")),
         }
     }
 }

@@ -38,7 +38,7 @@ impl DurableObject for Scheduler {
                 "expiredData": storage.get::<serde_json::Value>("expired-data")?,
                 "runs": storage.get::<u64>("runs")?.unwrap_or(0),
             })),
-            _ => Ok(Response::text(404, "not found")),
+            _ => Ok(Response::text(404, "Not found")),
         }
     }
 

@@ -127,6 +127,8 @@ pub struct InstanceLimits {
     pub event_cpu: Duration,
     pub memory_bytes: usize,
     pub budget: Arc<MemoryBudget>,
+    /// The wall clock the guest sees (installed only when it is not the system's).
+    pub clock: crate::clock::Clock,
 }
 
 /// Why a guest call failed. After any of these the instance must be discarded.
@@ -197,7 +199,11 @@ impl Instance {
         limits: InstanceLimits,
     ) -> Result<Self, (ObjectParts, GuestError)> {
         let object = identity.id.to_hex();
-        let wasi = WasiCtx::builder()
+        let mut wasi = WasiCtx::builder();
+        if limits.clock.is_manual() {
+            wasi.wall_clock(limits.clock.clone());
+        }
+        let wasi = wasi
             .stdout(log::GuestLog {
                 stream: "stdout",
                 class: identity.class.clone(),

@@ -1,10 +1,16 @@
-//! The admin listener: upload, list and delete classes; apply migrations; health and metrics.
-//! Every route requires the bearer token when one is configured.
+//! The admin listener: upload, list and delete classes; apply migrations; a consistent backup of
+//! the database (streamed); health and metrics. Every route requires the bearer token when one
+//! is configured.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Method, StatusCode, header};
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use tokio::io::AsyncReadExt;
 
 use super::error::{ApiError, Body, json};
 use super::read_body;
@@ -15,20 +21,101 @@ use crate::metrics::Metrics;
 /// Largest migration body accepted.
 const MAX_MIGRATION_BYTES: usize = 64 * 1024;
 
+/// A response of the admin listener: most are small JSON, a backup streams a file.
+pub type AdminBody = BoxBody<Bytes, std::io::Error>;
+
 /// What the admin handlers need.
 #[derive(Clone)]
 pub struct AdminState {
     pub classes: Arc<Classes>,
+    pub db: Arc<redb::Database>,
+    /// Where backups are staged before they are streamed.
+    pub data_dir: PathBuf,
     pub metrics: Arc<Metrics>,
     pub token: Option<Arc<str>>,
     pub max_component_bytes: usize,
     pub body_timeout: std::time::Duration,
 }
 
-pub async fn handle(state: AdminState, request: http::Request<Incoming>) -> http::Response<Body> {
-    route(&state, request)
+pub async fn handle(
+    state: AdminState,
+    request: http::Request<Incoming>,
+) -> http::Response<AdminBody> {
+    if request.method() == Method::GET
+        && route::admin(request.uri().path()) == Ok(Admin::Backup)
+        && authorize(&state, &request).is_ok()
+    {
+        return backup(&state)
+            .await
+            .unwrap_or_else(|e| boxed(e.into_response()));
+    }
+    boxed(
+        route(&state, request)
+            .await
+            .unwrap_or_else(ApiError::into_response),
+    )
+}
+
+fn boxed(response: http::Response<Body>) -> http::Response<AdminBody> {
+    response.map(|body| body.map_err(|never| match never {}).boxed())
+}
+
+/// `GET /backup`: copies the database as of now into a staging file, streams it, and removes it.
+async fn backup(state: &AdminState) -> Result<http::Response<AdminBody>, ApiError> {
+    let staging = Staging(
+        state
+            .data_dir
+            .join(format!("backup-{}.redb.tmp", random_hex())),
+    );
+    let (db, path) = (state.db.clone(), staging.0.clone());
+    let started = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || crate::storage::backup(&db, &path))
         .await
-        .unwrap_or_else(ApiError::into_response)
+        .map_err(|e| ApiError::Internal(format!("the backup task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("cannot copy the database: {e}")))?;
+    let file = tokio::fs::File::open(&staging.0)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot read the backup: {e}")))?;
+    let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    tracing::info!(
+        bytes = size,
+        ms = started.elapsed().as_millis() as u64,
+        "backup copied; streaming it"
+    );
+    let chunks = futures_util::stream::unfold((file, staging), |(mut file, staging)| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Frame::data(Bytes::from(buf))), (file, staging)))
+            }
+            Err(e) => Some((Err(e), (file, staging))),
+        }
+    });
+    let mut response = http::Response::new(StreamBody::new(chunks).boxed());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(size));
+    Ok(response)
+}
+
+/// A staged backup file, removed when the response is done with it (or dropped half-way).
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
 }
 
 async fn route(
@@ -125,6 +212,7 @@ async fn route(
                 &serde_json::json!({ "tag": migration.tag, "applied": applied }),
             ))
         }
+        (Admin::Backup, _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::MethodNotAllowed),
     }
 }

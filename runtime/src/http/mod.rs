@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::metrics::Metrics;
-use error::{ApiError, Body};
+use error::ApiError;
 
 /// How one listener treats its connections.
 #[derive(Clone)]
@@ -49,14 +49,16 @@ const REFUSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves `listener` with `handler` until `stop` turns true, then drains open connections for at
 /// most the drain timeout and closes what is left.
-pub async fn serve<H, F>(
+pub async fn serve<H, F, B>(
     listener: TcpListener,
     handler: H,
     stop: watch::Receiver<bool>,
     listening: Listening,
 ) where
     H: Fn(http::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = http::Response<Body>> + Send + 'static,
+    F: Future<Output = http::Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -31,6 +31,7 @@ pub enum Admin {
     Classes,
     Class(ClassName),
     Migrations,
+    Backup,
     Healthz,
     Metrics,
 }
@@ -75,6 +76,7 @@ pub fn admin(path: &str) -> Result<Admin, RouteError> {
         ["classes"] => Ok(Admin::Classes),
         ["classes", class] => Ok(Admin::Class(class_name(class)?)),
         ["migrations"] => Ok(Admin::Migrations),
+        ["backup"] => Ok(Admin::Backup),
         ["healthz"] => Ok(Admin::Healthz),
         ["metrics"] => Ok(Admin::Metrics),
         _ => Err(RouteError::NotFound),

@@ -478,6 +478,7 @@ impl Actor {
                 event_cpu: self.shared.limits.event_cpu,
                 memory_bytes: self.shared.limits.instance_memory_bytes,
                 budget: self.shared.memory.clone(),
+                clock: self.shared.clock.clone(),
             };
             let started = Instant::now();
             match Instance::new(&self.class.code, identity, parts, limits).await {

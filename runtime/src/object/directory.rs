@@ -18,7 +18,8 @@ use super::reaper::Reaper;
 use super::{AlarmOutcome, ObjectError, Request, Response};
 use crate::abi::MemoryBudget;
 use crate::class::{Classes, LoadedClass};
-use crate::config::Limits;
+use crate::clock::Clock;
+use crate::config::{Config, Limits};
 use crate::ids::ObjectId;
 use crate::metrics::Metrics;
 use crate::storage::Committer;
@@ -65,6 +66,8 @@ pub(super) struct Shared {
     pub limits: Limits,
     pub idle_timeout: Duration,
     pub hibernate_after: Duration,
+    /// The time guests see (the system clock, or a test's manual one).
+    pub clock: Clock,
     pub socket_limits: SocketLimits,
     pub metrics: Arc<Metrics>,
     /// One permit per live actor: the bound on live objects.
@@ -101,15 +104,17 @@ impl ActorsStopped {
 }
 
 impl Directory {
+    /// The directory of a runtime configured by `config`.
     pub fn new(
         classes: Arc<Classes>,
         committer: Committer,
         db: Arc<redb::Database>,
-        limits: Limits,
-        idle_timeout: Duration,
-        hibernate_after: Duration,
+        config: &Config,
         metrics: Arc<Metrics>,
     ) -> (Self, ActorsStopped) {
+        let limits = config.limits.clone();
+        let (idle_timeout, hibernate_after) = (config.idle_timeout, config.hibernate_after);
+        let clock = config.clock.clone();
         let (actors_done, stopped) = mpsc::channel(1);
         let pressure = Arc::new(Notify::new());
         let shared = Shared {
@@ -123,6 +128,7 @@ impl Directory {
             db,
             live: Arc::new(Semaphore::new(limits.max_live_objects)),
             hibernate_after,
+            clock,
             socket_limits: SocketLimits {
                 max_message_bytes: limits.max_ws_message_bytes,
                 max_event_outbox_bytes: limits.max_event_outbox_bytes,

@@ -62,6 +62,12 @@ pub enum WriteOp {
     DeleteAlarmsPrefix {
         prefix: Vec<u8>,
     },
+    /// Records a failed alarm's next attempt, if the object's alarm is still `retry.at_ms`.
+    /// Setting or deleting the alarm forgets it.
+    RecordAlarmRetry {
+        object: Vec<u8>,
+        retry: schema::AlarmRetry,
+    },
 }
 
 /// Why a write set is not durable. Cloneable: every output waiting on it gets a copy.
@@ -362,6 +368,7 @@ struct Tables<'txn> {
     meta: Option<redb::Table<'txn, &'static str, &'static [u8]>>,
     alarms: Option<redb::Table<'txn, &'static [u8], i64>>,
     schedule: Option<redb::Table<'txn, &'static [u8], ()>>,
+    retries: Option<redb::Table<'txn, &'static [u8], &'static [u8]>>,
 }
 
 /// The table in `slot`, opened from `def` if it is not open yet.
@@ -386,6 +393,7 @@ impl<'txn> Tables<'txn> {
             meta: None,
             alarms: None,
             schedule: None,
+            retries: None,
         }
     }
 
@@ -425,6 +433,7 @@ impl<'txn> Tables<'txn> {
                 delete_prefix(opened(txn, &mut self.data, schema::DATA)?, prefix)?
             }
             WriteOp::SetAlarm { object, at_ms } => {
+                opened(txn, &mut self.retries, schema::ALARM_RETRIES)?.remove(object.as_slice())?;
                 let alarms = opened(txn, &mut self.alarms, schema::ALARMS)?;
                 let schedule = opened(txn, &mut self.schedule, schema::ALARM_SCHEDULE)?;
                 let old = alarms.get(object.as_slice())?.map(|v| v.value());
@@ -443,12 +452,26 @@ impl<'txn> Tables<'txn> {
                 let current = alarms.get(object.as_slice())?.map(|v| v.value());
                 if current == Some(*at_ms) {
                     alarms.remove(object.as_slice())?;
+                    opened(txn, &mut self.retries, schema::ALARM_RETRIES)?
+                        .remove(object.as_slice())?;
                 }
                 opened(txn, &mut self.schedule, schema::ALARM_SCHEDULE)?
                     .remove(schema::schedule_key(*at_ms, object).as_slice())?;
             }
             WriteOp::DeleteAlarmsPrefix { prefix } => {
-                delete_prefix(opened(txn, &mut self.alarms, schema::ALARMS)?, prefix)?
+                delete_prefix(opened(txn, &mut self.alarms, schema::ALARMS)?, prefix)?;
+                delete_prefix(
+                    opened(txn, &mut self.retries, schema::ALARM_RETRIES)?,
+                    prefix,
+                )?
+            }
+            WriteOp::RecordAlarmRetry { object, retry } => {
+                let alarms = opened(txn, &mut self.alarms, schema::ALARMS)?;
+                let current = alarms.get(object.as_slice())?.map(|v| v.value());
+                if current == Some(retry.at_ms) {
+                    opened(txn, &mut self.retries, schema::ALARM_RETRIES)?
+                        .insert(object.as_slice(), retry.encode().as_slice())?;
+                }
             }
         }
         Ok(())
@@ -501,6 +524,7 @@ pub fn create_tables(db: &Database) -> Result<(), redb::Error> {
         touch(&txn, schema::META)?;
         touch(&txn, schema::ALARMS)?;
         touch(&txn, schema::ALARM_SCHEDULE)?;
+        touch(&txn, schema::ALARM_RETRIES)?;
     }
     txn.commit()?;
     Ok(())

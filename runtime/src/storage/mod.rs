@@ -4,6 +4,8 @@
 //! Storage sees `(class, object id, key bytes)` and nothing from wasmtime. It never says an output
 //! may leave before the fsync covering its writes: that promise is [`Durable`].
 
+mod backup;
+mod check;
 mod commit;
 mod object;
 #[cfg(test)]
@@ -14,6 +16,8 @@ mod wal;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use backup::copy as backup;
+pub use check::{Report, check};
 pub use commit::{CommitError, Committer, CommitterThread, Durable, Gated, WriteOp};
 pub use object::{EventWrites, ListOptions, ObjectStorage, StorageError};
 use redb::{Database, ReadableDatabase};

@@ -19,7 +19,9 @@ use crate::config::Limits;
 
 /// A range of user keys: (low, high).
 type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
-type Guard<'a> = redb::AccessGuard<'a, &'static [u8]>;
+type Guard = redb::OwnedAccessGuard<&'static [u8]>;
+/// Stored entries of one object, read as they are consumed: (user key, value).
+type DiskEntries = Box<dyn Iterator<Item = Result<(Vec<u8>, Bytes), StorageError>>>;
 
 /// Cached bytes above which a fully durable cache is dropped (re-read from redb on demand).
 const CACHE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
@@ -385,10 +387,11 @@ impl ObjectStorage {
             }
         }
         let read_disk = newest_clear.is_none() && self.pending_clear.is_none();
-        let disk = if read_disk {
+        // Read lazily: the merge below stops at the limit or the byte cap, and so does the scan.
+        let disk: DiskEntries = if read_disk {
             self.disk_range(&low, &high, options.reverse)?
         } else {
-            Vec::new()
+            Box::new(std::iter::empty())
         };
 
         let mut overlay: Box<dyn Iterator<Item = (&[u8], Option<&Bytes>)>> = if options.reverse {
@@ -397,15 +400,19 @@ impl ObjectStorage {
             Box::new(overlay.into_iter())
         };
         let mut overlay = overlay.by_ref().peekable();
-        let mut disk = disk.into_iter().peekable();
+        let mut disk = disk.peekable();
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while out.len() < limit {
+            if let Some(Err(_)) = disk.peek() {
+                return Err(disk.next().expect("peeked").expect_err("an error"));
+            }
             let take_overlay = match (overlay.peek(), disk.peek()) {
                 (None, None) => break,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
-                (Some((ok, _)), Some((dk, _))) => {
+                (_, Some(Err(_))) => unreachable!("errors are returned above"),
+                (Some((ok, _)), Some(Ok((dk, _)))) => {
                     let overlay_first = if options.reverse {
                         *ok >= dk.as_slice()
                     } else {
@@ -424,7 +431,7 @@ impl ObjectStorage {
                     None => continue,
                 }
             } else {
-                disk.next().expect("peeked")
+                disk.next().expect("peeked")?
             };
             bytes += key.len() + value.len();
             if bytes > self.max_list_bytes {
@@ -529,13 +536,14 @@ impl ObjectStorage {
         Ok(at.map(|v| v.value()))
     }
 
-    /// The redb entries of this object within the user-key range, in the requested order.
+    /// The redb entries of this object within the user-key range, in the requested order, read
+    /// as they are consumed.
     fn disk_range(
         &self,
         low: &Bound<Vec<u8>>,
         high: &Bound<Vec<u8>>,
         reverse: bool,
-    ) -> Result<Vec<(Vec<u8>, Bytes)>, StorageError> {
+    ) -> Result<DiskEntries, StorageError> {
         let full = |b: &Bound<Vec<u8>>, unbounded_as: Option<Vec<u8>>, inclusive_default| match b {
             Bound::Included(k) => Bound::Included(self.full_key(k)),
             Bound::Excluded(k) => Bound::Excluded(self.full_key(k)),
@@ -549,22 +557,24 @@ impl ObjectStorage {
         let high = full(high, schema::prefix_end(&self.prefix), false);
         let txn = self.db.begin_read().map_err(internal)?;
         let table = txn.open_table(schema::DATA).map_err(internal)?;
+        // An owned range pins the snapshot after `txn` and `table` are gone.
         let range = table
-            .range::<&[u8]>((bound_ref(&low), bound_ref(&high)))
+            .range_owned::<&[u8]>((bound_ref(&low), bound_ref(&high)))
             .map_err(internal)?;
-        let strip = |entry: Result<(Guard<'_>, Guard<'_>), redb::StorageError>| {
+        let prefix_len = self.prefix.len();
+        let strip = move |entry: Result<(Guard, Guard), redb::StorageError>| {
             entry.map_err(internal).map(|(k, v)| {
-                let key = k.value()[self.prefix.len()..].to_vec();
+                let key = k.value()[prefix_len..].to_vec();
                 (key, Bytes::copy_from_slice(v.value()))
             })
         };
         // The bounds keep the scan inside this object (`prefix_end` of a 40-byte object prefix
         // is only `None` for an all-0xFF prefix, whose range then ends with the table).
-        if reverse {
-            range.rev().map(strip).collect()
+        Ok(if reverse {
+            Box::new(range.rev().map(strip))
         } else {
-            range.map(strip).collect()
-        }
+            Box::new(range.map(strip))
+        })
     }
 
     fn check_key(&self, key: &str) -> Result<(), StorageError> {

@@ -23,6 +23,40 @@ pub const ALARMS: TableDefinition<&[u8], i64> = TableDefinition::new("alarms");
 /// The alarm index the scheduler reads: `schedule_key(at, object)` -> (), ordered by time.
 pub const ALARM_SCHEDULE: TableDefinition<&[u8], ()> = TableDefinition::new("alarm_schedule");
 
+/// A failed alarm's pending retry: object prefix -> [`AlarmRetry::encode`]. Kept with the alarm,
+/// so a restart continues its backoff instead of starting it over.
+pub const ALARM_RETRIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("alarm_retries");
+
+/// A failed alarm's next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlarmRetry {
+    /// The alarm (its time) that failed; the retry is void once the alarm changes.
+    pub at_ms: i64,
+    /// The number of the next attempt's retry (1 for the first retry).
+    pub retry_count: u32,
+    /// Not before this time (epoch ms): the backoff.
+    pub not_before_ms: i64,
+}
+
+impl AlarmRetry {
+    pub fn encode(&self) -> [u8; 20] {
+        let mut out = [0; 20];
+        out[0..8].copy_from_slice(&self.at_ms.to_le_bytes());
+        out[8..12].copy_from_slice(&self.retry_count.to_le_bytes());
+        out[12..20].copy_from_slice(&self.not_before_ms.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; 20] = bytes.try_into().ok()?;
+        Some(Self {
+            at_ms: i64::from_le_bytes(bytes[0..8].try_into().ok()?),
+            retry_count: u32::from_le_bytes(bytes[8..12].try_into().ok()?),
+            not_before_ms: i64::from_le_bytes(bytes[12..20].try_into().ok()?),
+        })
+    }
+}
+
 /// The tables a commit may write, named so write ops carry no redb types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Table {

@@ -229,23 +229,9 @@ impl Log {
             } else {
                 Vec::new()
             };
-            let found = if !existed {
-                if state.clean {
-                    Ok(Vec::new())
-                } else {
-                    Err(LogDamage::Missing)
-                }
-            } else if (bytes.len() as u64) < WAL_CAPACITY {
-                Err(LogDamage::Truncated {
-                    len: bytes.len() as u64,
-                })
-            } else if state.db_id.is_none() {
-                // A database of a duro without log headers: its records start at offset 0.
-                zero = true;
-                Ok(scan(&bytes, 0, checkpoint + 1).records)
-            } else {
-                read_log(&bytes, &db_id, checkpoint)
-            };
+            let found = records_after(existed.then_some(&bytes[..]), &state, &db_id, checkpoint);
+            // A database of a duro without log headers: its log is rewritten in today's format.
+            zero |= state.db_id.is_none();
             let (records, damage) = match found {
                 Ok(records) => (records, None),
                 Err(damage) if accept_damage => {
@@ -418,6 +404,52 @@ impl From<redb::Error> for Recover {
     }
 }
 
+/// The records a start replays from the log (`None`: the file is missing), or the damage that
+/// makes it refuse.
+fn records_after<'a>(
+    bytes: Option<&'a [u8]>,
+    state: &DbState,
+    db_id: &[u8; 16],
+    checkpoint: u64,
+) -> Result<Vec<(u64, &'a [u8])>, LogDamage> {
+    let Some(bytes) = bytes else {
+        return if state.clean {
+            Ok(Vec::new())
+        } else {
+            Err(LogDamage::Missing)
+        };
+    };
+    if (bytes.len() as u64) < WAL_CAPACITY {
+        return Err(LogDamage::Truncated {
+            len: bytes.len() as u64,
+        });
+    }
+    if state.db_id.is_none() {
+        // Written by a duro without log headers: records start at offset 0.
+        return Ok(scan(bytes, 0, checkpoint + 1).records);
+    }
+    let records = read_log(bytes, db_id, checkpoint)?;
+    let mut ops = Vec::new();
+    for (seq, payload) in &records {
+        decode_ops(payload, &mut ops).map_err(|what| LogDamage::Undecodable { seq: *seq, what })?;
+    }
+    Ok(records)
+}
+
+/// What a start would find in the log of `data_dir` beside `db`, without replaying or changing
+/// anything: how many groups it would replay, or the damage that would refuse it.
+pub fn inspect(data_dir: &Path, db: &Database) -> Result<u64, String> {
+    let state = read_state(db).map_err(|e| format!("cannot read its checkpoint: {e}"))?;
+    let Some(checkpoint) = state.checkpoint else {
+        return Ok(0);
+    };
+    let bytes = std::fs::read(data_dir.join(WAL_FILE)).ok();
+    let db_id = state.db_id.unwrap_or_default();
+    records_after(bytes.as_deref(), &state, &db_id, checkpoint)
+        .map(|r| r.len() as u64)
+        .map_err(|damage| damage.to_string())
+}
+
 /// A header slot as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header {
@@ -556,6 +588,13 @@ fn checkpoint_durably(
     Ok(())
 }
 
+/// Marks a copy of the database as cleanly stopped: a server starting on it expects no log.
+pub(super) fn mark_clean(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    txn.open_table(schema::META)?
+        .insert(CLEAN_KEY, [1u8].as_slice())?;
+    Ok(())
+}
+
 /// Stores `seq` as the last group the durable state includes, and whether this is a clean stop;
 /// part of a checkpoint commit.
 fn write_checkpoint(
@@ -611,6 +650,7 @@ const OP_SET_ALARM: u8 = 4;
 const OP_DELETE_ALARM: u8 = 5;
 const OP_CLEAR_ALARM_IF: u8 = 6;
 const OP_DELETE_ALARMS_PREFIX: u8 = 7;
+const OP_RECORD_ALARM_RETRY: u8 = 8;
 
 /// Appends one op: a tag byte, then its fields (byte strings length-prefixed with a u32 LE,
 /// tables as one byte, times as i64 LE).
@@ -656,6 +696,11 @@ fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
         WriteOp::DeleteAlarmsPrefix { prefix } => {
             out.push(OP_DELETE_ALARMS_PREFIX);
             bytes(out, prefix);
+        }
+        WriteOp::RecordAlarmRetry { object, retry } => {
+            out.push(OP_RECORD_ALARM_RETRY);
+            bytes(out, object);
+            out.extend_from_slice(&retry.encode());
         }
     }
 }
@@ -714,6 +759,10 @@ fn decode_ops(mut input: &[u8], out: &mut Vec<WriteOp>) -> Result<(), &'static s
             },
             OP_DELETE_ALARMS_PREFIX => WriteOp::DeleteAlarmsPrefix {
                 prefix: bytes(&mut input)?.to_vec(),
+            },
+            OP_RECORD_ALARM_RETRY => WriteOp::RecordAlarmRetry {
+                object: bytes(&mut input)?.to_vec(),
+                retry: schema::AlarmRetry::decode(take(&mut input, 20)?).ok_or("bad retry")?,
             },
             _ => return Err("unknown op"),
         });
@@ -826,6 +875,14 @@ mod tests {
                 at_ms: i64::MAX,
             },
             WriteOp::DeleteAlarmsPrefix { prefix: vec![] },
+            WriteOp::RecordAlarmRetry {
+                object: vec![6; 40],
+                retry: schema::AlarmRetry {
+                    at_ms: 5,
+                    retry_count: 3,
+                    not_before_ms: -1,
+                },
+            },
         ];
         let mut bytes = Vec::new();
         for op in &ops {
