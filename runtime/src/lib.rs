@@ -38,6 +38,8 @@ pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod ids;
 pub mod metrics;
