@@ -186,3 +186,38 @@ fn bad_flag_values_are_refused_with_the_flags_name() {
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_file_descriptor_limit_the_admin_api_stays_reachable() {
+    let temp = tempfile::tempdir().unwrap();
+    // 1,024 descriptors: the ingress cap is lowered to fit beside the admin listener's.
+    let wrapper = ["sh", "-c", "ulimit -n 1024; exec \"$0\" \"$@\""];
+    let process = Process::start_under(&wrapper, temp.path(), &[], Stdio::null());
+    let ingress = addr(&process.ingress);
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..700 {
+        let mut stream = TcpStream::connect(&ingress).await.unwrap();
+        stream
+            .write_all(b"GET /objects/Counter/a/get HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        if stream.read_exact(&mut head).await.is_ok() && &head == b"HTTP/1.1 503" {
+            refused += 1;
+        }
+        open.push(stream);
+    }
+    assert!(
+        refused > 0,
+        "700 connections fit under a 1,024 descriptor limit?"
+    );
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("{}/healthz", process.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    drop(open);
+}

@@ -138,7 +138,8 @@ struct ServeArgs {
     /// Time a client has to send a whole request body, in ms.
     #[arg(long, env = "DURO_BODY_TIMEOUT_MS", default_value_t = 60_000)]
     body_timeout_ms: u64,
-    /// Open ingress connections (WebSockets included); more are answered 503.
+    /// Open ingress connections (WebSockets included); more are answered 503. Lowered to what
+    /// the file descriptor limit can hold, with a warning.
     #[arg(long, env = "DURO_MAX_CONNECTIONS", default_value_t = HttpLimits::default().max_connections)]
     max_connections: usize,
     /// Open admin connections (a budget of their own).

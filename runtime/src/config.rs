@@ -50,7 +50,8 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     /// Time a client has to send a whole request body.
     pub body_timeout: Duration,
-    /// Open ingress connections (WebSockets included); more are answered 503 and closed.
+    /// Open ingress connections (WebSockets included); more are answered 503 and closed. Lowered
+    /// at start if the file descriptor limit cannot hold that many.
     pub max_connections: usize,
     /// Open admin connections; a separate budget, so a flood of ingress connections never
     /// locks the operator out.
@@ -64,7 +65,8 @@ impl Default for HttpLimits {
         Self {
             header_timeout: Duration::from_secs(20),
             body_timeout: Duration::from_secs(60),
-            max_connections: 10_000,
+            // Lowered at start to what the file descriptor limit can hold (`http::connection_cap`).
+            max_connections: 50_000,
             max_admin_connections: 64,
             drain_timeout: Duration::from_secs(10),
         }

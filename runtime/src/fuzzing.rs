@@ -17,7 +17,10 @@ pub fn route(data: &[u8]) {
     if let Ok(route::Ingress::ByName { rest, .. } | route::Ingress::ById { rest, .. }) =
         route::ingress(path, query)
     {
-        assert!(rest.starts_with('/'), "the guest's path starts with a slash");
+        assert!(
+            rest.starts_with('/'),
+            "the guest's path starts with a slash"
+        );
     }
     let _ = route::admin(path);
     let _ = route::query_value(query, "name");
@@ -70,8 +73,8 @@ mod tests {
         ];
         for (name, target) in targets {
             let dir = corpus.join(name);
-            let entries = std::fs::read_dir(&dir)
-                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            let entries =
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
             let mut count = 0;
             for entry in entries {
                 let path = entry.unwrap().path();

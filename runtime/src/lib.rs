@@ -173,7 +173,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         drain_timeout: config.http.drain_timeout,
         metrics: metrics.clone(),
     };
-    let ingress_listening = listening(config.http.max_connections);
+    let ingress_listening = listening(http::connection_cap(
+        config.http.max_connections,
+        config.http.max_admin_connections,
+    ));
     let ingress_state = http::ingress::IngressState {
         directory: directory.clone(),
         max_body: config.limits.max_request_body_bytes,

@@ -40,6 +40,60 @@ pub struct Listening {
     pub metrics: Arc<Metrics>,
 }
 
+/// File descriptors kept out of the ingress cap: the admin listener's connections come on top,
+/// plus the database, the log, compiled-cache files and the runtime's own.
+const RESERVED_FDS: usize = 512;
+
+/// The ingress connection cap in effect: `configured`, lowered if the process's file descriptor
+/// limit (raised to its hard limit first) could not hold that many connections plus the admin
+/// listener's and the runtime's own files. At the limit `accept` would fail for both listeners
+/// alike; below it, ingress clients get 503 and the admin API stays reachable.
+pub fn connection_cap(configured: usize, admin: usize) -> usize {
+    let Some(fds) = raise_fd_limit() else {
+        return configured;
+    };
+    let room = fds.saturating_sub(admin + RESERVED_FDS).max(1);
+    if configured > room {
+        tracing::warn!(
+            configured,
+            cap = room,
+            fd_limit = fds,
+            "--max-connections lowered to fit the file descriptor limit"
+        );
+    }
+    configured.min(room)
+}
+
+/// Raises the soft limit on open files to the hard limit; returns the limit in effect.
+#[cfg(unix)]
+fn raise_fd_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass, nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    usize::try_from(limit.rlim_cur).ok()
+}
+
+#[cfg(not(unix))]
+fn raise_fd_limit() -> Option<usize> {
+    None
+}
+
 /// What a client over the connection cap reads before its connection closes.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 retry-after: 1\r\nconnection: close\r\ncontent-length: 51\r\n\r\n\
