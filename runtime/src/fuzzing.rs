@@ -65,7 +65,8 @@ mod tests {
     #[test]
     fn the_fuzz_corpus_passes() {
         let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-        let targets: [(&str, fn(&[u8])); 4] = [
+        type Target = fn(&[u8]);
+        let targets: [(&str, Target); 4] = [
             ("route", super::route),
             ("ids", super::ids),
             ("deploy_config", super::deploy_config),
