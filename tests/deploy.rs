@@ -256,8 +256,8 @@ async fn serve_applies_its_config_at_every_start() {
     for (file, text, reason) in [
         (
             "worker.jsonc",
-            r#"{ "worker": { "component": "w.wasm" } }"#,
-            "not supported yet",
+            r#"{ "worker": "missing-worker.wasm" }"#,
+            "worker: cannot read",
         ),
         (
             "rename.jsonc",

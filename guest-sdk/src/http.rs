@@ -25,7 +25,56 @@ impl From<wit::Request> for Request {
     }
 }
 
+impl From<Request> for wit::Request {
+    fn from(r: Request) -> Self {
+        Self {
+            method: r.method,
+            url: r.url,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
 impl Request {
+    /// A request to send to another object with [`Stub::fetch`](crate::Stub::fetch), e.g.
+    /// `Request::new("POST", "http://do/increment")`.
+    ///
+    /// ```
+    /// let request = duro_sdk::Request::new("POST", "http://do/increment")
+    ///     .with_header("content-type", "application/json")
+    ///     .with_body(b"{}".to_vec());
+    /// assert_eq!(request.path(), "/increment");
+    /// ```
+    pub fn new(method: &str, url: &str) -> Self {
+        Self {
+            method: method.to_string(),
+            url: url.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// The same request with one more header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// The same request with this body.
+    pub fn with_body(mut self, body: Vec<u8>) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// The same request at another URL (e.g. to forward a request to an object:
+    /// `request.with_url("http://do/ws")`).
+    pub fn with_url(mut self, url: &str) -> Self {
+        self.url = url.to_string();
+        self
+    }
+
     /// The HTTP method, e.g. `"POST"`.
     pub fn method(&self) -> &str {
         &self.method
@@ -145,6 +194,31 @@ impl Response {
     pub fn with_body(mut self, body: Vec<u8>) -> Self {
         self.body = body;
         self
+    }
+}
+
+impl From<wit::Response> for Response {
+    fn from(r: wit::Response) -> Self {
+        Self {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl Response {
+    /// The first value of a header (names compare case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body decoded as JSON.
+    pub fn json_body<T: DeserializeOwned>(&self) -> Result<T> {
+        Ok(serde_json::from_slice(&self.body)?)
     }
 }
 

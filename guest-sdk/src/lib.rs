@@ -25,13 +25,17 @@
 #![deny(missing_docs)]
 
 mod http;
+mod namespace;
 mod storage;
 mod websocket;
+pub mod worker;
 
 pub use http::{Request, Response};
+pub use namespace::{Namespace, ObjectId, Stub};
 pub use serde_json::json;
 pub use storage::{ListOptions, Storage, StorageError};
 pub use websocket::{Message, WebSocket, WebSockets, WebsocketError};
+pub use wit::duro::object::namespaces::CallError;
 
 /// The raw bindings generated from `wit/`, for what the SDK does not wrap.
 #[allow(missing_docs, clippy::too_many_arguments)]
@@ -52,6 +56,8 @@ pub enum Error {
     Storage(StorageError),
     /// A WebSocket call failed.
     WebSocket(WebsocketError),
+    /// A call to another object failed.
+    Call(CallError),
     /// A value could not be encoded or decoded as JSON.
     Json(serde_json::Error),
     /// Answer with this status and message.
@@ -78,6 +84,7 @@ impl std::fmt::Display for Error {
         match self {
             Self::Storage(e) => write!(f, "storage: {}", storage::describe(e)),
             Self::WebSocket(e) => write!(f, "websocket: {}", websocket::describe(e)),
+            Self::Call(e) => write!(f, "call: {}", namespace::describe(e)),
             Self::Json(e) => write!(f, "json: {e}"),
             Self::Http { message, .. } => f.write_str(message),
         }
@@ -95,6 +102,12 @@ impl From<StorageError> for Error {
 impl From<WebsocketError> for Error {
     fn from(error: WebsocketError) -> Self {
         Self::WebSocket(error)
+    }
+}
+
+impl From<CallError> for Error {
+    fn from(error: CallError) -> Self {
+        Self::Call(error)
     }
 }
 
@@ -137,6 +150,11 @@ impl State {
     /// The object's WebSockets.
     pub fn websockets(&self) -> WebSockets {
         WebSockets::default()
+    }
+
+    /// The objects of a binding of the deploy config (`"COUNTER"`), to call them.
+    pub fn namespace(&self, binding: &str) -> Namespace {
+        Namespace::new(binding)
     }
 }
 
@@ -231,7 +249,7 @@ pub mod __private {
     use std::any::Any;
     use std::cell::RefCell;
 
-    use super::{AlarmInfo, DurableObject, Error, Response, State, WebSocket, wit};
+    use super::{AlarmInfo, DurableObject, State, WebSocket, wit};
 
     thread_local! {
         /// The object's value; wasm is single-threaded and events never re-enter.
@@ -284,10 +302,6 @@ pub mod __private {
 
     pub fn fetch<T: DurableObject>(request: wit::Request) -> wit::Response {
         let outcome = with_object::<T, _>(|object| object.fetch(request.into()));
-        match outcome {
-            Ok(response) => response.into(),
-            Err(Error::Http { status, message }) => Response::error(status, &message).into(),
-            Err(error) => Response::error(500, &error.to_string()).into(),
-        }
+        crate::worker::answer(outcome).into()
     }
 }

@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::abi::ClassCode;
+use crate::abi::worker::WorkerCode;
 use crate::engine::{Engine, InvalidComponent, LoadSource};
 use crate::ids::{ClassIds, ClassName, IdSecret};
 use crate::storage::{self, CommitError, Committer, WriteOp, schema, schema::Table};
+use crate::worker::{Worker, WorkerInfo};
 
 /// What redb keeps about a class.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,12 +115,21 @@ pub struct Classes {
     secret: IdSecret,
     /// The classes being served. A std lock: held only to clone or swap an `Arc`.
     live: RwLock<HashMap<ClassName, Arc<LoadedClass>>>,
+    /// The deploy config's bindings: the names workers and objects call classes by.
+    bindings: RwLock<Bindings>,
+    /// The stateless worker in front of the objects, if one is deployed.
+    worker: RwLock<Option<Arc<Worker>>>,
     /// Serializes uploads, deletes and migrations; holds the tags of the applied migrations.
     changes: tokio::sync::Mutex<Vec<String>>,
 }
 
 const META_ID_SECRET: &str = "id-secret";
 const META_MIGRATIONS: &str = "migrations";
+const META_BINDINGS: &str = "bindings";
+const META_WORKER: &str = "worker";
+
+/// Binding name (`COUNTER`) -> class name (`Counter`).
+pub type Bindings = std::collections::BTreeMap<String, ClassName>;
 /// Longest migration tag accepted.
 const MAX_TAG_BYTES: usize = 128;
 
@@ -154,6 +165,30 @@ impl Classes {
             };
             live.insert(name, Arc::new(class));
         }
+        let bindings = match storage::read_str_table(db, schema::META, META_BINDINGS)
+            .map_err(storage_error)?
+        {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ClassError::Storage(format!("unreadable bindings: {e}")))?,
+            None => Bindings::new(),
+        };
+        let worker = match storage::read_str_table(db, schema::META, META_WORKER)
+            .map_err(storage_error)?
+        {
+            Some(record) => {
+                let info: WorkerInfo = serde_json::from_slice(&record)
+                    .map_err(|e| ClassError::Storage(format!("unreadable worker record: {e}")))?;
+                let bytes = storage::read_str_table(db, schema::COMPONENTS, &info.sha256)
+                    .map_err(storage_error)?
+                    .ok_or_else(|| {
+                        ClassError::Storage("the worker's component is missing".into())
+                    })?;
+                let (code, _) =
+                    compile_worker(&engine, Bytes::from(bytes), info.sha256.clone()).await?;
+                Some(Arc::new(Worker::new(code, info)))
+            }
+            None => None,
+        };
         let applied = match storage::read_str_table(db, schema::META, META_MIGRATIONS)
             .map_err(storage_error)?
         {
@@ -166,6 +201,8 @@ impl Classes {
             committer,
             secret,
             live: RwLock::new(live),
+            bindings: RwLock::new(bindings),
+            worker: RwLock::new(worker),
             changes: tokio::sync::Mutex::new(applied),
         };
         classes.sweep_orphans(db).await?;
@@ -241,7 +278,7 @@ impl Classes {
             put_record(&name, &record),
         ];
         if let Some(old) = previous.as_ref().filter(|p| p.record.digest != digest)
-            && !self.digest_used_elsewhere(&old.record.digest, &name)
+            && !self.digest_used_elsewhere(&old.record.digest, Some(&name))
         {
             ops.push(delete_component(&old.record.digest));
         }
@@ -267,11 +304,128 @@ impl Classes {
         // Unreachable at once; the storage goes with the commit below.
         self.live.write().expect("class lock").remove(name);
         let mut ops = deletion(&class);
-        if !self.digest_used_elsewhere(&class.record.digest, name) {
+        if !self.digest_used_elsewhere(&class.record.digest, Some(name)) {
             ops.push(delete_component(&class.record.digest));
         }
         self.committer.submit(ops).await.wait().await?;
         Ok(true)
+    }
+
+    /// The worker in front of the objects, if one is deployed.
+    pub fn worker(&self) -> Option<Arc<Worker>> {
+        self.worker.read().expect("worker lock").clone()
+    }
+
+    /// Creates or replaces the worker (`object_routes`: whether the direct object routes stay
+    /// beside it). Requests in flight finish on the old code. Returns its info and whether it
+    /// was created.
+    pub async fn put_worker(
+        &self,
+        bytes: Bytes,
+        object_routes: bool,
+    ) -> Result<(WorkerInfo, bool), ClassError> {
+        let _change = self.changes.lock().await;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let (code, source) = compile_worker(&self.engine, bytes.clone(), digest.clone()).await?;
+        tracing::info!(%digest, ?source, "worker code ready");
+        let previous = self.worker();
+        let now = now_ms();
+        let info = WorkerInfo {
+            sha256: digest.clone(),
+            size: bytes.len() as u64,
+            created_ms: previous.as_ref().map_or(now, |w| w.info.created_ms),
+            updated_ms: now,
+            object_routes,
+        };
+        let mut ops = vec![
+            WriteOp::Put {
+                table: Table::Components,
+                key: digest.clone().into_bytes(),
+                value: bytes,
+            },
+            WriteOp::Put {
+                table: Table::Meta,
+                key: META_WORKER.as_bytes().to_vec(),
+                value: serde_json::to_vec(&info)
+                    .expect("worker info serializes")
+                    .into(),
+            },
+        ];
+        if let Some(old) = previous.as_ref().filter(|w| w.info.sha256 != digest)
+            && !self.digest_used_elsewhere(&old.info.sha256, None)
+        {
+            ops.push(delete_component(&old.info.sha256));
+        }
+        self.committer.submit(ops).await.wait().await?;
+        *self.worker.write().expect("worker lock") =
+            Some(Arc::new(Worker::new(code, info.clone())));
+        Ok((info, previous.is_none()))
+    }
+
+    /// Removes the worker; ingress requests go to the object routes again. `false` if there was
+    /// none.
+    pub async fn delete_worker(&self) -> Result<bool, ClassError> {
+        let _change = self.changes.lock().await;
+        let Some(worker) = self.worker() else {
+            return Ok(false);
+        };
+        let mut ops = vec![WriteOp::Delete {
+            table: Table::Meta,
+            key: META_WORKER.as_bytes().to_vec(),
+        }];
+        let digest = &worker.info.sha256;
+        if !self
+            .live
+            .read()
+            .expect("class lock")
+            .values()
+            .any(|c| &c.record.digest == digest)
+        {
+            ops.push(delete_component(digest));
+        }
+        self.committer.submit(ops).await.wait().await?;
+        *self.worker.write().expect("worker lock") = None;
+        Ok(true)
+    }
+
+    /// Checks that `bytes` would deploy (as a class, or as the worker) without changing
+    /// anything. The compiled code is cached, so the deploy that follows does not compile again.
+    pub async fn check(&self, bytes: Bytes, worker: bool) -> Result<(), ClassError> {
+        let digest = hex::encode(Sha256::digest(&bytes));
+        if worker {
+            compile_worker(&self.engine, bytes, digest).await.map(drop)
+        } else {
+            compile(&self.engine, bytes, digest).await.map(drop)
+        }
+    }
+
+    /// The class a binding names, if there is such a binding.
+    pub fn binding(&self, name: &str) -> Option<ClassName> {
+        self.bindings
+            .read()
+            .expect("bindings lock")
+            .get(name)
+            .cloned()
+    }
+
+    pub fn bindings(&self) -> Bindings {
+        self.bindings.read().expect("bindings lock").clone()
+    }
+
+    /// Replaces the bindings (durably). A binding may name a class not deployed yet; calls
+    /// through it fail until it is.
+    pub async fn set_bindings(&self, bindings: Bindings) -> Result<(), ClassError> {
+        let _change = self.changes.lock().await;
+        let op = WriteOp::Put {
+            table: Table::Meta,
+            key: META_BINDINGS.as_bytes().to_vec(),
+            value: serde_json::to_vec(&bindings)
+                .expect("bindings serialize")
+                .into(),
+        };
+        self.committer.submit(vec![op]).await.wait().await?;
+        *self.bindings.write().expect("bindings lock") = bindings;
+        Ok(())
     }
 
     /// The tags of the migrations applied so far, in order.
@@ -356,10 +510,13 @@ impl Classes {
         Ok(true)
     }
 
-    fn digest_used_elsewhere(&self, digest: &str, except: &ClassName) -> bool {
+    /// Whether a class other than `except`, or the worker, runs the component `digest`.
+    fn digest_used_elsewhere(&self, digest: &str, except: Option<&ClassName>) -> bool {
         let live = self.live.read().expect("class lock");
-        live.values()
-            .any(|c| &c.name != except && c.record.digest == digest)
+        let by_class = live
+            .values()
+            .any(|c| Some(&c.name) != except && c.record.digest == digest);
+        by_class || (except.is_some() && self.worker().is_some_and(|w| w.info.sha256 == digest))
     }
 
     /// Deletes the data of class incarnations that have no class record (deleted classes whose
@@ -425,16 +582,37 @@ impl LoadedClass {
     }
 }
 
+/// How the engine turns component bytes into code of one kind (a class's, the worker's).
+type Loader<C> = fn(&Engine, &[u8], &str) -> Result<(C, LoadSource), InvalidComponent>;
+
+/// Loads a component on a blocking thread with `load`.
+async fn load_code<C: Send + 'static>(
+    engine: &Arc<Engine>,
+    bytes: Bytes,
+    digest: String,
+    load: Loader<C>,
+) -> Result<(C, LoadSource), ClassError> {
+    let engine = engine.clone();
+    let loaded = tokio::task::spawn_blocking(move || load(&engine, &bytes, &digest))
+        .await
+        .map_err(|e| ClassError::Compiler(e.to_string()))?;
+    Ok(loaded?)
+}
+
 async fn compile(
     engine: &Arc<Engine>,
     bytes: Bytes,
     digest: String,
 ) -> Result<(ClassCode, LoadSource), ClassError> {
-    let engine = engine.clone();
-    let loaded = tokio::task::spawn_blocking(move || engine.load(&bytes, &digest))
-        .await
-        .map_err(|e| ClassError::Compiler(e.to_string()))?;
-    Ok(loaded?)
+    load_code(engine, bytes, digest, Engine::load).await
+}
+
+async fn compile_worker(
+    engine: &Arc<Engine>,
+    bytes: Bytes,
+    digest: String,
+) -> Result<(WorkerCode, LoadSource), ClassError> {
+    load_code(engine, bytes, digest, Engine::load_worker).await
 }
 
 async fn load_or_create_secret(

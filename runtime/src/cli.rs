@@ -145,6 +145,9 @@ struct ServeArgs {
     /// Open admin connections (a budget of their own).
     #[arg(long, env = "DURO_MAX_ADMIN_CONNECTIONS", default_value_t = HttpLimits::default().max_admin_connections)]
     max_admin_connections: usize,
+    /// How long a call to an object (from an object or the worker) waits for its answer, in ms.
+    #[arg(long, env = "DURO_CALL_TIMEOUT_MS", default_value_t = 30_000)]
+    call_timeout_ms: u64,
     /// How long shutdown waits for open requests before closing their connections, in ms.
     #[arg(long, env = "DURO_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     drain_timeout_ms: u64,
@@ -286,6 +289,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.durable_commits = !args.unsafe_no_fsync;
     config.checkpoint_interval = Duration::from_millis(args.checkpoint_interval_ms);
     config.accept_log_damage = args.accept_log_damage;
+    config.call_timeout = Duration::from_millis(args.call_timeout_ms);
     config.alarm_retry.base = Duration::from_millis(args.alarm_retry_base_ms);
     config.hibernate_after = Duration::from_millis(args.hibernate_after_ms);
     let limits = &mut config.limits;
@@ -456,6 +460,35 @@ impl AdminClient {
 }
 
 impl Target for AdminClient {
+    async fn check(&self, component: Vec<u8>, worker: bool) -> anyhow::Result<()> {
+        let world = if worker { "worker" } else { "class" };
+        self.send(
+            reqwest::Method::POST,
+            &format!("/check?world={world}"),
+            component,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn bind(&self, bindings: &crate::class::Bindings) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(bindings)?;
+        self.send(reqwest::Method::PUT, "/bindings", body)
+            .await
+            .map(drop)
+    }
+
+    async fn upload_worker(&self, component: Vec<u8>, object_routes: bool) -> anyhow::Result<bool> {
+        let (status, _) = self
+            .send(
+                reqwest::Method::PUT,
+                &format!("/worker?object_routes={object_routes}"),
+                component,
+            )
+            .await?;
+        Ok(status == reqwest::StatusCode::CREATED)
+    }
+
     async fn migrate(&self, migration: &Migration) -> anyhow::Result<bool> {
         let body = serde_json::to_vec(migration)?;
         let (_, text) = self

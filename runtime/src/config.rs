@@ -40,6 +40,8 @@ pub struct Config {
     pub http: HttpLimits,
     /// The time alarms and guests see: the system clock, or a manual one in tests.
     pub clock: crate::clock::Clock,
+    /// How long a call to an object (from another object or the worker) waits for its answer.
+    pub call_timeout: Duration,
 }
 
 /// Timeouts and connection caps of the two listeners.
@@ -90,6 +92,7 @@ impl Config {
             accept_log_damage: false,
             http: HttpLimits::default(),
             clock: crate::clock::Clock::system(),
+            call_timeout: Duration::from_secs(30),
         }
     }
 
@@ -125,6 +128,7 @@ impl Config {
             ("alarm-retry-base-ms", self.alarm_retry.base),
             ("header-timeout-ms", self.http.header_timeout),
             ("body-timeout-ms", self.http.body_timeout),
+            ("call-timeout-ms", self.call_timeout),
         ];
         for (flag, value) in positive_durations {
             if value.is_zero() {

@@ -2,9 +2,12 @@
 //! (`durable_objects.bindings`) and the `migrations` that create, rename and delete classes.
 //!
 //! Applying a config (`duro serve --config`, in-process; `duro deploy --config`, through the
-//! admin API) runs its migrations in order — the server skips the tags it applied before — and
-//! then uploads every binding's component (create, or replace the code; storage is kept).
-//! Component paths are relative to the config file.
+//! admin API) first checks every component (each compiles and implements its world; the
+//! compiled code is cached, so nothing compiles twice) — a bad one stops the deploy before
+//! anything changed —, then runs its migrations in order (the server skips the tags it applied
+//! before), uploads every binding's component (create, or replace the code; storage is kept),
+//! sets the bindings (the names the worker and the objects call classes by) and uploads the
+//! `worker`, if any. Component paths are relative to the config file.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::class::Migration;
+use crate::class::{Bindings, Migration};
 use crate::ids::ClassName;
 
 /// A parsed, checked deploy config. Keys other than these (a wrangler file's `name`,
@@ -23,9 +26,17 @@ pub struct DeployConfig {
     pub durable_objects: DurableObjects,
     #[serde(default)]
     pub migrations: Vec<Migration>,
-    /// A stateless worker in front of the objects: not supported yet, refused with a clear error.
+    /// The stateless worker in front of the objects: its component's `.wasm` file, relative to
+    /// the config file.
     #[serde(default)]
-    worker: Option<serde_json::Value>,
+    pub worker: Option<PathBuf>,
+    /// With a worker, whether the direct `/objects` and `/ids` routes still answer beside it.
+    #[serde(default = "yes")]
+    pub object_routes: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,7 +49,7 @@ pub struct DurableObjects {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Binding {
-    /// The name a worker would use for the namespace.
+    /// The name the worker and the objects call the class by (`env.COUNTER`).
     pub name: String,
     pub class_name: String,
     /// The component's `.wasm` file; relative to the config file.
@@ -48,6 +59,8 @@ pub struct Binding {
 
 /// Where a config is applied: the class registry itself, or a running server's admin API.
 pub trait Target {
+    /// Checks that a component would deploy (as the worker, or a class), changing nothing.
+    fn check(&self, component: Vec<u8>, worker: bool) -> impl Future<Output = anyhow::Result<()>>;
     /// Applies one migration; `Ok(false)` if its tag was applied before.
     fn migrate(&self, migration: &Migration) -> impl Future<Output = anyhow::Result<bool>>;
     /// Creates or replaces a class; `Ok(true)` if it was created.
@@ -56,15 +69,35 @@ pub trait Target {
         class: &ClassName,
         component: Vec<u8>,
     ) -> impl Future<Output = anyhow::Result<bool>>;
+    /// Replaces the bindings.
+    fn bind(&self, bindings: &Bindings) -> impl Future<Output = anyhow::Result<()>>;
+    /// Creates or replaces the worker; `Ok(true)` if it was created.
+    fn upload_worker(
+        &self,
+        component: Vec<u8>,
+        object_routes: bool,
+    ) -> impl Future<Output = anyhow::Result<bool>>;
 }
 
 impl Target for crate::class::Classes {
+    async fn check(&self, component: Vec<u8>, worker: bool) -> anyhow::Result<()> {
+        Ok(crate::class::Classes::check(self, component.into(), worker).await?)
+    }
+
     async fn migrate(&self, migration: &Migration) -> anyhow::Result<bool> {
         Ok(crate::class::Classes::migrate(self, migration).await?)
     }
 
     async fn upload(&self, class: &ClassName, component: Vec<u8>) -> anyhow::Result<bool> {
         Ok(self.put(class.clone(), component.into()).await?.1)
+    }
+
+    async fn bind(&self, bindings: &Bindings) -> anyhow::Result<()> {
+        Ok(self.set_bindings(bindings.clone()).await?)
+    }
+
+    async fn upload_worker(&self, component: Vec<u8>, object_routes: bool) -> anyhow::Result<bool> {
+        Ok(self.put_worker(component.into(), object_routes).await?.1)
     }
 }
 
@@ -80,6 +113,9 @@ impl DeployConfig {
         for binding in &mut config.durable_objects.bindings {
             binding.component = folder.join(&binding.component);
         }
+        if let Some(worker) = &mut config.worker {
+            *worker = folder.join(&*worker);
+        }
         Ok(config)
     }
 
@@ -94,14 +130,9 @@ impl DeployConfig {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        if self.worker.is_some() {
-            anyhow::bail!(
-                "a stateless `worker` is not supported yet: deploy the classes alone \
-                 (durable_objects.bindings) and call them on their object routes"
-            );
-        }
         let mut names = HashSet::new();
         let mut classes = HashSet::new();
+        let declared = self.declared_classes();
         for binding in &self.durable_objects.bindings {
             ClassName::parse(&binding.class_name)
                 .map_err(|e| anyhow::anyhow!("binding {:?}: {e}", binding.name))?;
@@ -110,6 +141,14 @@ impl DeployConfig {
             }
             if !classes.insert(&binding.class_name) {
                 anyhow::bail!("two bindings have class_name {:?}", binding.class_name);
+            }
+            if !declared.contains(binding.class_name.as_str()) {
+                anyhow::bail!(
+                    "binding {:?}: class {:?} is not declared by any migration (add it to a \
+                     migration's new_classes)",
+                    binding.name,
+                    binding.class_name
+                );
             }
         }
         let mut tags = HashSet::new();
@@ -121,9 +160,61 @@ impl DeployConfig {
         Ok(())
     }
 
-    /// Applies the migrations in order, then uploads every binding's component. Returns one
-    /// line per step, for the operator.
+    /// The classes the migrations leave declared, applied in order: created, renamed to, and
+    /// not deleted since.
+    fn declared_classes(&self) -> HashSet<&str> {
+        let mut declared = HashSet::new();
+        for migration in &self.migrations {
+            for deleted in &migration.deleted_classes {
+                declared.remove(deleted.as_str());
+            }
+            for rename in &migration.renamed_classes {
+                declared.remove(rename.from.as_str());
+                declared.insert(rename.to.as_str());
+            }
+            declared.extend(migration.new_classes.iter().map(String::as_str));
+        }
+        declared
+    }
+
+    /// The bindings as the server keeps them.
+    fn bindings(&self) -> anyhow::Result<Bindings> {
+        self.durable_objects
+            .bindings
+            .iter()
+            .map(|b| Ok((b.name.clone(), ClassName::parse(&b.class_name)?)))
+            .collect()
+    }
+
+    /// Checks every component, then applies the migrations in order, uploads every binding's
+    /// component, sets the bindings and uploads the worker. Returns one line per step, for the
+    /// operator.
     pub async fn apply(&self, target: &impl Target) -> anyhow::Result<Vec<String>> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("{what}: cannot read {}: {e}", path.display()))
+        };
+        let mut components = Vec::new();
+        for binding in &self.durable_objects.bindings {
+            let what = format!("binding {}", binding.name);
+            let component = read(&binding.component, &what)?;
+            target
+                .check(component.clone(), false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{what}: {e:#}"))?;
+            components.push((binding, component));
+        }
+        let worker = match &self.worker {
+            Some(path) => {
+                let component = read(path, "worker")?;
+                target
+                    .check(component.clone(), true)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("worker: {e:#}"))?;
+                Some(component)
+            }
+            None => None,
+        };
         let mut report = Vec::new();
         for migration in &self.migrations {
             let applied = target.migrate(migration).await?;
@@ -133,15 +224,8 @@ impl DeployConfig {
                 if applied { "applied" } else { "applied before" }
             ));
         }
-        for binding in &self.durable_objects.bindings {
+        for (binding, component) in components {
             let class = ClassName::parse(&binding.class_name)?;
-            let component = std::fs::read(&binding.component).map_err(|e| {
-                anyhow::anyhow!(
-                    "binding {}: cannot read {}: {e}",
-                    binding.name,
-                    binding.component.display()
-                )
-            })?;
             let created = target
                 .upload(&class, component)
                 .await
@@ -150,6 +234,19 @@ impl DeployConfig {
                 "class {class} (binding {}): {}",
                 binding.name,
                 if created { "created" } else { "code replaced" }
+            ));
+        }
+        target.bind(&self.bindings()?).await?;
+        if let Some(component) = worker {
+            let created = target.upload_worker(component, self.object_routes).await?;
+            report.push(format!(
+                "worker: {}{}",
+                if created { "created" } else { "code replaced" },
+                if self.object_routes {
+                    ""
+                } else {
+                    " (direct object routes off)"
+                }
             ));
         }
         Ok(report)
@@ -168,7 +265,7 @@ mod tests {
               "name": "counter-app",
               "durable_objects": {
                 "bindings": [
-                  { "name": "COUNTER", "class_name": "Counter", "component": "counter.wasm" },
+                  { "name": "COUNTER", "class_name": "Tally", "component": "counter.wasm" },
                 ],
               },
               /* applied once each, in order */
@@ -180,7 +277,7 @@ mod tests {
             }"#,
         )
         .unwrap();
-        assert_eq!(config.durable_objects.bindings[0].class_name, "Counter");
+        assert_eq!(config.durable_objects.bindings[0].class_name, "Tally");
         assert_eq!(config.migrations.len(), 2);
         assert_eq!(config.migrations[0].new_classes, ["Counter"]);
         assert_eq!(config.migrations[1].renamed_classes[0].to, "Tally");
@@ -192,11 +289,17 @@ mod tests {
             ("", "empty"),
             ("{", ""),
             (
-                r#"{"worker": {"component": "w.wasm"}}"#,
-                "not supported yet",
+                r#"{"durable_objects": {"bindings": [{"name": "A", "class_name": "X", "component": "a.wasm"}]}}"#,
+                "not declared by any migration",
             ),
             (
-                r#"{"durable_objects": {"bindings": [{"name": "A", "class_name": "1x", "component": "a.wasm"}]}}"#,
+                r#"{"durable_objects": {"bindings": [{"name": "A", "class_name": "X", "component": "a.wasm"}]},
+                    "migrations": [{"tag": "v1", "new_classes": ["X"]}, {"tag": "v2", "deleted_classes": ["X"]}]}"#,
+                "not declared by any migration",
+            ),
+            (
+                r#"{"durable_objects": {"bindings": [{"name": "A", "class_name": "1x", "component": "a.wasm"}]},
+                    "migrations": [{"tag": "v1", "new_classes": ["1x"]}]}"#,
                 "invalid class name",
             ),
             (

@@ -15,6 +15,7 @@ use std::time::Instant;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::abi::worker::{WorkerCode, WorkerState};
 use crate::abi::{self, ClassCode, EPOCH_TICK, ObjectState};
 use crate::config::Limits;
 use crate::metrics::Metrics;
@@ -49,6 +50,7 @@ pub struct InvalidComponent(pub String);
 pub struct Engine {
     engine: wasmtime::Engine,
     linker: Linker<ObjectState>,
+    worker_linker: Linker<WorkerState>,
     cache_dir: PathBuf,
     metrics: Arc<Metrics>,
     _ticker: EpochTicker,
@@ -82,6 +84,8 @@ impl Engine {
         let engine =
             wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let linker = abi::linker(&engine).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let worker_linker =
+            abi::worker::linker(&engine).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let cache_dir = data_dir.join(CACHE_DIR);
         std::fs::create_dir_all(&cache_dir).map_err(|source| EngineError::Cache {
             path: cache_dir.clone(),
@@ -91,6 +95,7 @@ impl Engine {
         Ok(Self {
             engine,
             linker,
+            worker_linker,
             cache_dir,
             metrics,
             _ticker: ticker,
@@ -104,6 +109,29 @@ impl Engine {
         bytes: &[u8],
         digest: &str,
     ) -> Result<(ClassCode, LoadSource), InvalidComponent> {
+        self.load_as(bytes, digest, "duro:object", |component| {
+            ClassCode::new(&self.linker, component)
+        })
+    }
+
+    /// Like [`Engine::load`], for a worker (the `worker` world).
+    pub fn load_worker(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<(WorkerCode, LoadSource), InvalidComponent> {
+        self.load_as(bytes, digest, "duro:object worker", |component| {
+            WorkerCode::new(&self.worker_linker, component)
+        })
+    }
+
+    fn load_as<C>(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+        world: &str,
+        link: impl FnOnce(&Component) -> Result<C, String>,
+    ) -> Result<(C, LoadSource), InvalidComponent> {
         let started = Instant::now();
         let cached = self.cache_path(digest);
         let (component, source) = match self.deserialize(&cached) {
@@ -114,9 +142,9 @@ impl Engine {
                 (component, LoadSource::Compiled)
             }
         };
-        let code = ClassCode::new(&self.linker, &component).map_err(|reason| {
+        let code = link(&component).map_err(|reason| {
             InvalidComponent(format!(
-                "the component does not implement the duro:object world: {reason}"
+                "the component does not implement the {world} world: {reason}"
             ))
         })?;
         match source {

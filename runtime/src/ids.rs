@@ -20,6 +20,19 @@ pub const MAX_CLASS_NAME_BYTES: usize = 64;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClassName(Arc<str>);
 
+impl serde::Serialize for ClassName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClassName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 impl ClassName {
     pub fn parse(name: &str) -> Result<Self, IdError> {
         let valid = !name.is_empty()

@@ -11,6 +11,7 @@
 //!   reaper thread that drops retired actors (their pooled slots) off the async threads.
 //! - [`alarm`]: the scheduler that fires persisted alarms.
 //! - [`websocket`]: runtime-held WebSocket connections and each object's socket registry.
+//! - [`worker`]: the stateless worker in front of the objects, and its pool of instances.
 //! - [`storage`]: redb schema, per-object storage views, group commit with its write-ahead log,
 //!   and the output gate.
 //! - [`http`]: the ingress and admin listeners.
@@ -46,6 +47,7 @@ pub mod metrics;
 pub mod object;
 pub mod storage;
 pub mod websocket;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -29,6 +29,10 @@ const GUEST_CRATES: &[&str] = &[
     "alarm-probe",
     "no-alarm",
     "ws-probe",
+    "duro-example-worker",
+    "duro-example-counter-group",
+    "call-probe",
+    "worker-probe",
 ];
 
 /// Path of a guest component, built (once per test binary) for wasm32-wasip2.
@@ -356,4 +360,36 @@ pub async fn raw_http(addr: &str, request: &str) -> String {
         head.push(byte[0]);
     }
     String::from_utf8_lossy(&head).into_owned()
+}
+
+impl TestServer {
+    /// Uploads a built guest as the worker (`object_routes`: the direct routes stay).
+    pub async fn deploy_worker(
+        &self,
+        crate_name: &str,
+        object_routes: bool,
+    ) -> (StatusCode, Value) {
+        self.admin_call(
+            Method::PUT,
+            &format!("/worker?object_routes={object_routes}"),
+            read_guest(crate_name),
+        )
+        .await
+    }
+
+    /// Sets the bindings: `[("COUNTER", "Counter"), ...]`.
+    pub async fn bind(&self, bindings: &[(&str, &str)]) {
+        let map: serde_json::Map<String, Value> = bindings
+            .iter()
+            .map(|(name, class)| (name.to_string(), Value::String(class.to_string())))
+            .collect();
+        let (status, body) = self
+            .admin_call(
+                Method::PUT,
+                "/bindings",
+                Value::Object(map).to_string().into_bytes(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
 }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::ObjectState;
+use super::generated::duro::object::namespaces::CallError;
 use super::generated::duro::object::{state, storage, types, websockets};
 use crate::storage::{ListOptions, StorageError};
 use crate::websocket::{Message, SocketError, SocketId};
@@ -142,6 +143,33 @@ fn ws_to_wit(error: SocketError) -> websockets::WebsocketError {
         SocketError::UnknownSocket => Wit::UnknownSocket,
         SocketError::TooLarge(limit) => Wit::TooLarge(limit),
         SocketError::InvalidArgument(reason) => Wit::InvalidArgument(reason),
+    }
+}
+
+super::calls::namespaces_host!(ObjectState);
+
+impl super::calls::CallSite for ObjectState {
+    fn calls(&mut self) -> (&mut super::Calls, &mut wasmtime::component::ResourceTable) {
+        (&mut self.calls, &mut self.table)
+    }
+
+    /// The output gate: what this event wrote before the call is durable before it leaves.
+    async fn before_call(&mut self) -> wasmtime::Result<Result<(), CallError>> {
+        match self.storage.commit_so_far() {
+            Err(error) => Ok(Err(CallError::Failed(error.to_string()))),
+            Ok(None) => Ok(Ok(())),
+            Ok(Some(writes)) => {
+                let durable = self.committer.submit(writes.ops).await;
+                if let Err(error) = durable.wait().await {
+                    self.storage.poison();
+                    return Err(wasmtime::Error::msg(format!(
+                        "the writes made before a call could not be committed: {error}"
+                    )));
+                }
+                self.storage.mark_durable(writes.seq);
+                Ok(Ok(()))
+            }
+        }
     }
 }
 

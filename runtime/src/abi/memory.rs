@@ -163,7 +163,7 @@ impl Drop for MemoryGuard {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn growth_past_the_budget_asks_idle_objects_then_fails() {
         let pressure = Arc::new(Notify::new());
         let budget = MemoryBudget::new(100, pressure.clone(), Gauge::default());

@@ -6,10 +6,13 @@
 //! storage logic lives in `storage`. Limits on a running guest (CPU by epoch interruption, memory
 //! by a resource limiter) are enforced here, per store.
 
+mod calls;
 mod host;
 mod log;
 mod memory;
+pub mod worker;
 
+pub use calls::{CallChain, Calls};
 pub use memory::MemoryBudget;
 
 use std::sync::Arc;
@@ -32,7 +35,9 @@ mod generated {
     wasmtime::component::bindgen!({
         world: "object-core",
         path: "../wit",
+        imports: { "duro:object/namespaces.[method]stub.fetch": async | trappable },
         exports: { default: async },
+        with: { "duro:object/namespaces.stub": super::calls::Stub },
     });
 }
 
@@ -121,14 +126,21 @@ pub struct Identity {
     pub name: Option<String>,
 }
 
-/// Per-instance limits, and the budget all instances share.
+/// What the runtime gives an instance: its limits, the memory budget all instances share, the
+/// clock, and the way to call other objects.
 #[derive(Clone)]
-pub struct InstanceLimits {
+pub struct InstanceEnv {
     pub event_cpu: Duration,
     pub memory_bytes: usize,
     pub budget: Arc<MemoryBudget>,
     /// The wall clock the guest sees (installed only when it is not the system's).
     pub clock: crate::clock::Clock,
+    /// Where calls to other objects go.
+    pub directory: crate::object::Directory,
+    /// How long a call waits for its callee.
+    pub call_timeout: Duration,
+    /// Commits an object's writes before a call leaves.
+    pub committer: crate::storage::Committer,
 }
 
 /// Why a guest call failed. After any of these the instance must be discarded.
@@ -155,13 +167,13 @@ pub struct ObjectState {
     storage: ObjectStorage,
     sockets: Sockets,
     identity: Identity,
-    memory: memory::MemoryGuard,
-    /// Epoch ticks the current event may still run.
-    ticks_left: u64,
-    /// The current event ran out of ticks.
-    cpu_exhausted: bool,
+    meter: Meter,
     /// The class exports `alarm` (only then may it set one).
     has_alarm: bool,
+    /// Calls to other objects.
+    calls: Calls,
+    /// Makes the event's writes durable before a call leaves.
+    committer: crate::storage::Committer,
 }
 
 impl ObjectState {
@@ -187,7 +199,7 @@ pub struct Instance {
     store: Store<ObjectState>,
     bindings: generated::ObjectCore,
     handlers: Handlers,
-    limits: InstanceLimits,
+    limits: InstanceEnv,
 }
 
 impl Instance {
@@ -196,7 +208,7 @@ impl Instance {
         code: &ClassCode,
         identity: Identity,
         parts: ObjectParts,
-        limits: InstanceLimits,
+        limits: InstanceEnv,
     ) -> Result<Self, (ObjectParts, GuestError)> {
         let object = identity.id.to_hex();
         let mut wasi = WasiCtx::builder();
@@ -221,30 +233,13 @@ impl Instance {
             storage: parts.storage,
             sockets: parts.sockets,
             identity,
-            memory: memory::MemoryGuard::new(limits.memory_bytes, limits.budget.clone()),
-            ticks_left: ticks(limits.event_cpu),
-            cpu_exhausted: false,
+            meter: Meter::new(&limits),
             has_alarm: code.has_alarm(),
+            calls: Calls::new(limits.directory.clone(), limits.call_timeout),
+            committer: limits.committer.clone(),
         };
         let mut store = Store::new(code.pre.engine(), state);
-        store.limiter_async(|s| &mut s.memory);
-        store.epoch_deadline_callback(|mut ctx| {
-            let state = ctx.data_mut();
-            if state.ticks_left == 0 {
-                state.cpu_exhausted = true;
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            state.ticks_left -= 1;
-            // Give the thread to every other ready task before running on: tokio's `yield_now`
-            // re-queues the task behind them, where a plain wake-up would put it in the worker's
-            // LIFO slot and run it again at once (a spinning guest then starved its neighbours).
-            // The next deadline is set when the guest resumes, so waiting is not charged to it.
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(tokio::task::yield_now()),
-            ))
-        });
-        store.set_epoch_deadline(1);
+        meter_store(&mut store);
         let instantiated = async {
             let instance = code
                 .pre
@@ -391,19 +386,98 @@ impl Instance {
         &mut self.store.data_mut().sockets
     }
 
+    pub fn calls(&mut self) -> &mut Calls {
+        &mut self.store.data_mut().calls
+    }
+
     /// Drops the instance, keeping what outlives it.
     pub fn into_parts(self) -> ObjectParts {
         self.store.into_data().into_parts()
     }
 
     fn start_event(&mut self) {
-        let state = self.store.data_mut();
-        state.ticks_left = ticks(self.limits.event_cpu);
-        state.cpu_exhausted = false;
-        state.memory.hit_limit = false;
-        state.memory.hit_budget = false;
+        self.store.data_mut().meter.start_event(&self.limits);
         self.store.set_epoch_deadline(1);
     }
+}
+
+/// What limits one store while it runs: its memory (and its share of the budget) and the epoch
+/// ticks the running event may still use.
+struct Meter {
+    memory: memory::MemoryGuard,
+    /// Epoch ticks the current event may still run.
+    ticks_left: u64,
+    /// The current event ran out of ticks.
+    cpu_exhausted: bool,
+}
+
+impl Meter {
+    fn new(env: &InstanceEnv) -> Self {
+        Self {
+            memory: memory::MemoryGuard::new(env.memory_bytes, env.budget.clone()),
+            ticks_left: ticks(env.event_cpu),
+            cpu_exhausted: false,
+        }
+    }
+
+    fn start_event(&mut self, env: &InstanceEnv) {
+        self.ticks_left = ticks(env.event_cpu);
+        self.cpu_exhausted = false;
+        self.memory.hit_limit = false;
+        self.memory.hit_budget = false;
+    }
+
+    /// Which limit a failed call ran into, or the trap it was.
+    fn classify(&self, error: &wasmtime::Error, env: &InstanceEnv) -> GuestError {
+        if self.cpu_exhausted {
+            GuestError::CpuLimit(env.event_cpu)
+        } else if self.memory.hit_limit {
+            GuestError::MemoryLimit(env.memory_bytes)
+        } else if self.memory.hit_budget {
+            GuestError::MemoryBudget(env.budget.limit())
+        } else {
+            let mut text = format!("{error:#}");
+            if text.len() > MAX_TRAP_TEXT {
+                let cut = text.floor_char_boundary(MAX_TRAP_TEXT);
+                text.truncate(cut);
+            }
+            GuestError::Trap(text)
+        }
+    }
+}
+
+/// Store data with a [`Meter`].
+trait Metered: Send + 'static {
+    fn meter(&mut self) -> &mut Meter;
+}
+
+impl Metered for ObjectState {
+    fn meter(&mut self) -> &mut Meter {
+        &mut self.meter
+    }
+}
+
+/// Puts a store under its meter: the memory limiter, and an epoch callback that charges each
+/// tick to the running event, interrupts it when its ticks are spent and otherwise yields.
+fn meter_store<T: Metered>(store: &mut Store<T>) {
+    store.limiter_async(|s| &mut s.meter().memory);
+    store.epoch_deadline_callback(|mut ctx| {
+        let meter = ctx.data_mut().meter();
+        if meter.ticks_left == 0 {
+            meter.cpu_exhausted = true;
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        meter.ticks_left -= 1;
+        // Give the thread to every other ready task before running on: tokio's `yield_now`
+        // re-queues the task behind them, where a plain wake-up would put it in the worker's
+        // LIFO slot and run it again at once (a spinning guest then starved its neighbours).
+        // The next deadline is set when the guest resumes, so waiting is not charged to it.
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
+    });
+    store.set_epoch_deadline(1);
 }
 
 fn ticks(budget: Duration) -> u64 {
@@ -413,19 +487,6 @@ fn ticks(budget: Duration) -> u64 {
 /// Longest trap description passed to callers.
 const MAX_TRAP_TEXT: usize = 2048;
 
-fn classify(error: &wasmtime::Error, state: &ObjectState, limits: &InstanceLimits) -> GuestError {
-    if state.cpu_exhausted {
-        GuestError::CpuLimit(limits.event_cpu)
-    } else if state.memory.hit_limit {
-        GuestError::MemoryLimit(limits.memory_bytes)
-    } else if state.memory.hit_budget {
-        GuestError::MemoryBudget(limits.budget.limit())
-    } else {
-        let mut text = format!("{error:#}");
-        if text.len() > MAX_TRAP_TEXT {
-            let cut = text.floor_char_boundary(MAX_TRAP_TEXT);
-            text.truncate(cut);
-        }
-        GuestError::Trap(text)
-    }
+fn classify(error: &wasmtime::Error, state: &ObjectState, env: &InstanceEnv) -> GuestError {
+    state.meter.classify(error, env)
 }

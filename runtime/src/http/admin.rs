@@ -56,6 +56,39 @@ pub async fn handle(
     )
 }
 
+/// The request's whole body, at most `max` bytes.
+async fn body_of(
+    state: &AdminState,
+    request: http::Request<Incoming>,
+    max: usize,
+) -> Result<Bytes, ApiError> {
+    let (parts, body) = request.into_parts();
+    read_body(&parts.headers, body, max, state.body_timeout).await
+}
+
+/// 201 with `info` when it was created, 200 when it replaced something.
+fn put_answer(created: bool, info: impl serde::Serialize) -> http::Response<Body> {
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    json(
+        status,
+        &serde_json::to_value(info).expect("admin answers serialize"),
+    )
+}
+
+/// 204, or 404 with `missing` when there was nothing to delete.
+fn deleted(existed: bool, missing: String) -> Result<http::Response<Body>, ApiError> {
+    if !existed {
+        return Err(ApiError::NotFound(missing));
+    }
+    let mut response = http::Response::new(Body::default());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(response)
+}
+
 fn boxed(response: http::Response<Body>) -> http::Response<AdminBody> {
     response.map(|body| body.map_err(|never| match never {}).boxed())
 }
@@ -153,24 +186,9 @@ async fn route(
             &serde_json::to_value(state.classes.list()).expect("class infos serialize"),
         )),
         (Admin::Class(name), Method::PUT) => {
-            let (parts, body) = request.into_parts();
-            let bytes = read_body(
-                &parts.headers,
-                body,
-                state.max_component_bytes,
-                state.body_timeout,
-            )
-            .await?;
+            let bytes = body_of(state, request, state.max_component_bytes).await?;
             let (info, created) = state.classes.put(name, bytes).await?;
-            let status = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok(json(
-                status,
-                &serde_json::to_value(info).expect("class info serializes"),
-            ))
+            Ok(put_answer(created, info))
         }
         (Admin::Class(name), Method::GET) => state
             .classes
@@ -182,28 +200,16 @@ async fn route(
                 )
             })
             .ok_or_else(|| ApiError::NotFound(format!("no class named {name}"))),
-        (Admin::Class(name), Method::DELETE) => {
-            if state.classes.delete(&name).await? {
-                let mut response = http::Response::new(Body::default());
-                *response.status_mut() = StatusCode::NO_CONTENT;
-                Ok(response)
-            } else {
-                Err(ApiError::NotFound(format!("no class named {name}")))
-            }
-        }
+        (Admin::Class(name), Method::DELETE) => deleted(
+            state.classes.delete(&name).await?,
+            format!("no class named {name}"),
+        ),
         (Admin::Migrations, Method::GET) => Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "applied": state.classes.migrations().await }),
         )),
         (Admin::Migrations, Method::POST) => {
-            let (parts, body) = request.into_parts();
-            let bytes = read_body(
-                &parts.headers,
-                body,
-                MAX_MIGRATION_BYTES,
-                state.body_timeout,
-            )
-            .await?;
+            let bytes = body_of(state, request, MAX_MIGRATION_BYTES).await?;
             let migration: Migration = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::BadRequest(format!("not a migration: {e}")))?;
             let applied = state.classes.migrate(&migration).await?;
@@ -211,6 +217,53 @@ async fn route(
                 StatusCode::OK,
                 &serde_json::json!({ "tag": migration.tag, "applied": applied }),
             ))
+        }
+        (Admin::Worker, Method::PUT) => {
+            let object_routes = route::query_value(request.uri().query(), "object_routes")
+                .map_err(|_| ApiError::BadRequest("bad object_routes".into()))?
+                .is_none_or(|v| v != "false");
+            let bytes = body_of(state, request, state.max_component_bytes).await?;
+            let (info, created) = state.classes.put_worker(bytes, object_routes).await?;
+            Ok(put_answer(created, info))
+        }
+        (Admin::Worker, Method::GET) => state
+            .classes
+            .worker()
+            .map(|w| {
+                json(
+                    StatusCode::OK,
+                    &serde_json::to_value(&w.info).expect("serializes"),
+                )
+            })
+            .ok_or_else(|| ApiError::NotFound("no worker is deployed".into())),
+        (Admin::Worker, Method::DELETE) => deleted(
+            state.classes.delete_worker().await?,
+            "no worker is deployed".into(),
+        ),
+        (Admin::Bindings, Method::GET) => Ok(json(
+            StatusCode::OK,
+            &serde_json::to_value(state.classes.bindings()).expect("bindings serialize"),
+        )),
+        (Admin::Bindings, Method::PUT) => {
+            let bytes = body_of(state, request, MAX_MIGRATION_BYTES).await?;
+            let bindings: crate::class::Bindings = serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "bindings are a JSON object of binding name -> class name: {e}"
+                ))
+            })?;
+            state.classes.set_bindings(bindings.clone()).await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::to_value(bindings).expect("bindings serialize"),
+            ))
+        }
+        (Admin::Check, Method::POST) => {
+            let worker = route::query_value(request.uri().query(), "world")
+                .map_err(|_| ApiError::BadRequest("bad world".into()))?
+                .is_some_and(|w| w == "worker");
+            let bytes = body_of(state, request, state.max_component_bytes).await?;
+            state.classes.check(bytes, worker).await?;
+            Ok(json(StatusCode::OK, &serde_json::json!({ "ok": true })))
         }
         (Admin::Backup, _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::MethodNotAllowed),

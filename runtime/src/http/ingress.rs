@@ -13,9 +13,10 @@ use super::read_body;
 use super::route::{self, Ingress};
 use crate::class::LoadedClass;
 use crate::ids::ObjectId;
-use crate::object::{Directory, Request, Response};
-use crate::websocket::{self, SocketEvent};
-use tokio::sync::{Semaphore, watch};
+use crate::object::{Directory, ObjectError, Request, Response};
+use crate::websocket;
+use crate::worker::Worker;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// What the ingress handlers need.
 #[derive(Clone)]
@@ -44,7 +45,15 @@ async fn route(
     request: http::Request<Incoming>,
 ) -> Result<http::Response<Body>, ApiError> {
     let directory = &state.directory;
-    let route = route::ingress(request.uri().path(), request.uri().query()).map_err(route_error)?;
+    let parsed = route::ingress(request.uri().path(), request.uri().query());
+    // With a worker, every request that is not a direct object route (or every request, when
+    // the deploy config switched those off) goes to it.
+    if let Some(worker) = directory.classes().worker()
+        && (!worker.info.object_routes || parsed == Err(route::RouteError::NotFound))
+    {
+        return to_worker(state, &worker, request).await;
+    }
+    let route = parsed.map_err(route_error)?;
     let classes = directory.classes();
     let class_of = |name: &crate::ids::ClassName| {
         classes
@@ -100,79 +109,127 @@ async fn to_object(
     mut request: http::Request<Incoming>,
     rest: &str,
 ) -> Result<http::Response<Body>, ApiError> {
-    let client_key = websocket_key(&request)?;
-    // A WebSocket outlives its request: it takes a connection permit of its own up front.
-    let permit =
-        match client_key {
-            Some(_) => Some(state.connections.clone().try_acquire_owned().map_err(|_| {
-                ApiError::Unavailable("too many open connections; retry later".into())
-            })?),
-            None => None,
-        };
-    let on_upgrade = client_key
-        .is_some()
-        .then(|| hyper::upgrade::on(&mut request));
-    let object_request = object_request(request, rest, state.max_body, state.body_timeout).await?;
-    let mut response = state
+    let upgrade = Upgrade::prepare(state, &mut request)?;
+    let url = format!("http://do{rest}");
+    let object_request = object_request(request, url, state.max_body, state.body_timeout).await?;
+    let response = state
         .directory
-        .fetch(class.clone(), id, name, object_request)
+        .fetch(class, id, name, object_request)
         .await?;
-    let Some(accepted) = response.websocket.take() else {
-        return into_http(response);
-    };
-    let owner = state.directory.socket_owner(class, id);
-    let (Some(on_upgrade), Some(client_key)) = (on_upgrade, client_key) else {
-        // Accepted, but this connection cannot switch protocols: the socket never opened.
-        let closed = SocketEvent::Closed {
-            code: 1006,
-            reason: String::new(),
-            was_clean: false,
-        };
-        owner.event(accepted.id, closed).await;
-        return Err(ApiError::BadRequest(
-            "a WebSocket needs an HTTP/1.1 upgrade request".into(),
-        ));
-    };
-    let (max_message, stop) = (state.max_ws_message, state.stop.clone());
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                websocket::run_connection(
-                    upgraded,
-                    accepted.id,
-                    owner,
-                    accepted.auto_response,
-                    max_message,
-                    stop,
-                )
-                .await;
-                drop(permit);
-            }
-            Err(_) => {
-                let closed = SocketEvent::Closed {
-                    code: 1006,
-                    reason: String::new(),
-                    was_clean: false,
-                };
-                owner.event(accepted.id, closed).await;
-            }
-        }
-    });
-    let mut switching = into_http(response)?;
-    let headers = switching.headers_mut();
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    let accept = websocket::accept_key(client_key.as_bytes());
-    headers.insert(
-        header::SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
-    );
-    Ok(switching)
+    upgrade.finish(state, response).await
 }
 
-async fn object_request(
+/// Runs a request through the worker; completes the WebSocket handshake if an object accepted a
+/// socket the worker forwarded.
+async fn to_worker(
+    state: &IngressState,
+    worker: &Worker,
+    mut request: http::Request<Incoming>,
+) -> Result<http::Response<Body>, ApiError> {
+    let upgrade = Upgrade::prepare(state, &mut request)?;
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let url = format!("http://{host}{path}");
+    let worker_request = object_request(request, url, state.max_body, state.body_timeout).await?;
+    let response = worker
+        .fetch(state.directory.instance_env(), worker_request)
+        .await
+        .map_err(|error| ApiError::from(ObjectError::Guest(error)))?;
+    upgrade.finish(state, response).await
+}
+
+/// The upgrade side of a request that asks for a WebSocket: its client key, hyper's handle on
+/// the switched connection, and the connection permit the socket will hold.
+pub(super) struct Upgrade {
+    handshake: Option<(HeaderValue, hyper::upgrade::OnUpgrade, OwnedSemaphorePermit)>,
+}
+
+impl Upgrade {
+    /// Validates the handshake (RFC 6455) of a request that asks for a WebSocket and takes a
+    /// connection permit for the socket (a WebSocket outlives its request).
+    pub(super) fn prepare<B>(
+        state: &IngressState,
+        request: &mut http::Request<B>,
+    ) -> Result<Self, ApiError> {
+        let Some(client_key) = websocket_key(request)? else {
+            return Ok(Self { handshake: None });
+        };
+        let permit =
+            state.connections.clone().try_acquire_owned().map_err(|_| {
+                ApiError::Unavailable("too many open connections; retry later".into())
+            })?;
+        let on_upgrade = hyper::upgrade::on(request);
+        Ok(Self {
+            handshake: Some((client_key, on_upgrade, permit)),
+        })
+    }
+
+    /// Answers with `response`; when it carries a socket an object accepted, completes the
+    /// handshake and runs the connection for that object.
+    pub(super) async fn finish(
+        self,
+        state: &IngressState,
+        mut response: Response,
+    ) -> Result<http::Response<Body>, ApiError> {
+        let Some(accepted) = response.websocket.take() else {
+            return into_http(response);
+        };
+        let Some((client_key, on_upgrade, permit)) = self.handshake else {
+            // Accepted, but this connection cannot switch protocols: the socket never opened.
+            state.directory.never_opened(accepted).await;
+            return Err(ApiError::BadRequest(
+                "a WebSocket needs an HTTP/1.1 upgrade request".into(),
+            ));
+        };
+        let (directory, max_message, stop) = (
+            state.directory.clone(),
+            state.max_ws_message,
+            state.stop.clone(),
+        );
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let owner = directory.socket_owner(accepted.class, accepted.object);
+                    websocket::run_connection(
+                        upgraded,
+                        accepted.id,
+                        owner,
+                        accepted.auto_response,
+                        max_message,
+                        stop,
+                    )
+                    .await;
+                    drop(permit);
+                }
+                Err(_) => directory.never_opened(accepted).await,
+            }
+        });
+        let mut switching = into_http(response)?;
+        let headers = switching.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        let accept = websocket::accept_key(client_key.as_bytes());
+        headers.insert(
+            header::SEC_WEBSOCKET_ACCEPT,
+            HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+        );
+        Ok(switching)
+    }
+}
+
+/// The request as an object (or the worker) sees it, at `url`.
+pub(super) async fn object_request(
     request: http::Request<Incoming>,
-    rest: &str,
+    url: String,
     max_body: usize,
     body_timeout: Duration,
 ) -> Result<Request, ApiError> {
@@ -190,9 +247,10 @@ async fn object_request(
         .collect();
     Ok(Request {
         method: parts.method.as_str().to_string(),
-        url: format!("http://do{rest}"),
+        url,
         headers,
         body,
+        callers: Default::default(),
     })
 }
 

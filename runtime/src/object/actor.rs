@@ -19,7 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::directory::{ObjectKey, Shared};
 use super::{AlarmOutcome, ObjectError, Request, Response};
-use crate::abi::{Identity, Instance, InstanceLimits, ObjectParts};
+use crate::abi::{CallChain, Identity, Instance, ObjectParts};
 use crate::class::LoadedClass;
 use crate::storage::{CommitError, Durable, Gated, ObjectStorage, schema};
 use crate::websocket::{Outgoing, SocketEvent, SocketId, Sockets};
@@ -293,6 +293,7 @@ impl Actor {
             }
             return;
         }
+        let chain = self.chain(&CallChain::default());
         let Ok(instance) = self.instance().await else {
             if let SocketEvent::Closed { .. } = event {
                 self.sockets().remove(id);
@@ -301,6 +302,7 @@ impl Actor {
         };
         instance.storage().begin_event();
         instance.sockets().begin_event(false);
+        instance.calls().begin_event(chain);
         let closed = matches!(event, SocketEvent::Closed { .. });
         let outcome = match event {
             SocketEvent::Message(message) => instance.websocket_message(id, message).await,
@@ -366,10 +368,12 @@ impl Actor {
             Ok(_) => return AlarmOutcome::Stale,
             Err(error) => return AlarmOutcome::Failed(error.to_string()),
         }
+        let chain = self.chain(&CallChain::default());
         let instance = match self.instance().await {
             Ok(instance) => instance,
             Err(error) => return AlarmOutcome::Failed(error.to_string()),
         };
+        instance.calls().begin_event(chain);
         let storage = instance.storage();
         storage.begin_event();
         if let Err(error) = storage.delete_alarm() {
@@ -409,10 +413,15 @@ impl Actor {
         self.follow_class()?;
         let upgrade = request.is_upgrade();
         let max_response = self.shared.limits.max_response_body_bytes;
+        let chain = self.chain(&request.callers);
         let instance = self.instance().await?;
         instance.storage().begin_event();
         instance.sockets().begin_event(upgrade);
-        match instance.fetch(request).await {
+        instance.calls().begin_event(chain);
+        let outcome = instance.fetch(request).await;
+        // A socket a callee accepted for an upgrade this object forwarded to it.
+        let mut forwarded = instance.calls().forwarded.take();
+        let result = match outcome {
             Ok(response) if response.body.len() > max_response => {
                 // Undeliverable: the event fails as a trap does (writes dropped, instance reset,
                 // so its memory agrees with storage again).
@@ -427,15 +436,25 @@ impl Actor {
             Ok(mut response) => {
                 let switching = response.status == 101;
                 let (accepted, messages) = instance.sockets().finish_event(switching);
-                if switching && accepted.is_none() {
-                    instance.storage().abort_event();
-                    return Err(ObjectError::BadUpgrade);
-                }
                 let auto_response = instance.sockets().auto_response();
-                response.websocket = accepted.map(|id| super::Accepted { id, auto_response });
-                self.commit_event().await;
-                self.queue_release(messages);
-                Ok(response)
+                response.websocket = match accepted {
+                    Some(id) => Some(super::Accepted {
+                        id,
+                        auto_response,
+                        class: self.class.clone(),
+                        object: self.key.id,
+                    }),
+                    None if switching => forwarded.take(),
+                    None => None,
+                };
+                if switching && response.websocket.is_none() {
+                    self.storage().abort_event();
+                    Err(ObjectError::BadUpgrade)
+                } else {
+                    self.commit_event().await;
+                    self.queue_release(messages);
+                    Ok(response)
+                }
             }
             Err(error) => {
                 tracing::warn!(class = %self.class.name, object = %self.key.id, %error, "event failed; instance reset");
@@ -443,7 +462,22 @@ impl Actor {
                 self.drop_instance();
                 Err(error.into())
             }
+        };
+        if let Some(unused) = forwarded {
+            super::Directory::of(self.shared.clone())
+                .never_opened(unused)
+                .await;
         }
+        result
+    }
+
+    /// The chain of objects waiting on an event that `callers` sent: they and this object.
+    fn chain(&self, callers: &CallChain) -> CallChain {
+        callers
+            .iter()
+            .cloned()
+            .chain(std::iter::once(self.key.clone()))
+            .collect()
     }
 
     /// Follows the class's registry entry: new code after an upload, or a new name after a
@@ -474,12 +508,7 @@ impl Actor {
                 id: self.key.id,
                 name: self.name.clone(),
             };
-            let limits = InstanceLimits {
-                event_cpu: self.shared.limits.event_cpu,
-                memory_bytes: self.shared.limits.instance_memory_bytes,
-                budget: self.shared.memory.clone(),
-                clock: self.shared.clock.clone(),
-            };
+            let limits = super::Directory::of(self.shared.clone()).instance_env();
             let started = Instant::now();
             match Instance::new(&self.class.code, identity, parts, limits).await {
                 Ok(instance) => {
@@ -508,12 +537,25 @@ impl Actor {
     }
 
     fn drop_instance(&mut self) {
-        if let Some(Body::Live(instance)) = self.body.take() {
-            let mut parts = instance.into_parts();
-            parts.storage.abort_event();
-            parts.sockets.abort_event();
-            self.body = Some(Body::Cold(parts));
+        let live = match self.body.take() {
+            Some(Body::Live(instance)) => instance,
+            // Already cold (hibernated, evicted, reset): nothing to drop.
+            cold => {
+                self.body = cold;
+                return;
+            }
+        };
+        let mut parts = live.into_parts();
+        parts.storage.abort_event();
+        parts.sockets.abort_event();
+        if parts.storage.is_poisoned() {
+            // A commit made mid-event (before a call) failed: the view's cache cannot be
+            // trusted. Start over from what is durable; the old commits are ignored.
+            parts.storage = new_parts(&self.shared, &self.class, &self.key).storage;
+            self.generation += 1;
+            self.barrier = None;
         }
+        self.body = Some(Body::Cold(parts));
     }
 
     fn storage(&mut self) -> &mut ObjectStorage {

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use super::actor::{Actor, Envelope};
 use super::reaper::Reaper;
 use super::{AlarmOutcome, ObjectError, Request, Response};
-use crate::abi::MemoryBudget;
+use crate::abi::{InstanceEnv, MemoryBudget};
 use crate::class::{Classes, LoadedClass};
 use crate::clock::Clock;
 use crate::config::{Config, Limits};
@@ -68,6 +68,8 @@ pub(super) struct Shared {
     pub hibernate_after: Duration,
     /// The time guests see (the system clock, or a test's manual one).
     pub clock: Clock,
+    /// How long a call between objects waits for its callee.
+    pub call_timeout: Duration,
     pub socket_limits: SocketLimits,
     pub metrics: Arc<Metrics>,
     /// One permit per live actor: the bound on live objects.
@@ -104,6 +106,25 @@ impl ActorsStopped {
 }
 
 impl Directory {
+    /// The directory an actor belongs to.
+    pub(super) fn of(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// What an instance (an object's, or a worker's) is given: limits, budget, clock, calls.
+    pub fn instance_env(&self) -> InstanceEnv {
+        let shared = &self.shared;
+        InstanceEnv {
+            event_cpu: shared.limits.event_cpu,
+            memory_bytes: shared.limits.instance_memory_bytes,
+            budget: shared.memory.clone(),
+            clock: shared.clock.clone(),
+            directory: self.clone(),
+            call_timeout: shared.call_timeout,
+            committer: shared.committer.clone(),
+        }
+    }
+
     /// The directory of a runtime configured by `config`.
     pub fn new(
         classes: Arc<Classes>,
@@ -129,6 +150,7 @@ impl Directory {
             live: Arc::new(Semaphore::new(limits.max_live_objects)),
             hibernate_after,
             clock,
+            call_timeout: config.call_timeout,
             socket_limits: SocketLimits {
                 max_message_bytes: limits.max_ws_message_bytes,
                 max_event_outbox_bytes: limits.max_event_outbox_bytes,
@@ -233,6 +255,20 @@ impl Directory {
             class,
             id,
         })
+    }
+
+    /// A socket an object accepted that no connection will ever carry (the request could not
+    /// switch protocols, or a forwarded upgrade was not answered 101): the object is told it
+    /// closed (1006), so its registry forgets it.
+    pub async fn never_opened(&self, accepted: super::Accepted) {
+        let closed = SocketEvent::Closed {
+            code: 1006,
+            reason: String::new(),
+            was_clean: false,
+        };
+        self.socket_owner(accepted.class, accepted.object)
+            .event(accepted.id, closed)
+            .await;
     }
 
     /// Like `deliver`, but waits for room in the mailbox instead of failing (socket events:

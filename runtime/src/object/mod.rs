@@ -25,6 +25,9 @@ pub struct Request {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// The objects whose events wait on this request (a call from another object); empty for
+    /// a request from the ingress or a worker.
+    pub callers: crate::abi::CallChain,
 }
 
 /// An object's answer.
@@ -37,12 +40,25 @@ pub struct Response {
     pub websocket: Option<Accepted>,
 }
 
-/// A WebSocket an object accepted during a fetch.
-#[derive(Debug, Clone)]
+/// A WebSocket an object accepted during a fetch. The object that accepted it owns it, which is
+/// not the addressed one when the request was forwarded to it by a call.
+#[derive(Clone)]
 pub struct Accepted {
     pub id: crate::websocket::SocketId,
     /// The object's auto-response, answered by the connection without waking the object.
     pub auto_response: crate::websocket::AutoResponse,
+    pub class: std::sync::Arc<crate::class::LoadedClass>,
+    pub object: crate::ids::ObjectId,
+}
+
+impl std::fmt::Debug for Accepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Accepted({} {} #{})",
+            self.class.name, self.object, self.id
+        )
+    }
 }
 
 impl Request {

@@ -116,6 +116,9 @@ pub struct ObjectStorage {
     durable: u64,
     /// The running event's write set; empty between events.
     layers: Vec<Layer>,
+    /// A commit of this view failed while the event ran (before a call): the cache may hold
+    /// writes that are not durable and never will be. The view must be replaced.
+    poisoned: bool,
 }
 
 impl ObjectStorage {
@@ -135,6 +138,7 @@ impl ObjectStorage {
             submitted: 0,
             durable: 0,
             layers: Vec::new(),
+            poisoned: false,
         }
     }
 
@@ -192,6 +196,35 @@ impl ObjectStorage {
             self.remember(key, value, seq);
         }
         Some(EventWrites { seq, ops })
+    }
+
+    /// Hands over what the running event wrote so far, as a unit of its own, and goes on with an
+    /// empty write set (before a call leaves: the output gate). The event's alarm change stays
+    /// for its end (a failed alarm handler must still be able to keep its alarm). Not allowed
+    /// inside an open transaction.
+    pub fn commit_so_far(&mut self) -> Result<Option<EventWrites>, StorageError> {
+        if self.layers.len() > 1 {
+            return Err(StorageError::InvalidArgument(
+                "a call cannot leave inside a storage transaction: commit or roll it back first"
+                    .into(),
+            ));
+        }
+        let alarm = self.layers.first_mut().and_then(|l| l.alarm.take());
+        let writes = self.finish_event();
+        self.begin_event();
+        if let Some(base) = self.layers.first_mut() {
+            base.alarm = alarm;
+        }
+        Ok(writes)
+    }
+
+    /// Marks the view unusable after one of its commits failed mid-event.
+    pub fn poison(&mut self) {
+        self.poisoned = true;
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
     }
 
     /// The write set `seq` (and every earlier one) is durable.

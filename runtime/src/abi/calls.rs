@@ -1,0 +1,314 @@
+//! The `namespaces` host interface: ids of the deploy config's bindings, and calls to objects
+//! through stubs, for objects and workers alike.
+//!
+//! A call goes straight to the callee's mailbox through the [`Directory`] (no socket), as an event
+//! of the callee, and carries the chain of objects waiting on it: a callee already in the chain
+//! would wait on itself, so the call is refused as a cycle. Every call has a timeout. An object's
+//! writes made before a call are committed and made durable before the call leaves (the output
+//! gate covers calls); the store's `before_call` does that.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Resource, ResourceTable};
+
+pub(super) use super::generated::duro::object::namespaces::{
+    self, CallError, Request as WitRequest,
+};
+pub(super) use super::generated::duro::object::types::Response as WitResponse;
+use crate::class::LoadedClass;
+use crate::ids::{ClassName, ObjectId};
+use crate::object::directory::ObjectKey;
+use crate::object::{Accepted, Directory, ObjectError, Request};
+
+/// The objects whose events wait on a call, the caller included (empty for a worker).
+pub type CallChain = Arc<[ObjectKey]>;
+
+/// Most names `id-from-name` remembers per instance (so `get` can pass them on).
+const MAX_NAMES: usize = 1024;
+
+/// An object of a binding, as a guest holds it (the `stub` resource).
+#[derive(Clone)]
+pub struct Stub {
+    class: Arc<LoadedClass>,
+    id: ObjectId,
+    name: Option<String>,
+}
+
+/// What one store needs to make calls.
+pub struct Calls {
+    directory: Directory,
+    timeout: Duration,
+    /// The chain of the running event, this object included.
+    chain: CallChain,
+    /// Names behind the ids `id-from-name` gave this instance.
+    names: HashMap<ObjectId, String>,
+    /// A WebSocket a callee accepted for an upgrade request this store forwarded: if the store's
+    /// own `fetch` then answers 101, the socket is handed to its client.
+    pub forwarded: Option<Accepted>,
+}
+
+impl Calls {
+    pub fn new(directory: Directory, timeout: Duration) -> Self {
+        Self {
+            directory,
+            timeout,
+            chain: Arc::from(Vec::new()),
+            names: HashMap::new(),
+            forwarded: None,
+        }
+    }
+
+    /// Starts an event whose calls carry `chain`.
+    pub fn begin_event(&mut self, chain: CallChain) {
+        self.chain = chain;
+        self.forwarded = None;
+    }
+
+    fn class_of(&self, binding: &str) -> Result<Arc<LoadedClass>, CallError> {
+        let classes = self.directory.classes();
+        let class = classes
+            .binding(binding)
+            .ok_or_else(|| CallError::UnknownBinding(format!("no binding named {binding:?}")))?;
+        classes.get(&class).ok_or_else(|| {
+            CallError::Failed(format!(
+                "binding {binding:?} names class {class}, which is not deployed"
+            ))
+        })
+    }
+
+    pub fn id_from_name(&mut self, binding: &str, name: &str) -> Result<String, CallError> {
+        let id = self.class_of(binding)?.ids.from_name(name);
+        if self.names.len() >= MAX_NAMES {
+            self.names.clear();
+        }
+        self.names.insert(id, name.to_string());
+        Ok(id.to_hex())
+    }
+
+    pub fn new_unique_id(&mut self, binding: &str) -> Result<String, CallError> {
+        Ok(self.class_of(binding)?.ids.new_unique().to_hex())
+    }
+
+    pub fn id_from_string(&mut self, binding: &str, id: &str) -> Result<String, CallError> {
+        let class = self.class_of(binding)?;
+        let id = class
+            .ids
+            .from_string(id)
+            .map_err(|e| CallError::BadId(e.to_string()))?;
+        Ok(id.to_hex())
+    }
+
+    pub fn get(
+        &mut self,
+        table: &mut ResourceTable,
+        binding: &str,
+        id: &str,
+    ) -> wasmtime::Result<Result<Resource<Stub>, CallError>> {
+        let class = match self.class_of(binding) {
+            Ok(class) => class,
+            Err(e) => return Ok(Err(e)),
+        };
+        let id = match class.ids.from_string(id) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(CallError::BadId(e.to_string()))),
+        };
+        let name = self.names.get(&id).cloned();
+        Ok(Ok(table.push(Stub { class, id, name })?))
+    }
+
+    /// The chain a call from this store carries, or the cycle error when `callee` waits on it.
+    fn chain_to(&self, callee: &ObjectKey, class: &ClassName) -> Result<CallChain, CallError> {
+        if self.chain.contains(callee) {
+            return Err(CallError::Cycle(format!(
+                "the call to {class} {} would wait on itself ({} objects in the chain of calls)",
+                callee.id,
+                self.chain.len()
+            )));
+        }
+        Ok(self.chain.clone())
+    }
+
+    /// The object a stub stands for.
+    pub fn target(&self, table: &ResourceTable, stub: &Resource<Stub>) -> wasmtime::Result<Stub> {
+        Ok(table.get(stub)?.clone())
+    }
+
+    /// Calls the stub's object with `request`. The caller's own writes must be durable by now.
+    pub async fn fetch(
+        &mut self,
+        target: Stub,
+        request: WitRequest,
+    ) -> wasmtime::Result<Result<WitResponse, CallError>> {
+        let Stub { class, id, name } = target;
+        let key = ObjectKey::of(&class, id);
+        let callers = match self.chain_to(&key, &class.name) {
+            Ok(chain) => chain,
+            Err(e) => return Ok(Err(e)),
+        };
+        let request = Request {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body.into(),
+            callers,
+        };
+        let called = self.directory.fetch(class.clone(), id, name, request);
+        let response = match tokio::time::timeout(self.timeout, called).await {
+            Err(_) => {
+                return Ok(Err(CallError::Timeout(format!(
+                    "{} {id} did not answer within {} ms",
+                    class.name,
+                    self.timeout.as_millis()
+                ))));
+            }
+            Ok(Err(error)) => return Ok(Err(call_error(error))),
+            Ok(Ok(response)) => response,
+        };
+        if let Some(accepted) = response.websocket {
+            self.forward(accepted).await;
+        }
+        Ok(Ok(WitResponse {
+            status: response.status,
+            headers: response.headers,
+            body: response.body.into(),
+        }))
+    }
+
+    /// Keeps a socket a callee accepted; one left over from an earlier call never opened.
+    async fn forward(&mut self, accepted: Accepted) {
+        if let Some(unused) = self.forwarded.replace(accepted) {
+            self.directory.never_opened(unused).await;
+        }
+    }
+
+    pub fn stub_id(
+        &self,
+        table: &ResourceTable,
+        stub: &Resource<Stub>,
+    ) -> wasmtime::Result<String> {
+        Ok(self.target(table, stub)?.id.to_hex())
+    }
+}
+
+/// Store data that can make calls: objects and workers.
+pub(super) trait CallSite: Send {
+    fn calls(&mut self) -> (&mut Calls, &mut ResourceTable);
+    /// Runs before a call leaves: an object makes its writes so far durable (the output gate);
+    /// an error that is `Err` traps.
+    fn before_call(
+        &mut self,
+    ) -> impl std::future::Future<Output = wasmtime::Result<Result<(), CallError>>> + Send;
+}
+
+/// Implements the `namespaces` host traits for a [`CallSite`] store type (bindgen's own
+/// `&mut T` impls rule out a blanket impl).
+macro_rules! namespaces_host {
+    ($store:ty) => {
+        impl $crate::abi::calls::namespaces::Host for $store {
+            fn id_from_name(
+                &mut self,
+                binding: String,
+                name: String,
+            ) -> Result<String, $crate::abi::calls::CallError> {
+                $crate::abi::calls::CallSite::calls(self)
+                    .0
+                    .id_from_name(&binding, &name)
+            }
+
+            fn new_unique_id(
+                &mut self,
+                binding: String,
+            ) -> Result<String, $crate::abi::calls::CallError> {
+                $crate::abi::calls::CallSite::calls(self)
+                    .0
+                    .new_unique_id(&binding)
+            }
+
+            fn id_from_string(
+                &mut self,
+                binding: String,
+                id: String,
+            ) -> Result<String, $crate::abi::calls::CallError> {
+                $crate::abi::calls::CallSite::calls(self)
+                    .0
+                    .id_from_string(&binding, &id)
+            }
+
+            fn get(
+                &mut self,
+                binding: String,
+                id: String,
+            ) -> Result<
+                wasmtime::component::Resource<$crate::abi::calls::Stub>,
+                $crate::abi::calls::CallError,
+            > {
+                let (calls, table) = $crate::abi::calls::CallSite::calls(self);
+                calls.get(table, &binding, &id).unwrap_or_else(|e| {
+                    Err($crate::abi::calls::CallError::Failed(format!("{e:#}")))
+                })
+            }
+        }
+
+        impl $crate::abi::calls::namespaces::HostStub for $store {
+            fn id(
+                &mut self,
+                stub: wasmtime::component::Resource<$crate::abi::calls::Stub>,
+            ) -> String {
+                let (calls, table) = $crate::abi::calls::CallSite::calls(self);
+                calls.stub_id(table, &stub).unwrap_or_default()
+            }
+
+            async fn fetch(
+                &mut self,
+                stub: wasmtime::component::Resource<$crate::abi::calls::Stub>,
+                request: $crate::abi::calls::WitRequest,
+            ) -> wasmtime::Result<
+                Result<$crate::abi::calls::WitResponse, $crate::abi::calls::CallError>,
+            > {
+                let target = {
+                    let (calls, table) = $crate::abi::calls::CallSite::calls(self);
+                    calls.target(table, &stub)?
+                };
+                if let Err(error) = $crate::abi::calls::CallSite::before_call(self).await? {
+                    return Ok(Err(error));
+                }
+                $crate::abi::calls::CallSite::calls(self)
+                    .0
+                    .fetch(target, request)
+                    .await
+            }
+
+            fn drop(
+                &mut self,
+                stub: wasmtime::component::Resource<$crate::abi::calls::Stub>,
+            ) -> wasmtime::Result<()> {
+                $crate::abi::calls::CallSite::calls(self).1.delete(stub)?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(super) use namespaces_host;
+
+fn call_error(error: ObjectError) -> CallError {
+    use crate::abi::GuestError;
+    let text = error.to_string();
+    match error {
+        ObjectError::Overloaded(_) | ObjectError::TooManyLive(_) => CallError::Overloaded(text),
+        ObjectError::Guest(GuestError::MemoryBudget(_)) => CallError::Overloaded(text),
+        // A trap's text carries the callee's wasm backtrace: it stays in the log, under an id.
+        ObjectError::Guest(GuestError::Trap(_) | GuestError::Instantiate(_))
+        | ObjectError::Internal(_) => {
+            let mut bytes = [0u8; 6];
+            let _ = getrandom::fill(&mut bytes);
+            let id = hex::encode(bytes);
+            tracing::warn!(error_id = %id, error = %text, "a call's callee failed");
+            CallError::Failed(format!(
+                "the callee failed (error id {id}; the runtime's log has the details)"
+            ))
+        }
+        _ => CallError::Failed(text),
+    }
+}

@@ -1,0 +1,178 @@
+//! The `worker` world: the stateless front's bindings, store data and instances. A worker has no
+//! storage and no identity; it reaches objects through `namespaces`. Its instances are
+//! interchangeable: the runtime keeps a pool of them and gives each request its own.
+
+use wasmtime::Store;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::calls::{CallError, CallSite, Calls};
+use super::{GuestError, InstanceEnv, Meter, Metered, log, meter_store};
+use crate::ids::ClassName;
+use crate::object::{Request, Response};
+
+#[allow(missing_docs, clippy::all)]
+mod generated {
+    wasmtime::component::bindgen!({
+        world: "worker",
+        path: "../wit",
+        // `namespaces` comes from the objects' bindings (and its async `fetch` with it).
+        exports: { default: async },
+        with: {
+            "duro:object/types": super::super::generated::duro::object::types,
+            "duro:object/namespaces": super::super::generated::duro::object::namespaces,
+        },
+    });
+}
+
+/// The data of one worker instance's `Store`.
+pub struct WorkerState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    meter: Meter,
+    calls: Calls,
+}
+
+impl WasiView for WorkerState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Metered for WorkerState {
+    fn meter(&mut self) -> &mut Meter {
+        &mut self.meter
+    }
+}
+
+super::calls::namespaces_host!(WorkerState);
+
+impl super::generated::duro::object::types::Host for WorkerState {}
+
+impl CallSite for WorkerState {
+    fn calls(&mut self) -> (&mut Calls, &mut ResourceTable) {
+        (&mut self.calls, &mut self.table)
+    }
+
+    /// A worker writes nothing: its calls leave at once.
+    async fn before_call(&mut self) -> wasmtime::Result<Result<(), CallError>> {
+        Ok(Ok(()))
+    }
+}
+
+/// Builds the linker workers are checked against: WASI p2 plus `namespaces`.
+pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<WorkerState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    generated::Worker::add_to_linker::<_, HasSelf<WorkerState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// A worker's code, imports resolved and exports type-checked. Cheap to clone.
+#[derive(Clone)]
+pub struct WorkerCode {
+    pre: generated::WorkerPre<WorkerState>,
+}
+
+impl WorkerCode {
+    /// Fails with the reason when the component does not implement the `worker` world.
+    pub fn new(linker: &Linker<WorkerState>, component: &Component) -> Result<Self, String> {
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| format!("{e:#}"))?;
+        let pre = generated::WorkerPre::new(pre).map_err(|e| format!("{e:#}"))?;
+        Ok(Self { pre })
+    }
+}
+
+/// One live worker instance.
+pub struct WorkerInstance {
+    store: Store<WorkerState>,
+    bindings: generated::Worker,
+    env: InstanceEnv,
+}
+
+/// The name worker log lines carry in place of a class.
+const LOG_CLASS: &str = "worker";
+
+impl WorkerInstance {
+    pub async fn new(code: &WorkerCode, env: InstanceEnv) -> Result<Self, GuestError> {
+        let mut wasi = WasiCtx::builder();
+        if env.clock.is_manual() {
+            wasi.wall_clock(env.clock.clone());
+        }
+        let class = ClassName::parse(LOG_CLASS).expect("a valid name");
+        let wasi = wasi
+            .stdout(log::GuestLog {
+                stream: "stdout",
+                class: class.clone(),
+                object: String::new(),
+            })
+            .stderr(log::GuestLog {
+                stream: "stderr",
+                class,
+                object: String::new(),
+            })
+            .build();
+        let state = WorkerState {
+            wasi,
+            table: ResourceTable::new(),
+            meter: Meter::new(&env),
+            calls: Calls::new(env.directory.clone(), env.call_timeout),
+        };
+        let mut store = Store::new(code.pre.engine(), state);
+        meter_store(&mut store);
+        match code.pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(Self {
+                store,
+                bindings,
+                env,
+            }),
+            Err(error) => Err(match store.data().meter.classify(&error, &env) {
+                GuestError::Trap(reason) => GuestError::Instantiate(reason),
+                other => other,
+            }),
+        }
+    }
+
+    /// Runs the worker's `fetch`. A socket an object accepted for a forwarded upgrade comes
+    /// back on a 101 response. On error the instance must not be used again.
+    pub async fn fetch(&mut self, request: Request) -> Result<Response, GuestError> {
+        self.store.data_mut().meter.start_event(&self.env);
+        self.store.data_mut().calls.begin_event(Default::default());
+        self.store.set_epoch_deadline(1);
+        let request = super::generated::Request {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body.into(),
+        };
+        let outcome = self.bindings.call_fetch(&mut self.store, &request).await;
+        let mut forwarded = self.store.data_mut().calls.forwarded.take();
+        let response = match outcome {
+            Ok(response) => response,
+            Err(error) => {
+                if let Some(unused) = forwarded {
+                    self.env.directory.never_opened(unused).await;
+                }
+                return Err(self.store.data().meter.classify(&error, &self.env));
+            }
+        };
+        let websocket = match response.status {
+            101 => forwarded.take(),
+            _ => None,
+        };
+        if let Some(unused) = forwarded {
+            self.env.directory.never_opened(unused).await;
+        }
+        Ok(Response {
+            status: response.status,
+            headers: response.headers,
+            body: response.body.into(),
+            websocket,
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! call-probe: a test class for calls between objects (bindings set by the test).
+//!
+//! - `/call?b=BINDING&n=NAME&p=PATH`: POSTs to PATH on object NAME of BINDING; answers
+//!   `{"status", "body"}` of the callee, or `{"error": "<kind>: ..."}` with 502
+//! - `/hop?route=B1:n1,B2:n2,...`: calls the first hop with the rest of the route (`/hop` of a
+//!   call-probe); the last one answers `{"depth": n}`. A route back to an earlier object is a
+//!   cycle
+//! - `/write-and-call?kib=N&b=..&n=..&p=..`: writes N KiB under "blob", then calls
+//! - `/events`: how many events this instance ran (memory only)
+//! - `/trap`: panics
+//! - `/upgrade?b=..&n=..&p=..`: forwards this (upgrade) request to the callee, answers its answer
+
+use duro_sdk::{DurableObject, Error, Namespace, Request, Response, Result, State, json};
+
+struct CallProbe {
+    state: State,
+    events: u64,
+}
+
+fn param(request: &Request, name: &str) -> String {
+    request
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Calls `path` on object `name` of `binding` with `request` as the template.
+fn call(binding: &str, name: &str, path: &str, template: Option<&Request>) -> Result<Response> {
+    let namespace = Namespace::new(binding);
+    let stub = namespace.get(&namespace.id_from_name(name)?)?;
+    let url = format!("http://do{path}");
+    let request = match template {
+        Some(original) => original.clone().with_url(&url),
+        None => Request::new("POST", &url),
+    };
+    stub.fetch(request)
+}
+
+fn report(outcome: Result<Response>) -> Result<Response> {
+    match outcome {
+        Ok(response) => Response::json(&json!({
+            "status": response.status,
+            "body": String::from_utf8_lossy(&response.body),
+        })),
+        Err(Error::Call(error)) => Ok(Response::error(502, &Error::Call(error).to_string())),
+        Err(other) => Err(other),
+    }
+}
+
+impl DurableObject for CallProbe {
+    fn new(state: State) -> Self {
+        CallProbe { state, events: 0 }
+    }
+
+    fn fetch(&mut self, request: Request) -> Result<Response> {
+        self.events += 1;
+        match request.path() {
+            "/call" => report(call(
+                &param(&request, "b"),
+                &param(&request, "n"),
+                &param(&request, "p"),
+                None,
+            )),
+            "/hop" => {
+                let route = param(&request, "route");
+                let mut hops = route.split(',').filter(|h| !h.is_empty());
+                let Some(next) = hops.next() else {
+                    return Response::json(&json!({ "depth": 0 }));
+                };
+                let (binding, name) = next.split_once(':').unwrap_or((next, ""));
+                let rest: Vec<&str> = hops.collect();
+                let path = format!("/hop?route={}", rest.join(","));
+                report(call(binding, name, &path, None))
+            }
+            "/write-and-call" => {
+                let kib: usize = param(&request, "kib").parse().unwrap_or(1);
+                self.state
+                    .storage()
+                    .put_bytes("blob", &vec![7u8; kib * 1024])?;
+                report(call(
+                    &param(&request, "b"),
+                    &param(&request, "n"),
+                    &param(&request, "p"),
+                    None,
+                ))
+            }
+            "/upgrade" => call(
+                &param(&request, "b"),
+                &param(&request, "n"),
+                &param(&request, "p"),
+                Some(&request),
+            ),
+            "/events" => Response::json(&json!({ "events": self.events })),
+            "/trap" => panic!("trap requested"),
+            _ => Ok(Response::text(404, "Not found")),
+        }
+    }
+}
+
+duro_sdk::export!(CallProbe);
