@@ -119,6 +119,8 @@ pub struct Classes {
     bindings: RwLock<Bindings>,
     /// The stateless worker in front of the objects, if one is deployed.
     worker: RwLock<Option<Arc<Worker>>>,
+    /// The pooled slots all worker versions' instances share.
+    worker_slots: Arc<tokio::sync::Semaphore>,
     /// Serializes uploads, deletes and migrations; holds the tags of the applied migrations.
     changes: tokio::sync::Mutex<Vec<String>>,
 }
@@ -172,6 +174,7 @@ impl Classes {
                 .map_err(|e| ClassError::Storage(format!("unreadable bindings: {e}")))?,
             None => Bindings::new(),
         };
+        let worker_slots = Arc::new(tokio::sync::Semaphore::new(crate::worker::MAX_INSTANCES));
         let worker = match storage::read_str_table(db, schema::META, META_WORKER)
             .map_err(storage_error)?
         {
@@ -185,7 +188,7 @@ impl Classes {
                     })?;
                 let (code, _) =
                     compile_worker(&engine, Bytes::from(bytes), info.sha256.clone()).await?;
-                Some(Arc::new(Worker::new(code, info)))
+                Some(Arc::new(Worker::new(code, info, worker_slots.clone())))
             }
             None => None,
         };
@@ -203,6 +206,7 @@ impl Classes {
             live: RwLock::new(live),
             bindings: RwLock::new(bindings),
             worker: RwLock::new(worker),
+            worker_slots,
             changes: tokio::sync::Mutex::new(applied),
         };
         classes.sweep_orphans(db).await?;
@@ -357,8 +361,8 @@ impl Classes {
             ops.push(delete_component(&old.info.sha256));
         }
         self.committer.submit(ops).await.wait().await?;
-        *self.worker.write().expect("worker lock") =
-            Some(Arc::new(Worker::new(code, info.clone())));
+        let worker = Worker::new(code, info.clone(), self.worker_slots.clone());
+        *self.worker.write().expect("worker lock") = Some(Arc::new(worker));
         Ok((info, previous.is_none()))
     }
 

@@ -116,8 +116,8 @@ struct ServeArgs {
     /// How often the database file is made durable so the write-ahead log can start over, in ms.
     #[arg(long, env = "DURO_CHECKPOINT_INTERVAL_MS", default_value_t = 1_000)]
     checkpoint_interval_ms: u64,
-    /// Linear memory all live instances may hold together, in MiB (default: half of the
-    /// machine's memory). Past it idle objects are evicted, then events fail with 503.
+    /// Linear memory all live instances may hold together, in MiB (default: the machine's
+    /// physical memory). Past it idle objects are evicted, then events fail with 503.
     #[arg(long, env = "DURO_MEMORY_BUDGET_MIB")]
     memory_budget_mib: Option<usize>,
     /// Largest response body an object may return, in bytes.

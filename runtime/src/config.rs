@@ -220,7 +220,7 @@ impl Config {
         }
         // Every live-object slot reserves address space for its memories (see `engine::pool`):
         // too many slots of too much memory cannot be mapped at all.
-        let reserved = (l.max_live_objects as u128)
+        let reserved = ((l.max_live_objects + crate::worker::MAX_INSTANCES) as u128)
             * crate::engine::MEMORIES_PER_SLOT as u128
             * (l.instance_memory_bytes as u128 + crate::engine::GUARD_BYTES as u128);
         if reserved > MAX_RESERVATION {
@@ -320,10 +320,11 @@ impl Default for Limits {
     }
 }
 
-/// Half of the machine's physical memory (at least 1 GiB): what live instances may hold
-/// together by default.
+/// The machine's physical memory (at least 1 GiB): what live instances may hold together by
+/// default. The budget counts linear memory an instance could touch (a Rust guest reserves
+/// ~1.1 MiB and touches ~0.1 MiB), so the machine's memory itself is the honest bound.
 pub fn default_memory_budget() -> usize {
-    physical_memory().map_or(4096 * MIB, |total| (total / 2).max(1024 * MIB))
+    physical_memory().map_or(4096 * MIB, |total| total.max(1024 * MIB))
 }
 
 #[cfg(unix)]

@@ -7,7 +7,9 @@
 //! unless it trapped. Replacing the worker's code is a new [`Worker`]: requests in flight finish
 //! on the old instances, new requests get the new code, nothing fails.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use serde::Serialize;
 
@@ -17,6 +19,11 @@ use crate::object::{Request, Response};
 
 /// Idle instances kept per worker; more are dropped after their request.
 const MAX_IDLE: usize = 64;
+/// Worker instances at once, busy or idle, all versions together: each holds a pooled slot
+/// beside the live objects' (see `engine::pool`).
+pub const MAX_INSTANCES: usize = 256;
+/// How long a request waits for a worker instance before it is answered 503.
+const INSTANCE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the admin API shows about the worker.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -33,29 +40,48 @@ pub struct WorkerInfo {
 pub struct Worker {
     code: WorkerCode,
     pub info: WorkerInfo,
-    idle: Mutex<Vec<WorkerInstance>>,
+    /// Idle instances, each with the slot it holds.
+    idle: Mutex<Vec<(WorkerInstance, OwnedSemaphorePermit)>>,
+    /// The slots all worker versions share (`MAX_INSTANCES`).
+    slots: Arc<Semaphore>,
+}
+
+/// Why a worker request got no answer from the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Guest(#[from] GuestError),
+    #[error("every worker instance is busy ({MAX_INSTANCES}); retry later")]
+    Busy,
 }
 
 impl Worker {
-    pub fn new(code: WorkerCode, info: WorkerInfo) -> Self {
+    pub fn new(code: WorkerCode, info: WorkerInfo, slots: Arc<Semaphore>) -> Self {
         Self {
             code,
             info,
             idle: Mutex::new(Vec::new()),
+            slots,
         }
     }
 
     /// Runs one request on an instance of its own.
-    pub async fn fetch(&self, env: InstanceEnv, request: Request) -> Result<Response, GuestError> {
+    pub async fn fetch(&self, env: InstanceEnv, request: Request) -> Result<Response, WorkerError> {
         let idle = self.idle.lock().expect("worker pool lock").pop();
-        let mut instance = match idle {
-            Some(instance) => instance,
-            None => WorkerInstance::new(&self.code, env).await?,
+        let (mut instance, slot) = match idle {
+            Some(idle) => idle,
+            None => {
+                let slot = tokio::time::timeout(INSTANCE_WAIT, self.slots.clone().acquire_owned())
+                    .await
+                    .map_err(|_| WorkerError::Busy)?
+                    .map_err(|_| WorkerError::Busy)?;
+                (WorkerInstance::new(&self.code, env).await?, slot)
+            }
         };
         let response = instance.fetch(request).await?;
         let mut idle = self.idle.lock().expect("worker pool lock");
         if idle.len() < MAX_IDLE {
-            idle.push(instance);
+            idle.push((instance, slot));
         }
         Ok(response)
     }

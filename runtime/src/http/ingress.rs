@@ -15,7 +15,7 @@ use crate::class::LoadedClass;
 use crate::ids::ObjectId;
 use crate::object::{Directory, ObjectError, Request, Response};
 use crate::websocket;
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// What the ingress handlers need.
@@ -143,7 +143,10 @@ async fn to_worker(
     let response = worker
         .fetch(state.directory.instance_env(), worker_request)
         .await
-        .map_err(|error| ApiError::from(ObjectError::Guest(error)))?;
+        .map_err(|error| match error {
+            WorkerError::Guest(error) => ApiError::from(ObjectError::Guest(error)),
+            busy @ WorkerError::Busy => ApiError::Unavailable(busy.to_string()),
+        })?;
     upgrade.finish(state, response).await
 }
 
