@@ -142,6 +142,7 @@ impl Classes {
         db: &Arc<Database>,
         engine: Arc<Engine>,
         committer: Committer,
+        max_live_objects: usize,
     ) -> Result<Self, ClassError> {
         let secret = load_or_create_secret(db, &committer).await?;
         let records = storage::scan_str_table(db, schema::CLASSES).map_err(storage_error)?;
@@ -174,7 +175,9 @@ impl Classes {
                 .map_err(|e| ClassError::Storage(format!("unreadable bindings: {e}")))?,
             None => Bindings::new(),
         };
-        let worker_slots = Arc::new(tokio::sync::Semaphore::new(crate::worker::MAX_INSTANCES));
+        let worker_slots = Arc::new(tokio::sync::Semaphore::new(crate::worker::max_instances(
+            max_live_objects,
+        )));
         let worker = match storage::read_str_table(db, schema::META, META_WORKER)
             .map_err(storage_error)?
         {

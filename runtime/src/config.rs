@@ -220,7 +220,8 @@ impl Config {
         }
         // Every live-object slot reserves address space for its memories (see `engine::pool`):
         // too many slots of too much memory cannot be mapped at all.
-        let reserved = ((l.max_live_objects + crate::worker::MAX_INSTANCES) as u128)
+        let slots = l.max_live_objects + crate::worker::max_instances(l.max_live_objects);
+        let reserved = (slots as u128)
             * crate::engine::MEMORIES_PER_SLOT as u128
             * (l.instance_memory_bytes as u128 + crate::engine::GUARD_BYTES as u128);
         if reserved > MAX_RESERVATION {

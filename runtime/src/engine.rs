@@ -225,7 +225,8 @@ fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component, Invalid
 
 fn pool(limits: &Limits) -> PoolingAllocationConfig {
     // A slot per live object, and one per worker instance.
-    let live = u32::try_from(limits.max_live_objects + crate::worker::MAX_INSTANCES)
+    let slots = limits.max_live_objects + crate::worker::max_instances(limits.max_live_objects);
+    let live = u32::try_from(slots)
         .unwrap_or(u32::MAX / CORE_INSTANCES_PER_COMPONENT)
         .max(1);
     let mut pool = PoolingAllocationConfig::default();

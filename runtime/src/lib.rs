@@ -145,7 +145,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         &config.limits,
         metrics.clone(),
     )?);
-    let classes = Arc::new(Classes::open(&db, engine, committer.clone()).await?);
+    let classes = Arc::new(
+        Classes::open(
+            &db,
+            engine,
+            committer.clone(),
+            config.limits.max_live_objects,
+        )
+        .await?,
+    );
     let (directory, actors) = Directory::new(
         classes.clone(),
         committer.clone(),

@@ -19,9 +19,12 @@ use crate::object::{Request, Response};
 
 /// Idle instances kept per worker; more are dropped after their request.
 const MAX_IDLE: usize = 64;
-/// Worker instances at once, busy or idle, all versions together: each holds a pooled slot
-/// beside the live objects' (see `engine::pool`).
-pub const MAX_INSTANCES: usize = 256;
+/// Worker instances at once, busy or idle, all versions together, for a runtime of
+/// `max_live_objects`: a quarter of that, between 4 and 256. Each holds a pooled slot beside the
+/// live objects' (see `engine::pool`).
+pub fn max_instances(max_live_objects: usize) -> usize {
+    (max_live_objects / 4).clamp(4, 256)
+}
 /// How long a request waits for a worker instance before it is answered 503.
 const INSTANCE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -42,7 +45,7 @@ pub struct Worker {
     pub info: WorkerInfo,
     /// Idle instances, each with the slot it holds.
     idle: Mutex<Vec<(WorkerInstance, OwnedSemaphorePermit)>>,
-    /// The slots all worker versions share (`MAX_INSTANCES`).
+    /// The slots all worker versions share ([`max_instances`]).
     slots: Arc<Semaphore>,
 }
 
@@ -51,7 +54,7 @@ pub struct Worker {
 pub enum WorkerError {
     #[error(transparent)]
     Guest(#[from] GuestError),
-    #[error("every worker instance is busy ({MAX_INSTANCES}); retry later")]
+    #[error("every worker instance is busy; retry later")]
     Busy,
 }
 
