@@ -234,6 +234,26 @@ async fn an_event_bigger_than_the_write_ahead_log_commits_and_survives_a_restart
     drop(temp);
 }
 
+/// `duro serve` on `data_dir` that never checkpoints: acknowledged writes live in the log only.
+fn start_without_checkpoints(data_dir: &std::path::Path) -> Process {
+    Process::start_with(
+        data_dir,
+        &["--checkpoint-interval-ms", "3600000"],
+        Stdio::null(),
+    )
+}
+
+/// `n` acknowledged increments of the counter `c`.
+async fn increment(http: &reqwest::Client, process: &Process, n: usize) {
+    let url = format!("{}/objects/Counter/c/increment", process.ingress);
+    for _ in 0..n {
+        assert_eq!(
+            http.post(&url).send().await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+}
+
 /// `duro serve` on `data_dir` with `extra` flags, expected to refuse to start: its stderr.
 fn refused_start(data_dir: &std::path::Path, extra: &[&str]) -> String {
     let output = common::serve_command(&[], data_dir)
@@ -249,19 +269,9 @@ async fn a_missing_or_cut_log_after_a_crash_refuses_the_start_unless_the_loss_is
     let temp = tempfile::tempdir().unwrap();
     let wal = temp.path().join("duro.wal");
     // 100 increments that only the log holds (no checkpoint), then kill -9.
-    let mut process = Process::start_with(
-        temp.path(),
-        &["--checkpoint-interval-ms", "3600000"],
-        Stdio::null(),
-    );
+    let mut process = start_without_checkpoints(temp.path());
     let http = reqwest::Client::new();
-    for _ in 0..100 {
-        let url = format!("{}/objects/Counter/c/increment", process.ingress);
-        assert_eq!(
-            http.post(url).send().await.unwrap().status(),
-            StatusCode::OK
-        );
-    }
+    increment(&http, &process, 100).await;
     process.kill_9();
     let log = std::fs::read(&wal).unwrap();
 
@@ -282,18 +292,8 @@ async fn a_missing_or_cut_log_after_a_crash_refuses_the_start_unless_the_loss_is
     drop(process);
 
     // Accepting the loss of a cut log starts with what could be read.
-    let mut process = Process::start_with(
-        temp.path(),
-        &["--checkpoint-interval-ms", "3600000"],
-        Stdio::null(),
-    );
-    for _ in 0..10 {
-        let url = format!("{}/objects/Counter/c/increment", process.ingress);
-        assert_eq!(
-            http.post(url).send().await.unwrap().status(),
-            StatusCode::OK
-        );
-    }
+    let mut process = start_without_checkpoints(temp.path());
+    increment(&http, &process, 10).await;
     process.kill_9();
     let log = std::fs::read(&wal).unwrap();
     std::fs::write(&wal, &log[..4096 + 100]).unwrap();

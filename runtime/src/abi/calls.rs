@@ -301,9 +301,7 @@ fn call_error(error: ObjectError) -> CallError {
         // A trap's text carries the callee's wasm backtrace: it stays in the log, under an id.
         ObjectError::Guest(GuestError::Trap(_) | GuestError::Instantiate(_))
         | ObjectError::Internal(_) => {
-            let mut bytes = [0u8; 6];
-            let _ = getrandom::fill(&mut bytes);
-            let id = hex::encode(bytes);
+            let id = crate::ids::random_hex(6);
             tracing::warn!(error_id = %id, error = %text, "a call's callee failed");
             CallError::Failed(format!(
                 "the callee failed (error id {id}; the runtime's log has the details)"

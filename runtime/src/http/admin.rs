@@ -41,19 +41,17 @@ pub async fn handle(
     state: AdminState,
     request: http::Request<Incoming>,
 ) -> http::Response<AdminBody> {
-    if request.method() == Method::GET
-        && route::admin(request.uri().path()) == Ok(Admin::Backup)
-        && authorize(&state, &request).is_ok()
-    {
-        return backup(&state)
-            .await
-            .unwrap_or_else(|e| boxed(e.into_response()));
-    }
-    boxed(
-        route(&state, request)
-            .await
-            .unwrap_or_else(ApiError::into_response),
-    )
+    let answer = match (
+        authorize(&state, &request),
+        route::admin(request.uri().path()),
+    ) {
+        (Err(error), _) => Err(error),
+        (Ok(()), Err(_)) => Err(ApiError::NotFound("no such route".into())),
+        // The one answer that streams.
+        (Ok(()), Ok(Admin::Backup)) if request.method() == Method::GET => backup(&state).await,
+        (Ok(()), Ok(admin)) => route(&state, admin, request).await.map(boxed),
+    };
+    answer.unwrap_or_else(|error| boxed(error.into_response()))
 }
 
 /// The request's whole body, at most `max` bytes.
@@ -98,7 +96,7 @@ async fn backup(state: &AdminState) -> Result<http::Response<AdminBody>, ApiErro
     let staging = Staging(
         state
             .data_dir
-            .join(format!("backup-{}.redb.tmp", random_hex())),
+            .join(format!("backup-{}.redb.tmp", crate::ids::random_hex(8))),
     );
     let (db, path) = (state.db.clone(), staging.0.clone());
     let started = std::time::Instant::now();
@@ -145,19 +143,12 @@ impl Drop for Staging {
     }
 }
 
-fn random_hex() -> String {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::fill(&mut bytes);
-    hex::encode(bytes)
-}
-
+/// Answers an authorized request to `route`.
 async fn route(
     state: &AdminState,
+    route: Admin,
     request: http::Request<Incoming>,
 ) -> Result<http::Response<Body>, ApiError> {
-    authorize(state, &request)?;
-    let route = route::admin(request.uri().path())
-        .map_err(|_| ApiError::NotFound("no such route".into()))?;
     let method = request.method().clone();
     match (route, method) {
         (Admin::Healthz, Method::GET) => {

@@ -57,7 +57,7 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         if let Self::Failed { public, detail } = self {
-            let id = error_id();
+            let id = crate::ids::random_hex(6);
             tracing::warn!(%status, error_id = %id, error = %detail, "request failed");
             return json(
                 status,
@@ -96,13 +96,6 @@ impl ApiError {
         }
         response
     }
-}
-
-/// A short random id that ties a client's error to its log line.
-fn error_id() -> String {
-    let mut bytes = [0u8; 6];
-    let _ = getrandom::fill(&mut bytes);
-    hex::encode(bytes)
 }
 
 /// A JSON response.

@@ -236,16 +236,9 @@ impl Actor {
             "internal error in an object of {}: {cause}",
             self.class.name
         ));
-        let sockets = match self.body.take() {
-            Some(Body::Cold(parts)) => parts.sockets,
-            Some(Body::Live(instance)) => instance.into_parts().sockets,
-            None => Sockets::new(self.shared.socket_limits),
-        };
-        let storage = new_parts(&self.shared, &self.class, &self.key).storage;
-        self.body = Some(Body::Cold(ObjectParts { storage, sockets }));
+        self.fresh_storage_view();
         // The old view's commits: awaited (the fresh view must not read before they land), and
         // ignored (they belong to the old generation).
-        self.generation += 1;
         while let Some((generation, seq, outcome)) = self.commits.next().await {
             self.on_commit(generation, seq, outcome);
         }
@@ -548,14 +541,28 @@ impl Actor {
         let mut parts = live.into_parts();
         parts.storage.abort_event();
         parts.sockets.abort_event();
-        if parts.storage.is_poisoned() {
+        let poisoned = parts.storage.is_poisoned();
+        self.body = Some(Body::Cold(parts));
+        if poisoned {
             // A commit made mid-event (before a call) failed: the view's cache cannot be
             // trusted. Start over from what is durable; the old commits are ignored.
-            parts.storage = new_parts(&self.shared, &self.class, &self.key).storage;
-            self.generation += 1;
+            self.fresh_storage_view();
             self.barrier = None;
         }
-        self.body = Some(Body::Cold(parts));
+    }
+
+    /// Drops the instance and replaces the storage view with a fresh one that reads what is
+    /// durable; the sockets stay (the connections are fine). Commits of the old view are
+    /// ignored from now on (a new generation).
+    fn fresh_storage_view(&mut self) {
+        let sockets = match self.body.take() {
+            Some(Body::Cold(parts)) => parts.sockets,
+            Some(Body::Live(instance)) => instance.into_parts().sockets,
+            None => Sockets::new(self.shared.socket_limits),
+        };
+        let storage = new_parts(&self.shared, &self.class, &self.key).storage;
+        self.body = Some(Body::Cold(ObjectParts { storage, sockets }));
+        self.generation += 1;
     }
 
     fn storage(&mut self) -> &mut ObjectStorage {
@@ -601,15 +608,7 @@ impl Actor {
             Ok(()) => self.storage().mark_durable(seq),
             Err(error) => {
                 tracing::error!(class = %self.class.name, object = %self.key.id, %error, "commit failed; object reset");
-                self.generation += 1;
-                // Keep the sockets (the connections are fine); reset the storage view.
-                let sockets = match self.body.take() {
-                    Some(Body::Cold(parts)) => parts.sockets,
-                    Some(Body::Live(instance)) => instance.into_parts().sockets,
-                    None => Sockets::new(self.shared.socket_limits),
-                };
-                let storage = new_parts(&self.shared, &self.class, &self.key).storage;
-                self.body = Some(Body::Cold(ObjectParts { storage, sockets }));
+                self.fresh_storage_view();
                 self.barrier = None;
             }
         }
