@@ -8,10 +8,10 @@ use crate::{Result, wit};
 /// An incoming request.
 #[derive(Debug, Clone)]
 pub struct Request {
-    method: String,
-    url: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) method: String,
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl From<wit::Request> for Request {

@@ -24,12 +24,14 @@
 //! committed unless the guest traps (panics).
 #![deny(missing_docs)]
 
+mod fetch;
 mod http;
 mod namespace;
 mod storage;
 mod websocket;
 pub mod worker;
 
+pub use fetch::fetch;
 pub use http::{Request, Response};
 pub use namespace::{Namespace, ObjectId, Stub};
 pub use serde_json::json;
@@ -58,6 +60,8 @@ pub enum Error {
     WebSocket(WebsocketError),
     /// A call to another object failed.
     Call(CallError),
+    /// An outgoing [`fetch`] failed: the text says why.
+    Fetch(String),
     /// A value could not be encoded or decoded as JSON.
     Json(serde_json::Error),
     /// Answer with this status and message.
@@ -85,6 +89,7 @@ impl std::fmt::Display for Error {
             Self::Storage(e) => write!(f, "storage: {}", storage::describe(e)),
             Self::WebSocket(e) => write!(f, "websocket: {}", websocket::describe(e)),
             Self::Call(e) => write!(f, "call: {}", namespace::describe(e)),
+            Self::Fetch(reason) => write!(f, "fetch: {reason}"),
             Self::Json(e) => write!(f, "json: {e}"),
             Self::Http { message, .. } => f.write_str(message),
         }

@@ -20,6 +20,7 @@ use crate::abi::ClassCode;
 use crate::abi::worker::WorkerCode;
 use crate::engine::{Engine, InvalidComponent, LoadSource};
 use crate::ids::{ClassIds, ClassName, IdSecret};
+use crate::outbound::{Caller, Outbound, Policy};
 use crate::storage::{self, CommitError, Committer, WriteOp, schema, schema::Table};
 use crate::worker::{Worker, WorkerInfo};
 
@@ -77,6 +78,8 @@ pub enum ClassError {
     Compiler(String),
     #[error("migration {tag:?} not applied: {reason}")]
     Migration { tag: String, reason: String },
+    #[error("invalid outbound policies: {0}")]
+    Outbound(String),
 }
 
 /// One entry of a deploy config's `migrations`, applied once per tag, all of it or nothing.
@@ -119,6 +122,8 @@ pub struct Classes {
     bindings: RwLock<Bindings>,
     /// The stateless worker in front of the objects, if one is deployed.
     worker: RwLock<Option<Arc<Worker>>>,
+    /// Which hosts each class and the worker may fetch.
+    outbound: RwLock<Arc<Outbound>>,
     /// The pooled slots all worker versions' instances share.
     worker_slots: Arc<tokio::sync::Semaphore>,
     /// Serializes uploads, deletes and migrations; holds the tags of the applied migrations.
@@ -129,6 +134,7 @@ const META_ID_SECRET: &str = "id-secret";
 const META_MIGRATIONS: &str = "migrations";
 const META_BINDINGS: &str = "bindings";
 const META_WORKER: &str = "worker";
+const META_OUTBOUND: &str = "outbound";
 
 /// Binding name (`COUNTER`) -> class name (`Counter`).
 pub type Bindings = std::collections::BTreeMap<String, ClassName>;
@@ -175,6 +181,13 @@ impl Classes {
                 .map_err(|e| ClassError::Storage(format!("unreadable bindings: {e}")))?,
             None => Bindings::new(),
         };
+        let outbound = match storage::read_str_table(db, schema::META, META_OUTBOUND)
+            .map_err(storage_error)?
+        {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ClassError::Storage(format!("unreadable outbound policies: {e}")))?,
+            None => Outbound::default(),
+        };
         let worker_slots = Arc::new(tokio::sync::Semaphore::new(crate::worker::max_instances(
             max_live_objects,
         )));
@@ -209,6 +222,7 @@ impl Classes {
             live: RwLock::new(live),
             bindings: RwLock::new(bindings),
             worker: RwLock::new(worker),
+            outbound: RwLock::new(Arc::new(outbound)),
             worker_slots,
             changes: tokio::sync::Mutex::new(applied),
         };
@@ -432,6 +446,37 @@ impl Classes {
         };
         self.committer.submit(vec![op]).await.wait().await?;
         *self.bindings.write().expect("bindings lock") = bindings;
+        Ok(())
+    }
+
+    /// Every outbound policy (the admin API's `/outbound` document).
+    pub fn outbound(&self) -> Arc<Outbound> {
+        self.outbound.read().expect("outbound lock").clone()
+    }
+
+    /// What `caller` may fetch: its policy, or none.
+    pub fn outbound_policy(&self, caller: &Caller) -> Policy {
+        let outbound = self.outbound();
+        let policy = match caller {
+            Caller::Class(class) => outbound.classes.get(class),
+            Caller::Worker => outbound.worker.as_ref(),
+        };
+        policy.cloned().unwrap_or_default()
+    }
+
+    /// Replaces every outbound policy (durably); they apply to the next request.
+    pub async fn set_outbound(&self, outbound: Outbound) -> Result<(), ClassError> {
+        outbound.validate().map_err(ClassError::Outbound)?;
+        let _change = self.changes.lock().await;
+        let op = WriteOp::Put {
+            table: Table::Meta,
+            key: META_OUTBOUND.as_bytes().to_vec(),
+            value: serde_json::to_vec(&outbound)
+                .expect("outbound policies serialize")
+                .into(),
+        };
+        self.committer.submit(vec![op]).await.wait().await?;
+        *self.outbound.write().expect("outbound lock") = Arc::new(outbound);
         Ok(())
     }
 

@@ -478,6 +478,13 @@ impl Target for AdminClient {
             .map(drop)
     }
 
+    async fn set_outbound(&self, outbound: &crate::outbound::Outbound) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(outbound)?;
+        self.send(reqwest::Method::PUT, "/outbound", body)
+            .await
+            .map(drop)
+    }
+
     async fn upload_worker(&self, component: Vec<u8>, object_routes: bool) -> anyhow::Result<bool> {
         let (status, _) = self
             .send(

@@ -6,8 +6,8 @@
 //! compiled code is cached, so nothing compiles twice) — a bad one stops the deploy before
 //! anything changed —, then runs its migrations in order (the server skips the tags it applied
 //! before), uploads every binding's component (create, or replace the code; storage is kept),
-//! sets the bindings (the names the worker and the objects call classes by) and uploads the
-//! `worker`, if any. Component paths are relative to the config file.
+//! sets the bindings (the names the worker and the objects call classes by) and the outbound
+//! policies (which hosts each class and the worker may fetch), and uploads the `worker`, if any. Component paths are relative to the config file.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::class::{Bindings, Migration};
 use crate::ids::ClassName;
+use crate::outbound::{Outbound, Policy};
 
 /// A parsed, checked deploy config. Keys other than these (a wrangler file's `name`,
 /// `compatibility_date`, ...) are ignored.
@@ -26,10 +27,10 @@ pub struct DeployConfig {
     pub durable_objects: DurableObjects,
     #[serde(default)]
     pub migrations: Vec<Migration>,
-    /// The stateless worker in front of the objects: its component's `.wasm` file, relative to
-    /// the config file.
+    /// The stateless worker in front of the objects: its component's `.wasm` file (relative to
+    /// the config file), or `{"component": ..., "outbound": ...}`.
     #[serde(default)]
-    pub worker: Option<PathBuf>,
+    pub worker: Option<WorkerEntry>,
     /// With a worker, whether the direct `/objects` and `/ids` routes still answer beside it.
     #[serde(default = "yes")]
     pub object_routes: bool,
@@ -55,6 +56,49 @@ pub struct Binding {
     /// The component's `.wasm` file; relative to the config file.
     #[serde(alias = "path", alias = "wasm", alias = "component_path")]
     pub component: PathBuf,
+    /// The hosts the class may fetch (none when absent), its timeout and response limit.
+    #[serde(default)]
+    pub outbound: Option<Policy>,
+}
+
+/// The `worker` entry: a path, or a path with the worker's outbound policy.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum WorkerEntry {
+    Path(PathBuf),
+    Full(WorkerSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSpec {
+    #[serde(alias = "path", alias = "wasm", alias = "component_path")]
+    pub component: PathBuf,
+    #[serde(default)]
+    pub outbound: Option<Policy>,
+}
+
+impl WorkerEntry {
+    pub fn component(&self) -> &Path {
+        match self {
+            WorkerEntry::Path(path) => path,
+            WorkerEntry::Full(spec) => &spec.component,
+        }
+    }
+
+    fn component_mut(&mut self) -> &mut PathBuf {
+        match self {
+            WorkerEntry::Path(path) => path,
+            WorkerEntry::Full(spec) => &mut spec.component,
+        }
+    }
+
+    fn outbound(&self) -> Option<&Policy> {
+        match self {
+            WorkerEntry::Path(_) => None,
+            WorkerEntry::Full(spec) => spec.outbound.as_ref(),
+        }
+    }
 }
 
 /// Where a config is applied: the class registry itself, or a running server's admin API.
@@ -71,6 +115,8 @@ pub trait Target {
     ) -> impl Future<Output = anyhow::Result<bool>>;
     /// Replaces the bindings.
     fn bind(&self, bindings: &Bindings) -> impl Future<Output = anyhow::Result<()>>;
+    /// Replaces the outbound policies.
+    fn set_outbound(&self, outbound: &Outbound) -> impl Future<Output = anyhow::Result<()>>;
     /// Creates or replaces the worker; `Ok(true)` if it was created.
     fn upload_worker(
         &self,
@@ -96,6 +142,10 @@ impl Target for crate::class::Classes {
         Ok(self.set_bindings(bindings.clone()).await?)
     }
 
+    async fn set_outbound(&self, outbound: &Outbound) -> anyhow::Result<()> {
+        Ok(crate::class::Classes::set_outbound(self, outbound.clone()).await?)
+    }
+
     async fn upload_worker(&self, component: Vec<u8>, object_routes: bool) -> anyhow::Result<bool> {
         Ok(self.put_worker(component.into(), object_routes).await?.1)
     }
@@ -114,7 +164,8 @@ impl DeployConfig {
             binding.component = folder.join(&binding.component);
         }
         if let Some(worker) = &mut config.worker {
-            *worker = folder.join(&*worker);
+            let path = worker.component_mut();
+            *path = folder.join(&*path);
         }
         Ok(config)
     }
@@ -150,6 +201,16 @@ impl DeployConfig {
                     binding.class_name
                 );
             }
+            if let Some(policy) = &binding.outbound {
+                policy
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("binding {:?}: outbound: {e}", binding.name))?;
+            }
+        }
+        if let Some(policy) = self.worker.as_ref().and_then(WorkerEntry::outbound) {
+            policy
+                .validate()
+                .map_err(|e| anyhow::anyhow!("worker: outbound: {e}"))?;
         }
         let mut tags = HashSet::new();
         for migration in &self.migrations {
@@ -186,6 +247,25 @@ impl DeployConfig {
             .collect()
     }
 
+    /// The outbound policies as the server keeps them.
+    fn outbound(&self) -> anyhow::Result<Outbound> {
+        let mut outbound = Outbound {
+            worker: self
+                .worker
+                .as_ref()
+                .and_then(WorkerEntry::outbound)
+                .cloned(),
+            ..Outbound::default()
+        };
+        for binding in &self.durable_objects.bindings {
+            if let Some(policy) = &binding.outbound {
+                let class = ClassName::parse(&binding.class_name)?;
+                outbound.classes.insert(class, policy.clone());
+            }
+        }
+        Ok(outbound)
+    }
+
     /// Checks every component, then applies the migrations in order, uploads every binding's
     /// component, sets the bindings and uploads the worker. Returns one line per step, for the
     /// operator.
@@ -205,8 +285,8 @@ impl DeployConfig {
             components.push((binding, component));
         }
         let worker = match &self.worker {
-            Some(path) => {
-                let component = read(path, "worker")?;
+            Some(entry) => {
+                let component = read(entry.component(), "worker")?;
                 target
                     .check(component.clone(), true)
                     .await
@@ -237,6 +317,7 @@ impl DeployConfig {
             ));
         }
         target.bind(&self.bindings()?).await?;
+        target.set_outbound(&self.outbound()?).await?;
         if let Some(component) = worker {
             let created = target.upload_worker(component, self.object_routes).await?;
             report.push(format!(
@@ -284,6 +365,40 @@ mod tests {
     }
 
     #[test]
+    fn outbound_policies_come_from_bindings_and_the_worker() {
+        let config = DeployConfig::parse(
+            r#"{
+              "worker": { "component": "w.wasm", "outbound": { "allowed_hosts": ["*.example.com"] } },
+              "durable_objects": { "bindings": [
+                { "name": "A", "class_name": "X", "component": "a.wasm",
+                  "outbound": { "allowed_hosts": ["api.test:8443"], "timeout_ms": 500 } },
+                { "name": "B", "class_name": "Y", "component": "b.wasm" },
+              ] },
+              "migrations": [{ "tag": "v1", "new_classes": ["X", "Y"] }],
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.worker.as_ref().unwrap().component(),
+            Path::new("w.wasm")
+        );
+        let outbound = config.outbound().unwrap();
+        assert_eq!(
+            outbound.classes.len(),
+            1,
+            "no policy for B: it reaches nothing"
+        );
+        let x = &outbound.classes[&ClassName::parse("X").unwrap()];
+        assert_eq!(
+            (x.allowed_hosts.as_slice(), x.timeout_ms),
+            (&["api.test:8443".to_string()][..], 500)
+        );
+        assert_eq!(outbound.worker.unwrap().allowed_hosts, ["*.example.com"]);
+        let plain = DeployConfig::parse(r#"{"worker": "w.wasm"}"#).unwrap();
+        assert_eq!(plain.outbound().unwrap(), Outbound::default());
+    }
+
+    #[test]
     fn mistakes_are_refused_with_the_reason() {
         for (text, reason) in [
             ("", "empty"),
@@ -317,6 +432,16 @@ mod tests {
             (
                 r#"{"migrations": [{"tag": "v1", "new_class": ["A"]}]}"#,
                 "unknown field",
+            ),
+            (
+                r#"{"durable_objects": {"bindings": [{"name": "A", "class_name": "X", "component": "a.wasm",
+                    "outbound": {"allowed_hosts": ["a.test/path"]}}]},
+                    "migrations": [{"tag": "v1", "new_classes": ["X"]}]}"#,
+                "binding \"A\": outbound: allowed host \"a.test/path\"",
+            ),
+            (
+                r#"{"worker": {"component": "w.wasm", "outbound": {"timeout_ms": 0}}}"#,
+                "worker: outbound: timeout_ms",
             ),
         ] {
             let error = DeployConfig::parse(text).expect_err(text).to_string();

@@ -6,12 +6,14 @@
 //! - [`engine`]: wasmtime configuration, epoch ticker, compiling components (with a cache).
 //! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
 //! - [`class`]: the registry of uploaded classes, persisted in redb, and their migrations.
-//! - [`deploy`]: the deploy config (`duro.jsonc`: bindings and migrations).
+//! - [`deploy`]: the deploy config (`duro.jsonc`: bindings, migrations, worker, outbound).
 //! - [`object`]: the directory of live objects, the actor that runs each one's events, and the
 //!   reaper thread that drops retired actors (their pooled slots) off the async threads.
 //! - [`alarm`]: the scheduler that fires persisted alarms.
 //! - [`websocket`]: runtime-held WebSocket connections and each object's socket registry.
 //! - [`worker`]: the stateless worker in front of the objects, and its pool of instances.
+//! - [`outbound`]: outgoing HTTP — which hosts each class and the worker may fetch, and how one
+//!   request is bounded (the guest side, `wasi:http`, with the output gate, is `abi::http`).
 //! - [`storage`]: redb schema, per-object storage views, group commit with its write-ahead log,
 //!   and the output gate.
 //! - [`http`]: the ingress and admin listeners.
@@ -45,6 +47,7 @@ pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod object;
+pub mod outbound;
 pub mod storage;
 pub mod websocket;
 pub mod worker;
@@ -279,6 +282,9 @@ impl Server {
             let _ = listener.await;
         }
         self.directory.shutdown();
+        if let Some(worker) = self.classes.worker() {
+            worker.drop_idle();
+        }
         drop(self.directory);
         drop(self.classes);
         self.actors.wait().await;

@@ -88,4 +88,9 @@ impl Worker {
         }
         Ok(response)
     }
+
+    /// Drops the idle instances (at shutdown: they hold the runtime's shared parts).
+    pub fn drop_idle(&self) {
+        self.idle.lock().expect("worker pool lock").clear();
+    }
 }

@@ -8,6 +8,7 @@
 
 mod calls;
 mod host;
+mod http;
 mod log;
 mod memory;
 pub mod worker;
@@ -50,6 +51,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<ObjectState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    http::add_to_linker(&mut linker)?;
     generated::ObjectCore::add_to_linker::<_, HasSelf<ObjectState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
@@ -174,6 +176,8 @@ pub struct ObjectState {
     calls: Calls,
     /// Makes the event's writes durable before a call leaves.
     committer: crate::storage::Committer,
+    /// Outgoing HTTP requests.
+    http: http::HttpState,
 }
 
 impl ObjectState {
@@ -191,6 +195,12 @@ impl WasiView for ObjectState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for ObjectState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        self.http.view(&mut self.table)
     }
 }
 
@@ -232,9 +242,13 @@ impl Instance {
             table: ResourceTable::new(),
             storage: parts.storage,
             sockets: parts.sockets,
-            identity,
             meter: Meter::new(&limits),
             has_alarm: code.has_alarm(),
+            http: http::HttpState::new(
+                crate::outbound::Caller::Class(identity.class.clone()),
+                limits.directory.classes().clone(),
+            ),
+            identity,
             calls: Calls::new(limits.directory.clone(), limits.call_timeout),
             committer: limits.committer.clone(),
         };

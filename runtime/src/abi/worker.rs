@@ -31,6 +31,7 @@ pub struct WorkerState {
     table: ResourceTable,
     meter: Meter,
     calls: Calls,
+    http: super::http::HttpState,
 }
 
 impl WasiView for WorkerState {
@@ -39,6 +40,12 @@ impl WasiView for WorkerState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for WorkerState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        self.http.view(&mut self.table)
     }
 }
 
@@ -67,6 +74,7 @@ impl CallSite for WorkerState {
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<WorkerState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    super::http::add_to_linker(&mut linker)?;
     generated::Worker::add_to_linker::<_, HasSelf<WorkerState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
@@ -122,6 +130,10 @@ impl WorkerInstance {
             table: ResourceTable::new(),
             meter: Meter::new(&env),
             calls: Calls::new(env.directory.clone(), env.call_timeout),
+            http: super::http::HttpState::new(
+                crate::outbound::Caller::Worker,
+                env.directory.classes().clone(),
+            ),
         };
         let mut store = Store::new(code.pre.engine(), state);
         meter_store(&mut store);

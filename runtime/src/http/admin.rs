@@ -18,8 +18,8 @@ use super::route::{self, Admin};
 use crate::class::{Classes, Migration};
 use crate::metrics::Metrics;
 
-/// Largest migration body accepted.
-const MAX_MIGRATION_BYTES: usize = 64 * 1024;
+/// Largest migration, bindings or outbound body accepted.
+const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
 /// A response of the admin listener: most are small JSON, a backup streams a file.
 pub type AdminBody = BoxBody<Bytes, std::io::Error>;
@@ -75,6 +75,25 @@ fn put_answer(created: bool, info: impl serde::Serialize) -> http::Response<Body
         status,
         &serde_json::to_value(info).expect("admin answers serialize"),
     )
+}
+
+/// 200 with a settings document (`/bindings`, `/outbound`).
+fn document(value: &impl serde::Serialize) -> http::Response<Body> {
+    json(
+        StatusCode::OK,
+        &serde_json::to_value(value).expect("admin documents serialize"),
+    )
+}
+
+/// A settings document from the request body; a malformed one is a 400 saying its `shape`.
+async fn document_body<T: serde::de::DeserializeOwned>(
+    state: &AdminState,
+    request: http::Request<Incoming>,
+    shape: &str,
+) -> Result<T, ApiError> {
+    let bytes = body_of(state, request, MAX_DOCUMENT_BYTES).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("expected {shape}: {e}")))
 }
 
 /// 204, or 404 with `missing` when there was nothing to delete.
@@ -200,7 +219,7 @@ async fn route(
             &serde_json::json!({ "applied": state.classes.migrations().await }),
         )),
         (Admin::Migrations, Method::POST) => {
-            let bytes = body_of(state, request, MAX_MIGRATION_BYTES).await?;
+            let bytes = body_of(state, request, MAX_DOCUMENT_BYTES).await?;
             let migration: Migration = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::BadRequest(format!("not a migration: {e}")))?;
             let applied = state.classes.migrate(&migration).await?;
@@ -231,22 +250,27 @@ async fn route(
             state.classes.delete_worker().await?,
             "no worker is deployed".into(),
         ),
-        (Admin::Bindings, Method::GET) => Ok(json(
-            StatusCode::OK,
-            &serde_json::to_value(state.classes.bindings()).expect("bindings serialize"),
-        )),
+        (Admin::Bindings, Method::GET) => Ok(document(&state.classes.bindings())),
         (Admin::Bindings, Method::PUT) => {
-            let bytes = body_of(state, request, MAX_MIGRATION_BYTES).await?;
-            let bindings: crate::class::Bindings = serde_json::from_slice(&bytes).map_err(|e| {
-                ApiError::BadRequest(format!(
-                    "bindings are a JSON object of binding name -> class name: {e}"
-                ))
-            })?;
+            let bindings: crate::class::Bindings = document_body(
+                state,
+                request,
+                "a JSON object of binding name -> class name",
+            )
+            .await?;
             state.classes.set_bindings(bindings.clone()).await?;
-            Ok(json(
-                StatusCode::OK,
-                &serde_json::to_value(bindings).expect("bindings serialize"),
-            ))
+            Ok(document(&bindings))
+        }
+        (Admin::Outbound, Method::GET) => Ok(document(&*state.classes.outbound())),
+        (Admin::Outbound, Method::PUT) => {
+            let outbound: crate::outbound::Outbound = document_body(
+                state,
+                request,
+                r#"{"classes": {"<class>": {"allowed_hosts": [...]}}, "worker": {...}}"#,
+            )
+            .await?;
+            state.classes.set_outbound(outbound.clone()).await?;
+            Ok(document(&outbound))
         }
         (Admin::Check, Method::POST) => {
             let worker = route::query_value(request.uri().query(), "world")

@@ -6,6 +6,10 @@
 //!   call-probe); the last one answers `{"depth": n}`. A route back to an earlier object is a
 //!   cycle
 //! - `/write-and-call?kib=N&b=..&n=..&p=..`: writes N KiB under "blob", then calls
+//! - `/fetch?url=URL`: GETs URL (outgoing HTTP); answers `{"status", "body"}`, or 502
+//!   `{"error": "fetch: ..."}`
+//! - `/write-and-fetch?kib=N&url=URL`: writes N KiB under "blob", then fetches
+//! - `/blob`: `{"bytes": N}`, the length of "blob" (0 when absent)
 //! - `/events`: how many events this instance ran (memory only)
 //! - `/trap`: panics
 //! - `/upgrade?b=..&n=..&p=..`: forwards this (upgrade) request to the callee, answers its answer
@@ -43,6 +47,7 @@ fn call(binding: &str, name: &str, path: &str, template: Option<&Request>) -> Re
 
 fn report(outcome: Result<Response>) -> Result<Response> {
     match outcome {
+        Err(Error::Fetch(reason)) => Ok(Response::error(502, &Error::Fetch(reason).to_string())),
         Ok(response) => Response::json(&json!({
             "status": response.status,
             "body": String::from_utf8_lossy(&response.body),
@@ -89,12 +94,30 @@ impl DurableObject for CallProbe {
                     None,
                 ))
             }
+            "/fetch" => report(duro_sdk::fetch(Request::new(
+                "GET",
+                &param(&request, "url"),
+            ))),
+            "/write-and-fetch" => {
+                let kib: usize = param(&request, "kib").parse().unwrap_or(1);
+                self.state
+                    .storage()
+                    .put_bytes("blob", &vec![7u8; kib * 1024])?;
+                report(duro_sdk::fetch(Request::new(
+                    "GET",
+                    &param(&request, "url"),
+                )))
+            }
             "/upgrade" => call(
                 &param(&request, "b"),
                 &param(&request, "n"),
                 &param(&request, "p"),
                 Some(&request),
             ),
+            "/blob" => {
+                let blob = self.state.storage().get_bytes("blob")?.unwrap_or_default();
+                Response::json(&json!({ "bytes": blob.len() }))
+            }
             "/events" => Response::json(&json!({ "events": self.events })),
             "/trap" => panic!("trap requested"),
             _ => Ok(Response::text(404, "Not found")),

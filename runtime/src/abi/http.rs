@@ -1,0 +1,105 @@
+//! `wasi:http` for guests: the types, and an outgoing handler whose requests pass the output gate
+//! (an object's writes so far are durable before its request leaves, as for calls) and then the
+//! caller's outbound policy (`outbound::send`).
+
+use std::sync::Arc;
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime_wasi_http::p2::bindings::LinkOptions;
+use wasmtime_wasi_http::p2::bindings::http::{outgoing_handler, types};
+use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
+use wasmtime_wasi_http::{
+    Error, RequestOptions, WasiBody, WasiHttp, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView,
+};
+
+use super::calls::{CallError, CallSite};
+use crate::class::Classes;
+use crate::outbound::{self, Caller};
+
+/// The `wasi:http` version whose outgoing handler this module defines (the one
+/// `wasmtime-wasi-http` implements; guests built against any 0.2.x link to it).
+const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
+
+/// The `wasi:http` part of a store: the context, and the hooks that send under the caller's
+/// policy.
+pub struct HttpState {
+    ctx: WasiHttpCtx,
+    hooks: Hooks,
+}
+
+impl HttpState {
+    pub fn new(caller: Caller, classes: Arc<Classes>) -> Self {
+        Self {
+            ctx: WasiHttpCtx::new(),
+            hooks: Hooks { caller, classes },
+        }
+    }
+
+    /// The view `wasi:http` host functions work on.
+    pub fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiHttpCtxView<'a> {
+        WasiHttpCtxView {
+            ctx: &mut self.ctx,
+            table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+struct Hooks {
+    caller: Caller,
+    classes: Arc<Classes>,
+}
+
+impl WasiHttpHooks for Hooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Box<dyn Future<Output = Result<outbound::Sent, Error>> + Send> {
+        // Looked up per request: a new deploy's policy applies at once.
+        let policy = self.classes.outbound_policy(&self.caller);
+        Box::new(outbound::send(
+            self.caller.clone(),
+            policy,
+            request,
+            options,
+        ))
+    }
+}
+
+/// Adds `wasi:http/types` and the gated `wasi:http/outgoing-handler` to a linker.
+pub fn add_to_linker<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
+where
+    T: WasiHttpView + CallSite + 'static,
+{
+    let options = LinkOptions::default();
+    types::add_to_linker::<_, WasiHttp>(linker, &options.into(), T::http)?;
+    linker.instance(OUTGOING_HANDLER)?.func_wrap_async(
+        "handle",
+        |mut store: StoreContextMut<'_, T>,
+         (request, options): (
+            Resource<HostOutgoingRequest>,
+            Option<Resource<RequestOptions>>,
+        )| {
+            Box::new(async move {
+                let state = store.data_mut();
+                if let Err(error) = state.before_call().await? {
+                    let reason = match error {
+                        CallError::Failed(reason) => reason,
+                        other => format!("{other:?}"),
+                    };
+                    return Ok((Err(types::ErrorCode::InternalError(Some(reason))),));
+                }
+                let handled = outgoing_handler::Host::handle(&mut state.http(), request, options);
+                match handled {
+                    Ok(future) => Ok((Ok::<Resource<HostFutureIncomingResponse>, _>(future),)),
+                    Err(error) => Ok((Err(error.downcast()?),)),
+                }
+            })
+        },
+    )?;
+    Ok(())
+}
