@@ -216,18 +216,16 @@ async fn upgrading_a_class_and_the_worker_under_load_fails_no_request_and_keeps_
             }
         }));
     }
-    // Each upload swaps in a new loaded class (live objects re-instantiate at their next event)
-    // and a new worker (new pool), as new code would.
-    for _ in 0..3 {
-        assert_eq!(
-            s.deploy("Counter", "duro-example-counter").await.0,
-            StatusCode::OK
-        );
-        assert_eq!(
-            s.deploy_worker("worker-probe", true).await.0,
-            StatusCode::OK
-        );
-        assert_eq!(s.deploy("Probe", "ws-probe").await.0, StatusCode::OK);
+    // Each upload swaps in other code: the worker and the socket's class alternate between two
+    // versions (v2, v1, v2), the Counter between revisions of its bytes.
+    for (round, version) in [2u8, 1, 2].into_iter().enumerate() {
+        let counter = common::guest_revision("duro-example-counter", round as u8);
+        assert_eq!(s.upload("Counter", counter).await.0, StatusCode::OK);
+        let worker = common::guest_version("worker-probe", version);
+        let (status, _) = s.admin_call(Method::PUT, "/worker", worker).await;
+        assert_eq!(status, StatusCode::OK);
+        let probe = common::guest_version("ws-probe", version);
+        assert_eq!(s.upload("Probe", probe).await.0, StatusCode::OK);
     }
     stop.store(true, Ordering::Relaxed);
     for task in load {
@@ -249,8 +247,38 @@ async fn upgrading_a_class_and_the_worker_under_load_fails_no_request_and_keeps_
         .unwrap()
         .unwrap();
     assert_eq!(answer, Message::text("kept"));
-    let (_, count) = s.admin_call(Method::GET, "/classes/Counter", vec![]).await;
-    assert_eq!(count["class"], "Counter");
+    socket.send(Message::text("version")).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        answer,
+        Message::text("probe-version-2"),
+        "the new code handles it"
+    );
+    assert_eq!(
+        s.get("/version").await.1,
+        json!({"version": "probe-version-2"})
+    );
+    // The counters' storage survived every replacement.
+    let total: u64 = futures_util::future::join_all((0..8).map(|w| {
+        let s = &s;
+        async move {
+            s.get(&format!("/to/COUNTER/c{w}/get")).await.1["count"]
+                .as_u64()
+                .unwrap()
+        }
+    }))
+    .await
+    .into_iter()
+    .sum();
+    assert_eq!(
+        total,
+        ok.load(Ordering::Relaxed),
+        "every acknowledged increment is kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,36 @@ pub fn read_guest(crate_name: &str) -> Vec<u8> {
     std::fs::read(guest(crate_name)).expect("reading a built guest component")
 }
 
+/// A built probe with its version marker (`probe-version-1`, in ws-probe and worker-probe)
+/// patched to `probe-version-{n}`: another component, answering another version, with no second
+/// build.
+#[allow(dead_code)]
+pub fn guest_version(crate_name: &str, n: u8) -> Vec<u8> {
+    let mut bytes = read_guest(crate_name);
+    let marker = b"probe-version-1";
+    let at: Vec<usize> = bytes
+        .windows(marker.len())
+        .enumerate()
+        .filter_map(|(i, w)| (w == marker).then_some(i))
+        .collect();
+    assert_eq!(at.len(), 1, "{crate_name} carries its version marker once");
+    bytes[at[0] + marker.len() - 1] = b'0' + n;
+    bytes
+}
+
+/// A built guest with a custom section appended: the same code under another sha256 (a real
+/// code replacement, where an identical upload would change nothing).
+#[allow(dead_code)]
+pub fn guest_revision(crate_name: &str, n: u8) -> Vec<u8> {
+    let mut bytes = read_guest(crate_name);
+    let name = b"duro-test-revision";
+    let payload_len = 1 + name.len() + 1;
+    bytes.extend_from_slice(&[0, payload_len as u8, name.len() as u8]);
+    bytes.extend_from_slice(name);
+    bytes.push(n);
+    bytes
+}
+
 /// A running in-process server and an HTTP client for it.
 pub struct TestServer {
     server: Option<Server>,

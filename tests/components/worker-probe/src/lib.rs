@@ -4,13 +4,16 @@
 //!   `{"error"}` with the call error
 //! - `ANY /to/B/NAME/PATH...`: forwards the request to PATH of object NAME of binding B
 //!   (`{"error"}` with 502 when the call fails)
+//! - `GET /fetch?url=URL`: GETs URL (outgoing HTTP) and answers its answer (`{"error"}` with 502
+//!   when the fetch fails)
 //! - `GET /version`: the `VERSION` this worker was built with
 
 use duro_sdk::worker::Worker;
 use duro_sdk::{Error, Namespace, Request, Response, Result, json};
 
-/// Changed by the upgrade test (it builds nothing: it reads this from the response).
-const VERSION: &str = "1";
+/// This build's version marker: `probe-version-1`, or `-2` in a copy whose bytes the upgrade test
+/// patched.
+static VERSION: &str = "probe-version-1";
 
 struct Probe;
 
@@ -46,7 +49,19 @@ impl Worker for Probe {
                     Err(other) => Err(other),
                 }
             }
-            ["version"] => Response::json(&json!({ "version": VERSION })),
+            ["fetch"] => {
+                let url = request
+                    .query()
+                    .unwrap_or_default()
+                    .strip_prefix("url=")
+                    .unwrap_or_default()
+                    .to_string();
+                match duro_sdk::fetch(Request::new("GET", &url)) {
+                    Ok(response) => Ok(response),
+                    Err(error) => Ok(Response::error(502, &error.to_string())),
+                }
+            }
+            ["version"] => Response::json(&json!({ "version": std::hint::black_box(VERSION) })),
             _ => Ok(Response::text(404, "404 Not Found")),
         }
     }

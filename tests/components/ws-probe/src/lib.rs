@@ -4,6 +4,7 @@
 //!
 //! - `tags`: this socket's tags, as JSON
 //! - `who`: the name in this socket's attachment
+//! - `version`: [`VERSION`] (the upgrade test patches it to tell two builds apart)
 //! - `count:TAG`: how many open sockets carry TAG (`count:` for all)
 //! - `flood:N`: N messages of 1 KiB to this socket in one event (a slow-consumer test)
 //! - `close`: the object closes this socket with 4000
@@ -12,6 +13,10 @@
 //! `websocket-error` tells every other socket: `error:<the error>`.
 
 use duro_sdk::{DurableObject, Message, Request, Response, Result, State, WebSocket, json};
+
+/// This build's version marker: `probe-version-1`, or `-2` in a copy whose bytes the upgrade test
+/// patched.
+static VERSION: &str = "probe-version-1";
 
 struct WsProbe {
     state: State,
@@ -48,6 +53,8 @@ impl DurableObject for WsProbe {
         let sockets = self.state.websockets();
         if text == "tags" {
             ws.send_text(&serde_json::to_string(&ws.tags()?)?)
+        } else if text == "version" {
+            ws.send_text(std::hint::black_box(VERSION))
         } else if text == "who" {
             let attachment: Option<serde_json::Value> = ws.deserialize_attachment()?;
             let name = attachment.and_then(|a| a["name"].as_str().map(String::from));
