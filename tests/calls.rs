@@ -123,6 +123,21 @@ async fn a_call_times_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_calls_is_not_charged_to_the_callers_cpu_budget() {
+    // 30 calls to a callee that runs 3 ms each: ~90 ms of waiting, against a 20 ms CPU budget
+    // that only the caller's own running counts.
+    let s = probes(|c| c.limits.event_cpu = Duration::from_millis(20)).await;
+    let (status, answer) = s
+        .post("/objects/Call/a/calls?times=30&b=BAD&n=spinner&p=/hold%3Fmib=0%26ms=3")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(callee_body(&answer), json!({"held_mib": 0}));
+    // The budget still stops a caller that spins itself.
+    let (status, _) = s.post("/objects/Bad/b/loop").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_whose_writes_cannot_be_made_durable_never_calls() {
     let temp = tempfile::tempdir().unwrap();
     // Files may grow to 16 MiB: the caller's 1 MB writes soon cannot be committed.

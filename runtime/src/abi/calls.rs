@@ -274,10 +274,12 @@ macro_rules! namespaces_host {
                 if let Err(error) = $crate::abi::calls::CallSite::before_call(self).await? {
                     return Ok(Err(error));
                 }
-                $crate::abi::calls::CallSite::calls(self)
+                let answer = $crate::abi::calls::CallSite::calls(self)
                     .0
                     .fetch(target, request)
-                    .await
+                    .await;
+                $crate::abi::Metered::meter(self).waited = true;
+                answer
             }
 
             fn drop(

@@ -423,6 +423,8 @@ struct Meter {
     ticks_left: u64,
     /// The current event ran out of ticks.
     cpu_exhausted: bool,
+    /// The guest just came back from waiting on a call: the ticks that passed were not its own.
+    waited: bool,
 }
 
 impl Meter {
@@ -431,12 +433,14 @@ impl Meter {
             memory: memory::MemoryGuard::new(env.memory_bytes, env.budget.clone()),
             ticks_left: ticks(env.event_cpu),
             cpu_exhausted: false,
+            waited: false,
         }
     }
 
     fn start_event(&mut self, env: &InstanceEnv) {
         self.ticks_left = ticks(env.event_cpu);
         self.cpu_exhausted = false;
+        self.waited = false;
         self.memory.hit_limit = false;
         self.memory.hit_budget = false;
     }
@@ -477,6 +481,11 @@ fn meter_store<T: Metered>(store: &mut Store<T>) {
     store.limiter_async(|s| &mut s.meter().memory);
     store.epoch_deadline_callback(|mut ctx| {
         let meter = ctx.data_mut().meter();
+        // A deadline that passed while the guest waited on a call: neither charged nor a reason
+        // to yield (the guest has barely run since it resumed).
+        if std::mem::take(&mut meter.waited) {
+            return Ok(UpdateDeadline::Continue(1));
+        }
         if meter.ticks_left == 0 {
             meter.cpu_exhausted = true;
             return Ok(UpdateDeadline::Interrupt);
@@ -485,7 +494,6 @@ fn meter_store<T: Metered>(store: &mut Store<T>) {
         // Give the thread to every other ready task before running on: tokio's `yield_now`
         // re-queues the task behind them, where a plain wake-up would put it in the worker's
         // LIFO slot and run it again at once (a spinning guest then starved its neighbours).
-        // The next deadline is set when the guest resumes, so waiting is not charged to it.
         Ok(UpdateDeadline::YieldCustom(
             1,
             Box::pin(tokio::task::yield_now()),

@@ -5,6 +5,8 @@
 //! - `/hop?route=B1:n1,B2:n2,...`: calls the first hop with the rest of the route (`/hop` of a
 //!   call-probe); the last one answers `{"depth": n}`. A route back to an earlier object is a
 //!   cycle
+//! - `/calls?times=N&b=..&n=..&p=..`: makes the same call N times in one event (`%3F` and `%26`
+//!   in PATH stand for `?` and `&`); answers like `/call`, for the last one
 //! - `/write-and-call?kib=N&b=..&n=..&p=..`: writes N KiB under "blob", then calls
 //! - `/fetch?url=URL`: GETs URL (outgoing HTTP); answers `{"status", "body"}`, or 502
 //!   `{"error": "fetch: ..."}`
@@ -81,6 +83,16 @@ impl DurableObject for CallProbe {
                 let rest: Vec<&str> = hops.collect();
                 let path = format!("/hop?route={}", rest.join(","));
                 report(call(binding, name, &path, None))
+            }
+            "/calls" => {
+                let times: usize = param(&request, "times").parse().unwrap_or(1);
+                let path = param(&request, "p").replace("%3F", "?").replace("%26", "&");
+                let (binding, name) = (param(&request, "b"), param(&request, "n"));
+                let mut last = call(&binding, &name, &path, None);
+                for _ in 1..times {
+                    last = call(&binding, &name, &path, None);
+                }
+                report(last)
             }
             "/write-and-call" => {
                 let kib: usize = param(&request, "kib").parse().unwrap_or(1);
