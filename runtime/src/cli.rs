@@ -183,6 +183,7 @@ pub fn main() -> ExitCode {
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(crate::memory::collect_on_park)
         .build()
     {
         Ok(runtime) => runtime,

@@ -17,6 +17,7 @@
 //! - [`storage`]: redb schema, per-object storage views, group commit with its write-ahead log,
 //!   and the output gate.
 //! - [`http`]: the ingress and admin listeners.
+//! - [`memory`]: the global allocator (mimalloc) and returning free heap to the OS.
 //! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line.
 //!
 //! # The path of an event
@@ -45,6 +46,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod http;
 pub mod ids;
+pub mod memory;
 pub mod metrics;
 pub mod object;
 pub mod outbound;

@@ -51,14 +51,9 @@ impl Reaper {
     }
 }
 
-/// Returns free heap pages to the OS. glibc keeps freed memory of its per-thread arenas resident
-/// (measured: two 64 MiB arenas stayed fully resident after 10,000 objects were evicted), so
-/// without this an evicted object's heap would not "cost nothing".
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// Returns free heap pages to the OS: mimalloc (the global allocator, see `crate::memory`)
+/// collects this thread's heap; the blocks it freed that other threads allocated are collected
+/// by those threads when they next park.
 fn release_free_memory() {
-    // SAFETY: glibc's `malloc_trim` only releases free memory; it is thread-safe.
-    unsafe { libc::malloc_trim(0) };
+    crate::memory::collect();
 }
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_free_memory() {}
