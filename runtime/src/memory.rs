@@ -1,6 +1,5 @@
-//! The heap: mimalloc is the global allocator (glibc's malloc spent 10-16 µs of CPU per request
-//! on the runtime's many small, short-lived buffers; mimalloc made requests through the worker 25%
-//! faster). mimalloc keeps freed memory in the thread that allocated it, and a thread that goes
+//! The heap: mimalloc is the global allocator (against glibc's malloc, 8-20% less CPU per request
+//! on the runtime's many small, short-lived buffers; BENCHMARKS.md "The worker hop"). mimalloc keeps freed memory in the thread that allocated it, and a thread that goes
 //! idle never returns it: [`collect`] runs when a runtime thread parks (at most once a second per
 //! thread) and on the reaper after evictions, so evicted objects' memory goes back to the OS.
 
