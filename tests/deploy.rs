@@ -93,7 +93,9 @@ async fn migrations_rename_and_delete_classes_once_each() {
 
     // v2 renames Counter (its object `a` is live) and deletes Probe.
     let v2 = write_config(dir.path(), "v2.jsonc", &config_v2(&counter));
-    let (ok, out) = duro_deploy(&s.admin, &[v2.to_str().unwrap()]);
+    // (An admin URL without a scheme means http://.)
+    let bare_admin = s.admin.replace("http://", "");
+    let (ok, out) = duro_deploy(&bare_admin, &[v2.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(out.contains("migration v1: applied before"), "{out}");
     assert!(out.contains("migration v2: applied"), "{out}");
@@ -264,8 +266,23 @@ async fn serve_applies_its_config_at_every_start() {
             r#"{ "migrations": [ { "tag": "v2", "deleted_classes": [ "Tally", "1bad" ] } ] }"#,
             "invalid class name",
         ),
+        (
+            "typo.jsonc",
+            "{\n  \"durable_object\": { \"bindings\": [] }\n}",
+            "line 2 column 3: unknown key \"durable_object\" (did you mean \"durable_objects\"?)",
+        ),
+        (
+            "comma.jsonc",
+            "{\n  \"migrations\": []\n  \"worker\": \"w.wasm\"\n}",
+            "Expected comma on line 2",
+        ),
+        // No such file (nothing is written for it).
+        ("absent.jsonc", "", "absent.jsonc does not exist"),
     ] {
-        let broken = write_config(dir.path(), file, text);
+        let broken = match text {
+            "" => dir.path().join(file),
+            _ => write_config(dir.path(), file, text),
+        };
         let output = serve_command(&[], &data)
             .arg("--config")
             .arg(&broken)

@@ -164,7 +164,7 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct AdminArgs {
-    /// The admin API's base URL.
+    /// The admin API's base URL (`host:port` alone means `http://host:port`).
     #[arg(long, env = "DURO_ADMIN_URL", default_value = "http://127.0.0.1:8788")]
     admin_url: String,
     #[arg(long, env = "DURO_ADMIN_TOKEN")]
@@ -379,8 +379,13 @@ fn parse_deploy(pair: &str) -> anyhow::Result<(ClassName, PathBuf)> {
 
 impl AdminArgs {
     fn client(&self) -> AdminClient {
+        let base = self.admin_url.trim_end_matches('/');
+        let base = match base.contains("://") {
+            true => base.to_string(),
+            false => format!("http://{base}"),
+        };
         AdminClient {
-            base: self.admin_url.trim_end_matches('/').to_string(),
+            base,
             // A blank token is no token (the server refuses to start with one).
             token: self.admin_token.clone().filter(|t| !t.trim().is_empty()),
             http: reqwest::Client::new(),

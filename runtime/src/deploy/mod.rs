@@ -9,6 +9,8 @@
 //! sets the bindings (the names the worker and the objects call classes by) and the outbound
 //! policies (which hosts each class and the worker may fetch), and uploads the `worker`, if any. Component paths are relative to the config file.
 
+mod strict;
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -19,8 +21,8 @@ use crate::class::{Bindings, Migration};
 use crate::ids::ClassName;
 use crate::outbound::{Outbound, Policy};
 
-/// A parsed, checked deploy config. Keys other than these (a wrangler file's `name`,
-/// `compatibility_date`, ...) are ignored.
+/// A parsed, checked deploy config. A wrangler file's keys that duro does not use (`name`,
+/// `compatibility_date`, ...) are accepted and ignored; any other unknown key is an error.
 #[derive(Debug, Deserialize)]
 pub struct DeployConfig {
     #[serde(default)]
@@ -155,8 +157,12 @@ impl DeployConfig {
     /// Reads, parses (JSON with comments and trailing commas) and checks a config file; resolves
     /// component paths against its folder.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                anyhow::anyhow!("the deploy config {} does not exist", path.display())
+            }
+            _ => anyhow::anyhow!("cannot read the deploy config {}: {e}", path.display()),
+        })?;
         let mut config = Self::parse(&text)
             .map_err(|e| anyhow::anyhow!("invalid deploy config {}: {e}", path.display()))?;
         let folder = path.parent().unwrap_or(Path::new("."));
@@ -170,12 +176,9 @@ impl DeployConfig {
         Ok(config)
     }
 
-    /// Parses and checks a config's text (paths stay as written).
+    /// Parses (strictly: see [`strict`]) and checks a config's text (paths stay as written).
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let options = jsonc_parser::ParseOptions::default();
-        let value: Option<serde_json::Value> = jsonc_parser::parse_to_serde_value(text, &options)?;
-        let value = value.ok_or_else(|| anyhow::anyhow!("the file is empty"))?;
-        let config: Self = serde_json::from_value(value)?;
+        let config: Self = strict::parse(text)?;
         config.check()?;
         Ok(config)
     }
@@ -399,6 +402,49 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_missing_commas_and_wrong_types_are_placed_in_the_file() {
+        let cases = [
+            (
+                "{\n  \"durable_object\": {}\n}",
+                "line 2 column 3: unknown key \"durable_object\" (did you mean \"durable_objects\"?)",
+            ),
+            (
+                r#"{"durable_objects": {"bindings": [{"name": "A", "class_name": "X", "component": "a.wasm"},
+                   {"name": "B", "clas_name": "Y", "component": "b.wasm"}]}}"#,
+                "unknown key \"durable_objects.bindings[1].clas_name\" (did you mean \"class_name\"?)",
+            ),
+            (
+                r#"{"migrations": [{"tag": "v1", "renamed_classes": [{"from": "A", "too": "B"}]}]}"#,
+                "unknown key \"migrations[0].renamed_classes[0].too\" (did you mean \"to\"?)",
+            ),
+            (
+                "{\"worker\": {\"component\": \"w.wasm\", \"outbound\": {\"allowed_host\": []}}}",
+                "unknown key \"worker.outbound.allowed_host\" (did you mean \"allowed_hosts\"?)",
+            ),
+            ("{\"vars\": {}}", "line 1 column 2: unknown key \"vars\""),
+            (
+                "{\n  \"migrations\": [\n    {\"tag\": \"v1\"}\n    {\"tag\": \"v2\"}\n  ]\n}",
+                "Expected comma on line 3",
+            ),
+            (
+                "{\n  \"migrations\": [{\"tag\": 7}]\n}",
+                "line 2 column 19: migrations[0].tag: invalid type: integer `7`, expected a string",
+            ),
+            ("{'migrations': []}", "on line 1"),
+        ];
+        for (text, reason) in cases {
+            let error = DeployConfig::parse(text).expect_err(text).to_string();
+            assert!(error.contains(reason), "{text}\n{error}");
+        }
+        // A wrangler file's own keys are accepted and ignored.
+        DeployConfig::parse(
+            r#"{"$schema": "x", "name": "app", "main": "src/index.ts",
+                "compatibility_date": "2024-01-01", "observability": {"enabled": true}}"#,
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn mistakes_are_refused_with_the_reason() {
         for (text, reason) in [
             ("", "empty"),
@@ -431,7 +477,7 @@ mod tests {
             ),
             (
                 r#"{"migrations": [{"tag": "v1", "new_class": ["A"]}]}"#,
-                "unknown field",
+                "unknown key",
             ),
             (
                 r#"{"durable_objects": {"bindings": [{"name": "A", "class_name": "X", "component": "a.wasm",

@@ -1,0 +1,223 @@
+//! Strict reading of a deploy config: JSON with comments and trailing commas and nothing looser
+//! (a missing comma is an error), every key known — a misspelled one is an error with its line,
+//! column and the key it probably meant —, and type errors placed at their line and column with
+//! their path (`durable_objects.bindings[1].class_name`). Keys of a wrangler file that duro does
+//! not use (`name`, `compatibility_date`, …) are accepted and ignored.
+
+use jsonc_parser::ast::{ObjectPropName, Value};
+use serde::de::DeserializeOwned;
+
+/// Keys a wrangler file may carry that duro accepts and ignores.
+const WRANGLER_KEYS: &[&str] = &[
+    "$schema",
+    "name",
+    "main",
+    "compatibility_date",
+    "compatibility_flags",
+    "account_id",
+    "workers_dev",
+    "preview_urls",
+    "route",
+    "routes",
+    "build",
+    "observability",
+    "placement",
+    "limits",
+    "triggers",
+    "minify",
+    "upload_source_maps",
+    "send_metrics",
+    "keep_vars",
+    "logpush",
+    "usage_model",
+    "dev",
+];
+
+/// What keys an object at some place in the config may have.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// An object with these keys (each with its own shape); other values are left to serde.
+    Object(&'static [(&'static str, Shape)]),
+    /// An array whose elements have this shape.
+    Each(&'static Shape),
+    /// Anything (checked by serde).
+    Any,
+}
+
+use Shape::{Any, Each, Object};
+
+const COMPONENT_KEYS: [(&str, Shape); 4] = [
+    ("component", Any),
+    ("path", Any),
+    ("wasm", Any),
+    ("component_path", Any),
+];
+const OUTBOUND: Shape = Object(&[
+    ("allowed_hosts", Any),
+    ("timeout_ms", Any),
+    ("max_response_bytes", Any),
+]);
+const BINDING: Shape = Object(&[
+    ("name", Any),
+    ("class_name", Any),
+    COMPONENT_KEYS[0],
+    COMPONENT_KEYS[1],
+    COMPONENT_KEYS[2],
+    COMPONENT_KEYS[3],
+    ("outbound", OUTBOUND),
+]);
+const MIGRATION: Shape = Object(&[
+    ("tag", Any),
+    ("new_classes", Any),
+    ("new_sqlite_classes", Any),
+    (
+        "renamed_classes",
+        Each(&Object(&[("from", Any), ("to", Any)])),
+    ),
+    ("deleted_classes", Any),
+]);
+const TOP: Shape = Object(&[
+    ("durable_objects", Object(&[("bindings", Each(&BINDING))])),
+    ("migrations", Each(&MIGRATION)),
+    (
+        "worker",
+        Object(&[
+            COMPONENT_KEYS[0],
+            COMPONENT_KEYS[1],
+            COMPONENT_KEYS[2],
+            COMPONENT_KEYS[3],
+            ("outbound", OUTBOUND),
+        ]),
+    ),
+    ("object_routes", Any),
+]);
+
+/// Parses `text` into `T`, strictly (see the module docs).
+pub fn parse<T: DeserializeOwned>(text: &str) -> anyhow::Result<T> {
+    let options = jsonc_parser::ParseOptions {
+        allow_comments: true,
+        allow_trailing_commas: true,
+        allow_loose_object_property_names: false,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
+    };
+    let parsed = jsonc_parser::parse_to_ast(text, &Default::default(), &options)?;
+    let root = parsed
+        .value
+        .ok_or_else(|| anyhow::anyhow!("the file is empty"))?;
+    check_keys(text, &root, &TOP, "", true)?;
+    let value = jsonc_parser::parse_to_serde_value::<Option<serde_json::Value>>(text, &options)?
+        .ok_or_else(|| anyhow::anyhow!("the file is empty"))?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let at = locate(&root, error.path())
+            .map(|offset| format!("line {}: ", position(text, offset)))
+            .unwrap_or_default();
+        anyhow::anyhow!("{at}{path}: {}", error.inner())
+    })
+}
+
+/// Refuses a key `shape` does not know, where it is, with the closest known key.
+fn check_keys(
+    text: &str,
+    value: &Value,
+    shape: &Shape,
+    path: &str,
+    top: bool,
+) -> anyhow::Result<()> {
+    match (value, shape) {
+        (Value::Object(object), Object(keys)) => {
+            for prop in &object.properties {
+                let name = prop.name.as_str();
+                let inner = if path.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{path}.{name}")
+                };
+                match keys.iter().find(|(key, _)| *key == name) {
+                    Some((_, inner_shape)) => {
+                        check_keys(text, &prop.value, inner_shape, &inner, false)?
+                    }
+                    None if top && WRANGLER_KEYS.contains(&name) => {}
+                    None => {
+                        let start = match &prop.name {
+                            ObjectPropName::String(lit) => lit.range.start,
+                            ObjectPropName::Word(lit) => lit.range.start,
+                        };
+                        let known = keys.iter().map(|(key, _)| *key);
+                        let hint = closest(name, known)
+                            .map(|key| format!(" (did you mean {key:?}?)"))
+                            .unwrap_or_default();
+                        anyhow::bail!(
+                            "line {}: unknown key {inner:?}{hint}",
+                            position(text, start)
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        (Value::Array(array), Each(element)) => {
+            for (index, item) in array.elements.iter().enumerate() {
+                check_keys(text, item, element, &format!("{path}[{index}]"), false)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The known key nearest to a misspelled one, if any is near enough.
+fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|key| (strsim::levenshtein(name, key), key))
+        .filter(|(distance, key)| *distance <= (key.len() / 3).max(2))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, key)| key)
+}
+
+/// The byte offset of the value at `path`, as far as the path goes.
+fn locate(root: &Value, path: &serde_path_to_error::Path) -> Option<usize> {
+    use serde_path_to_error::Segment;
+    let mut value = root;
+    let mut offset = None;
+    for segment in path.iter() {
+        match (segment, value) {
+            (Segment::Map { key }, Value::Object(object)) => {
+                let prop = object.properties.iter().find(|p| p.name.as_str() == key)?;
+                offset = Some(prop.range.start);
+                value = &prop.value;
+            }
+            (Segment::Seq { index }, Value::Array(array)) => {
+                value = array.elements.get(*index)?;
+                offset = Some(range_of(value));
+            }
+            _ => break,
+        }
+    }
+    offset
+}
+
+fn range_of(value: &Value) -> usize {
+    match value {
+        Value::StringLit(v) => v.range.start,
+        Value::NumberLit(v) => v.range.start,
+        Value::BooleanLit(v) => v.range.start,
+        Value::Object(v) => v.range.start,
+        Value::Array(v) => v.range.start,
+        Value::NullKeyword(v) => v.range.start,
+    }
+}
+
+/// `line L column C` (both from 1) of a byte offset.
+fn position(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("{line} column {column}")
+}
