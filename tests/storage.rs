@@ -29,6 +29,22 @@ async fn script(s: &TestServer, name: &str, ops: Value) -> Vec<Value> {
     body["results"].as_array().expect("results").clone()
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_json_body_is_the_clients_error() {
+    let s = probe().await;
+    for body in ["{oops", "[{\"op\": 7}]"] {
+        let (status, answer) = s.call(Method::POST, "/objects/Probe/m/script", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("the request body is not valid JSON"),
+            "{answer}"
+        );
+    }
+}
+
 fn entries(result: &Value) -> Vec<(String, String)> {
     serde_json::from_value(result["entries"].clone()).expect("entries")
 }

@@ -126,9 +126,18 @@ impl Request {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body decoded as JSON.
+    /// The body decoded as JSON. A body that is not JSON of that shape is the client's mistake:
+    /// the error answers 400 with the reason (returned from `fetch` with `?`).
+    ///
+    /// ```
+    /// let request = duro_sdk::Request::new("POST", "http://do/x").with_body(b"{oops".to_vec());
+    /// let error = request.json::<serde_json::Value>().unwrap_err();
+    /// assert!(matches!(error, duro_sdk::Error::Http { status: 400, .. }));
+    /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        Ok(serde_json::from_slice(&self.body)?)
+        serde_json::from_slice(&self.body).map_err(|e| {
+            crate::Error::http(400, format!("the request body is not valid JSON: {e}"))
+        })
     }
 }
 
