@@ -368,6 +368,13 @@ mod tests {
     }
 
     #[test]
+    fn the_repositorys_own_config_parses() {
+        let config = DeployConfig::parse(include_str!("../../../duro.jsonc")).unwrap();
+        assert!(config.worker.is_some());
+        assert_eq!(config.durable_objects.bindings[0].name, "COUNTER");
+    }
+
+    #[test]
     fn outbound_policies_come_from_bindings_and_the_worker() {
         let config = DeployConfig::parse(
             r#"{
