@@ -221,3 +221,25 @@ async fn at_the_file_descriptor_limit_the_admin_api_stays_reachable() {
     assert_eq!(health.status(), StatusCode::OK);
     drop(open);
 }
+
+#[test]
+fn a_port_in_use_is_named_once_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let temp = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_duro"))
+        .args(["serve", "--listen", &addr, "--admin-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(temp.path())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("in use").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("choose another with --listen"), "{stderr}");
+}

@@ -76,10 +76,10 @@ use crate::storage::Committer;
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    #[error("cannot use data dir {path}: {source}")]
+    #[error("cannot use data dir {path}: {cause}")]
     DataDir {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot open the database: {0}")]
     Database(#[from] redb::Error),
@@ -89,10 +89,10 @@ pub enum StartError {
     Engine(#[from] engine::EngineError),
     #[error("cannot load classes: {0}")]
     Classes(#[from] class::ClassError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}{}", listen_hint(cause))]
     Listen {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot start the storage writer: {0}")]
     Committer(std::io::Error),
@@ -112,11 +112,23 @@ pub struct Server {
 }
 
 /// Opens the data dir, loads the classes and starts both listeners.
+/// What to do about a listen error people meet often.
+fn listen_hint(cause: &std::io::Error) -> &'static str {
+    match cause.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process holds this port: stop it, or choose another with --listen or \
+             --admin-listen)"
+        }
+        std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
+        _ => "",
+    }
+}
+
 pub async fn start(config: Config) -> Result<Server, StartError> {
     config.validate()?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+    std::fs::create_dir_all(&config.data_dir).map_err(|cause| StartError::DataDir {
         path: config.data_dir.clone(),
-        source,
+        cause,
     })?;
     let metrics = Arc::new(Metrics::new());
     let db = storage::open(&config.data_dir)?;
@@ -170,13 +182,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
-            .map_err(|source| StartError::Listen { addr, source })
+            .map_err(|cause| StartError::Listen { addr, cause })
     };
     let ingress = bind(config.listen).await?;
     let admin = bind(config.admin_listen).await?;
     let local = |l: &TcpListener, addr| {
         l.local_addr()
-            .map_err(|source| StartError::Listen { addr, source })
+            .map_err(|cause| StartError::Listen { addr, cause })
     };
     let ingress_addr = local(&ingress, config.listen)?;
     let admin_addr = local(&admin, config.admin_listen)?;
