@@ -113,6 +113,11 @@ async fn set_outbound(s: &TestServer, document: Value) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// Object `a` of class `Call` GETs `url`: its answer (`{"status", "body"}`, or 502 `{"error"}`).
+async fn object_fetch(s: &TestServer, url: &str) -> (StatusCode, Value) {
+    s.get(&format!("/objects/Call/a/fetch?url={url}")).await
+}
+
 fn error_of(answer: &Value) -> &str {
     answer["error"].as_str().unwrap_or_default()
 }
@@ -125,12 +130,7 @@ async fn allowed_hosts_are_reached_and_others_refused_for_objects_and_the_worker
     s.deploy("Call", "call-probe").await;
     s.deploy_worker("worker-probe", true).await;
     // No policy: nothing may be fetched.
-    let (status, answer) = s
-        .get(&format!(
-            "/objects/Call/a/fetch?url={}",
-            allowed.url("/hello")
-        ))
-        .await;
+    let (status, answer) = object_fetch(&s, &allowed.url("/hello")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{answer}");
     assert!(error_of(&answer).contains("allowed_hosts"), "{answer}");
     set_outbound(
@@ -141,27 +141,14 @@ async fn allowed_hosts_are_reached_and_others_refused_for_objects_and_the_worker
         }),
     )
     .await;
-    assert_eq!(
-        s.get("/objects/Call/a/fetch?url=x").await.0,
-        StatusCode::BAD_GATEWAY
-    );
-    let (status, answer) = s
-        .get(&format!(
-            "/objects/Call/a/fetch?url={}",
-            allowed.url("/hello")
-        ))
-        .await;
+    assert_eq!(object_fetch(&s, "x").await.0, StatusCode::BAD_GATEWAY);
+    let (status, answer) = object_fetch(&s, &allowed.url("/hello")).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(
         answer,
         json!({"status": 200, "body": "hello from upstream"})
     );
-    let (status, answer) = s
-        .get(&format!(
-            "/objects/Call/a/fetch?url={}",
-            allowed.url("/none")
-        ))
-        .await;
+    let (status, answer) = object_fetch(&s, &allowed.url("/none")).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["status"], 404, "any status is an answer");
     // The worker, through its own policy.
@@ -189,12 +176,7 @@ async fn allowed_hosts_are_reached_and_others_refused_for_objects_and_the_worker
     // The policy is kept across a restart.
     let (config, temp) = s.stop().await;
     let s = TestServer::start_in(config).await;
-    let (status, answer) = s
-        .get(&format!(
-            "/objects/Call/a/fetch?url={}",
-            allowed.url("/hello")
-        ))
-        .await;
+    let (status, answer) = object_fetch(&s, &allowed.url("/hello")).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(
         s.admin_call(Method::GET, "/outbound", Vec::new()).await.1["classes"]["Call"]["allowed_hosts"],
@@ -216,12 +198,7 @@ async fn allowed_hosts_are_reached_and_others_refused_for_objects_and_the_worker
         "{body}"
     );
     assert_eq!(
-        s.get(&format!(
-            "/objects/Call/a/fetch?url={}",
-            allowed.url("/hello")
-        ))
-        .await
-        .0,
+        object_fetch(&s, &allowed.url("/hello")).await.0,
         StatusCode::OK
     );
     drop(temp);
@@ -242,12 +219,7 @@ async fn a_slow_upstream_times_out_and_a_large_body_is_cut_at_the_limit() {
     )
     .await;
     let started = Instant::now();
-    let (status, answer) = s
-        .get(&format!(
-            "/objects/Call/a/fetch?url={}",
-            upstream.url("/slow")
-        ))
-        .await;
+    let (status, answer) = object_fetch(&s, &upstream.url("/slow")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{answer}");
     assert!(error_of(&answer).contains("timeout"), "{answer}");
     assert!(
@@ -257,16 +229,12 @@ async fn a_slow_upstream_times_out_and_a_large_body_is_cut_at_the_limit() {
     );
     // At the limit: whole (the stream sends whole KiB chunks).
     for (path, bytes) in [("/big?n=100000", 100_000), ("/stream?n=99328", 99_328)] {
-        let (status, answer) = s
-            .get(&format!("/objects/Call/a/fetch?url={}", upstream.url(path)))
-            .await;
+        let (status, answer) = object_fetch(&s, &upstream.url(path)).await;
         assert_eq!(status, StatusCode::OK, "{path}: {answer}");
         assert_eq!(answer["body"].as_str().unwrap().len(), bytes, "{path}");
     }
     for path in ["/big?n=100001", "/stream?n=200000"] {
-        let (status, answer) = s
-            .get(&format!("/objects/Call/a/fetch?url={}", upstream.url(path)))
-            .await;
+        let (status, answer) = object_fetch(&s, &upstream.url(path)).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{path}: {answer}");
         // Refused at the head (content-length) or while streaming.
         let error = error_of(&answer);
@@ -276,12 +244,7 @@ async fn a_slow_upstream_times_out_and_a_large_body_is_cut_at_the_limit() {
         );
     }
     // The object and the server serve on.
-    let (status, answer) = s
-        .get(&format!(
-            "/objects/Call/a/fetch?url={}",
-            upstream.url("/hello")
-        ))
-        .await;
+    let (status, answer) = object_fetch(&s, &upstream.url("/hello")).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
 

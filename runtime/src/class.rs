@@ -174,29 +174,14 @@ impl Classes {
             };
             live.insert(name, Arc::new(class));
         }
-        let bindings = match storage::read_str_table(db, schema::META, META_BINDINGS)
-            .map_err(storage_error)?
-        {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| ClassError::Storage(format!("unreadable bindings: {e}")))?,
-            None => Bindings::new(),
-        };
-        let outbound = match storage::read_str_table(db, schema::META, META_OUTBOUND)
-            .map_err(storage_error)?
-        {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| ClassError::Storage(format!("unreadable outbound policies: {e}")))?,
-            None => Outbound::default(),
-        };
+        let bindings: Bindings = read_meta(db, META_BINDINGS, "bindings")?.unwrap_or_default();
+        let outbound: Outbound =
+            read_meta(db, META_OUTBOUND, "outbound policies")?.unwrap_or_default();
         let worker_slots = Arc::new(tokio::sync::Semaphore::new(crate::worker::max_instances(
             max_live_objects,
         )));
-        let worker = match storage::read_str_table(db, schema::META, META_WORKER)
-            .map_err(storage_error)?
-        {
-            Some(record) => {
-                let info: WorkerInfo = serde_json::from_slice(&record)
-                    .map_err(|e| ClassError::Storage(format!("unreadable worker record: {e}")))?;
+        let worker = match read_meta::<WorkerInfo>(db, META_WORKER, "worker record")? {
+            Some(info) => {
                 let bytes = storage::read_str_table(db, schema::COMPONENTS, &info.sha256)
                     .map_err(storage_error)?
                     .ok_or_else(|| {
@@ -208,13 +193,8 @@ impl Classes {
             }
             None => None,
         };
-        let applied = match storage::read_str_table(db, schema::META, META_MIGRATIONS)
-            .map_err(storage_error)?
-        {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| ClassError::Storage(format!("unreadable migration tags: {e}")))?,
-            None => Vec::new(),
-        };
+        let applied: Vec<String> =
+            read_meta(db, META_MIGRATIONS, "migration tags")?.unwrap_or_default();
         let classes = Self {
             engine,
             committer,
@@ -364,13 +344,7 @@ impl Classes {
                 key: digest.clone().into_bytes(),
                 value: bytes,
             },
-            WriteOp::Put {
-                table: Table::Meta,
-                key: META_WORKER.as_bytes().to_vec(),
-                value: serde_json::to_vec(&info)
-                    .expect("worker info serializes")
-                    .into(),
-            },
+            put_meta(META_WORKER, &info),
         ];
         if let Some(old) = previous.as_ref().filter(|w| w.info.sha256 != digest)
             && !self.digest_used_elsewhere(&old.info.sha256, None)
@@ -437,13 +411,7 @@ impl Classes {
     /// through it fail until it is.
     pub async fn set_bindings(&self, bindings: Bindings) -> Result<(), ClassError> {
         let _change = self.changes.lock().await;
-        let op = WriteOp::Put {
-            table: Table::Meta,
-            key: META_BINDINGS.as_bytes().to_vec(),
-            value: serde_json::to_vec(&bindings)
-                .expect("bindings serialize")
-                .into(),
-        };
+        let op = put_meta(META_BINDINGS, &bindings);
         self.committer.submit(vec![op]).await.wait().await?;
         *self.bindings.write().expect("bindings lock") = bindings;
         Ok(())
@@ -468,13 +436,7 @@ impl Classes {
     pub async fn set_outbound(&self, outbound: Outbound) -> Result<(), ClassError> {
         outbound.validate().map_err(ClassError::Outbound)?;
         let _change = self.changes.lock().await;
-        let op = WriteOp::Put {
-            table: Table::Meta,
-            key: META_OUTBOUND.as_bytes().to_vec(),
-            value: serde_json::to_vec(&outbound)
-                .expect("outbound policies serialize")
-                .into(),
-        };
+        let op = put_meta(META_OUTBOUND, &outbound);
         self.committer.submit(vec![op]).await.wait().await?;
         *self.outbound.write().expect("outbound lock") = Arc::new(outbound);
         Ok(())
@@ -550,11 +512,7 @@ impl Classes {
         }
         let mut tags = applied.clone();
         tags.push(tag.clone());
-        ops.push(WriteOp::Put {
-            table: Table::Meta,
-            key: META_MIGRATIONS.as_bytes().to_vec(),
-            value: serde_json::to_vec(&tags).expect("tags serialize").into(),
-        });
+        ops.push(put_meta(META_MIGRATIONS, &tags));
         self.committer.submit(ops).await.wait().await?;
         *self.live.write().expect("class lock") = classes;
         *applied = tags;
@@ -719,6 +677,32 @@ fn delete_component(digest: &str) -> WriteOp {
     WriteOp::Delete {
         table: Table::Components,
         key: digest.as_bytes().to_vec(),
+    }
+}
+
+/// A JSON document of the META table (bindings, outbound policies, the worker record, migration
+/// tags), if it was ever written.
+fn read_meta<T: serde::de::DeserializeOwned>(
+    db: &Database,
+    key: &str,
+    what: &str,
+) -> Result<Option<T>, ClassError> {
+    match storage::read_str_table(db, schema::META, key).map_err(storage_error)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ClassError::Storage(format!("unreadable {what}: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// Writes a JSON document of the META table.
+fn put_meta(key: &str, value: &impl Serialize) -> WriteOp {
+    WriteOp::Put {
+        table: Table::Meta,
+        key: key.as_bytes().to_vec(),
+        value: serde_json::to_vec(value)
+            .expect("META documents serialize")
+            .into(),
     }
 }
 
