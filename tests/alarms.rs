@@ -168,9 +168,16 @@ async fn failures_are_retried_with_exponential_backoff() {
     s.post("/objects/Alarm/f/fail?times=2").await;
     s.post("/objects/Alarm/f/set?in=0").await;
     wait_for(&s, "f", 1, Duration::from_secs(10)).await;
-    // The default backoff: 2 s, then 4 s.
+    // The default backoff: 2 s, then 4 s. Each advance waits until the failure is counted (its
+    // retry time is then fixed); advancing earlier would push the retry out with the clock.
+    let failures = |n: f64| {
+        let s = &s;
+        async move { (s.metric("duro_alarm_failures_total").await >= n).then_some(()) }
+    };
+    eventually(Duration::from_secs(10), || failures(1.0)).await;
     clock.advance(Duration::from_millis(2_000));
     wait_for(&s, "f", 2, Duration::from_secs(10)).await;
+    eventually(Duration::from_secs(10), || failures(2.0)).await;
     clock.advance(Duration::from_millis(4_000));
     let log = wait_for(&s, "f", 3, Duration::from_secs(10)).await;
     let counts: Vec<i64> = log.iter().map(|l| at(l, "retryCount")).collect();

@@ -236,13 +236,16 @@ impl Scheduler {
         match outcome {
             AlarmOutcome::Done | AlarmOutcome::Stale => None,
             AlarmOutcome::Failed(error) if retry_count < self.policy.max_retries => {
+                // The backoff counts from now; the failure is counted after reading the clock,
+                // so whoever sees the count knows the retry's time is fixed.
+                let now = self.clock.now_ms();
                 self.metrics.alarm_failures.inc();
                 let retry_count = retry_count + 1;
                 let delay = self.policy.delay(retry_count);
                 tracing::warn!(%error, retry_count, ?delay, "alarm failed; retrying");
                 let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
                 let retry = Retry {
-                    when_ms: self.clock.now_ms().saturating_add(delay_ms),
+                    when_ms: now.saturating_add(delay_ms),
                     due,
                     retry_count,
                 };
