@@ -74,6 +74,9 @@ struct ServeArgs {
     /// Folder for the database and the compiled-component cache.
     #[arg(long, env = "DURO_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// Folder for the compiled-component cache (default: DATA_DIR/compiled); servers may share one.
+    #[arg(long, env = "DURO_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     /// Ingress address (objects).
     #[arg(long, env = "DURO_LISTEN", default_value = "127.0.0.1:8787")]
     listen: SocketAddr,
@@ -283,6 +286,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::new(&args.data_dir);
+    config.cache_dir = args.cache_dir;
     config.listen = args.listen;
     config.admin_listen = args.admin_listen;
     config.admin_token = args.admin_token;

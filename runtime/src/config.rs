@@ -11,8 +11,12 @@ use std::time::Duration;
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Folder holding `duro.redb` and the compiled-component cache.
+    /// Folder holding `duro.redb` and (unless `cache_dir` says otherwise) the compiled-component
+    /// cache.
     pub data_dir: PathBuf,
+    /// Where compiled components are cached (`--cache-dir`); `None`: `{data_dir}/compiled`. Servers
+    /// may share one: entries are named by the component's digest and the engine's settings.
+    pub cache_dir: Option<PathBuf>,
     /// Ingress listener (objects).
     pub listen: SocketAddr,
     /// Admin listener (classes, health, metrics).
@@ -80,6 +84,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            cache_dir: None,
             listen: ([127, 0, 0, 1], 8787).into(),
             admin_listen: ([127, 0, 0, 1], 8788).into(),
             admin_token: None,
@@ -94,6 +99,11 @@ impl Config {
             clock: crate::clock::Clock::system(),
             call_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// Where compiled components are cached.
+    pub fn cache_dir(&self) -> PathBuf {
+        (self.cache_dir.clone()).unwrap_or_else(|| self.data_dir.join("compiled"))
     }
 
     /// Checks every value once, before anything starts. The message names the flag that sets

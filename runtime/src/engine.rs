@@ -8,7 +8,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -20,8 +20,6 @@ use crate::abi::{self, ClassCode, EPOCH_TICK, ObjectState};
 use crate::config::Limits;
 use crate::metrics::Metrics;
 
-/// Folder of compiled artifacts inside the data dir.
-const CACHE_DIR: &str = "compiled";
 /// Core instances one component may hold (Rust guests use ~20, Python ~65).
 const CORE_INSTANCES_PER_COMPONENT: u32 = 128;
 /// Guard region after each linear memory.
@@ -64,8 +62,9 @@ pub enum LoadSource {
 }
 
 impl Engine {
+    /// An engine whose compiled components are cached in `cache_dir` (created if missing).
     pub fn new(
-        data_dir: &Path,
+        cache_dir: &Path,
         limits: &Limits,
         metrics: Arc<Metrics>,
     ) -> Result<Self, EngineError> {
@@ -86,7 +85,7 @@ impl Engine {
         let linker = abi::linker(&engine).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let worker_linker =
             abi::worker::linker(&engine).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        let cache_dir = data_dir.join(CACHE_DIR);
+        let cache_dir = cache_dir.to_path_buf();
         std::fs::create_dir_all(&cache_dir).map_err(|source| EngineError::Cache {
             path: cache_dir.clone(),
             source,
@@ -187,7 +186,10 @@ impl Engine {
     fn store_in_cache(&self, component: &Component, path: &Path) {
         let write = || -> Result<(), String> {
             let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
-            let tmp = path.with_extension("tmp");
+            // A name of its own: servers sharing the cache may write the same entry at once.
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
             std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
             std::fs::rename(&tmp, path).map_err(|e| e.to_string())
         };

@@ -158,7 +158,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     )
     .map_err(StartError::Committer)?;
     let engine = Arc::new(Engine::new(
-        &config.data_dir,
+        &config.cache_dir(),
         &config.limits,
         metrics.clone(),
     )?);

@@ -423,3 +423,37 @@ impl TestServer {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 }
+
+/// The JavaScript example's components, built once per test binary by `scripts/build-js`
+/// (componentize-js; rebuilt only when a source changed).
+pub struct JsBuild {
+    /// Counter, ChatRoom and Scheduler in one component (`examples/js/src/index.ts`).
+    pub objects: PathBuf,
+    /// The Hono app of `examples/js/src/index.ts`.
+    pub worker: PathBuf,
+}
+
+pub fn js_build() -> &'static JsBuild {
+    static BUILD: OnceLock<JsBuild> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        let status = Command::new(root().join("scripts/build-js"))
+            .arg("--require")
+            .status()
+            .expect("running scripts/build-js");
+        assert!(
+            status.success(),
+            "building the JavaScript example failed (scripts/build-js)"
+        );
+        let dir = root().join("target/js");
+        JsBuild {
+            objects: dir.join("objects.wasm"),
+            worker: dir.join("worker.wasm"),
+        }
+    })
+}
+
+/// A compiled-component cache every test server may share: a 12 MB JavaScript component is
+/// compiled once per machine, not once per test.
+pub fn shared_cache(config: &mut Config) {
+    config.cache_dir = Some(root().join("target/duro-test-cache"));
+}

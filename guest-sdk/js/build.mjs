@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+// Builds a JavaScript or TypeScript module into a duro component.
+//
+//   node build.mjs [--world object|worker] [--out FILE] [--wit DIR] ENTRY
+//
+// `--world object` (the default) makes a Durable Object class component: every class the module
+// exports that extends `DurableObject` is in it, and the runtime runs the one named like the class
+// it is deployed as (one component can be deployed as several classes). `--world worker` makes a
+// worker from the module's default export (a Hono app, or `{ fetch(request, env, ctx) }`).
+//
+// Steps: esbuild bundles the entry (TypeScript included; `cloudflare:workers` resolves to this
+// SDK) into one ES module, then componentize-js turns it into a component against duro's WIT.
+// The component is rebuilt only when the bundle, the world or the toolchain changed.
+
+import { componentize } from "@bytecodealliance/componentize-js";
+import * as esbuild from "esbuild";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rename, rm, writeFile, mkdir, readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const SDK = dirname(fileURLToPath(import.meta.url));
+const WORLDS = { object: "durable-object", "durable-object": "durable-object", worker: "worker" };
+
+// The WIT imports a worker does not have; SDK code that would use them is stubbed in a worker.
+const OBJECT_ONLY = {
+  storage: ["get", "getMany", "put", "putMany", "delete", "deleteMany", "list", "deleteAll", "getAlarm", "setAlarm", "deleteAlarm", "transactionBegin", "transactionCommit", "transactionRollback"],
+  state: ["id", "name", "className"],
+  websockets: ["accept", "getWebsockets", "send", "close", "getTags", "serializeAttachment", "deserializeAttachment", "setAutoResponse"],
+};
+
+function usage(message) {
+  console.error(`error: ${message}\nusage: node build.mjs [--world object|worker] [--out FILE] [--wit DIR] ENTRY`);
+  process.exit(2);
+}
+
+function parse(argv) {
+  const options = { world: "object", out: null, wit: resolve(SDK, "../../wit"), entry: null };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => argv[++i] ?? usage(`${arg} needs a value`);
+    if (arg === "--world") options.world = value();
+    else if (arg === "--out" || arg === "-o") options.out = value();
+    else if (arg === "--wit") options.wit = resolve(value());
+    else if (arg.startsWith("-")) usage(`unknown option ${arg}`);
+    else if (options.entry === null) options.entry = resolve(arg);
+    else usage(`one entry module, got ${options.entry} and ${arg}`);
+  }
+  if (options.entry === null) usage("no entry module");
+  if (!(options.world in WORLDS)) usage(`--world is object or worker, not ${options.world}`);
+  options.out = resolve(options.out ?? options.entry.replace(/\.[cm]?[jt]sx?$/, "") + ".wasm");
+  return options;
+}
+
+/** The module componentize-js sees: the entry's exports turned into the world's exports. */
+function wrapper(world, entry) {
+  const module = JSON.stringify(entry);
+  if (world === "worker") {
+    return `import * as module from ${module};
+import { workerExports } from ${JSON.stringify(join(SDK, "src/worker.js"))};
+const exports = workerExports(module);
+export const fetch = exports.fetch;
+`;
+  }
+  return `import * as module from ${module};
+import { objectExports } from ${JSON.stringify(join(SDK, "src/object.js"))};
+const exports = objectExports(module);
+export const fetch = exports.fetch;
+export const alarm = exports.alarm;
+export const websocketMessage = exports.websocketMessage;
+export const websocketClose = exports.websocketClose;
+export const websocketError = exports.websocketError;
+`;
+}
+
+/** In a worker, the object-only imports are functions that say so. */
+const workerStubs = {
+  name: "duro-worker-stubs",
+  setup(build) {
+    build.onResolve({ filter: /^duro:object\/(storage|state|websockets)@/ }, (args) => ({
+      path: args.path.slice("duro:object/".length).split("@")[0],
+      namespace: "duro-worker-stub",
+    }));
+    build.onLoad({ filter: /.*/, namespace: "duro-worker-stub" }, (args) => ({
+      contents:
+        `function absent() { throw new Error("${args.path} is not available in a worker; only objects have it"); }\n` +
+        OBJECT_ONLY[args.path].map((name) => `const _${name} = absent; export { _${name} as ${name} };`).join("\n"),
+      loader: "js",
+    }));
+  },
+};
+
+async function bundle(world, entry) {
+  const result = await esbuild.build({
+    stdin: { contents: wrapper(world, entry), resolveDir: dirname(entry), sourcefile: "duro-entry.js", loader: "js" },
+    bundle: true,
+    write: false,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    mainFields: ["module", "main"],
+    conditions: ["workerd", "worker", "browser"],
+    alias: { "cloudflare:workers": join(SDK, "src/index.js"), "duro:workers": join(SDK, "src/index.js") },
+    external: ["duro:object/*"],
+    plugins: world === "worker" ? [workerStubs] : [],
+    logLevel: "warning",
+  });
+  return result.outputFiles[0].text;
+}
+
+async function witDigest(dir) {
+  const hash = createHash("sha256");
+  for (const name of (await readdir(dir)).sort()) {
+    if (name.endsWith(".wit")) hash.update(name).update(await readFile(join(dir, name)));
+  }
+  return hash.digest("hex");
+}
+
+const options = parse(process.argv.slice(2));
+const world = WORLDS[options.world];
+const started = Date.now();
+const code = await bundle(options.world, options.entry);
+const { version } = JSON.parse(await readFile(join(SDK, "node_modules/@bytecodealliance/componentize-js/package.json"), "utf8"));
+const inputs = createHash("sha256")
+  .update(`${world}\n${version}\n${await witDigest(options.wit)}\n`)
+  .update(code)
+  .digest("hex");
+const stamp = `${options.out}.inputs`;
+const previous = await readFile(stamp, "utf8").catch(() => null);
+const built = await readFile(options.out).then(() => true, () => false);
+if (built && previous === inputs) {
+  console.log(`${options.out}: up to date`);
+  process.exit(0);
+}
+
+const work = await mkdtemp(join(tmpdir(), "duro-js-"));
+try {
+  const source = join(work, "bundle.js");
+  await writeFile(source, code);
+  console.log(`componentizing ${options.entry} (${world} world, ${(code.length / 1024).toFixed(0)} KiB of JS)...`);
+  const { component } = await componentize({ sourcePath: source, witPath: options.wit, worldName: world });
+  await mkdir(dirname(options.out), { recursive: true });
+  const partial = `${options.out}.partial`;
+  await writeFile(partial, component);
+  await rename(partial, options.out);
+  await writeFile(stamp, inputs);
+  const mb = (component.length / 1048576).toFixed(1);
+  console.log(`${options.out}: ${mb} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+} finally {
+  await rm(work, { recursive: true, force: true });
+}

@@ -1,0 +1,107 @@
+// Requests and responses across the component boundary: the WIT records
+// ({ method, url, headers, body }) to the standard Request/Response globals and back. Two fixes to
+// the platform's classes, installed as the globals: `Request` keeps every header (the platform
+// drops "forbidden" ones such as Upgrade, which a server must see to accept a WebSocket), and
+// `Response` takes status 101 with a `webSocket` (what a Durable Object answers to an upgrade).
+
+const NativeRequest = globalThis.Request;
+const NativeResponse = globalThis.Response;
+const encoder = new TextEncoder();
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+/** `Request`, whose `headers` are all the headers it was given. */
+export class Request extends NativeRequest {
+  #headers;
+  constructor(input, init) {
+    super(input, init);
+    const given = init && init.headers !== undefined ? init.headers : input instanceof NativeRequest ? input.headers : undefined;
+    this.#headers = new Headers(given);
+  }
+  get headers() {
+    return this.#headers;
+  }
+}
+
+/** `Response`, plus `new Response(null, { status: 101, webSocket })`. */
+export class Response extends NativeResponse {
+  #upgrade = false;
+  constructor(body, init) {
+    if (init && init.status === 101) {
+      super(null, { ...plainInit(init), status: 200 });
+      this.#upgrade = true;
+    } else {
+      super(body, init && plainInit(init));
+    }
+    this.webSocket = (init && init.webSocket) || null;
+  }
+  get status() {
+    return this.#upgrade ? 101 : super.status;
+  }
+  get ok() {
+    return !this.#upgrade && super.ok;
+  }
+  static json(data, init) {
+    const headers = new Headers(init && init.headers);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+    return new Response(JSON.stringify(data), { ...plainInit(init || {}), headers });
+  }
+}
+
+// A Response passed as init (`new Response(res.body, res)`) is read through its getters.
+function plainInit(init) {
+  return { status: init.status, statusText: init.statusText, headers: init.headers };
+}
+
+globalThis.Request = Request;
+globalThis.Response = Response;
+
+/** The WIT request as a `Request`. */
+export function toRequest({ method, url, headers, body }) {
+  const init = { method, headers };
+  if (method !== "GET" && method !== "HEAD" && body.length > 0) init.body = body;
+  return new Request(url, init);
+}
+
+/** A `Request` (or what `new Request` takes) as the WIT request. */
+export async function fromRequest(input, init) {
+  const request = input instanceof NativeRequest && init === undefined ? input : new Request(input, init);
+  const body = new Uint8Array(await request.arrayBuffer());
+  return { method: request.method, url: request.url, headers: headerList(request.headers), body };
+}
+
+/** The WIT response as a `Response`. */
+export function toResponse({ status, headers, body }) {
+  return new Response(NULL_BODY.has(status) ? null : body, { status, headers });
+}
+
+/** What a handler returned as the WIT response. */
+export async function fromResponse(response) {
+  if (!(response instanceof NativeResponse)) {
+    throw new TypeError(`fetch must return a Response, got ${describe(response)}`);
+  }
+  const body = response.status === 101 ? new Uint8Array(0) : new Uint8Array(await response.arrayBuffer());
+  return { status: response.status, headers: headerList(response.headers), body };
+}
+
+/**
+ * The answer to a handler that threw: a 500 with `{"error": message}` (as the Rust SDK answers an
+ * `Err`); the stack goes to stderr, the runtime's log.
+ */
+export function errorResponse(what, error) {
+  console.error(`${what} failed: ${error instanceof Error ? error.stack || error.message : error}`);
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const body = encoder.encode(JSON.stringify({ error: message }));
+  return { status: 500, headers: [["content-type", "application/json"]], body };
+}
+
+function headerList(headers) {
+  const list = [];
+  for (const [name, value] of headers) list.push([name, value]);
+  return list;
+}
+
+function describe(value) {
+  if (value === null) return "null";
+  if (typeof value === "object") return (value.constructor && value.constructor.name) || "an object";
+  return typeof value;
+}

@@ -1,0 +1,88 @@
+// `env.COUNTER` and friends: Durable Object namespaces over the `duro:object/namespaces` import,
+// for workers and objects alike. `env` answers any binding name; a name the deploy config does not
+// bind fails at its first use with the runtime's "unknown-binding" error.
+
+import * as raw from "duro:object/namespaces@0.1.0";
+import { lift } from "./errors.js";
+import { fromRequest, toResponse } from "./http.js";
+
+function call(f) {
+  return lift("call", f);
+}
+
+/** An object's id: `toString()` is the 64-hex id; `name` is set for ids made from a name. */
+export class DurableObjectId {
+  #hex;
+  constructor(hex, name) {
+    this.#hex = hex;
+    this.name = name;
+  }
+  toString() {
+    return this.#hex;
+  }
+  toJSON() {
+    return this.#hex;
+  }
+  equals(other) {
+    return other instanceof DurableObjectId && other.#hex === this.#hex;
+  }
+}
+
+/** A client for one object: `fetch` delivers a request to the object's `fetch`. */
+export class DurableObjectStub {
+  #stub;
+  constructor(stub, id) {
+    this.#stub = stub;
+    this.id = id;
+    this.name = id.name;
+  }
+  /** Takes what `fetch` takes (`"http://do/path"`, a Request, init); answers a Response. */
+  async fetch(input, init) {
+    const request = await fromRequest(input, init);
+    return toResponse(call(() => this.#stub.fetch(request)));
+  }
+}
+
+/** `env.BINDING`: ids and stubs of the binding's class. */
+export class DurableObjectNamespace {
+  #binding;
+  constructor(binding) {
+    this.#binding = binding;
+  }
+  idFromName(name) {
+    const name_ = String(name);
+    return new DurableObjectId(call(() => raw.idFromName(this.#binding, name_)), name_);
+  }
+  newUniqueId() {
+    return new DurableObjectId(call(() => raw.newUniqueId(this.#binding)));
+  }
+  idFromString(id) {
+    return new DurableObjectId(call(() => raw.idFromString(this.#binding, String(id))));
+  }
+  get(id) {
+    if (!(id instanceof DurableObjectId)) throw new TypeError("get: expected an id from idFromName, newUniqueId or idFromString");
+    return new DurableObjectStub(call(() => raw.get(this.#binding, id.toString())), id);
+  }
+  getByName(name) {
+    return this.get(this.idFromName(name));
+  }
+}
+
+const namespaces = new Map();
+
+/** The bindings, by name: `env.COUNTER` is the namespace bound as COUNTER. */
+export const env = new Proxy(
+  {},
+  {
+    get(_target, name) {
+      // Not bindings: what promise and JSON machinery probe for.
+      if (typeof name !== "string" || name === "then" || name === "toJSON") return undefined;
+      let namespace = namespaces.get(name);
+      if (namespace === undefined) {
+        namespace = new DurableObjectNamespace(name);
+        namespaces.set(name, namespace);
+      }
+      return namespace;
+    },
+  },
+);

@@ -1,0 +1,170 @@
+// Hibernatable WebSockets: `WebSocketPair`, the `WebSocket` a handler is given, and the socket
+// registry of one object instance. The runtime holds the connections; a `WebSocket` here is a
+// handle (the runtime's socket id) that keeps its identity for the instance's life, so
+// `socket !== ws` in a broadcast loop works as on Cloudflare.
+
+import * as raw from "duro:object/websockets@0.1.0";
+import { lift } from "./errors.js";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function call(f) {
+  return lift("websocket", f);
+}
+
+/** A socket the object accepted (or the client end of a `WebSocketPair`). */
+export class WebSocket {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSING = 2;
+  static CLOSED = 3;
+
+  /** The runtime's id once accepted; null for a pair's client end. */
+  #id = null;
+  readyState = WebSocket.OPEN;
+
+  /** Sends a string or binary data (ArrayBuffer or a typed array). */
+  send(message) {
+    const id = this.#accepted("send");
+    const value =
+      typeof message === "string"
+        ? { tag: "text", val: message }
+        : { tag: "binary", val: bytes(message) };
+    call(() => raw.send(id, value));
+  }
+
+  /** Closes the socket; closing one that is already closed does nothing. */
+  close(code = 1000, reason = "") {
+    const id = this.#accepted("close");
+    if (this.readyState === WebSocket.CLOSED) return;
+    this.readyState = WebSocket.CLOSED;
+    try {
+      call(() => raw.close(id, code, reason));
+    } catch (error) {
+      if (error.kind !== "unknown-socket") throw error;
+    }
+  }
+
+  /** Keeps a JSON value with the socket (at most 2 KiB); it survives hibernation. */
+  serializeAttachment(value) {
+    const id = this.#accepted("serializeAttachment");
+    call(() => raw.serializeAttachment(id, encoder.encode(JSON.stringify(value ?? null))));
+  }
+
+  deserializeAttachment() {
+    const id = this.#accepted("deserializeAttachment");
+    const data = call(() => raw.deserializeAttachment(id));
+    return data === undefined ? null : JSON.parse(decoder.decode(data));
+  }
+
+  /** Not in duro: sockets are hibernatable only. */
+  accept() {
+    throw new Error("ws.accept() is not supported: accept with this.ctx.acceptWebSocket(ws, tags)");
+  }
+
+  addEventListener() {
+    throw new Error(
+      "WebSocket events are not supported: implement webSocketMessage / webSocketClose on the class",
+    );
+  }
+
+  #accepted(what) {
+    if (this.#id === null) throw new Error(`ws.${what}: the socket is not accepted (this.ctx.acceptWebSocket)`);
+    return this.#id;
+  }
+
+  static _bind(socket, id) {
+    socket.#id = id;
+  }
+
+  static _id(socket) {
+    return socket.#id;
+  }
+}
+
+function bytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError("ws.send: expected a string, an ArrayBuffer or a typed array");
+}
+
+/** `new WebSocketPair()`: `[client, server] = Object.values(pair)`; accept the server end. */
+export class WebSocketPair {
+  constructor() {
+    this[0] = new WebSocket();
+    this[1] = new WebSocket();
+  }
+}
+
+/** `ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))`. */
+export class WebSocketRequestResponsePair {
+  constructor(request, response) {
+    this.request = request;
+    this.response = response;
+  }
+}
+
+/** One object instance's sockets, by the runtime's id. */
+export class Sockets {
+  #byId = new Map();
+
+  /** Accepts the current upgrade as `ws` (a pair's server end). */
+  accept(ws, tags = []) {
+    if (!(ws instanceof WebSocket)) throw new TypeError("acceptWebSocket: expected a WebSocketPair's server end");
+    if (WebSocket._id(ws) !== null) throw new Error("acceptWebSocket: this WebSocket is already accepted");
+    const id = call(() => raw.accept(tags.map(String)));
+    WebSocket._bind(ws, id);
+    this.#byId.set(id, ws);
+  }
+
+  /** The handle of socket `id`, the same object every time. */
+  get(id) {
+    let ws = this.#byId.get(id);
+    if (ws === undefined) {
+      ws = new WebSocket();
+      WebSocket._bind(ws, id);
+      this.#byId.set(id, ws);
+    }
+    return ws;
+  }
+
+  /** The socket closed: its handle says so, and is forgotten after the handler. */
+  closed(id) {
+    const ws = this.get(id);
+    ws.readyState = WebSocket.CLOSED;
+    return ws;
+  }
+
+  forget(id) {
+    this.#byId.delete(id);
+  }
+
+  all(tag) {
+    // The ids come as a BigUint64Array, whose own map would make BigInts again.
+    return Array.from(raw.getWebsockets(tag ?? undefined), (id) => this.get(id));
+  }
+
+  tags(ws) {
+    const id = WebSocket._id(ws);
+    if (id === null) return [];
+    return call(() => raw.getTags(id));
+  }
+
+  setAutoResponse(pair) {
+    raw.setAutoResponse(pair ? [String(pair.request), String(pair.response)] : undefined);
+  }
+}
+
+// Cloudflare's globals, for code that uses them without importing.
+globalThis.WebSocketPair ??= WebSocketPair;
+globalThis.WebSocketRequestResponsePair ??= WebSocketRequestResponsePair;
+globalThis.WebSocket ??= WebSocket;
+
+/** A WIT message as a handler gets it: a string, or an ArrayBuffer. */
+export function message(value) {
+  if (value.tag === "text") return value.val;
+  const data = value.val;
+  return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
+}
