@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{TestServer, eventually};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Clone, Copy)]
@@ -259,6 +259,139 @@ async fn a_class_upgraded_across_languages_keeps_its_storage() {
         s.post("/objects/Counter/shared/increment").await,
         (StatusCode::OK, json!({"count": 5}))
     );
+}
+
+/// A server with the JavaScript `Probe` class and the Rust Counter (bound as COUNTER).
+async fn js_probe() -> TestServer {
+    let s = TestServer::start_with(common::shared_cache).await;
+    let probe = std::fs::read(&common::js_build().probe).expect("the JS probe component");
+    assert_eq!(s.upload("Probe", probe).await.0, StatusCode::CREATED);
+    s.deploy("Counter", "duro-example-counter").await;
+    s.bind(&[("COUNTER", "Counter")]).await;
+    s
+}
+
+/// The JS SDK's storage API, Cloudflare's shapes: get of one key or many (a Map), put of one or
+/// an object, delete of one (existed?) or many (how many), list's options, transactions kept,
+/// thrown away or rolled back, errors with their kind, alarms, deleteAll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_storage_api_behaves_as_cloudflares() {
+    let s = js_probe().await;
+    let (status, out) = s.post("/objects/Probe/p/storage").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["get"], json!({"nested": [true, null]}));
+    assert_eq!(out["missing"], "undefined");
+    assert_eq!(out["getMany"], json!({"a": 1, "c": "three"}));
+    assert_eq!(
+        out["list"],
+        json!({"a": 1, "b": {"nested": [true, null]}, "c": "three", "user:1": "ann", "user:2": "bob"})
+    );
+    assert_eq!(out["prefix"], json!(["user:1", "user:2"]));
+    assert_eq!(out["range"], json!(["b", "c"]));
+    assert_eq!(out["startAfter"], json!(["c", "user:1"]));
+    assert_eq!(out["reverse"], json!(["user:2", "user:1"]));
+    assert_eq!(out["deleted"], true);
+    assert_eq!(out["deletedAgain"], false);
+    assert_eq!(out["deletedMany"], 2);
+    assert_eq!(out["kept"], 2);
+    assert_eq!(out["thrown"], json!({"kind": null, "message": "no thanks"}));
+    assert_eq!(out["afterTransactions"], json!(["b", "t", "user:1"]));
+    assert_eq!(out["tooLarge"]["kind"], "value-too-large");
+    let message = out["tooLarge"]["message"].as_str().unwrap();
+    assert!(message.contains("the limit is"), "{message}");
+    assert!(
+        out["undefinedValue"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("undefined")
+    );
+    assert_eq!(out["alarmBefore"], Value::Null);
+    assert_eq!(out["alarmSet"], 3_600_000);
+    assert_eq!(out["alarmAfter"], Value::Null);
+    assert_eq!(out["afterDeleteAll"], 0);
+}
+
+/// Ids, an object calling an object of another language, an unknown binding, and a handler that
+/// throws (a 500 whose body names the error; the object keeps serving).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_objects_have_ids_call_other_objects_and_report_errors() {
+    let s = js_probe().await;
+    let (_, id) = s.get("/ids/Probe?name=me").await;
+    assert_eq!(
+        s.get("/objects/Probe/me/id").await.1,
+        json!({"id": id["id"], "name": "me"})
+    );
+    for n in 1..=2 {
+        assert_eq!(
+            s.post("/objects/Probe/me/call?counter=c").await,
+            (
+                StatusCode::OK,
+                json!({"status": 200, "counter": {"count": n}})
+            )
+        );
+    }
+    assert_eq!(s.get("/objects/Counter/c/get").await.1, json!({"count": 2}));
+    let (status, unknown) = s.get("/objects/Probe/me/unknown-binding").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(unknown["kind"], "unknown-binding");
+    assert_eq!(
+        s.get("/objects/Probe/me/throw").await,
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": "TypeError: thrown on purpose"})
+        )
+    );
+    assert_eq!(s.get("/objects/Probe/me/id").await.0, StatusCode::OK);
+}
+
+/// Sockets in JS: tags, attachments that survive hibernation, getWebSockets by tag, binary
+/// messages, and the auto-response answered without waking the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_websockets_keep_tags_and_attachments_across_hibernation() {
+    let s = TestServer::start_with(|c| {
+        common::shared_cache(c);
+        c.hibernate_after = Duration::from_millis(100);
+    })
+    .await;
+    let probe = std::fs::read(&common::js_build().probe).expect("the JS probe component");
+    assert_eq!(s.upload("Probe", probe).await.0, StatusCode::CREATED);
+    let base = format!(
+        "{}/objects/Probe/room/ws",
+        s.ingress.replace("http://", "ws://")
+    );
+    let (mut red, _) = tokio_tungstenite::connect_async(format!("{base}?tag=red&tag=all"))
+        .await
+        .expect("handshake");
+    let (mut blue, _) = tokio_tungstenite::connect_async(format!("{base}?tag=blue&tag=all"))
+        .await
+        .expect("handshake");
+    let mut ask = async |ws: &mut Client, command: &str| {
+        ws.send(Message::text(command)).await.unwrap();
+        next(ws).await
+    };
+    assert_eq!(ask(&mut red, "count red").await, Message::text("1"));
+    assert_eq!(ask(&mut red, "count all").await, Message::text("2"));
+    assert_eq!(
+        ask(&mut blue, "tags").await,
+        Message::text(r#"["blue","all"]"#)
+    );
+    assert_eq!(
+        ask(&mut red, "bytes").await,
+        Message::binary(vec![1u8, 2, 3])
+    );
+    assert_eq!(ask(&mut red, "auto").await, Message::text("auto set"));
+    eventually(Duration::from_secs(10), || async {
+        (s.metric("duro_hibernations_total").await >= 1.0).then_some(())
+    })
+    .await;
+    let activations = s.metric("duro_activations_total").await;
+    assert_eq!(ask(&mut blue, "ping").await, Message::text("pong"));
+    assert_eq!(s.metric("duro_activations_total").await, activations);
+    assert_eq!(
+        ask(&mut blue, "attachment").await,
+        Message::text(r#"{"joined":["blue","all"]}"#)
+    );
+    assert!(s.metric("duro_activations_total").await > activations);
 }
 
 /// `suite` as one test per language.

@@ -431,6 +431,8 @@ pub struct JsBuild {
     pub objects: PathBuf,
     /// The Hono app of `examples/js/src/index.ts`.
     pub worker: PathBuf,
+    /// The test class `Probe` of `tests/components/js-probe/probe.js`.
+    pub probe: PathBuf,
 }
 
 pub fn js_build() -> &'static JsBuild {
@@ -448,6 +450,7 @@ pub fn js_build() -> &'static JsBuild {
         JsBuild {
             objects: dir.join("objects.wasm"),
             worker: dir.join("worker.wasm"),
+            probe: dir.join("probe.wasm"),
         }
     })
 }

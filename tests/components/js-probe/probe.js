@@ -1,0 +1,107 @@
+// A JavaScript test class (tests/languages.rs): each route exercises one part of the JS SDK's
+// Durable Object API and answers what it saw as JSON.
+
+import { DurableObject, WebSocketRequestResponsePair } from "duro:workers";
+
+/** A Map as a plain object, in order. */
+const plain = (map) => Object.fromEntries(map);
+
+/** What a failing call threw: its kind and message. */
+async function failure(f) {
+  try {
+    await f();
+    return null;
+  } catch (error) {
+    return { kind: error.kind ?? null, message: String(error.message) };
+  }
+}
+
+export class Probe extends DurableObject {
+  async fetch(request) {
+    const url = new URL(request.url);
+    const storage = this.ctx.storage;
+    switch (url.pathname) {
+      case "/storage": {
+        const out = {};
+        await storage.put("a", 1);
+        await storage.put({ b: { nested: [true, null] }, c: "three", "user:1": "ann", "user:2": "bob" });
+        out.get = await storage.get("b");
+        out.missing = (await storage.get("nope")) ?? "undefined";
+        out.getMany = plain(await storage.get(["a", "c", "nope"]));
+        out.list = plain(await storage.list());
+        out.prefix = [...(await storage.list({ prefix: "user:" })).keys()];
+        out.range = [...(await storage.list({ start: "b", end: "user:1" })).keys()];
+        out.startAfter = [...(await storage.list({ startAfter: "b", limit: 2 })).keys()];
+        out.reverse = [...(await storage.list({ reverse: true, limit: 2 })).keys()];
+        out.deleted = await storage.delete("a");
+        out.deletedAgain = await storage.delete("a");
+        out.deletedMany = await storage.delete(["c", "nope", "user:2"]);
+        out.kept = await storage.transaction(async (txn) => {
+          await txn.put("t", 1);
+          return (await txn.get("t")) + 1;
+        });
+        out.thrown = await failure(() =>
+          storage.transaction(async (txn) => {
+            await txn.put("gone", 1);
+            throw new Error("no thanks");
+          }),
+        );
+        await storage.transaction(async (txn) => {
+          await txn.put("gone-too", 1);
+          txn.rollback();
+        });
+        out.afterTransactions = [...(await storage.list()).keys()];
+        out.tooLarge = await failure(() => storage.put("big", "x".repeat(200_000)));
+        out.undefinedValue = await failure(() => storage.put("u", undefined));
+        out.alarmBefore = await storage.getAlarm();
+        await storage.setAlarm(new Date(Date.now() + 3_600_000));
+        out.alarmSet = (await storage.getAlarm()) - Date.now();
+        await storage.deleteAlarm();
+        out.alarmAfter = await storage.getAlarm();
+        await storage.deleteAll();
+        out.afterDeleteAll = (await storage.list()).size;
+        return Response.json(out);
+      }
+      case "/id":
+        return Response.json({ id: this.ctx.id.toString(), name: this.ctx.id.name ?? null });
+      case "/call": {
+        // An object calling an object: the counter of the name given, through the binding.
+        const stub = this.env.COUNTER.get(this.env.COUNTER.idFromName(url.searchParams.get("counter")));
+        const res = await stub.fetch("http://do/increment", { method: "POST" });
+        return Response.json({ status: res.status, counter: await res.json() });
+      }
+      case "/unknown-binding":
+        return Response.json(await failure(() => this.env.NOPE.idFromName("x")));
+      case "/throw":
+        throw new TypeError("thrown on purpose");
+      case "/ws": {
+        const pair = new WebSocketPair();
+        const [client, server] = Object.values(pair);
+        this.ctx.acceptWebSocket(server, url.searchParams.getAll("tag"));
+        server.serializeAttachment({ joined: url.searchParams.getAll("tag") });
+        return new Response(null, { status: 101, webSocket: client });
+      }
+      default:
+        return new Response("Not found", { status: 404 });
+    }
+  }
+
+  async webSocketMessage(ws, message) {
+    const [command, arg] = String(message).split(" ");
+    switch (command) {
+      case "tags":
+        return ws.send(JSON.stringify(this.ctx.getTags(ws)));
+      case "attachment":
+        return ws.send(JSON.stringify(ws.deserializeAttachment()));
+      case "count":
+        return ws.send(String(this.ctx.getWebSockets(arg).length));
+      case "auto":
+        this.ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+        return ws.send("auto set");
+      case "bytes":
+        return ws.send(new Uint8Array([1, 2, 3]));
+      default:
+        return ws.send(`unknown ${command}`);
+    }
+  }
+}
