@@ -365,7 +365,7 @@ async fn js_websockets_keep_tags_and_attachments_across_hibernation() {
     let (mut blue, _) = tokio_tungstenite::connect_async(format!("{base}?tag=blue&tag=all"))
         .await
         .expect("handshake");
-    let mut ask = async |ws: &mut Client, command: &str| {
+    let ask = async |ws: &mut Client, command: &str| {
         ws.send(Message::text(command)).await.unwrap();
         next(ws).await
     };
