@@ -18,13 +18,15 @@ use tokio_tungstenite::tungstenite::Message;
 enum Lang {
     Rust,
     Js,
+    C,
 }
 
-/// One language's build of the examples.
+/// One language's build of the examples (the C example is the Counter alone: it runs behind the
+/// Rust worker).
 struct Build {
     counter: Vec<u8>,
-    chat_room: Vec<u8>,
-    scheduler: Vec<u8>,
+    chat_room: Option<Vec<u8>>,
+    scheduler: Option<Vec<u8>>,
     worker: Vec<u8>,
 }
 
@@ -33,8 +35,14 @@ impl Lang {
         match self {
             Lang::Rust => Build {
                 counter: common::read_guest("duro-example-counter"),
-                chat_room: common::read_guest("duro-example-chat-room"),
-                scheduler: common::read_guest("duro-example-scheduler"),
+                chat_room: Some(common::read_guest("duro-example-chat-room")),
+                scheduler: Some(common::read_guest("duro-example-scheduler")),
+                worker: common::read_guest("duro-example-worker"),
+            },
+            Lang::C => Build {
+                counter: std::fs::read(common::c_build()).expect("the C counter"),
+                chat_room: None,
+                scheduler: None,
                 worker: common::read_guest("duro-example-worker"),
             },
             Lang::Js => {
@@ -42,8 +50,8 @@ impl Lang {
                 let objects = std::fs::read(&js.objects).expect("the JS objects component");
                 Build {
                     counter: objects.clone(),
-                    chat_room: objects.clone(),
-                    scheduler: objects,
+                    chat_room: Some(objects.clone()),
+                    scheduler: Some(objects),
                     worker: std::fs::read(&js.worker).expect("the JS worker component"),
                 }
             }
@@ -52,7 +60,7 @@ impl Lang {
 }
 
 /// A server with `lang`'s examples deployed: Counter (COUNTER), ChatRoom (ROOM), Scheduler
-/// (SCHEDULER) and the worker, the direct routes kept.
+/// (SCHEDULER) — those the language has — and the worker, the direct routes kept.
 async fn examples(lang: Lang, adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
     let build = lang.build();
     let s = TestServer::start_with(|c| {
@@ -60,20 +68,18 @@ async fn examples(lang: Lang, adjust: impl FnOnce(&mut duro::Config)) -> TestSer
         adjust(c)
     })
     .await;
-    for (class, bytes) in [
-        ("Counter", build.counter),
-        ("ChatRoom", build.chat_room),
-        ("Scheduler", build.scheduler),
+    let mut bindings = Vec::new();
+    for (binding, class, bytes) in [
+        ("COUNTER", "Counter", Some(build.counter)),
+        ("ROOM", "ChatRoom", build.chat_room),
+        ("SCHEDULER", "Scheduler", build.scheduler),
     ] {
+        let Some(bytes) = bytes else { continue };
         let (status, body) = s.upload(class, bytes).await;
         assert_eq!(status, StatusCode::CREATED, "{lang:?} {class}: {body}");
+        bindings.push((binding, class));
     }
-    s.bind(&[
-        ("COUNTER", "Counter"),
-        ("ROOM", "ChatRoom"),
-        ("SCHEDULER", "Scheduler"),
-    ])
-    .await;
+    s.bind(&bindings).await;
     let (status, body) = s
         .admin_call(Method::PUT, "/worker?object_routes=true", build.worker)
         .await;
@@ -232,9 +238,9 @@ async fn alarm(lang: Lang) {
     assert_eq!(s.metric("duro_alarm_failures_total").await, 0.0, "{lang:?}");
 }
 
-/// One storage, three codebases: the Rust Counter counts, the class is replaced by the
-/// JavaScript build and goes on from the stored count (values are JSON in both SDKs), then Rust
-/// again.
+/// One storage, three languages: the Rust Counter counts, the class is replaced by the
+/// JavaScript build and goes on from the stored count (values are JSON in every SDK), then by the
+/// C build, then Rust again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_class_upgraded_across_languages_keeps_its_storage() {
     let js = std::fs::read(&common::js_build().objects).expect("the JS objects component");
@@ -417,3 +423,11 @@ macro_rules! per_language {
 }
 
 per_language!(counter, chat_room, alarm);
+
+/// The C example is a Counter: its suite.
+mod c {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn counter() {
+        super::counter(super::Lang::C).await
+    }
+}

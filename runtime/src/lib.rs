@@ -109,6 +109,20 @@ pub struct Server {
     committer: storage::CommitterThread,
     classes: Arc<Classes>,
     metrics: Arc<Metrics>,
+    _idle_workers: IdleWorkers,
+}
+
+/// Drops the worker's idle instances when the server goes, stopped or just dropped: an idle
+/// instance holds the class registry, which holds the worker's pool — a cycle that would keep the
+/// engine (and its pooled memory and stacks) alive after the server.
+struct IdleWorkers(Arc<Classes>);
+
+impl Drop for IdleWorkers {
+    fn drop(&mut self) {
+        if let Some(worker) = self.0.worker() {
+            worker.drop_idle();
+        }
+    }
 }
 
 /// Opens the data dir, loads the classes and starts both listeners.
@@ -253,6 +267,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         directory,
         actors,
         committer: committer_thread,
+        _idle_workers: IdleWorkers(classes.clone()),
         classes,
         metrics,
     })
@@ -296,9 +311,7 @@ impl Server {
             let _ = listener.await;
         }
         self.directory.shutdown();
-        if let Some(worker) = self.classes.worker() {
-            worker.drop_idle();
-        }
+        drop(self._idle_workers);
         drop(self.directory);
         drop(self.classes);
         self.actors.wait().await;

@@ -460,3 +460,19 @@ pub fn js_build() -> &'static JsBuild {
 pub fn shared_cache(config: &mut Config) {
     config.cache_dir = Some(root().join("target/duro-test-cache"));
 }
+
+/// The C example Counter, built once per test binary by `scripts/build-c` (zig cc + wasm-tools).
+pub fn c_build() -> &'static Path {
+    static BUILD: OnceLock<PathBuf> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        let status = Command::new(root().join("scripts/build-c"))
+            .arg("--require")
+            .status()
+            .expect("running scripts/build-c");
+        assert!(
+            status.success(),
+            "building the C example failed (scripts/build-c)"
+        );
+        root().join("target/c/counter.wasm")
+    })
+}
