@@ -18,11 +18,12 @@ use tokio_tungstenite::tungstenite::Message;
 enum Lang {
     Rust,
     Js,
+    Python,
     C,
 }
 
-/// One language's build of the examples (the C example is the Counter alone: it runs behind the
-/// Rust worker).
+/// One language's build of the examples. Python and C have no worker: theirs run behind the Rust
+/// worker (the C example is the Counter alone).
 struct Build {
     counter: Vec<u8>,
     chat_room: Option<Vec<u8>>,
@@ -39,6 +40,15 @@ impl Lang {
                 scheduler: Some(common::read_guest("duro-example-scheduler")),
                 worker: common::read_guest("duro-example-worker"),
             },
+            Lang::Python => {
+                let objects = std::fs::read(common::python_build()).expect("the Python objects");
+                Build {
+                    counter: objects.clone(),
+                    chat_room: Some(objects.clone()),
+                    scheduler: Some(objects),
+                    worker: common::read_guest("duro-example-worker"),
+                }
+            }
             Lang::C => Build {
                 counter: std::fs::read(common::c_build()).expect("the C counter"),
                 chat_room: None,
@@ -238,9 +248,9 @@ async fn alarm(lang: Lang) {
     assert_eq!(s.metric("duro_alarm_failures_total").await, 0.0, "{lang:?}");
 }
 
-/// One storage, three languages: the Rust Counter counts, the class is replaced by the
+/// One storage, four languages: the Rust Counter counts, the class is replaced by the
 /// JavaScript build and goes on from the stored count (values are JSON in every SDK), then by the
-/// C build, then Rust again.
+/// Python build, then C, then Rust again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_class_upgraded_across_languages_keeps_its_storage() {
     let js = std::fs::read(&common::js_build().objects).expect("the JS objects component");
@@ -416,6 +426,14 @@ macro_rules! per_language {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $suite() {
                     super::$suite(super::Lang::Js).await
+                }
+            )*
+        }
+        mod python {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $suite() {
+                    super::$suite(super::Lang::Python).await
                 }
             )*
         }

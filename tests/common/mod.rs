@@ -438,15 +438,7 @@ pub struct JsBuild {
 pub fn js_build() -> &'static JsBuild {
     static BUILD: OnceLock<JsBuild> = OnceLock::new();
     BUILD.get_or_init(|| {
-        let status = Command::new(root().join("scripts/build-js"))
-            .arg("--require")
-            .status()
-            .expect("running scripts/build-js");
-        assert!(
-            status.success(),
-            "building the JavaScript example failed (scripts/build-js)"
-        );
-        let dir = root().join("target/js");
+        let dir = built("build-js", "js");
         JsBuild {
             objects: dir.join("objects.wasm"),
             worker: dir.join("worker.wasm"),
@@ -461,18 +453,25 @@ pub fn shared_cache(config: &mut Config) {
     config.cache_dir = Some(root().join("target/duro-test-cache"));
 }
 
-/// The C example Counter, built once per test binary by `scripts/build-c` (zig cc + wasm-tools).
+/// Runs `scripts/{script} --require` (once per test binary) and returns `target/{output}`.
+fn built(script: &str, output: &str) -> PathBuf {
+    let status = Command::new(root().join("scripts").join(script))
+        .arg("--require")
+        .status()
+        .unwrap_or_else(|e| panic!("running scripts/{script}: {e}"));
+    assert!(status.success(), "building failed (scripts/{script})");
+    root().join("target").join(output)
+}
+
+/// The C example Counter (`scripts/build-c`: zig cc + wasm-tools).
 pub fn c_build() -> &'static Path {
     static BUILD: OnceLock<PathBuf> = OnceLock::new();
-    BUILD.get_or_init(|| {
-        let status = Command::new(root().join("scripts/build-c"))
-            .arg("--require")
-            .status()
-            .expect("running scripts/build-c");
-        assert!(
-            status.success(),
-            "building the C example failed (scripts/build-c)"
-        );
-        root().join("target/c/counter.wasm")
-    })
+    BUILD.get_or_init(|| built("build-c", "c/counter.wasm"))
+}
+
+/// The Python examples, Counter, ChatRoom and Scheduler in one component
+/// (`scripts/build-python`: componentize-py).
+pub fn python_build() -> &'static Path {
+    static BUILD: OnceLock<PathBuf> = OnceLock::new();
+    BUILD.get_or_init(|| built("build-python", "python/objects.wasm"))
 }

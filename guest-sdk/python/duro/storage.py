@@ -1,0 +1,123 @@
+"""`self.ctx.storage`: Cloudflare's storage API over the `duro:object/storage` import. Values
+are JSON."""
+
+import json as _json
+
+from componentize_py_types import Err
+from wit_world.imports import storage as _raw
+
+
+class StorageError(Exception):
+    """A storage call failed; `kind` is the WIT case (`"value-too-large"`, ...)."""
+
+    def __init__(self, kind, message):
+        super().__init__(f"storage: {message}")
+        self.kind = kind
+
+
+_KINDS = {
+    "StorageError_KeyTooLarge": "key-too-large",
+    "StorageError_ValueTooLarge": "value-too-large",
+    "StorageError_TooManyKeys": "too-many-keys",
+    "StorageError_ResultTooLarge": "result-too-large",
+    "StorageError_InvalidArgument": "invalid-argument",
+    "StorageError_NoTransaction": "no-transaction",
+    "StorageError_Internal": "internal",
+}
+
+
+def _describe(kind, value):
+    if kind in ("key-too-large", "value-too-large"):
+        what = "key" if kind == "key-too-large" else "value"
+        return f"{what} is {value.actual} bytes, the limit is {value.limit}"
+    if kind == "too-many-keys":
+        return f"{value.actual} keys in one call, the limit is {value.limit}"
+    if kind == "result-too-large":
+        return f"list result exceeds {value.limit} bytes; pass a smaller limit"
+    if kind == "no-transaction":
+        return "no open transaction"
+    return f"{kind}: {value}"
+
+
+def _call(f, *args):
+    try:
+        return f(*args)
+    except Err as error:
+        case = error.value
+        kind = _KINDS.get(type(case).__name__, type(case).__name__)
+        raise StorageError(kind, _describe(kind, getattr(case, "value", None))) from None
+
+
+def _encode(value):
+    return _json.dumps(value, separators=(",", ":")).encode()
+
+
+def _decode(data):
+    return _json.loads(data)
+
+
+class _Operations:
+    def get(self, key):
+        """`get(key)`: the value or None; `get([keys])`: a dict of the keys that exist."""
+        if isinstance(key, (list, tuple)):
+            return {k: _decode(v) for k, v in _call(_raw.get_many, list(key))}
+        data = _call(_raw.get, key)
+        return None if data is None else _decode(data)
+
+    def put(self, key, value=None):
+        """`put(key, value)`, or `put({key: value, ...})` (all or none)."""
+        if isinstance(key, dict):
+            _call(_raw.put_many, [(k, _encode(v)) for k, v in key.items()])
+        else:
+            _call(_raw.put, key, _encode(value))
+
+    def delete(self, key):
+        """`delete(key)`: whether it existed; `delete([keys])`: how many existed."""
+        if isinstance(key, (list, tuple)):
+            return _call(_raw.delete_many, list(key))
+        return _call(_raw.delete, key)
+
+    def list(self, prefix=None, start=None, start_after=None, end=None, reverse=False, limit=None):
+        """The entries in key order (a dict), bounded as Cloudflare's `list` options say."""
+        options = _raw.ListOptions(prefix, start, start_after, end, reverse, limit)
+        return {k: _decode(v) for k, v in _call(_raw.list, options)}
+
+    def get_alarm(self):
+        """The alarm's time (ms since the epoch), or None."""
+        return _call(_raw.get_alarm)
+
+    def set_alarm(self, epoch_ms):
+        _call(_raw.set_alarm, int(epoch_ms))
+
+    def delete_alarm(self):
+        _call(_raw.delete_alarm)
+
+
+class Transaction(_Operations):
+    """`with storage.transaction() as txn:` — kept when the block ends, dropped if it raises or
+    calls `txn.rollback()`."""
+
+    def __init__(self):
+        self.rolled_back = False
+
+    def rollback(self):
+        self.rolled_back = True
+
+    def __enter__(self):
+        _call(_raw.transaction_begin)
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is not None or self.rolled_back:
+            _call(_raw.transaction_rollback)
+        else:
+            _call(_raw.transaction_commit)
+        return False
+
+
+class Storage(_Operations):
+    def transaction(self):
+        return Transaction()
+
+    def delete_all(self):
+        _call(_raw.delete_all)
