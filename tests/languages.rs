@@ -248,6 +248,29 @@ async fn alarm(lang: Lang) {
     assert_eq!(s.metric("duro_alarm_failures_total").await, 0.0, "{lang:?}");
 }
 
+/// An idle object's instance is dropped, whatever its language (a JavaScript or Python instance
+/// holds megabytes), and the object comes back with its storage at its next request.
+async fn eviction(lang: Lang) {
+    let s = examples(lang, |c| c.idle_timeout = Duration::from_millis(200)).await;
+    for n in 1..=2 {
+        assert_eq!(
+            s.post("/objects/Counter/sleepy/increment").await,
+            (StatusCode::OK, json!({ "count": n }))
+        );
+    }
+    eventually(Duration::from_secs(10), || async {
+        let gone = s.metric("duro_live_objects").await == 0.0
+            && s.metric("duro_evictions_total").await >= 1.0;
+        gone.then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.post("/objects/Counter/sleepy/increment").await,
+        (StatusCode::OK, json!({"count": 3})),
+        "{lang:?}"
+    );
+}
+
 /// One storage, four languages: the Rust Counter counts, the class is replaced by the
 /// JavaScript build and goes on from the stored count (values are JSON in every SDK), then by the
 /// Python build, then C, then Rust again.
@@ -440,12 +463,17 @@ macro_rules! per_language {
     };
 }
 
-per_language!(counter, chat_room, alarm);
+per_language!(counter, chat_room, alarm, eviction);
 
-/// The C example is a Counter: its suite.
+/// The C example is a Counter: its suites.
 mod c {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn counter() {
         super::counter(super::Lang::C).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn eviction() {
+        super::eviction(super::Lang::C).await
     }
 }

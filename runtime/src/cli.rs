@@ -231,7 +231,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let bytes =
                     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                 let (_, body) = client
-                    .send(reqwest::Method::PUT, &format!("/classes/{class}"), bytes)
+                    .send_component(
+                        &format!("uploading class {class}"),
+                        reqwest::Method::PUT,
+                        &format!("/classes/{class}"),
+                        bytes,
+                    )
                     .await?;
                 println!("{body}");
             }
@@ -428,6 +433,31 @@ impl AdminClient {
         }
         Ok((status, text))
     }
+
+    /// `send` for a component: a large one is announced on stderr (the server compiles a new
+    /// component once, which takes seconds for a JavaScript or Python one) and timed.
+    async fn send_component(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        path: &str,
+        component: Vec<u8>,
+    ) -> anyhow::Result<(reqwest::StatusCode, String)> {
+        const ANNOUNCE_BYTES: usize = 1 << 20;
+        let mib = component.len() as f64 / 1_048_576.0;
+        let announce = component.len() >= ANNOUNCE_BYTES;
+        if announce {
+            eprintln!(
+                "{what} ({mib:.1} MiB; a new component is compiled once, this can take seconds)..."
+            );
+        }
+        let started = std::time::Instant::now();
+        let answer = self.send(method, path, component).await?;
+        if announce {
+            eprintln!("{what}: done in {:.1} s", started.elapsed().as_secs_f64());
+        }
+        Ok(answer)
+    }
 }
 
 impl AdminClient {
@@ -472,7 +502,8 @@ impl AdminClient {
 impl Target for AdminClient {
     async fn check(&self, component: Vec<u8>, worker: bool) -> anyhow::Result<()> {
         let world = if worker { "worker" } else { "class" };
-        self.send(
+        self.send_component(
+            &format!("checking the {world} component"),
             reqwest::Method::POST,
             &format!("/check?world={world}"),
             component,
@@ -497,7 +528,8 @@ impl Target for AdminClient {
 
     async fn upload_worker(&self, component: Vec<u8>, object_routes: bool) -> anyhow::Result<bool> {
         let (status, _) = self
-            .send(
+            .send_component(
+                "uploading the worker",
                 reqwest::Method::PUT,
                 &format!("/worker?object_routes={object_routes}"),
                 component,
@@ -519,7 +551,8 @@ impl Target for AdminClient {
 
     async fn upload(&self, class: &ClassName, component: Vec<u8>) -> anyhow::Result<bool> {
         let (status, _) = self
-            .send(
+            .send_component(
+                &format!("uploading class {class}"),
                 reqwest::Method::PUT,
                 &format!("/classes/{class}"),
                 component,

@@ -136,6 +136,11 @@ impl Engine {
         let (component, source) = match self.deserialize(&cached) {
             Some(component) => (component, LoadSource::Cache),
             None => {
+                tracing::info!(
+                    digest,
+                    mib = format!("{:.1}", bytes.len() as f64 / 1_048_576.0),
+                    "compiling a new component"
+                );
                 let component = compile(&self.engine, bytes)?;
                 self.store_in_cache(&component, &cached);
                 (component, LoadSource::Compiled)

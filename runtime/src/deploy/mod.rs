@@ -368,10 +368,17 @@ mod tests {
     }
 
     #[test]
-    fn the_repositorys_own_config_parses() {
-        let config = DeployConfig::parse(include_str!("../../../duro.jsonc")).unwrap();
-        assert!(config.worker.is_some());
-        assert_eq!(config.durable_objects.bindings[0].name, "COUNTER");
+    fn the_repositorys_own_configs_parse() {
+        for text in [
+            include_str!("../../../duro.jsonc"),
+            include_str!("../../../examples/js/duro.jsonc"),
+            include_str!("../../../examples/python/duro.jsonc"),
+            include_str!("../../../examples/c/duro.jsonc"),
+        ] {
+            let config = DeployConfig::parse(text).unwrap();
+            assert!(config.worker.is_some());
+            assert_eq!(config.durable_objects.bindings[0].name, "COUNTER");
+        }
     }
 
     #[test]
