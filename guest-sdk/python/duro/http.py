@@ -87,6 +87,10 @@ class Response:
     def text(self):
         return self.body.decode("utf-8", errors="replace")
 
+    def body_json(self):
+        """The body parsed as JSON (`Response.json` makes a response)."""
+        return _json.loads(self.body)
+
     @staticmethod
     def _from_wit(r):
         return Response(r.body, r.status, Headers(r.headers))
