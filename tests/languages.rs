@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestServer, eventually};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -144,33 +144,14 @@ async fn counter(lang: Lang) {
     assert_eq!(counts, (1..=CLIENTS as u64).collect::<Vec<_>>(), "{lang:?}");
 }
 
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Client = common::WsClient;
 
 async fn join(s: &TestServer, room: &str) -> Client {
-    let url = format!(
-        "{}/api/rooms/{room}/ws",
-        s.ingress.replace("http://", "ws://")
-    );
-    let (client, response) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("handshake");
-    assert_eq!(response.status(), 101);
-    client
+    common::ws_connect(s, &format!("/api/rooms/{room}/ws")).await
 }
 
-/// The next data message, skipping pings; fails after a deadline.
 async fn next(client: &mut Client) -> Message {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the socket is open")
-            .expect("a valid frame");
-        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
-            return message;
-        }
-    }
+    common::ws_next(client).await
 }
 
 /// The seed's chat room through the worker: broadcast to every other socket, text and binary

@@ -7,13 +7,20 @@ mod common;
 use std::time::Duration;
 
 use common::{TestServer, eventually};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use reqwest::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Client = common::WsClient;
+
+async fn join(s: &TestServer, room: &str) -> Client {
+    common::ws_connect(s, &format!("/objects/ChatRoom/{room}/ws")).await
+}
+
+async fn next(client: &mut Client) -> Message {
+    common::ws_next(client).await
+}
 
 async fn chat(adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
     let s = TestServer::start_with(adjust).await;
@@ -22,32 +29,6 @@ async fn chat(adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
         StatusCode::CREATED
     );
     s
-}
-
-async fn join(s: &TestServer, room: &str) -> Client {
-    let url = format!(
-        "{}/objects/ChatRoom/{room}/ws",
-        s.ingress.replace("http://", "ws://")
-    );
-    let (client, response) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("handshake");
-    assert_eq!(response.status(), 101);
-    client
-}
-
-/// The next data message, skipping pings; fails after a deadline.
-async fn next(client: &mut Client) -> Message {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the socket is open")
-            .expect("a valid frame");
-        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
-            return message;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

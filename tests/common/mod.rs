@@ -475,3 +475,33 @@ pub fn python_build() -> &'static Path {
     static BUILD: OnceLock<PathBuf> = OnceLock::new();
     BUILD.get_or_init(|| built("build-python", "python/objects.wasm"))
 }
+
+/// A WebSocket client of the test server.
+pub type WsClient =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket to `path` on the server's ingress; the handshake must answer 101.
+pub async fn ws_connect(s: &TestServer, path: &str) -> WsClient {
+    let url = format!("{}{path}", s.ingress.replace("http://", "ws://"));
+    let (client, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("handshake");
+    assert_eq!(response.status(), 101);
+    client
+}
+
+/// The next data message, skipping pings; fails after a deadline.
+pub async fn ws_next(client: &mut WsClient) -> tokio_tungstenite::tungstenite::Message {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+            return message;
+        }
+    }
+}
