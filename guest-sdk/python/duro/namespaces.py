@@ -1,7 +1,8 @@
 """`self.env.COUNTER`: Durable Object namespaces over the `duro:object/namespaces` import."""
 
-from componentize_py_types import Err
 from wit_world.imports import namespaces as _raw
+
+from .errors import lift
 
 from .http import Request, Response
 
@@ -10,18 +11,12 @@ class CallError(Exception):
     """A namespace call failed; `kind` is the WIT case (`"unknown-binding"`, `"timeout"`, ...)."""
 
     def __init__(self, kind, message):
-        super().__init__(f"call: {kind}: {message}")
+        super().__init__(f"call: {message}")
         self.kind = kind
 
 
 def _call(f, *args):
-    try:
-        return f(*args)
-    except Err as error:
-        case = error.value
-        name = type(case).__name__.removeprefix("CallError_")
-        kind = "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
-        raise CallError(kind, getattr(case, "value", "")) from None
+    return lift(CallError, lambda kind, value: f"{kind}: {value}", f, *args)
 
 
 class DurableObjectId:

@@ -3,8 +3,9 @@ are JSON."""
 
 import json as _json
 
-from componentize_py_types import Err
 from wit_world.imports import storage as _raw
+
+from .errors import lift
 
 
 class StorageError(Exception):
@@ -13,17 +14,6 @@ class StorageError(Exception):
     def __init__(self, kind, message):
         super().__init__(f"storage: {message}")
         self.kind = kind
-
-
-_KINDS = {
-    "StorageError_KeyTooLarge": "key-too-large",
-    "StorageError_ValueTooLarge": "value-too-large",
-    "StorageError_TooManyKeys": "too-many-keys",
-    "StorageError_ResultTooLarge": "result-too-large",
-    "StorageError_InvalidArgument": "invalid-argument",
-    "StorageError_NoTransaction": "no-transaction",
-    "StorageError_Internal": "internal",
-}
 
 
 def _describe(kind, value):
@@ -40,12 +30,7 @@ def _describe(kind, value):
 
 
 def _call(f, *args):
-    try:
-        return f(*args)
-    except Err as error:
-        case = error.value
-        kind = _KINDS.get(type(case).__name__, type(case).__name__)
-        raise StorageError(kind, _describe(kind, getattr(case, "value", None))) from None
+    return lift(StorageError, _describe, f, *args)
 
 
 def _encode(value):

@@ -3,9 +3,10 @@ runtime's socket id) that is the same object for the instance's life."""
 
 import json as _json
 
-from componentize_py_types import Err
 from wit_world.imports import types
 from wit_world.imports import websockets as _raw
+
+from .errors import lift
 
 
 class WebSocketError(Exception):
@@ -15,14 +16,7 @@ class WebSocketError(Exception):
 
 
 def _call(f, *args):
-    try:
-        return f(*args)
-    except Err as error:
-        case = error.value
-        name = type(case).__name__.removeprefix("WebsocketError_")
-        kind = {"NotAnUpgrade": "not-an-upgrade", "UnknownSocket": "unknown-socket",
-                "TooLarge": "too-large", "InvalidArgument": "invalid-argument"}.get(name, name)
-        raise WebSocketError(kind, f"{kind}: {getattr(case, 'value', '')}") from None
+    return lift(WebSocketError, lambda kind, value: f"{kind}: {value or ''}", f, *args)
 
 
 class WebSocket:
