@@ -281,14 +281,95 @@ async fn a_class_upgraded_across_languages_keeps_its_storage() {
     );
 }
 
-/// A server with the JavaScript `Probe` class and the Rust Counter (bound as COUNTER).
+/// A server with the JavaScript `Probe` class (bound as PROBE) and the Rust Counter (COUNTER).
 async fn js_probe() -> TestServer {
-    let s = TestServer::start_with(common::shared_cache).await;
+    js_probe_with(|_| {}).await
+}
+
+async fn js_probe_with(adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
+    let s = TestServer::start_with(|c| {
+        common::shared_cache(c);
+        adjust(c);
+    })
+    .await;
     let probe = std::fs::read(&common::js_build().probe).expect("the JS probe component");
     assert_eq!(s.upload("Probe", probe).await.0, StatusCode::CREATED);
     s.deploy("Counter", "duro-example-counter").await;
-    s.bind(&[("COUNTER", "Counter")]).await;
+    s.bind(&[("COUNTER", "Counter"), ("PROBE", "Probe")]).await;
     s
+}
+
+/// Instances the server created (for objects, or shared).
+async fn instances(s: &TestServer) -> f64 {
+    s.metric("duro_instantiate_seconds_count").await
+}
+
+/// A JS class is of the shared-instance world: its objects live many to an instance (a JS
+/// instance is ~10 MiB), each with its own memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_objects_share_instances_and_keep_their_memory_apart() {
+    let s = js_probe().await;
+    let names: Vec<String> = (0..24).map(|n| format!("m{n}")).collect();
+    for round in 1..=3 {
+        for name in &names {
+            assert_eq!(
+                s.get(&format!("/objects/Probe/{name}/memory")).await,
+                (StatusCode::OK, json!({ "hits": round })),
+                "{name}"
+            );
+        }
+    }
+    assert_eq!(s.metric("duro_live_objects").await, 24.0);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let created = instances(&s).await;
+    assert!(
+        created <= (2 * cores) as f64,
+        "{created} instances for 24 objects"
+    );
+}
+
+/// Objects of one shared class calling each other in a chain never wait on an instance whose
+/// guest waits on the chain: the calls complete, round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_objects_of_one_class_call_each_other() {
+    let s = js_probe_with(|c| c.call_timeout = Duration::from_secs(5)).await;
+    for round in 1..=3 {
+        let (status, out) = s.get("/objects/Probe/r0/relay?to=r1,r2,r3,r4,r5").await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {out}");
+        let hits = out["hits"].as_array().expect("hits");
+        assert_eq!(hits.len(), 6, "{out}");
+        assert!(
+            hits.iter()
+                .all(|h| (1..=round).contains(&h.as_i64().unwrap())),
+            "{out}"
+        );
+    }
+    // A cycle through the class is still refused, not deadlocked.
+    let (status, out) = s.get("/objects/Probe/r0/relay?to=r1,r0").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{out}");
+}
+
+/// A trap drops the shared instance (what its objects kept in memory goes with it); the class
+/// goes on serving, the trapping object included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_resets_a_shared_instance_and_the_class_keeps_serving() {
+    let s = js_probe_with(|c| c.limits.event_cpu = Duration::from_millis(200)).await;
+    for name in ["spinner", "bystander"] {
+        assert_eq!(
+            s.get(&format!("/objects/Probe/{name}/memory")).await.1,
+            json!({"hits": 1})
+        );
+    }
+    let (status, out) = s.get("/objects/Probe/spinner/spin").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{out}");
+    assert!(out.to_string().contains("CPU"), "{out}");
+    assert_eq!(
+        s.get("/objects/Probe/spinner/memory").await,
+        (StatusCode::OK, json!({"hits": 1})),
+        "the spinner starts over in a new instance"
+    );
+    let (status, out) = s.get("/objects/Probe/bystander/memory").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
 }
 
 /// The JS SDK's storage API, Cloudflare's shapes: get of one key or many (a Map), put of one or
@@ -299,8 +380,19 @@ async fn the_js_storage_api_behaves_as_cloudflares() {
     let s = js_probe().await;
     let (status, out) = s.post("/objects/Probe/p/storage").await;
     assert_eq!(status, StatusCode::OK, "{out}");
-    assert_eq!(out["get"], json!({"nested": [true, null]}));
     assert_eq!(out["missing"], "undefined");
+    assert!(
+        out["undefinedValue"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("undefined")
+    );
+    storage_probe_answers(&out);
+}
+
+/// What the JS and Python probes' `/storage` route must answer alike.
+fn storage_probe_answers(out: &Value) {
+    assert_eq!(out["get"], json!({"nested": [true, null]}));
     assert_eq!(out["getMany"], json!({"a": 1, "c": "three"}));
     assert_eq!(
         out["list"],
@@ -319,14 +411,9 @@ async fn the_js_storage_api_behaves_as_cloudflares() {
     assert_eq!(out["tooLarge"]["kind"], "value-too-large");
     let message = out["tooLarge"]["message"].as_str().unwrap();
     assert!(message.contains("the limit is"), "{message}");
-    assert!(
-        out["undefinedValue"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("undefined")
-    );
     assert_eq!(out["alarmBefore"], Value::Null);
-    assert_eq!(out["alarmSet"], 3_600_000);
+    let set = out["alarmSet"].as_i64().unwrap();
+    assert!((3_599_000..=3_600_000).contains(&set), "{set}");
     assert_eq!(out["alarmAfter"], Value::Null);
     assert_eq!(out["afterDeleteAll"], 0);
 }
@@ -412,6 +499,32 @@ async fn js_websockets_keep_tags_and_attachments_across_hibernation() {
         Message::text(r#"{"joined":["blue","all"]}"#)
     );
     assert!(s.metric("duro_activations_total").await > activations);
+}
+
+/// The Python SDK's storage API: the JS probe's checks in Python's shapes (dicts in key order,
+/// `with` transactions, errors with their kind). Python objects share instances too, each with
+/// its own memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_behaves_as_the_others() {
+    let s = TestServer::start_with(common::shared_cache).await;
+    let probe = std::fs::read(common::python_probe()).expect("the Python probe component");
+    assert_eq!(s.upload("PyProbe", probe).await.0, StatusCode::CREATED);
+    let (status, out) = s.post("/objects/PyProbe/p/storage").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["missing"], Value::Null);
+    storage_probe_answers(&out);
+
+    for round in 1..=2 {
+        for n in 0..8 {
+            let (status, out) = s.get(&format!("/objects/PyProbe/m{n}/memory")).await;
+            assert_eq!(
+                (status, &out["hits"]),
+                (StatusCode::OK, &json!(round)),
+                "{out}"
+            );
+        }
+    }
+    assert!(instances(&s).await < 8.0, "8 objects share instances");
 }
 
 /// `suite` as one test per language.

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Builds a JavaScript or TypeScript module into a duro component.
 //
-//   node build.mjs [--world object|worker] [--out FILE] [--wit DIR] ENTRY
+//   node build.mjs [--world object|durable-object|worker] [--out FILE] [--wit DIR] ENTRY
 //
 // `--world object` (the default) makes a Durable Object class component: every class the module
 // exports that extends `DurableObject` is in it, and the runtime runs the one named like the class
 // it is deployed as (one component can be deployed as several classes). `--world worker` makes a
 // worker from the module's default export (a Hono app, or `{ fetch(request, env, ctx) }`).
+// An object component targets the `shared-instance` world: one instance holds many objects of its
+// class, as an isolate does in workerd (`--world durable-object`: one instance per object).
 //
 // Steps: esbuild bundles the entry (TypeScript included; `cloudflare:workers` resolves to this
 // SDK) into one ES module, then componentize-js turns it into a component against duro's WIT.
@@ -21,7 +23,9 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const SDK = dirname(fileURLToPath(import.meta.url));
-const WORLDS = { object: "durable-object", "durable-object": "durable-object", worker: "worker" };
+// `object` is the shared-instance world: one instance holds many objects of the class, as one
+// isolate does in workerd (a JS instance is ~10 MiB). `durable-object` gives each object its own.
+const WORLDS = { object: "shared-instance", "shared-instance": "shared-instance", "durable-object": "durable-object", worker: "worker" };
 
 // The WIT imports a worker does not have; SDK code that would use them is stubbed in a worker.
 const OBJECT_ONLY = {
@@ -31,7 +35,7 @@ const OBJECT_ONLY = {
 };
 
 function usage(message) {
-  console.error(`error: ${message}\nusage: node build.mjs [--world object|worker] [--out FILE] [--wit DIR] ENTRY`);
+  console.error(`error: ${message}\nusage: node build.mjs [--world object|durable-object|worker] [--out FILE] [--wit DIR] ENTRY`);
   process.exit(2);
 }
 
@@ -48,7 +52,7 @@ function parse(argv) {
     else usage(`one entry module, got ${options.entry} and ${arg}`);
   }
   if (options.entry === null) usage("no entry module");
-  if (!(options.world in WORLDS)) usage(`--world is object or worker, not ${options.world}`);
+  if (!(options.world in WORLDS)) usage(`--world is object, durable-object or worker, not ${options.world}`);
   options.out = resolve(options.out ?? options.entry.replace(/\.[cm]?[jt]sx?$/, "") + ".wasm");
   return options;
 }
@@ -71,7 +75,7 @@ export const alarm = exports.alarm;
 export const websocketMessage = exports.websocketMessage;
 export const websocketClose = exports.websocketClose;
 export const websocketError = exports.websocketError;
-`;
+${WORLDS[world] === "shared-instance" ? "export const evict = exports.evict;\n" : ""}`;
 }
 
 /** In a worker, the object-only imports are functions that say so. */

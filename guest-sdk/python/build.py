@@ -57,13 +57,13 @@ def main():
     with tempfile.TemporaryDirectory(prefix="duro-py-") as work:
         Path(work, "app.py").write_text(app)
         paths = [work, str(SDK)] + sorted({str(m.parent) for m in modules})
-        command = [tool, "-d", args.wit, "-w", "durable-object", "componentize", "app"]
+        command = [tool, "-d", args.wit, "-w", "shared-instance", "componentize", "app"]
         for p in paths:
             command += ["-p", p]
         partial = f"{out}.partial"
         command += ["-o", partial]
         out.parent.mkdir(parents=True, exist_ok=True)
-        print(f"componentizing {', '.join(names)} (durable-object world)...", flush=True)
+        print(f"componentizing {', '.join(names)} (shared-instance world)...", flush=True)
         result = subprocess.run(command)
         if result.returncode != 0:
             sys.exit(f"error: componentize-py failed (exit {result.returncode})")

@@ -52,6 +52,8 @@ pub struct LoadedClass {
     pub ids: ClassIds,
     pub code: ClassCode,
     pub incarnation: u64,
+    /// The instances its objects share, if the code is of the `shared-instance` world.
+    pub shared: Option<Arc<crate::object::SharedPool>>,
     record: ClassRecord,
 }
 
@@ -165,13 +167,13 @@ impl Classes {
                 .map_err(storage_error)?
                 .ok_or_else(|| ClassError::Storage(format!("component of {name} is missing")))?;
             let (code, _) = compile(&engine, Bytes::from(bytes), record.digest.clone()).await?;
-            let class = LoadedClass {
-                ids: secret.class_ids(&name, record.id_label(&name)),
-                incarnation: record.incarnation,
-                name: name.clone(),
+            let class = LoadedClass::new(
+                name.clone(),
+                secret.class_ids(&name, record.id_label(&name)),
                 code,
+                record.incarnation,
                 record,
-            };
+            );
             live.insert(name, Arc::new(class));
         }
         let bindings: Bindings = read_meta(db, META_BINDINGS, "bindings")?.unwrap_or_default();
@@ -284,13 +286,13 @@ impl Classes {
             ops.push(delete_component(&old.record.digest));
         }
         self.committer.submit(ops).await.wait().await?;
-        let class = Arc::new(LoadedClass {
-            ids: self.secret.class_ids(&name, record.id_label(&name)),
-            incarnation: record.incarnation,
-            name: name.clone(),
+        let class = Arc::new(LoadedClass::new(
+            name.clone(),
+            self.secret.class_ids(&name, record.id_label(&name)),
             code,
+            record.incarnation,
             record,
-        });
+        ));
         let info = class.info();
         self.live.write().expect("class lock").insert(name, class);
         Ok((info, previous.is_none()))
@@ -495,13 +497,13 @@ impl Classes {
                 key: from.as_str().as_bytes().to_vec(),
             });
             ops.push(put_record(&to, &record));
-            let renamed = LoadedClass {
-                ids: self.secret.class_ids(&to, record.id_label(&to)),
-                incarnation: old.incarnation,
-                name: to.clone(),
-                code: old.code.clone(),
+            let renamed = LoadedClass::new(
+                to.clone(),
+                self.secret.class_ids(&to, record.id_label(&to)),
+                old.code.clone(),
+                old.incarnation,
                 record,
-            };
+            );
             classes.insert(to, Arc::new(renamed));
         }
         for class in deleted {
@@ -581,6 +583,23 @@ impl Classes {
 }
 
 impl LoadedClass {
+    fn new(
+        name: ClassName,
+        ids: ClassIds,
+        code: ClassCode,
+        incarnation: u64,
+        record: ClassRecord,
+    ) -> Self {
+        Self {
+            shared: code.is_shared().then(crate::object::SharedPool::new),
+            name,
+            ids,
+            code,
+            incarnation,
+            record,
+        }
+    }
+
     pub fn info(&self) -> ClassInfo {
         ClassInfo {
             class: self.name.to_string(),

@@ -187,12 +187,12 @@ impl Metrics {
         );
         registry.register(
             "activations",
-            "Object instances created",
+            "Objects brought into memory: an instance created, or a place taken in a shared one",
             m.activations.clone(),
         );
         registry.register(
             "instantiate_seconds",
-            "Time to instantiate a component for an object",
+            "Time to instantiate a component (for an object, or a shared instance)",
             m.instantiate_seconds.clone(),
         );
         registry.register(

@@ -476,6 +476,11 @@ pub fn python_build() -> &'static Path {
     BUILD.get_or_init(|| built("build-python", "python/objects.wasm"))
 }
 
+/// The Python test class `PyProbe` (`tests/components/py-probe`), built with the examples.
+pub fn python_probe() -> PathBuf {
+    python_build().with_file_name("probe.wasm")
+}
+
 /// A WebSocket client of the test server.
 pub type WsClient =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

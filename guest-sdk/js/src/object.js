@@ -1,7 +1,8 @@
 // A Durable Object class in JavaScript: the `DurableObject` base class with `this.ctx` and
 // `this.env`, and `objectExports`, which turns a module's classes into the component's exports
-// (`fetch`, `alarm`, `websocket-*`). One instance of the class lives per object while it is live;
-// it is made at the object's first event, never at build time (the build snapshots the module).
+// (`fetch`, `alarm`, `websocket-*`, `evict`). One instance of the class lives per object while it
+// is live; it is made at the object's first event, never at build time (the build snapshots the
+// module).
 
 import * as state from "duro:object/state@0.1.0";
 import { env, DurableObjectId } from "./namespaces.js";
@@ -62,20 +63,28 @@ function findClass(module, className) {
   throw new Error(`this component has no class "${className}" (its DurableObject classes: ${names})`);
 }
 
-/** The component exports that run `module`'s class for this object. */
+/**
+ * The component exports that run `module`'s class. An instance may hold many objects of the class
+ * (the shared-instance world): each event runs on the object `state.id()` names, made at its first
+ * event and dropped when the runtime evicts it.
+ */
 export function objectExports(module) {
-  let object = null;
-  let sockets = null;
+  const objects = new Map();
+  let Class = null;
+  /** The running event's object: its class instance and its sockets. */
   const live = () => {
-    if (object === null) {
-      const Class = findClass(module, state.className());
-      sockets = new Sockets();
-      object = new Class(new DurableObjectState(sockets), env);
+    const id = state.id();
+    let entry = objects.get(id);
+    if (entry === undefined) {
+      Class ??= findClass(module, state.className());
+      const sockets = new Sockets();
+      entry = { object: new Class(new DurableObjectState(sockets), env), sockets };
+      objects.set(id, entry);
     }
-    return object;
+    return entry;
   };
   // A socket handler's error has no caller to go to: it goes to the runtime's log.
-  const onSocket = async (handler, args) => {
+  const onSocket = async (object, handler, args) => {
     if (typeof object[handler] !== "function") return;
     try {
       await object[handler](...args);
@@ -86,35 +95,38 @@ export function objectExports(module) {
   return {
     async fetch(request) {
       try {
-        const o = live();
-        if (typeof o.fetch !== "function") throw new Error("the class has no fetch method");
-        return await fromResponse(await o.fetch(toRequest(request)));
+        const { object } = live();
+        if (typeof object.fetch !== "function") throw new Error("the class has no fetch method");
+        return await fromResponse(await object.fetch(toRequest(request)));
       } catch (error) {
         return errorResponse("fetch", error);
       }
     },
     async alarm(info) {
-      const o = live();
-      if (typeof o.alarm !== "function") throw "the class has no alarm method";
+      const { object } = live();
+      if (typeof object.alarm !== "function") throw "the class has no alarm method";
       try {
-        await o.alarm({ retryCount: info.retryCount, isRetry: info.isRetry });
+        await object.alarm({ retryCount: info.retryCount, isRetry: info.isRetry });
       } catch (error) {
         console.error(`alarm failed: ${error instanceof Error ? error.stack || error.message : error}`);
         throw error instanceof Error ? error.message : String(error);
       }
     },
     async websocketMessage(id, value) {
-      live();
-      await onSocket("webSocketMessage", [sockets.get(id), message(value)]);
+      const { object, sockets } = live();
+      await onSocket(object, "webSocketMessage", [sockets.get(id), message(value)]);
     },
     async websocketClose(id, code, reason, wasClean) {
-      live();
-      await onSocket("webSocketClose", [sockets.closed(id), code, reason, wasClean]);
+      const { object, sockets } = live();
+      await onSocket(object, "webSocketClose", [sockets.closed(id), code, reason, wasClean]);
       sockets.forget(id);
     },
     async websocketError(id, error) {
-      live();
-      await onSocket("webSocketError", [sockets.get(id), new Error(error)]);
+      const { object, sockets } = live();
+      await onSocket(object, "webSocketError", [sockets.get(id), new Error(error)]);
+    },
+    evict(id) {
+      objects.delete(id);
     },
   };
 }

@@ -1,6 +1,7 @@
 """The `DurableObject` base class and the component's exports for a module's classes. One
 instance of the class lives per object while the object is live; it is made at the object's first
-event, never at build time (componentize-py runs module code while building)."""
+event, never at build time (componentize-py runs module code while building). Objects share the
+component instance (the shared-instance world), each keyed by its id."""
 
 import traceback
 from dataclasses import dataclass
@@ -73,18 +74,22 @@ def _report(what):
 
 
 def object_world(base, *modules):
-    """The `WitWorld` export class running the class named like this object's class."""
-    live = {}
+    """The `WitWorld` export class running the class named like this object's class. One instance
+    may hold many objects of the class (the shared-instance world): each event runs on the object
+    `state.id()` names, made at its first event and dropped when the runtime evicts it."""
+    objects = {}
 
-    def instance():
-        if "object" not in live:
-            live["sockets"] = Sockets()
+    def live():
+        """The running event's object and its sockets."""
+        key = _state.id()
+        entry = objects.get(key)
+        if entry is None:
+            sockets = Sockets()
             cls = _find_class(modules, _state.class_name())
-            live["object"] = cls(DurableObjectState(live["sockets"]), env)
-        return live["object"]
+            entry = objects[key] = (cls(DurableObjectState(sockets), env), sockets)
+        return entry
 
-    def on_socket(handler, *args):
-        o = instance()
+    def on_socket(o, handler, *args):
         if hasattr(o, handler):
             try:
                 getattr(o, handler)(*args)
@@ -94,7 +99,7 @@ def object_world(base, *modules):
     class World(base):
         def fetch(self, request):
             try:
-                response = instance().fetch(Request._from_wit(request))
+                response = live()[0].fetch(Request._from_wit(request))
                 if not isinstance(response, Response):
                     raise TypeError(f"fetch must return a Response, got {type(response).__name__}")
                 return response._to_wit()
@@ -107,7 +112,7 @@ def object_world(base, *modules):
         def alarm(self, info):
             from componentize_py_types import Err
 
-            o = instance()
+            o = live()[0]
             if not hasattr(o, "alarm"):
                 raise Err("the class has no alarm method")
             try:
@@ -117,18 +122,21 @@ def object_world(base, *modules):
                 raise Err(f"{type(error).__name__}: {error}")
 
         def websocket_message(self, ws, value):
-            instance()
-            on_socket("web_socket_message", live["sockets"].get(ws), message(value))
+            o, sockets = live()
+            on_socket(o, "web_socket_message", sockets.get(ws), message(value))
 
         def websocket_close(self, ws, code, reason, was_clean):
-            instance()
-            socket = live["sockets"].get(ws)
+            o, sockets = live()
+            socket = sockets.get(ws)
             socket.closed = True
-            on_socket("web_socket_close", socket, code, reason, was_clean)
-            live["sockets"].forget(ws)
+            on_socket(o, "web_socket_close", socket, code, reason, was_clean)
+            sockets.forget(ws)
 
         def websocket_error(self, ws, error):
-            instance()
-            on_socket("web_socket_error", live["sockets"].get(ws), error)
+            o, sockets = live()
+            on_socket(o, "web_socket_error", sockets.get(ws), error)
+
+        def evict(self, id):
+            objects.pop(id, None)
 
     return World

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Resource, ResourceTable};
@@ -47,6 +48,43 @@ pub struct Calls {
     /// A WebSocket a callee accepted for an upgrade request this store forwarded: if the store's
     /// own `fetch` then answers 101, the socket is handed to its client.
     pub forwarded: Option<Accepted>,
+    /// Set in a shared instance: shows the instance's other objects when this guest waits.
+    pub watch: Option<Arc<CallWatch>>,
+}
+
+/// Whether the guest of a shared instance waits on a call now. The instance's other objects
+/// must not queue behind such a wait (the callee may be one of them, or wait on one), so they
+/// move to another instance instead (see `object::shared`).
+#[derive(Default)]
+pub struct CallWatch {
+    calling: AtomicBool,
+    changed: tokio::sync::Notify,
+}
+
+impl CallWatch {
+    pub fn is_calling(&self) -> bool {
+        self.calling.load(Ordering::Acquire)
+    }
+
+    /// Resolves at the next start of a call (enable it before checking `is_calling`).
+    pub fn call_started(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    pub fn begin(self: &Arc<Self>) -> Waiting {
+        self.calling.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+        Waiting(self.clone())
+    }
+}
+
+/// A call in progress; clears the watch when it ends (or is dropped).
+pub struct Waiting(Arc<CallWatch>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.calling.store(false, Ordering::Release);
+    }
 }
 
 impl Calls {
@@ -57,6 +95,7 @@ impl Calls {
             chain: Arc::from(Vec::new()),
             names: HashMap::new(),
             forwarded: None,
+            watch: None,
         }
     }
 
@@ -154,6 +193,7 @@ impl Calls {
             body: request.body.into(),
             callers,
         };
+        let _waiting = self.watch.as_ref().map(CallWatch::begin);
         let called = self.directory.fetch(class.clone(), id, name, request);
         let response = match tokio::time::timeout(self.timeout, called).await {
             Err(_) => {

@@ -1,6 +1,8 @@
 //! Guest stdout/stderr: each line a guest prints becomes a tracing event tagged with its class
 //! and object id. Partial lines wait for their newline (or the instance's end).
 
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
@@ -13,12 +15,28 @@ const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Bytes accepted per write: the WASI permit size.
 const WRITE_PERMIT_BYTES: usize = 64 * 1024;
 
+/// The object an instance runs now, as its log lines name it (a shared instance changes it per
+/// event).
+pub type ObjectLabel = Arc<Mutex<String>>;
+
 /// Makes the per-instance streams; given to the WASI context as stdout and as stderr.
 #[derive(Clone)]
 pub struct GuestLog {
-    pub stream: &'static str,
-    pub class: ClassName,
-    pub object: String,
+    stream: &'static str,
+    class: ClassName,
+    object: ObjectLabel,
+}
+
+impl GuestLog {
+    /// The stdout and stderr of an instance of `class`.
+    pub fn streams(class: ClassName, object: ObjectLabel) -> (GuestLog, GuestLog) {
+        let log = |stream| GuestLog {
+            stream,
+            class: class.clone(),
+            object: object.clone(),
+        };
+        (log("stdout"), log("stderr"))
+    }
 }
 
 impl IsTerminal for GuestLog {
@@ -55,7 +73,7 @@ impl LineWriter {
         tracing::info!(
             target: "duro::guest",
             class = %self.log.class,
-            object = %self.log.object,
+            object = %self.log.object.lock().unwrap_or_else(|e| e.into_inner()),
             stream = self.log.stream,
             "{}",
             text.trim_end_matches(['\n', '\r'])

@@ -13,7 +13,7 @@ mod log;
 mod memory;
 pub mod worker;
 
-pub use calls::{CallChain, Calls};
+pub use calls::{CallChain, CallWatch, Calls};
 pub use memory::MemoryBudget;
 
 use std::sync::Arc;
@@ -70,6 +70,7 @@ type AlarmFunc = TypedFunc<(AlarmInfo,), (Result<(), String>,)>;
 type WsMessageFunc = TypedFunc<(SocketId, WitMessage), ()>;
 type WsCloseFunc = TypedFunc<(SocketId, u16, String, bool), ()>;
 type WsErrorFunc = TypedFunc<(SocketId, String), ()>;
+type EvictFunc = TypedFunc<(String,), ()>;
 
 /// Export indices of the optional handlers.
 #[derive(Clone)]
@@ -78,6 +79,7 @@ struct OptionalExports {
     ws_message: Option<ComponentExportIndex>,
     ws_close: Option<ComponentExportIndex>,
     ws_error: Option<ComponentExportIndex>,
+    evict: Option<ComponentExportIndex>,
 }
 
 /// The optional handlers of one instance, type-checked.
@@ -86,6 +88,7 @@ struct Handlers {
     ws_message: Option<WsMessageFunc>,
     ws_close: Option<WsCloseFunc>,
     ws_error: Option<WsErrorFunc>,
+    evict: Option<EvictFunc>,
 }
 
 /// What of an object outlives its instance: its storage view and its sockets.
@@ -107,6 +110,7 @@ impl ClassCode {
             ws_message: export("websocket-message"),
             ws_close: export("websocket-close"),
             ws_error: export("websocket-error"),
+            evict: export("evict"),
         };
         Ok(Self { pre, exports })
     }
@@ -114,6 +118,12 @@ impl ClassCode {
     /// Whether the class exports an `alarm` handler.
     pub fn has_alarm(&self) -> bool {
         self.exports.alarm.is_some()
+    }
+
+    /// Whether the class's instances can hold many objects (it exports `evict`, the
+    /// `shared-instance` world): the runtime then runs its objects in shared instances.
+    pub fn is_shared(&self) -> bool {
+        self.exports.evict.is_some()
     }
 }
 
@@ -162,13 +172,16 @@ pub enum GuestError {
     Instantiate(String),
 }
 
-/// The data of one object's `Store`.
+/// The data of an object's `Store` (of several objects' in turn, for a shared instance).
 pub struct ObjectState {
     wasi: WasiCtx,
     table: ResourceTable,
-    storage: ObjectStorage,
-    sockets: Sockets,
+    /// The storage and sockets of the object whose event runs; `None` only while a shared
+    /// instance holds no object.
+    parts: Option<ObjectParts>,
     identity: Identity,
+    /// The object guest log lines name.
+    label: log::ObjectLabel,
     meter: Meter,
     /// The class exports `alarm` (only then may it set one).
     has_alarm: bool,
@@ -178,15 +191,6 @@ pub struct ObjectState {
     committer: crate::storage::Committer,
     /// Outgoing HTTP requests.
     http: http::HttpState,
-}
-
-impl ObjectState {
-    fn into_parts(self) -> ObjectParts {
-        ObjectParts {
-            storage: self.storage,
-            sockets: self.sockets,
-        }
-    }
 }
 
 impl WasiView for ObjectState {
@@ -204,7 +208,7 @@ impl wasmtime_wasi_http::WasiHttpView for ObjectState {
     }
 }
 
-/// A live instance of a class for one object.
+/// A live instance of a class: for one object, or for many objects in turn (a shared class).
 pub struct Instance {
     store: Store<ObjectState>,
     bindings: generated::ObjectCore,
@@ -213,35 +217,27 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Instantiates `code` for the object. On failure the storage view comes back unharmed.
+    /// Instantiates `code`, with the object's `parts` mounted (for a shared instance, maybe
+    /// none yet). On failure the parts come back unharmed.
     pub async fn new(
         code: &ClassCode,
         identity: Identity,
-        parts: ObjectParts,
+        parts: Option<ObjectParts>,
         limits: InstanceEnv,
-    ) -> Result<Self, (ObjectParts, GuestError)> {
-        let object = identity.id.to_hex();
+    ) -> Result<Self, (Option<ObjectParts>, GuestError)> {
+        let label = log::ObjectLabel::default();
+        *lock(&label) = identity.id.to_hex();
         let mut wasi = WasiCtx::builder();
         if limits.clock.is_manual() {
             wasi.wall_clock(limits.clock.clone());
         }
-        let wasi = wasi
-            .stdout(log::GuestLog {
-                stream: "stdout",
-                class: identity.class.clone(),
-                object: object.clone(),
-            })
-            .stderr(log::GuestLog {
-                stream: "stderr",
-                class: identity.class.clone(),
-                object,
-            })
-            .build();
+        let (stdout, stderr) = log::GuestLog::streams(identity.class.clone(), label.clone());
+        let wasi = wasi.stdout(stdout).stderr(stderr).build();
         let state = ObjectState {
             wasi,
             table: ResourceTable::new(),
-            storage: parts.storage,
-            sockets: parts.sockets,
+            parts,
+            label,
             meter: Meter::new(&limits),
             has_alarm: code.has_alarm(),
             http: http::HttpState::new(
@@ -279,6 +275,7 @@ impl Instance {
                 ws_message: handler!(&exports.ws_message, "websocket-message"),
                 ws_close: handler!(&exports.ws_close, "websocket-close"),
                 ws_error: handler!(&exports.ws_error, "websocket-error"),
+                evict: handler!(&exports.evict, "evict"),
             };
             wasmtime::Result::Ok((bindings, handlers))
         }
@@ -296,7 +293,7 @@ impl Instance {
                     GuestError::Trap(reason) => GuestError::Instantiate(reason),
                     other => other,
                 };
-                Err((store.into_data().into_parts(), error))
+                Err((store.into_data().parts, error))
             }
         }
     }
@@ -392,21 +389,57 @@ impl Instance {
         }
     }
 
+    /// Tells a shared instance that the object `id` left it: the guest drops what it kept of
+    /// it. Runs with no object mounted.
+    pub async fn evict(&mut self, id: ObjectId) -> Result<(), GuestError> {
+        self.store.data_mut().identity.id = id;
+        match self.handlers.evict {
+            Some(evict) => self.call(evict, (id.to_hex(),)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Mounts an object in a shared instance for its event: its identity, storage and sockets.
+    pub fn mount(&mut self, identity: Identity, parts: ObjectParts) {
+        let state = self.store.data_mut();
+        *lock(&state.label) = identity.id.to_hex();
+        state.identity = identity;
+        state.parts = Some(parts);
+    }
+
+    /// Takes the mounted object's parts back after its event.
+    pub fn unmount(&mut self) -> Option<ObjectParts> {
+        self.store.data_mut().parts.take()
+    }
+
+    /// Lets the objects sharing this instance see when its guest waits on a call.
+    pub fn watch_calls(&mut self, watch: Arc<CallWatch>) {
+        self.store.data_mut().calls.watch = Some(watch);
+    }
+
     pub fn storage(&mut self) -> &mut ObjectStorage {
-        &mut self.store.data_mut().storage
+        &mut self.mounted().storage
     }
 
     pub fn sockets(&mut self) -> &mut Sockets {
-        &mut self.store.data_mut().sockets
+        &mut self.mounted().sockets
+    }
+
+    fn mounted(&mut self) -> &mut ObjectParts {
+        self.store
+            .data_mut()
+            .parts
+            .as_mut()
+            .expect("an object is mounted while its event runs")
     }
 
     pub fn calls(&mut self) -> &mut Calls {
         &mut self.store.data_mut().calls
     }
 
-    /// Drops the instance, keeping what outlives it.
-    pub fn into_parts(self) -> ObjectParts {
-        self.store.into_data().into_parts()
+    /// Drops the instance, keeping what outlives it (of the mounted object).
+    pub fn into_parts(self) -> Option<ObjectParts> {
+        self.store.into_data().parts
     }
 
     fn start_event(&mut self) {
@@ -500,6 +533,10 @@ fn meter_store<T: Metered>(store: &mut Store<T>) {
         ))
     });
     store.set_epoch_deadline(1);
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn ticks(budget: Duration) -> u64 {

@@ -113,18 +113,8 @@ impl WorkerInstance {
             wasi.wall_clock(env.clock.clone());
         }
         let class = ClassName::parse(LOG_CLASS).expect("a valid name");
-        let wasi = wasi
-            .stdout(log::GuestLog {
-                stream: "stdout",
-                class: class.clone(),
-                object: String::new(),
-            })
-            .stderr(log::GuestLog {
-                stream: "stderr",
-                class,
-                object: String::new(),
-            })
-            .build();
+        let (stdout, stderr) = log::GuestLog::streams(class, Default::default());
+        let wasi = wasi.stdout(stdout).stderr(stderr).build();
         let state = WorkerState {
             wasi,
             table: ResourceTable::new(),

@@ -18,6 +18,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::directory::{ObjectKey, Shared};
+use super::shared::{SharedPool, Tenancy, Visit};
 use super::{AlarmOutcome, ObjectError, Request, Response};
 use crate::abi::{CallChain, Identity, Instance, ObjectParts};
 use crate::class::LoadedClass;
@@ -56,6 +57,8 @@ type CommitDone = Pin<Box<dyn Future<Output = (u64, u64, Result<(), CommitError>
 enum Body {
     Cold(ObjectParts),
     Live(Instance),
+    /// During an event of a shared class: the shared instance, with this object mounted.
+    Visiting(Visit),
 }
 
 /// Messages of one event, released once `barrier` is durable.
@@ -82,6 +85,8 @@ pub(super) struct Actor {
     barrier: Option<Durable>,
     /// WebSocket messages waiting for their events' commits, in event order.
     outbox: VecDeque<Release>,
+    /// The object's place in its class's shared instances (shared classes only).
+    tenancy: Option<Tenancy>,
     /// Holds one unit of the live-object bound. Last field on purpose: fields drop in order, and
     /// the instance (a pooled slot) must be gone before the slot is offered to another object.
     _permit: OwnedSemaphorePermit,
@@ -111,6 +116,7 @@ impl Actor {
             commits: FuturesOrdered::new(),
             barrier: None,
             outbox: VecDeque::new(),
+            tenancy: None,
         }
     }
 
@@ -186,6 +192,7 @@ impl Actor {
     async fn handle(&mut self, envelope: Envelope) {
         let cold = self.is_cold().then(Instant::now);
         self.run_event(envelope).await;
+        self.leave();
         if let Some(started) = cold
             && !self.is_cold()
         {
@@ -258,6 +265,7 @@ impl Actor {
         if !self.sockets().is_empty() {
             if !self.is_cold() {
                 self.drop_instance();
+                self.tenancy = None;
                 self.shared.metrics.hibernations.inc();
             }
             return false;
@@ -269,8 +277,10 @@ impl Actor {
         retired
     }
 
+    /// Whether nothing of the object is in memory: no instance of its own, no place in a shared
+    /// one.
     fn is_cold(&self) -> bool {
-        matches!(self.body, Some(Body::Cold(_)))
+        matches!(self.body, Some(Body::Cold(_))) && self.tenancy.is_none()
     }
 
     /// Runs `websocket-message` / `websocket-close` as an event of the object.
@@ -486,35 +496,28 @@ impl Actor {
             .by_incarnation(self.key.incarnation)
             .ok_or_else(|| ObjectError::UnknownClass(self.class.name.clone()))?;
         self.drop_instance();
+        self.tenancy = None;
         self.class = current;
         Ok(())
     }
 
     /// The live instance, instantiating it if needed.
     async fn instance(&mut self) -> Result<&mut Instance, ObjectError> {
+        if let Some(pool) = self.class.shared.clone() {
+            return self.visit(&pool).await;
+        }
         if let Some(Body::Cold(_)) = self.body {
             let Some(Body::Cold(parts)) = self.body.take() else {
                 unreachable!("checked: the body is cold")
             };
-            let identity = Identity {
-                class: self.class.name.clone(),
-                id: self.key.id,
-                name: self.name.clone(),
-            };
-            let limits = super::Directory::of(self.shared.clone()).instance_env();
-            let started = Instant::now();
-            match Instance::new(&self.class.code, identity, parts, limits).await {
+            match self.instantiate(parts).await {
                 Ok(instance) => {
-                    let metrics = &self.shared.metrics;
-                    metrics.activations.inc();
-                    metrics
-                        .instantiate_seconds
-                        .observe(started.elapsed().as_secs_f64());
+                    self.shared.metrics.activations.inc();
                     self.body = Some(Body::Live(instance));
                 }
                 Err((parts, error)) => {
                     self.body = Some(Body::Cold(parts));
-                    return Err(error.into());
+                    return Err(error);
                 }
             }
         }
@@ -529,16 +532,105 @@ impl Actor {
         }
     }
 
+    /// Enters the object's shared instance for one event (lodging or moving the object first if
+    /// needed) and mounts the object there. The instance forgets departed objects first.
+    async fn visit(&mut self, pool: &Arc<SharedPool>) -> Result<&mut Instance, ObjectError> {
+        let mut visit = loop {
+            let tenancy = self.tenancy.get_or_insert_with(|| {
+                // In memory anew: an activation, though the instance may exist already.
+                self.shared.metrics.activations.inc();
+                pool.lodge(self.key.id)
+            });
+            match tenancy.enter().await {
+                Some(visit) => break visit,
+                // Its guest waits on a call: move rather than queue behind it.
+                None => self.tenancy = None,
+            }
+        };
+        for id in visit.departed() {
+            let Some(instance) = visit.instance() else {
+                break;
+            };
+            if let Err(error) = instance.evict(id).await {
+                tracing::warn!(class = %self.class.name, object = %id, %error, "evict failed; shared instance reset");
+                self.shared.metrics.traps.inc();
+                visit.reset();
+            }
+        }
+        let Some(Body::Cold(parts)) = self.body.take() else {
+            unreachable!("between events the body is cold")
+        };
+        match visit.instance() {
+            Some(instance) => instance.mount(self.identity(), parts),
+            None => match self.instantiate(parts).await {
+                Ok(instance) => {
+                    visit.install(instance);
+                }
+                Err((parts, error)) => {
+                    self.body = Some(Body::Cold(parts));
+                    return Err(error);
+                }
+            },
+        }
+        self.body = Some(Body::Visiting(visit));
+        match self.body.as_mut() {
+            Some(Body::Visiting(visit)) => Ok(visit.mounted()),
+            _ => unreachable!("the body was made visiting above"),
+        }
+    }
+
+    /// Instantiates the class with the object's parts mounted; on failure they come back.
+    async fn instantiate(
+        &mut self,
+        parts: ObjectParts,
+    ) -> Result<Instance, (ObjectParts, ObjectError)> {
+        let limits = super::Directory::of(self.shared.clone()).instance_env();
+        let started = Instant::now();
+        match Instance::new(&self.class.code, self.identity(), Some(parts), limits).await {
+            Ok(instance) => {
+                self.shared
+                    .metrics
+                    .instantiate_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                Ok(instance)
+            }
+            Err((parts, error)) => Err((parts.expect("given back"), error.into())),
+        }
+    }
+
+    fn identity(&self) -> Identity {
+        Identity {
+            class: self.class.name.clone(),
+            id: self.key.id,
+            name: self.name.clone(),
+        }
+    }
+
+    /// Ends an event in a shared instance: the object's parts come back, the instance is free.
+    fn leave(&mut self) {
+        if let Some(Body::Visiting(_)) = self.body {
+            let Some(Body::Visiting(mut visit)) = self.body.take() else {
+                unreachable!("checked: visiting")
+            };
+            self.body = Some(Body::Cold(visit.unmount()));
+        }
+    }
+
     fn drop_instance(&mut self) {
-        let live = match self.body.take() {
-            Some(Body::Live(instance)) => instance,
+        let mut parts = match self.body.take() {
+            Some(Body::Live(instance)) => instance.into_parts().expect("its object is mounted"),
+            // What the shared instance holds of its other objects cannot be trusted either.
+            Some(Body::Visiting(mut visit)) => {
+                let parts = visit.unmount();
+                visit.reset();
+                parts
+            }
             // Already cold (hibernated, evicted, reset): nothing to drop.
             cold => {
                 self.body = cold;
                 return;
             }
         };
-        let mut parts = live.into_parts();
         parts.storage.abort_event();
         parts.sockets.abort_event();
         let poisoned = parts.storage.is_poisoned();
@@ -557,7 +649,12 @@ impl Actor {
     fn fresh_storage_view(&mut self) {
         let sockets = match self.body.take() {
             Some(Body::Cold(parts)) => parts.sockets,
-            Some(Body::Live(instance)) => instance.into_parts().sockets,
+            Some(Body::Live(instance)) => instance.into_parts().expect("mounted").sockets,
+            Some(Body::Visiting(mut visit)) => {
+                let parts = visit.unmount();
+                visit.reset();
+                parts.sockets
+            }
             None => Sockets::new(self.shared.socket_limits),
         };
         let storage = new_parts(&self.shared, &self.class, &self.key).storage;
@@ -573,6 +670,7 @@ impl Actor {
         {
             Body::Cold(parts) => &mut parts.storage,
             Body::Live(instance) => instance.storage(),
+            Body::Visiting(visit) => visit.mounted().storage(),
         }
     }
 
@@ -584,6 +682,7 @@ impl Actor {
         {
             Body::Cold(parts) => &mut parts.sockets,
             Body::Live(instance) => instance.sockets(),
+            Body::Visiting(visit) => visit.mounted().sockets(),
         }
     }
 

@@ -8,10 +8,12 @@
 mod actor;
 pub mod directory;
 mod reaper;
+mod shared;
 
 use bytes::Bytes;
 
 pub use directory::{ActorsStopped, Directory};
+pub use shared::SharedPool;
 
 use crate::abi::GuestError;
 use crate::ids::ClassName;

@@ -70,6 +70,23 @@ export class Probe extends DurableObject {
         const res = await stub.fetch("http://do/increment", { method: "POST" });
         return Response.json({ status: res.status, counter: await res.json() });
       }
+      case "/memory":
+        // State kept in memory only: each object counts its own requests.
+        this.hits = (this.hits ?? 0) + 1;
+        return Response.json({ hits: this.hits });
+      case "/relay": {
+        // A chain of calls within this class: each object counts the request in memory and calls
+        // the next name of `to`; the answer lists every object's count, in order.
+        this.hits = (this.hits ?? 0) + 1;
+        const [next, ...rest] = (url.searchParams.get("to") ?? "").split(",").filter(Boolean);
+        if (next === undefined) return Response.json({ hits: [this.hits] });
+        const stub = this.env.PROBE.get(this.env.PROBE.idFromName(next));
+        const res = await stub.fetch(`http://do/relay?to=${rest.join(",")}`);
+        if (!res.ok) return new Response(await res.text(), { status: res.status });
+        return Response.json({ hits: [this.hits, ...(await res.json()).hits] });
+      }
+      case "/spin":
+        for (;;);
       case "/unknown-binding":
         return Response.json(await failure(() => this.env.NOPE.idFromName("x")));
       case "/throw":

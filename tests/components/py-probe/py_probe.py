@@ -1,0 +1,68 @@
+"""A Python test class (tests/languages.rs): each route exercises one part of the Python SDK's
+Durable Object API and answers what it saw as JSON."""
+
+import time
+from urllib.parse import urlparse
+
+from duro import DurableObject, Response
+from duro.storage import StorageError
+
+
+def failure(f):
+    """What a failing call raised: its kind and message, or None."""
+    try:
+        f()
+        return None
+    except StorageError as error:
+        return {"kind": error.kind, "message": str(error)}
+    except Exception as error:
+        return {"kind": None, "message": str(error)}
+
+
+class PyProbe(DurableObject):
+    def fetch(self, request):
+        path = urlparse(request.url).path
+        storage = self.ctx.storage
+        if path == "/storage":
+            out = {}
+            storage.put("a", 1)
+            storage.put({"b": {"nested": [True, None]}, "c": "three", "user:1": "ann", "user:2": "bob"})
+            out["get"] = storage.get("b")
+            out["missing"] = storage.get("nope")
+            out["getMany"] = storage.get(["a", "c", "nope"])
+            out["list"] = storage.list()
+            out["prefix"] = list(storage.list(prefix="user:"))
+            out["range"] = list(storage.list(start="b", end="user:1"))
+            out["startAfter"] = list(storage.list(start_after="b", limit=2))
+            out["reverse"] = list(storage.list(reverse=True, limit=2))
+            out["deleted"] = storage.delete("a")
+            out["deletedAgain"] = storage.delete("a")
+            out["deletedMany"] = storage.delete(["c", "nope", "user:2"])
+            with storage.transaction() as txn:
+                txn.put("t", 1)
+                out["kept"] = txn.get("t") + 1
+
+            def thrown():
+                with storage.transaction() as txn:
+                    txn.put("gone", 1)
+                    raise ValueError("no thanks")
+
+            out["thrown"] = failure(thrown)
+            with storage.transaction() as txn:
+                txn.put("gone-too", 1)
+                txn.rollback()
+            out["afterTransactions"] = list(storage.list())
+            out["tooLarge"] = failure(lambda: storage.put("big", "x" * 200_000))
+            out["alarmBefore"] = storage.get_alarm()
+            storage.set_alarm(int(time.time() * 1000) + 3_600_000)
+            out["alarmSet"] = storage.get_alarm() - int(time.time() * 1000)
+            storage.delete_alarm()
+            out["alarmAfter"] = storage.get_alarm()
+            storage.delete_all()
+            out["afterDeleteAll"] = len(storage.list())
+            return Response.json(out)
+        if path == "/memory":
+            # State kept in memory only: each object counts its own requests.
+            self.hits = getattr(self, "hits", 0) + 1
+            return Response.json({"hits": self.hits, "id": str(self.ctx.id)})
+        return Response("Not found", status=404)
