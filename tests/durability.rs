@@ -156,6 +156,10 @@ async fn sigterm_shuts_down_cleanly_and_guest_output_reaches_the_log() {
         "{line}"
     );
     assert!(log.contains("hello from the guest's stderr"), "{log}");
+    assert!(
+        !log.contains("duro::access"),
+        "no access log unless asked: {log}"
+    );
     assert!(log.contains("duro stopped"), "{log}");
 
     let process = Process::start(temp.path());

@@ -91,11 +91,17 @@ pub mod __private {
     }
 }
 
-/// The response for a handler's outcome: its response, or its error as JSON.
+/// The response for a handler's outcome: its response, or its error as JSON (a server error is
+/// also printed to stderr).
 pub(crate) fn answer(outcome: Result<Response>) -> Response {
-    match outcome {
-        Ok(response) => response,
-        Err(Error::Http { status, message }) => Response::error(status, &message),
-        Err(error) => Response::error(500, &error.to_string()),
+    let (status, message) = match outcome {
+        Ok(response) => return response,
+        Err(Error::Http { status, message }) => (status, message),
+        Err(error) => (500, error.to_string()),
+    };
+    if status >= 500 {
+        // Goes to the runtime's log, tagged with the class and the object.
+        eprintln!("fetch failed ({status}): {message}");
     }
+    Response::error(status, &message)
 }

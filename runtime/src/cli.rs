@@ -24,6 +24,16 @@ use crate::ids::ClassName;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines look on stderr: `text` for people, `json` (one object per line) for
+    /// machines. Which lines: `RUST_LOG` filters (default `info`).
+    #[arg(long, global = true, env = "DURO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +102,10 @@ struct ServeArgs {
     /// Apply this deploy config at start (its migrations, then its bindings), before `--deploy`.
     #[arg(long, env = "DURO_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Log one line per ingress request (method, path, status, milliseconds; target
+    /// `duro::access`).
+    #[arg(long, env = "DURO_ACCESS_LOG")]
+    access_log: bool,
     /// Drop an object's instance after this many idle milliseconds.
     #[arg(long, env = "DURO_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
     idle_timeout_ms: u64,
@@ -174,16 +188,32 @@ struct AdminArgs {
     admin_token: Option<String>,
 }
 
+/// Log lines go to stderr, filtered by `RUST_LOG` (default `info`); the access log only with
+/// `--access-log`, whatever `RUST_LOG` says (`RUST_LOG=info` must not flood a busy server's log).
+fn init_logging(format: LogFormat, access_log: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let access = if access_log {
+        "duro::access=info"
+    } else {
+        "duro::access=off"
+    };
+    let filter = filter.add_directive(access.parse().expect("a valid directive"));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let access_log = matches!(&cli.command, Command::Serve(args) if args.access_log);
+    init_logging(cli.log_format, access_log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(crate::memory::collect_on_park)

@@ -1,5 +1,6 @@
 //! Guest stdout/stderr: each line a guest prints becomes a tracing event tagged with its class
-//! and object id. Partial lines wait for their newline (or the instance's end).
+//! and object (its name when it was addressed by one, and its id). Partial lines wait for their
+//! newline (or the instance's end).
 
 use std::sync::{Arc, Mutex};
 
@@ -16,8 +17,15 @@ const MAX_LINE_BYTES: usize = 8 * 1024;
 const WRITE_PERMIT_BYTES: usize = 64 * 1024;
 
 /// The object an instance runs now, as its log lines name it (a shared instance changes it per
-/// event).
-pub type ObjectLabel = Arc<Mutex<String>>;
+/// event; a worker has none).
+pub type ObjectLabel = Arc<Mutex<Option<Label>>>;
+
+/// Who prints: an object's id and, once known, its name.
+#[derive(Debug, Clone)]
+pub struct Label {
+    pub id: String,
+    pub name: Option<String>,
+}
 
 /// Makes the per-instance streams; given to the WASI context as stdout and as stderr.
 #[derive(Clone)]
@@ -70,14 +78,21 @@ impl LineWriter {
             return;
         }
         let text = String::from_utf8_lossy(&self.line);
-        tracing::info!(
-            target: "duro::guest",
-            class = %self.log.class,
-            object = %self.log.object.lock().unwrap_or_else(|e| e.into_inner()),
-            stream = self.log.stream,
-            "{}",
-            text.trim_end_matches(['\n', '\r'])
-        );
+        let text = text.trim_end_matches(['\n', '\r']);
+        let (class, stream) = (&self.log.class, self.log.stream);
+        let label = self.log.object.lock().unwrap_or_else(|e| e.into_inner());
+        match &*label {
+            Some(Label {
+                id,
+                name: Some(name),
+            }) => {
+                tracing::info!(target: "duro::guest", %class, object = %name, %id, stream, "{text}")
+            }
+            Some(Label { id, name: None }) => {
+                tracing::info!(target: "duro::guest", %class, object = %id, stream, "{text}")
+            }
+            None => tracing::info!(target: "duro::guest", %class, stream, "{text}"),
+        }
         self.line.clear();
     }
 }

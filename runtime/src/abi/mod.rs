@@ -138,6 +138,15 @@ pub struct Identity {
     pub name: Option<String>,
 }
 
+impl Identity {
+    fn label(&self) -> log::Label {
+        log::Label {
+            id: self.id.to_hex(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 /// What the runtime gives an instance: its limits, the memory budget all instances share, the
 /// clock, and the way to call other objects.
 #[derive(Clone)]
@@ -226,7 +235,7 @@ impl Instance {
         limits: InstanceEnv,
     ) -> Result<Self, (Option<ObjectParts>, GuestError)> {
         let label = log::ObjectLabel::default();
-        *lock(&label) = identity.id.to_hex();
+        *lock(&label) = Some(identity.label());
         let mut wasi = WasiCtx::builder();
         if limits.clock.is_manual() {
             wasi.wall_clock(limits.clock.clone());
@@ -383,16 +392,20 @@ impl Instance {
 
     /// Records which name addressed the object, for `state.name`.
     pub fn learn_name(&mut self, name: &str) {
-        let identity = &mut self.store.data_mut().identity;
-        if identity.name.is_none() {
-            identity.name = Some(name.to_string());
+        let state = self.store.data_mut();
+        if state.identity.name.is_none() {
+            state.identity.name = Some(name.to_string());
+            *lock(&state.label) = Some(state.identity.label());
         }
     }
 
     /// Tells a shared instance that the object `id` left it: the guest drops what it kept of
     /// it. Runs with no object mounted.
     pub async fn evict(&mut self, id: ObjectId) -> Result<(), GuestError> {
-        self.store.data_mut().identity.id = id;
+        let state = self.store.data_mut();
+        state.identity.id = id;
+        state.identity.name = None;
+        *lock(&state.label) = Some(state.identity.label());
         match self.handlers.evict {
             Some(evict) => self.call(evict, (id.to_hex(),)).await,
             None => Ok(()),
@@ -402,7 +415,7 @@ impl Instance {
     /// Mounts an object in a shared instance for its event: its identity, storage and sockets.
     pub fn mount(&mut self, identity: Identity, parts: ObjectParts) {
         let state = self.store.data_mut();
-        *lock(&state.label) = identity.id.to_hex();
+        *lock(&state.label) = Some(identity.label());
         state.identity = identity;
         state.parts = Some(parts);
     }

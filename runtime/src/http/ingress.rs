@@ -2,7 +2,7 @@
 //! a `route::Ingress`, becomes an object `Request` and goes to the `Directory`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use http_body_util::Full;
@@ -33,10 +33,19 @@ pub struct IngressState {
 
 /// Handles one ingress request; every failure becomes a JSON error response.
 pub async fn handle(state: IngressState, request: http::Request<Incoming>) -> http::Response<Body> {
+    let access = tracing::enabled!(target: "duro::access", tracing::Level::INFO).then(|| {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        (request.method().clone(), path.to_string(), Instant::now())
+    });
     let response = route(&state, request)
         .await
         .unwrap_or_else(ApiError::into_response);
     state.directory.metrics().requests.inc();
+    if let Some((method, path, started)) = access {
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let status = response.status().as_u16();
+        tracing::info!(target: "duro::access", %method, %path, status, ms = format_args!("{ms:.2}"), "request");
+    }
     response
 }
 

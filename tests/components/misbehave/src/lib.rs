@@ -56,6 +56,7 @@ impl DurableObject for Misbehave {
                 }
             }
             "/trap" => panic!("trap requested"),
+            "/fail" => Err(duro_sdk::Error::http(500, "failed on purpose")),
             "/log" => {
                 println!("hello from the guest's stdout");
                 eprintln!("hello from the guest's stderr");
