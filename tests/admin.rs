@@ -26,14 +26,20 @@ async fn upload_list_replace_and_delete() {
     // Replacing the code keeps storage.
     s.post("/objects/Counter/a/increment").await;
     let probe = read_guest("storage-probe");
-    let (status, replaced) = s.upload("Counter", counter.clone()).await;
-    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(body["change"], "created");
+    let (status, same) = s.upload("Counter", counter.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(same["change"], "unchanged", "the same code changes nothing");
     assert_eq!(
         s.post("/objects/Counter/a/increment").await.1,
         json!({"count": 2})
     );
     // ... even when it is other code: the probe reads the counter's key.
-    assert_eq!(s.upload("Counter", probe).await.0, StatusCode::OK);
+    let (status, replaced) = s.upload("Counter", probe).await;
+    assert_eq!(
+        (status, &replaced["change"]),
+        (StatusCode::OK, &json!("replaced"))
+    );
     let (status, r) = s
         .call(
             Method::POST,

@@ -57,6 +57,26 @@ pub struct LoadedClass {
     record: ClassRecord,
 }
 
+/// What an upload of a class's (or the worker's) code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Created,
+    Replaced,
+    /// The same code (sha256) as deployed: nothing changed, live objects keep their instances.
+    Unchanged,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Replaced => "replaced",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// What the admin API shows about a class.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassInfo {
@@ -237,14 +257,17 @@ impl Classes {
         infos
     }
 
-    /// Creates or replaces a class. Returns its info and whether it was created.
+    /// Creates or replaces a class (code identical to the deployed code changes nothing).
     pub async fn put(
         &self,
         name: ClassName,
         bytes: Bytes,
-    ) -> Result<(ClassInfo, bool), ClassError> {
+    ) -> Result<(ClassInfo, Change), ClassError> {
         let _change = self.changes.lock().await;
         let digest = hex::encode(Sha256::digest(&bytes));
+        if let Some(current) = self.get(&name).filter(|c| c.record.digest == digest) {
+            return Ok((current.info(), Change::Unchanged));
+        }
         let (code, source) = compile(&self.engine, bytes.clone(), digest.clone()).await?;
         tracing::info!(class = %name, %digest, ?source, "class code ready");
         let previous = self.get(&name);
@@ -295,7 +318,7 @@ impl Classes {
         ));
         let info = class.info();
         self.live.write().expect("class lock").insert(name, class);
-        Ok((info, previous.is_none()))
+        Ok((info, created_or_replaced(previous.is_none())))
     }
 
     /// Deletes a class and all of its objects' storage. `false` if there was no such class.
@@ -326,9 +349,15 @@ impl Classes {
         &self,
         bytes: Bytes,
         object_routes: bool,
-    ) -> Result<(WorkerInfo, bool), ClassError> {
+    ) -> Result<(WorkerInfo, Change), ClassError> {
         let _change = self.changes.lock().await;
         let digest = hex::encode(Sha256::digest(&bytes));
+        if let Some(current) = self
+            .worker()
+            .filter(|w| w.info.sha256 == digest && w.info.object_routes == object_routes)
+        {
+            return Ok((current.info.clone(), Change::Unchanged));
+        }
         let (code, source) = compile_worker(&self.engine, bytes.clone(), digest.clone()).await?;
         tracing::info!(%digest, ?source, "worker code ready");
         let previous = self.worker();
@@ -356,7 +385,7 @@ impl Classes {
         self.committer.submit(ops).await.wait().await?;
         let worker = Worker::new(code, info.clone(), self.worker_slots.clone());
         *self.worker.write().expect("worker lock") = Some(Arc::new(worker));
-        Ok((info, previous.is_none()))
+        Ok((info, created_or_replaced(previous.is_none())))
     }
 
     /// Removes the worker; ingress requests go to the object routes again. `false` if there was
@@ -739,4 +768,12 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn created_or_replaced(created: bool) -> Change {
+    if created {
+        Change::Created
+    } else {
+        Change::Replaced
+    }
 }

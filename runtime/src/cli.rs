@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::class::Migration;
+use crate::class::{Change, Migration};
 use crate::config::{Config, HttpLimits, Limits};
 use crate::deploy::{DeployConfig, Target};
 use crate::ids::ClassName;
@@ -260,15 +260,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let (class, path) = parse_deploy(&pair)?;
                 let bytes =
                     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                let (_, body) = client
-                    .send_component(
-                        &format!("uploading class {class}"),
-                        reqwest::Method::PUT,
-                        &format!("/classes/{class}"),
-                        bytes,
-                    )
-                    .await?;
-                println!("{body}");
+                let change = client.upload(&class, bytes).await?;
+                println!("class {class}: {}", change.as_str());
             }
             Ok(())
         }
@@ -556,16 +549,21 @@ impl Target for AdminClient {
             .map(drop)
     }
 
-    async fn upload_worker(&self, component: Vec<u8>, object_routes: bool) -> anyhow::Result<bool> {
-        let (status, _) = self
+    async fn upload_worker(
+        &self,
+        component: Vec<u8>,
+        object_routes: bool,
+    ) -> anyhow::Result<Change> {
+        let path = format!("/worker?object_routes={object_routes}");
+        let answer = self
             .send_component(
                 "uploading the worker",
                 reqwest::Method::PUT,
-                &format!("/worker?object_routes={object_routes}"),
+                &path,
                 component,
             )
             .await?;
-        Ok(status == reqwest::StatusCode::CREATED)
+        Ok(change_of(answer))
     }
 
     async fn migrate(&self, migration: &Migration) -> anyhow::Result<bool> {
@@ -579,8 +577,8 @@ impl Target for AdminClient {
             .ok_or_else(|| anyhow::anyhow!("unexpected answer to a migration: {text}"))
     }
 
-    async fn upload(&self, class: &ClassName, component: Vec<u8>) -> anyhow::Result<bool> {
-        let (status, _) = self
+    async fn upload(&self, class: &ClassName, component: Vec<u8>) -> anyhow::Result<Change> {
+        let answer = self
             .send_component(
                 &format!("uploading class {class}"),
                 reqwest::Method::PUT,
@@ -588,7 +586,18 @@ impl Target for AdminClient {
                 component,
             )
             .await?;
-        Ok(status == reqwest::StatusCode::CREATED)
+        Ok(change_of(answer))
+    }
+}
+
+/// What an upload did, from the admin API's answer (its `change`; a server without that field
+/// answered 201 for a creation).
+fn change_of((status, body): (reqwest::StatusCode, String)) -> Change {
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    match answer["change"].as_str() {
+        Some("unchanged") => Change::Unchanged,
+        _ if status == reqwest::StatusCode::CREATED => Change::Created,
+        _ => Change::Replaced,
     }
 }
 

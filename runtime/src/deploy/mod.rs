@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::class::{Bindings, Migration};
+use crate::class::{Bindings, Change, Migration};
 use crate::ids::ClassName;
 use crate::outbound::{Outbound, Policy};
 
@@ -109,22 +109,22 @@ pub trait Target {
     fn check(&self, component: Vec<u8>, worker: bool) -> impl Future<Output = anyhow::Result<()>>;
     /// Applies one migration; `Ok(false)` if its tag was applied before.
     fn migrate(&self, migration: &Migration) -> impl Future<Output = anyhow::Result<bool>>;
-    /// Creates or replaces a class; `Ok(true)` if it was created.
+    /// Creates or replaces a class (or finds it unchanged).
     fn upload(
         &self,
         class: &ClassName,
         component: Vec<u8>,
-    ) -> impl Future<Output = anyhow::Result<bool>>;
+    ) -> impl Future<Output = anyhow::Result<Change>>;
     /// Replaces the bindings.
     fn bind(&self, bindings: &Bindings) -> impl Future<Output = anyhow::Result<()>>;
     /// Replaces the outbound policies.
     fn set_outbound(&self, outbound: &Outbound) -> impl Future<Output = anyhow::Result<()>>;
-    /// Creates or replaces the worker; `Ok(true)` if it was created.
+    /// Creates or replaces the worker (or finds it unchanged).
     fn upload_worker(
         &self,
         component: Vec<u8>,
         object_routes: bool,
-    ) -> impl Future<Output = anyhow::Result<bool>>;
+    ) -> impl Future<Output = anyhow::Result<Change>>;
 }
 
 impl Target for crate::class::Classes {
@@ -136,7 +136,7 @@ impl Target for crate::class::Classes {
         Ok(crate::class::Classes::migrate(self, migration).await?)
     }
 
-    async fn upload(&self, class: &ClassName, component: Vec<u8>) -> anyhow::Result<bool> {
+    async fn upload(&self, class: &ClassName, component: Vec<u8>) -> anyhow::Result<Change> {
         Ok(self.put(class.clone(), component.into()).await?.1)
     }
 
@@ -148,7 +148,11 @@ impl Target for crate::class::Classes {
         Ok(crate::class::Classes::set_outbound(self, outbound.clone()).await?)
     }
 
-    async fn upload_worker(&self, component: Vec<u8>, object_routes: bool) -> anyhow::Result<bool> {
+    async fn upload_worker(
+        &self,
+        component: Vec<u8>,
+        object_routes: bool,
+    ) -> anyhow::Result<Change> {
         Ok(self.put_worker(component.into(), object_routes).await?.1)
     }
 }
@@ -309,23 +313,23 @@ impl DeployConfig {
         }
         for (binding, component) in components {
             let class = ClassName::parse(&binding.class_name)?;
-            let created = target
+            let change = target
                 .upload(&class, component)
                 .await
                 .map_err(|e| anyhow::anyhow!("binding {}: {e:#}", binding.name))?;
             report.push(format!(
                 "class {class} (binding {}): {}",
                 binding.name,
-                if created { "created" } else { "code replaced" }
+                change.as_str()
             ));
         }
         target.bind(&self.bindings()?).await?;
         target.set_outbound(&self.outbound()?).await?;
         if let Some(component) = worker {
-            let created = target.upload_worker(component, self.object_routes).await?;
+            let change = target.upload_worker(component, self.object_routes).await?;
             report.push(format!(
                 "worker: {}{}",
-                if created { "created" } else { "code replaced" },
+                change.as_str(),
                 if self.object_routes {
                     ""
                 } else {

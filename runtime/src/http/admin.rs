@@ -15,6 +15,7 @@ use tokio::io::AsyncReadExt;
 use super::error::{ApiError, Body, json};
 use super::read_body;
 use super::route::{self, Admin};
+use crate::class::Change;
 use crate::class::{Classes, Migration};
 use crate::metrics::Metrics;
 
@@ -65,16 +66,14 @@ async fn body_of(
 }
 
 /// 201 with `info` when it was created, 200 when it replaced something.
-fn put_answer(created: bool, info: impl serde::Serialize) -> http::Response<Body> {
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+fn put_answer(change: Change, info: impl serde::Serialize) -> http::Response<Body> {
+    let status = match change {
+        Change::Created => StatusCode::CREATED,
+        Change::Replaced | Change::Unchanged => StatusCode::OK,
     };
-    json(
-        status,
-        &serde_json::to_value(info).expect("admin answers serialize"),
-    )
+    let mut answer = serde_json::to_value(info).expect("admin answers serialize");
+    answer["change"] = serde_json::json!(change);
+    json(status, &answer)
 }
 
 /// 200 with a settings document (`/bindings`, `/outbound`).
@@ -197,8 +196,8 @@ async fn route(
         )),
         (Admin::Class(name), Method::PUT) => {
             let bytes = body_of(state, request, state.max_component_bytes).await?;
-            let (info, created) = state.classes.put(name, bytes).await?;
-            Ok(put_answer(created, info))
+            let (info, change) = state.classes.put(name, bytes).await?;
+            Ok(put_answer(change, info))
         }
         (Admin::Class(name), Method::GET) => state
             .classes
@@ -233,8 +232,8 @@ async fn route(
                 .map_err(|_| ApiError::BadRequest("bad object_routes".into()))?
                 .is_none_or(|v| v != "false");
             let bytes = body_of(state, request, state.max_component_bytes).await?;
-            let (info, created) = state.classes.put_worker(bytes, object_routes).await?;
-            Ok(put_answer(created, info))
+            let (info, change) = state.classes.put_worker(bytes, object_routes).await?;
+            Ok(put_answer(change, info))
         }
         (Admin::Worker, Method::GET) => state
             .classes
