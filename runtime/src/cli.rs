@@ -1,5 +1,6 @@
-//! The `duro` command line: `serve` runs the runtime; `deploy`, `classes` and `delete` talk to a
-//! running runtime's admin API over HTTP. A deploy config (`duro.jsonc`, see `deploy`) is applied
+//! The `duro` command line: `serve` runs the runtime, `dev` builds, serves and watches a deploy
+//! config (see `dev`); `deploy`, `classes` and `delete` talk to a running runtime's admin API over
+//! HTTP. A deploy config (`duro.jsonc`, see `deploy`) is applied
 //! by `serve --config` in-process and by `deploy --config` over HTTP.
 
 use std::net::SocketAddr;
@@ -40,6 +41,10 @@ enum LogFormat {
 enum Command {
     /// Run the runtime: the ingress and admin listeners over one data dir.
     Serve(Box<ServeArgs>),
+    /// Build, serve and watch a deploy config: on a change to its sources, rebuild (its
+    /// `build.command`) and replace the changed classes in place, storage kept. Takes every
+    /// `serve` flag; the access log is on.
+    Dev(Box<DevArgs>),
     /// Upload components as classes: `duro deploy Counter=counter.wasm ...`, or apply a deploy
     /// config: `duro deploy --config duro.jsonc` (also `duro deploy duro.jsonc`; with no argument,
     /// `./duro.jsonc`).
@@ -180,6 +185,15 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct DevArgs {
+    /// The deploy config (default: ./duro.jsonc).
+    #[arg(value_name = "CONFIG")]
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Args)]
 struct AdminArgs {
     /// The admin API's base URL (`host:port` alone means `http://host:port`).
     #[arg(long, env = "DURO_ADMIN_URL", default_value = "http://127.0.0.1:8788")]
@@ -212,7 +226,11 @@ fn init_logging(format: LogFormat, access_log: bool) {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let access_log = matches!(&cli.command, Command::Serve(args) if args.access_log);
+    let access_log = match &cli.command {
+        Command::Serve(args) => args.access_log,
+        Command::Dev(_) => true,
+        _ => false,
+    };
     init_logging(cli.log_format, access_log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -237,6 +255,13 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(*args).await,
+        Command::Dev(args) => {
+            let DevArgs { file, serve } = *args;
+            let path = file
+                .or(serve.config.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            crate::dev::run(path, server_config(&serve)?).await
+        }
         Command::Deploy {
             classes,
             config,
@@ -313,39 +338,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = Config::new(&args.data_dir);
-    config.cache_dir = args.cache_dir;
-    config.listen = args.listen;
-    config.admin_listen = args.admin_listen;
-    config.admin_token = args.admin_token;
-    config.idle_timeout = Duration::from_millis(args.idle_timeout_ms);
-    config.durable_commits = !args.unsafe_no_fsync;
-    config.checkpoint_interval = Duration::from_millis(args.checkpoint_interval_ms);
-    config.accept_log_damage = args.accept_log_damage;
-    config.call_timeout = Duration::from_millis(args.call_timeout_ms);
-    config.alarm_retry.base = Duration::from_millis(args.alarm_retry_base_ms);
-    config.hibernate_after = Duration::from_millis(args.hibernate_after_ms);
-    let limits = &mut config.limits;
-    limits.max_ws_message_bytes = args.max_ws_message_bytes;
-    limits.event_cpu = Duration::from_millis(args.event_cpu_ms);
-    limits.instance_memory_bytes = mib(args.instance_memory_mib);
-    if let Some(budget) = args.memory_budget_mib {
-        limits.memory_budget_bytes = mib(budget);
-    }
-    limits.max_request_body_bytes = args.max_body_bytes;
-    limits.max_response_body_bytes = args.max_response_bytes;
-    limits.max_event_write_bytes = args.max_event_write_bytes;
-    limits.max_event_outbox_bytes = args.max_event_outbox_bytes;
-    limits.max_sockets_per_object = args.max_sockets_per_object;
-    limits.max_live_objects = args.max_live_objects;
-    config.http = HttpLimits {
-        header_timeout: Duration::from_millis(args.header_timeout_ms),
-        body_timeout: Duration::from_millis(args.body_timeout_ms),
-        max_connections: args.max_connections,
-        max_admin_connections: args.max_admin_connections,
-        drain_timeout: Duration::from_millis(args.drain_timeout_ms),
-    };
-    config.validate()?;
+    let config = server_config(&args)?;
     let deploys = args
         .deploy
         .iter()
@@ -379,6 +372,44 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// The server's config from the `serve` flags, checked.
+fn server_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = Config::new(&args.data_dir);
+    config.cache_dir = args.cache_dir.clone();
+    config.listen = args.listen;
+    config.admin_listen = args.admin_listen;
+    config.admin_token = args.admin_token.clone();
+    config.idle_timeout = Duration::from_millis(args.idle_timeout_ms);
+    config.durable_commits = !args.unsafe_no_fsync;
+    config.checkpoint_interval = Duration::from_millis(args.checkpoint_interval_ms);
+    config.accept_log_damage = args.accept_log_damage;
+    config.call_timeout = Duration::from_millis(args.call_timeout_ms);
+    config.alarm_retry.base = Duration::from_millis(args.alarm_retry_base_ms);
+    config.hibernate_after = Duration::from_millis(args.hibernate_after_ms);
+    let limits = &mut config.limits;
+    limits.max_ws_message_bytes = args.max_ws_message_bytes;
+    limits.event_cpu = Duration::from_millis(args.event_cpu_ms);
+    limits.instance_memory_bytes = mib(args.instance_memory_mib);
+    if let Some(budget) = args.memory_budget_mib {
+        limits.memory_budget_bytes = mib(budget);
+    }
+    limits.max_request_body_bytes = args.max_body_bytes;
+    limits.max_response_body_bytes = args.max_response_bytes;
+    limits.max_event_write_bytes = args.max_event_write_bytes;
+    limits.max_event_outbox_bytes = args.max_event_outbox_bytes;
+    limits.max_sockets_per_object = args.max_sockets_per_object;
+    limits.max_live_objects = args.max_live_objects;
+    config.http = HttpLimits {
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        max_connections: args.max_connections,
+        max_admin_connections: args.max_admin_connections,
+        drain_timeout: Duration::from_millis(args.drain_timeout_ms),
+    };
+    config.validate()?;
+    Ok(config)
 }
 
 /// MiB to bytes; an overflow saturates, and `Config::validate` refuses it by name.
@@ -601,7 +632,7 @@ fn change_of((status, body): (reqwest::StatusCode, String)) -> Change {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

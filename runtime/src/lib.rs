@@ -41,6 +41,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deploy;
+pub mod dev;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -36,6 +36,40 @@ pub struct DeployConfig {
     /// With a worker, whether the direct `/objects` and `/ids` routes still answer beside it.
     #[serde(default = "yes")]
     pub object_routes: bool,
+    /// How `duro dev` builds the components (wrangler's `build`); other commands ignore it.
+    #[serde(default)]
+    pub build: Option<Build>,
+}
+
+/// wrangler's `build`: a shell command, the folder it runs in and the files whose changes rerun
+/// it. Paths are relative to the config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    pub command: String,
+    /// Where the command runs (default: the config file's folder).
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// Folders (or files) to watch; default: the components and the config file themselves.
+    #[serde(default)]
+    pub watch_dir: Option<OneOrMany>,
+}
+
+/// One path or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl OneOrMany {
+    pub fn paths(&self) -> &[PathBuf] {
+        match self {
+            Self::One(path) => std::slice::from_ref(path),
+            Self::Many(paths) => paths,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -169,13 +203,23 @@ impl DeployConfig {
         })?;
         let mut config = Self::parse(&text)
             .map_err(|e| anyhow::anyhow!("invalid deploy config {}: {e}", path.display()))?;
-        let folder = path.parent().unwrap_or(Path::new("."));
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         for binding in &mut config.durable_objects.bindings {
             binding.component = folder.join(&binding.component);
         }
         if let Some(worker) = &mut config.worker {
             let path = worker.component_mut();
             *path = folder.join(&*path);
+        }
+        if let Some(build) = &mut config.build {
+            build.cwd = Some(folder.join(build.cwd.take().unwrap_or_default()));
+            build.watch_dir = build
+                .watch_dir
+                .take()
+                .map(|dirs| OneOrMany::Many(dirs.paths().iter().map(|d| folder.join(d)).collect()));
         }
         Ok(config)
     }
@@ -271,6 +315,13 @@ impl DeployConfig {
             }
         }
         Ok(outbound)
+    }
+
+    /// The components the config deploys: every binding's, and the worker's.
+    pub fn components(&self) -> impl Iterator<Item = &Path> {
+        let bindings = self.durable_objects.bindings.iter();
+        let worker = self.worker.as_ref().map(WorkerEntry::component);
+        bindings.map(|b| b.component.as_path()).chain(worker)
     }
 
     /// Checks every component, then applies the migrations in order, uploads every binding's

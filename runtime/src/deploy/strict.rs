@@ -19,7 +19,6 @@ const WRANGLER_KEYS: &[&str] = &[
     "preview_urls",
     "route",
     "routes",
-    "build",
     "observability",
     "placement",
     "limits",
@@ -90,6 +89,10 @@ const TOP: Shape = Object(&[
         ]),
     ),
     ("object_routes", Any),
+    (
+        "build",
+        Object(&[("command", Any), ("cwd", Any), ("watch_dir", Any)]),
+    ),
 ]);
 
 /// Parses `text` into `T`, strictly (see the module docs).

@@ -1,0 +1,188 @@
+//! `duro dev`: the developer loop. Builds the components of a deploy config (its `build.command`),
+//! serves them with the access log on, watches the sources, and on a change rebuilds and applies
+//! the config again: changed classes are replaced in place (their objects move to the new code at
+//! their next event, storage kept), unchanged ones are left alone. A failed build is reported and
+//! the previous version keeps serving.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+
+use crate::config::Config;
+use crate::deploy::DeployConfig;
+
+/// How often the watched files are looked at (a poll: no inotify limits, works on every file
+/// system, and a few hundred files cost microseconds).
+const POLL: Duration = Duration::from_millis(250);
+
+/// Folders never watched: build outputs and tool state, whose changes the build itself makes.
+const SKIPPED: &[&str] = &["target", "node_modules", "__pycache__", "data"];
+
+/// Builds, serves and watches `config_path` until SIGTERM or Ctrl-C.
+pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<()> {
+    let deploy = DeployConfig::load(&config_path)?;
+    if let Some(error) = build(&deploy).await {
+        bail!("{error}");
+    }
+    let server = crate::start(server_config).await?;
+    if let Err(error) = apply(&server, &config_path).await {
+        server.shutdown().await;
+        return Err(error);
+    }
+    // Machine-readable, as `duro serve` prints them.
+    println!("ingress: http://{}", server.ingress_addr());
+    println!("admin: http://{}", server.admin_addr());
+    let mut watched = Watched::new(&config_path, &deploy);
+    println!("watching {} (Ctrl-C stops)", watched.describe());
+    let stop = crate::cli::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(POLL) => {}
+        }
+        if !watched.changed() {
+            continue;
+        }
+        // Let a burst of saves (an editor, a formatter) settle before building.
+        tokio::time::sleep(POLL).await;
+        let started = Instant::now();
+        let rebuilt = match DeployConfig::load(&config_path) {
+            Err(error) => Err(format!("{error:#}")),
+            Ok(deploy) => match build(&deploy).await {
+                Some(error) => Err(error),
+                None => apply(&server, &config_path)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
+            },
+        };
+        match rebuilt {
+            Ok(()) => println!("reloaded in {:.1} s", started.elapsed().as_secs_f64()),
+            Err(error) => println!("{error}\nthe previous version keeps serving"),
+        }
+        // Seen afresh (the config may name other files now): what the build itself wrote is
+        // not a change to react to.
+        match DeployConfig::load(&config_path) {
+            Ok(deploy) => watched = Watched::new(&config_path, &deploy),
+            Err(_) => {
+                watched.changed();
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Runs the config's build command, if it has one; `Some(reason)` when it fails.
+async fn build(deploy: &DeployConfig) -> Option<String> {
+    let build = deploy.build.as_ref()?;
+    println!("building: {}", build.command);
+    let started = Instant::now();
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&build.command)
+        .current_dir(build.cwd.as_deref().unwrap_or(Path::new(".")))
+        .kill_on_drop(true)
+        .status()
+        .await;
+    match status {
+        Ok(status) if status.success() => {
+            println!("built in {:.1} s", started.elapsed().as_secs_f64());
+            None
+        }
+        Ok(status) => Some(format!(
+            "build failed ({status}): {} (its output is above)",
+            build.command
+        )),
+        Err(error) => Some(format!("build failed: cannot run sh: {error}")),
+    }
+}
+
+/// Applies the config in-process and prints what changed.
+async fn apply(server: &crate::Server, config_path: &Path) -> anyhow::Result<()> {
+    let deploy = DeployConfig::load(config_path)?;
+    let report = deploy
+        .apply(server.classes().as_ref())
+        .await
+        .context("applying the deploy config")?;
+    let changed: Vec<_> = report
+        .iter()
+        .filter(|line| !line.ends_with(": unchanged") && !line.ends_with(": applied before"))
+        .collect();
+    if changed.is_empty() {
+        println!("nothing changed");
+    }
+    for line in changed {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The files `duro dev` watches and what they looked like when last seen.
+struct Watched {
+    roots: Vec<PathBuf>,
+    seen: BTreeMap<PathBuf, (SystemTime, u64)>,
+}
+
+impl Watched {
+    /// The build's `watch_dir`s, or (without one) the components themselves; and the config.
+    fn new(config_path: &Path, deploy: &DeployConfig) -> Self {
+        let mut roots = vec![config_path.to_path_buf()];
+        match deploy.build.as_ref().and_then(|b| b.watch_dir.as_ref()) {
+            Some(dirs) => roots.extend(dirs.paths().iter().cloned()),
+            None => roots.extend(deploy.components().map(Path::to_path_buf)),
+        }
+        let mut watched = Self {
+            roots,
+            seen: BTreeMap::new(),
+        };
+        watched.seen = watched.scan();
+        watched
+    }
+
+    fn describe(&self) -> String {
+        let roots: Vec<_> = self.roots.iter().map(|r| r.display().to_string()).collect();
+        format!("{} files under {}", self.seen.len(), roots.join(", "))
+    }
+
+    /// Whether a file appeared, disappeared or changed since the last call.
+    fn changed(&mut self) -> bool {
+        let now = self.scan();
+        let changed = now != self.seen;
+        self.seen = now;
+        changed
+    }
+
+    fn scan(&self) -> BTreeMap<PathBuf, (SystemTime, u64)> {
+        let mut files = BTreeMap::new();
+        for root in &self.roots {
+            visit(root, &mut files);
+        }
+        files
+    }
+}
+
+fn visit(path: &Path, files: &mut BTreeMap<PathBuf, (SystemTime, u64)>) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return; // gone, or not there yet: its absence is the state
+    };
+    if meta.is_file() {
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        files.insert(path.to_path_buf(), (modified, meta.len()));
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || SKIPPED.contains(&name.as_ref()) {
+            continue;
+        }
+        visit(&entry.path(), files);
+    }
+}

@@ -1,0 +1,131 @@
+//! `duro dev` on a project of its own: it builds (the config's `build.command`), serves with the
+//! access log, and when a watched source changes it rebuilds and replaces the class in place,
+//! storage kept; a failed build leaves the previous version serving.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use common::{eventually, get_json, read_guest};
+
+const CONFIG: &str = r#"{
+  // the build picks the component named by src/version.txt
+  "build": { "command": "mkdir -p build && cp versions/$(cat src/version.txt).wasm build/counter.wasm", "watch_dir": "src" },
+  "durable_objects": { "bindings": [{ "name": "COUNTER", "class_name": "Counter", "component": "build/counter.wasm" }] },
+  "migrations": [{ "tag": "v1", "new_classes": ["Counter"] }]
+}"#;
+
+/// A `duro dev` process and what it printed so far.
+struct Dev {
+    child: std::process::Child,
+    out: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Dev {
+    fn printed(&self) -> String {
+        self.out.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a line starting with `prefix` and returns the rest.
+    async fn line(&self, prefix: &str) -> String {
+        eventually(Duration::from_secs(60), || async {
+            let out = self.out.lock().unwrap();
+            out.iter()
+                .find_map(|l| l.strip_prefix(prefix).map(str::to_string))
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_rebuilds_and_swaps_a_changed_class_keeping_storage() {
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::create_dir_all(dir.join("versions")).unwrap();
+    let v1 = read_guest("duro-example-counter");
+    let v2 = common::guest_revision("duro-example-counter", 2);
+    std::fs::write(dir.join("versions/1.wasm"), &v1).unwrap();
+    std::fs::write(dir.join("versions/2.wasm"), &v2).unwrap();
+    std::fs::write(dir.join("src/version.txt"), "1").unwrap();
+    std::fs::write(dir.join("duro.jsonc"), CONFIG).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_duro"))
+        .current_dir(dir)
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning duro dev");
+    let out = Arc::new(Mutex::new(Vec::new()));
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let out = out.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                out.lock().unwrap().push(line);
+            }
+        });
+    }
+    let dev = Dev { child, out };
+    let ingress = dev.line("ingress: ").await;
+    let admin = dev.line("admin: ").await;
+    let http = reqwest::Client::new();
+    let increment = async || {
+        let url = format!("{ingress}/objects/Counter/dev/increment");
+        let response = http.post(url).send().await.unwrap();
+        response.json::<serde_json::Value>().await.unwrap()
+    };
+    let deployed =
+        async || get_json(&http, &format!("{admin}/classes/Counter")).await["sha256"].clone();
+    assert_eq!(increment().await, json!({"count": 1}));
+    assert_eq!(deployed().await, json!(hex::encode(Sha256::digest(&v1))));
+    assert!(
+        dev.printed()
+            .contains("class Counter (binding COUNTER): created")
+    );
+    // Each request is printed (the access log).
+    eventually(Duration::from_secs(10), || async {
+        dev.printed()
+            .contains("path=/objects/Counter/dev/increment")
+            .then_some(())
+    })
+    .await;
+
+    // Editing a watched source rebuilds and swaps the class in; the count goes on.
+    std::fs::write(dir.join("src/version.txt"), "2").unwrap();
+    let v2_digest = json!(hex::encode(Sha256::digest(&v2)));
+    eventually(Duration::from_secs(60), || async {
+        (deployed().await == v2_digest).then_some(())
+    })
+    .await;
+    assert_eq!(increment().await, json!({"count": 2}));
+    dev.line("class Counter (binding COUNTER): replaced").await;
+
+    // A failed build says so; the previous version keeps serving.
+    std::fs::write(dir.join("src/version.txt"), "missing").unwrap();
+    dev.line("build failed").await;
+    assert_eq!(increment().await, json!({"count": 3}));
+    assert_eq!(deployed().await, v2_digest, "{}", dev.printed());
+}
