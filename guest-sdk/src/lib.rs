@@ -44,7 +44,7 @@ pub use wit::duro::object::namespaces::CallError;
 pub mod wit {
     wit_bindgen::generate!({
         world: "durable-object",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "__export_duro_world",
         default_bindings_module: "duro_sdk::wit",

@@ -28,7 +28,7 @@ use crate::{Error, Request, Response, Result};
 pub mod wit {
     wit_bindgen::generate!({
         world: "worker",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "__export_duro_worker",
         default_bindings_module: "duro_sdk::worker::wit",

@@ -32,6 +32,11 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum Lang {
+    Rust,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -45,6 +50,18 @@ enum Command {
     /// `build.command`) and replace the changed classes in place, storage kept. Takes every
     /// `serve` flag; the access log is on.
     Dev(Box<DevArgs>),
+    /// Create a class project: `duro init my-counter` writes a Cargo project with a class, a
+    /// `duro.jsonc` for `duro dev`, a test script and a copy of the SDK.
+    Init {
+        /// The folder to create (its name names the package and, by default, the class).
+        dir: PathBuf,
+        /// The class's language.
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
+        /// The class name (default: the folder's name in PascalCase).
+        #[arg(long)]
+        class: Option<String>,
+    },
     /// Upload components as classes: `duro deploy Counter=counter.wasm ...`, or apply a deploy
     /// config: `duro deploy --config duro.jsonc` (also `duro deploy duro.jsonc`; with no argument,
     /// `./duro.jsonc`).
@@ -255,6 +272,26 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(*args).await,
+        Command::Init { dir, lang, class } => {
+            let names = crate::init::Names::new(&dir, class.as_deref())?;
+            match lang {
+                Lang::Rust => crate::init::rust(&dir, &names)?,
+            }
+            let class = &names.class;
+            println!("created {}: the Rust class {class}", dir.display());
+            println!();
+            println!("  cd {}", dir.display());
+            println!(
+                "  duro dev        # builds, serves on http://127.0.0.1:8787, reloads on change"
+            );
+            println!(
+                "  sh test.sh      # in another terminal: calls {class} and checks its answers"
+            );
+            println!();
+            println!("then: curl -X POST http://127.0.0.1:8787/objects/{class}/hello/increment");
+            println!("(building needs the wasm32-wasip2 target: rustup target add wasm32-wasip2)");
+            Ok(())
+        }
         Command::Dev(args) => {
             let DevArgs { file, serve } = *args;
             let path = file

@@ -47,6 +47,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod http;
 pub mod ids;
+pub mod init;
 pub mod memory;
 pub mod metrics;
 pub mod object;
