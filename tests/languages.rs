@@ -449,6 +449,27 @@ async fn js_objects_have_ids_call_other_objects_and_report_errors() {
         )
     );
     assert_eq!(s.get("/objects/Probe/me/id").await.0, StatusCode::OK);
+
+    // The deploy config's vars and secrets are `env` properties.
+    set_vars(&s).await;
+    assert_eq!(
+        s.get("/objects/Probe/me/env?name=GREETING").await.1,
+        json!({"value": "hello"})
+    );
+    assert_eq!(
+        s.get("/objects/Probe/me/env?name=API_KEY").await.1,
+        json!({"value": "k3y"})
+    );
+}
+
+/// Sets a var and a secret through the admin API.
+async fn set_vars(s: &TestServer) {
+    let vars = json!({"vars": {"GREETING": "hello"}, "secrets": {"API_KEY": "k3y"}});
+    let (status, shown) = s
+        .admin_call(Method::PUT, "/vars", vars.to_string().into_bytes())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["secrets"], json!(["API_KEY"]));
 }
 
 /// Sockets in JS: tags, attachments that survive hibernation, getWebSockets by tag, binary
@@ -525,6 +546,11 @@ async fn the_python_sdk_behaves_as_the_others() {
         }
     }
     assert!(instances(&s).await < 8.0, "8 objects share instances");
+    set_vars(&s).await;
+    assert_eq!(
+        s.get("/objects/PyProbe/p/env?GREETING").await.1,
+        json!({"value": "hello"})
+    );
 }
 
 /// `suite` as one test per language.

@@ -51,6 +51,24 @@ pub mod wit {
     });
 }
 
+/// The deploy config's `vars` and secrets (Cloudflare's `env.NAME` values), in objects and
+/// workers alike.
+///
+/// ```no_run
+/// let greeting = duro_sdk::env::get("GREETING").unwrap_or_else(|| "hello".to_string());
+/// ```
+pub mod env {
+    /// The value of `name`, if the deploy config defines it (as a var or a secret).
+    pub fn get(name: &str) -> Option<String> {
+        crate::wit::duro::object::env::get(name)
+    }
+
+    /// Every var and secret with its value.
+    pub fn all() -> Vec<(String, String)> {
+        crate::wit::duro::object::env::all()
+    }
+}
+
 /// What can go wrong in a handler.
 #[derive(Debug)]
 pub enum Error {

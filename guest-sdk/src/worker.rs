@@ -35,6 +35,7 @@ pub mod wit {
         with: {
             "duro:object/types@0.1.0": crate::wit::duro::object::types,
             "duro:object/namespaces@0.1.0": crate::wit::duro::object::namespaces,
+            "duro:object/env@0.1.0": crate::wit::duro::object::env,
         },
     });
 }

@@ -102,6 +102,8 @@ pub enum ClassError {
     Migration { tag: String, reason: String },
     #[error("invalid outbound policies: {0}")]
     Outbound(String),
+    #[error("vars not applied: {0}")]
+    Vars(String),
 }
 
 /// One entry of a deploy config's `migrations`, applied once per tag, all of it or nothing.
@@ -146,6 +148,8 @@ pub struct Classes {
     worker: RwLock<Option<Arc<Worker>>>,
     /// Which hosts each class and the worker may fetch.
     outbound: RwLock<Arc<Outbound>>,
+    /// The deploy config's vars and secrets.
+    vars: RwLock<Arc<Vars>>,
     /// The pooled slots all worker versions' instances share.
     worker_slots: Arc<tokio::sync::Semaphore>,
     /// Serializes uploads, deletes and migrations; holds the tags of the applied migrations.
@@ -157,9 +161,57 @@ const META_MIGRATIONS: &str = "migrations";
 const META_BINDINGS: &str = "bindings";
 const META_WORKER: &str = "worker";
 const META_OUTBOUND: &str = "outbound";
+const META_VARS: &str = "vars";
 
 /// Binding name (`COUNTER`) -> class name (`Counter`).
 pub type Bindings = std::collections::BTreeMap<String, ClassName>;
+
+/// The deploy config's `vars` and secrets, as the `env` import gives them to guests. Secrets are
+/// kept in the database like the rest, and never shown: not by the admin API, not in logs (this
+/// type has no `Debug`).
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Vars {
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, String>,
+}
+
+impl Vars {
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.secrets.get(name).or_else(|| self.vars.get(name))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.vars.iter().chain(&self.secrets)
+    }
+
+    /// What may be shown: the vars, and only the names of the secrets.
+    pub fn public(&self) -> serde_json::Value {
+        serde_json::json!({
+            "vars": self.vars,
+            "secrets": self.secrets.keys().collect::<Vec<_>>(),
+        })
+    }
+
+    /// A name in both, or a name that is not an identifier-like word, is refused.
+    pub fn check(&self) -> Result<(), String> {
+        for name in self.vars.keys().chain(self.secrets.keys()) {
+            let valid = !name.is_empty()
+                && name.len() <= 128
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!(
+                    "{name:?} is not a var name: 1 to 128 letters, digits or '_'"
+                ));
+            }
+        }
+        if let Some(both) = self.vars.keys().find(|k| self.secrets.contains_key(*k)) {
+            return Err(format!("{both:?} is both a var and a secret"));
+        }
+        Ok(())
+    }
+}
 /// Longest migration tag accepted.
 const MAX_TAG_BYTES: usize = 128;
 
@@ -199,6 +251,7 @@ impl Classes {
         let bindings: Bindings = read_meta(db, META_BINDINGS, "bindings")?.unwrap_or_default();
         let outbound: Outbound =
             read_meta(db, META_OUTBOUND, "outbound policies")?.unwrap_or_default();
+        let vars: Vars = read_meta(db, META_VARS, "vars")?.unwrap_or_default();
         let worker_slots = Arc::new(tokio::sync::Semaphore::new(crate::worker::max_instances(
             max_live_objects,
         )));
@@ -225,6 +278,7 @@ impl Classes {
             bindings: RwLock::new(bindings),
             worker: RwLock::new(worker),
             outbound: RwLock::new(Arc::new(outbound)),
+            vars: RwLock::new(Arc::new(vars)),
             worker_slots,
             changes: tokio::sync::Mutex::new(applied),
         };
@@ -441,10 +495,24 @@ impl Classes {
     /// Replaces the bindings (durably). A binding may name a class not deployed yet; calls
     /// through it fail until it is.
     pub async fn set_bindings(&self, bindings: Bindings) -> Result<(), ClassError> {
+        self.set_meta(META_BINDINGS, &bindings, |b| {
+            *self.bindings.write().expect("bindings lock") = b.clone()
+        })
+        .await
+    }
+
+    /// Makes a settings document durable under `key`, then installs it (under the change lock:
+    /// settings become current in the order they became durable).
+    async fn set_meta<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        install: impl FnOnce(&T),
+    ) -> Result<(), ClassError> {
         let _change = self.changes.lock().await;
-        let op = put_meta(META_BINDINGS, &bindings);
+        let op = put_meta(key, value);
         self.committer.submit(vec![op]).await.wait().await?;
-        *self.bindings.write().expect("bindings lock") = bindings;
+        install(value);
         Ok(())
     }
 
@@ -466,11 +534,24 @@ impl Classes {
     /// Replaces every outbound policy (durably); they apply to the next request.
     pub async fn set_outbound(&self, outbound: Outbound) -> Result<(), ClassError> {
         outbound.validate().map_err(ClassError::Outbound)?;
-        let _change = self.changes.lock().await;
-        let op = put_meta(META_OUTBOUND, &outbound);
-        self.committer.submit(vec![op]).await.wait().await?;
-        *self.outbound.write().expect("outbound lock") = Arc::new(outbound);
-        Ok(())
+        self.set_meta(META_OUTBOUND, &outbound, |o| {
+            *self.outbound.write().expect("outbound lock") = Arc::new(o.clone())
+        })
+        .await
+    }
+
+    /// The vars and secrets guests see through `env`.
+    pub fn vars(&self) -> Arc<Vars> {
+        self.vars.read().expect("vars lock").clone()
+    }
+
+    /// Replaces the vars and secrets (durably); guests see them from their next call on.
+    pub async fn set_vars(&self, vars: Vars) -> Result<(), ClassError> {
+        vars.check().map_err(ClassError::Vars)?;
+        self.set_meta(META_VARS, &vars, |v| {
+            *self.vars.write().expect("vars lock") = Arc::new(v.clone())
+        })
+        .await
     }
 
     /// The tags of the migrations applied so far, in order.

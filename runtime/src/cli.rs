@@ -617,6 +617,13 @@ impl Target for AdminClient {
             .map(drop)
     }
 
+    async fn set_vars(&self, vars: &crate::class::Vars) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(vars)?;
+        self.send(reqwest::Method::PUT, "/vars", body)
+            .await
+            .map(drop)
+    }
+
     async fn upload_worker(
         &self,
         component: Vec<u8>,

@@ -1,8 +1,11 @@
 // `env.COUNTER` and friends: Durable Object namespaces over the `duro:object/namespaces` import,
-// for workers and objects alike. `env` answers any binding name; a name the deploy config does not
-// bind fails at its first use with the runtime's "unknown-binding" error.
+// and the deploy config's vars and secrets (`env.GREETING`, a string) over `duro:object/env`, for
+// workers and objects alike. A name that is a var or secret gives its value; any other name is a
+// binding, and one the deploy config does not bind fails at its first use with the runtime's
+// "unknown-binding" error.
 
 import * as raw from "duro:object/namespaces@0.1.0";
+import * as vars from "duro:object/env@0.1.0";
 import { lift } from "./errors.js";
 import { fromRequest, toResponse } from "./http.js";
 
@@ -70,13 +73,15 @@ export class DurableObjectNamespace {
 
 const namespaces = new Map();
 
-/** The bindings, by name: `env.COUNTER` is the namespace bound as COUNTER. */
+/** The vars and secrets, then the bindings, by name: `env.COUNTER` is the namespace bound as COUNTER. */
 export const env = new Proxy(
   {},
   {
     get(_target, name) {
       // Not bindings: what promise and JSON machinery probe for.
       if (typeof name !== "string" || name === "then" || name === "toJSON") return undefined;
+      const value = vars.get(name);
+      if (value !== undefined && value !== null) return value;
       let namespace = namespaces.get(name);
       if (namespace === undefined) {
         namespace = new DurableObjectNamespace(name);

@@ -1,5 +1,7 @@
-"""`self.env.COUNTER`: Durable Object namespaces over the `duro:object/namespaces` import."""
+"""`self.env.COUNTER`: Durable Object namespaces over the `duro:object/namespaces` import, and
+`self.env.GREETING`: the deploy config's vars and secrets (strings) over `duro:object/env`."""
 
+from wit_world.imports import env as _vars
 from wit_world.imports import namespaces as _raw
 
 from .errors import lift
@@ -67,12 +69,14 @@ class Namespace:
 
 
 class _Env:
-    """Any attribute is the namespace bound under that name; an unbound one fails at first use."""
+    """A var or secret's value by its name; any other attribute is the namespace bound under that
+    name (an unbound one fails at first use)."""
 
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
-        return Namespace(name)
+        value = _vars.get(name)
+        return Namespace(name) if value is None else value
 
 
 env = _Env()

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use wasmtime::component::{Resource, ResourceTable};
 
+pub(super) use super::generated::duro::object::env;
 pub(super) use super::generated::duro::object::namespaces::{
     self, CallError, Request as WitRequest,
 };
@@ -97,6 +98,11 @@ impl Calls {
             forwarded: None,
             watch: None,
         }
+    }
+
+    /// The deploy config's vars and secrets, as they are now.
+    pub fn vars(&self) -> Arc<crate::class::Vars> {
+        self.directory.classes().vars()
     }
 
     /// Starts an event whose calls carry `chain`.
@@ -333,6 +339,26 @@ macro_rules! namespaces_host {
     };
 }
 pub(super) use namespaces_host;
+
+/// Implements the `env` host trait (the deploy config's vars and secrets) for a [`CallSite`]
+/// store type.
+macro_rules! env_host {
+    ($store:ty) => {
+        impl $crate::abi::calls::env::Host for $store {
+            fn get(&mut self, name: String) -> Option<String> {
+                let calls = $crate::abi::calls::CallSite::calls(self).0;
+                calls.vars().get(&name).cloned()
+            }
+
+            fn all(&mut self) -> Vec<(String, String)> {
+                let calls = $crate::abi::calls::CallSite::calls(self).0;
+                let vars = calls.vars();
+                vars.all().map(|(k, v)| (k.clone(), v.clone())).collect()
+            }
+        }
+    };
+}
+pub(super) use env_host;
 
 fn call_error(error: ObjectError) -> CallError {
     use crate::abi::GuestError;

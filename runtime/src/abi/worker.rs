@@ -21,6 +21,7 @@ mod generated {
         with: {
             "duro:object/types": super::super::generated::duro::object::types,
             "duro:object/namespaces": super::super::generated::duro::object::namespaces,
+            "duro:object/env": super::super::generated::duro::object::env,
         },
     });
 }
@@ -56,6 +57,7 @@ impl Metered for WorkerState {
 }
 
 super::calls::namespaces_host!(WorkerState);
+super::calls::env_host!(WorkerState);
 
 impl super::generated::duro::object::types::Host for WorkerState {}
 

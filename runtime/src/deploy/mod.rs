@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::class::{Bindings, Change, Migration};
+use crate::class::{Bindings, Change, Migration, Vars};
 use crate::ids::ClassName;
 use crate::outbound::{Outbound, Policy};
 
@@ -39,7 +39,21 @@ pub struct DeployConfig {
     /// How `duro dev` builds the components (wrangler's `build`); other commands ignore it.
     #[serde(default)]
     pub build: Option<Build>,
+    /// Plain values guests read through `env` (wrangler's `vars`); a non-string value is given
+    /// as its JSON text.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Names of secrets: their values come from the environment of whoever applies the config,
+    /// or from `.dev.vars` beside it (wrangler's file), never from the config itself.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// The config file's folder (set by `load`).
+    #[serde(skip)]
+    folder: PathBuf,
 }
+
+/// wrangler's local secrets file, beside the config: `NAME=value` lines.
+const DEV_VARS: &str = ".dev.vars";
 
 /// wrangler's `build`: a shell command, the folder it runs in and the files whose changes rerun
 /// it. Paths are relative to the config file.
@@ -153,6 +167,8 @@ pub trait Target {
     fn bind(&self, bindings: &Bindings) -> impl Future<Output = anyhow::Result<()>>;
     /// Replaces the outbound policies.
     fn set_outbound(&self, outbound: &Outbound) -> impl Future<Output = anyhow::Result<()>>;
+    /// Replaces the vars and secrets.
+    fn set_vars(&self, vars: &Vars) -> impl Future<Output = anyhow::Result<()>>;
     /// Creates or replaces the worker (or finds it unchanged).
     fn upload_worker(
         &self,
@@ -180,6 +196,10 @@ impl Target for crate::class::Classes {
 
     async fn set_outbound(&self, outbound: &Outbound) -> anyhow::Result<()> {
         Ok(crate::class::Classes::set_outbound(self, outbound.clone()).await?)
+    }
+
+    async fn set_vars(&self, vars: &Vars) -> anyhow::Result<()> {
+        Ok(crate::class::Classes::set_vars(self, vars.clone()).await?)
     }
 
     async fn upload_worker(
@@ -214,6 +234,7 @@ impl DeployConfig {
             let path = worker.component_mut();
             *path = folder.join(&*path);
         }
+        config.folder = folder.to_path_buf();
         if let Some(build) = &mut config.build {
             build.cwd = Some(folder.join(build.cwd.take().unwrap_or_default()));
             build.watch_dir = build
@@ -317,6 +338,44 @@ impl DeployConfig {
         Ok(outbound)
     }
 
+    /// The vars, and the secrets' values from the environment or `.dev.vars` (the environment
+    /// wins). A secret with no value is an error that names it.
+    fn resolve_vars(&self) -> anyhow::Result<Vars> {
+        let vars = self
+            .vars
+            .iter()
+            .map(|(name, value)| {
+                let text = match value {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                (name.clone(), text)
+            })
+            .collect();
+        let file = self.folder.join(DEV_VARS);
+        let dev_vars = match std::fs::read_to_string(&file) {
+            Ok(text) => parse_dev_vars(&text),
+            Err(_) => Default::default(),
+        };
+        let mut secrets = std::collections::BTreeMap::new();
+        for name in &self.secrets {
+            let value = std::env::var(name)
+                .ok()
+                .or_else(|| dev_vars.get(name).cloned())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "secret {name:?} has no value: set the environment variable {name} or \
+                         put {name}=... in {}",
+                        file.display()
+                    )
+                })?;
+            secrets.insert(name.clone(), value);
+        }
+        let vars = Vars { vars, secrets };
+        vars.check().map_err(anyhow::Error::msg)?;
+        Ok(vars)
+    }
+
     /// The components the config deploys: every binding's, and the worker's.
     pub fn components(&self) -> impl Iterator<Item = &Path> {
         let bindings = self.durable_objects.bindings.iter();
@@ -328,6 +387,7 @@ impl DeployConfig {
     /// component, sets the bindings and uploads the worker. Returns one line per step, for the
     /// operator.
     pub async fn apply(&self, target: &impl Target) -> anyhow::Result<Vec<String>> {
+        let vars = self.resolve_vars()?;
         let read = |path: &Path, what: &str| {
             std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("{what}: cannot read {}: {e}", path.display()))
@@ -376,6 +436,19 @@ impl DeployConfig {
         }
         target.bind(&self.bindings()?).await?;
         target.set_outbound(&self.outbound()?).await?;
+        target.set_vars(&vars).await?;
+        if !vars.vars.is_empty() || !vars.secrets.is_empty() {
+            let names = |map: &std::collections::BTreeMap<String, String>| {
+                map.keys().cloned().collect::<Vec<_>>().join(", ")
+            };
+            report.push(format!(
+                "vars: {} var(s) [{}], {} secret(s) [{}]",
+                vars.vars.len(),
+                names(&vars.vars),
+                vars.secrets.len(),
+                names(&vars.secrets)
+            ));
+        }
         if let Some(component) = worker {
             let change = target.upload_worker(component, self.object_routes).await?;
             report.push(format!(
@@ -390,6 +463,24 @@ impl DeployConfig {
         }
         Ok(report)
     }
+}
+
+/// `NAME=value` lines (blank lines and `#` comments skipped; a value may be quoted).
+fn parse_dev_vars(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| {
+            let value = value.trim();
+            let unquoted = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(value);
+            (name.trim().to_string(), unquoted.to_string())
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -89,6 +89,8 @@ const TOP: Shape = Object(&[
         ]),
     ),
     ("object_routes", Any),
+    ("vars", Any),
+    ("secrets", Any),
     (
         "build",
         Object(&[("command", Any), ("cwd", Any), ("watch_dir", Any)]),

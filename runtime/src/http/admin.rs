@@ -271,6 +271,19 @@ async fn route(
             state.classes.set_outbound(outbound.clone()).await?;
             Ok(document(&outbound))
         }
+        // Secrets go in, never out: answers name them without their values.
+        (Admin::Vars, Method::GET) => Ok(document(&state.classes.vars().public())),
+        (Admin::Vars, Method::PUT) => {
+            let vars: crate::class::Vars = document_body(
+                state,
+                request,
+                r#"{"vars": {"NAME": "value"}, "secrets": {"NAME": "value"}}"#,
+            )
+            .await?;
+            let public = vars.public();
+            state.classes.set_vars(vars).await?;
+            Ok(document(&public))
+        }
         (Admin::Check, Method::POST) => {
             let worker = route::query_value(request.uri().query(), "world")
                 .map_err(|_| ApiError::BadRequest("bad world".into()))?

@@ -145,9 +145,9 @@ impl From<ClassError> for ApiError {
     fn from(error: ClassError) -> Self {
         match error {
             ClassError::Invalid(e) => Self::BadRequest(e.to_string()),
-            error @ (ClassError::Migration { .. } | ClassError::Outbound(_)) => {
-                Self::BadRequest(error.to_string())
-            }
+            error @ (ClassError::Migration { .. }
+            | ClassError::Outbound(_)
+            | ClassError::Vars(_)) => Self::BadRequest(error.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

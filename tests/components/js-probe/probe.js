@@ -87,6 +87,9 @@ export class Probe extends DurableObject {
       }
       case "/spin":
         for (;;);
+      case "/env":
+        // A var or secret of the deploy config, by name.
+        return Response.json({ value: this.env[url.searchParams.get("name")] });
       case "/unknown-binding":
         return Response.json(await failure(() => this.env.NOPE.idFromName("x")));
       case "/throw":

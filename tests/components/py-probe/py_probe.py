@@ -65,4 +65,7 @@ class PyProbe(DurableObject):
             # State kept in memory only: each object counts its own requests.
             self.hits = getattr(self, "hits", 0) + 1
             return Response.json({"hits": self.hits, "id": str(self.ctx.id)})
+        if path == "/env":
+            # A var or secret of the deploy config, by the query's name.
+            return Response.json({"value": getattr(self.env, urlparse(request.url).query)})
         return Response("Not found", status=404)

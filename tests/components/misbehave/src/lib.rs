@@ -57,6 +57,11 @@ impl DurableObject for Misbehave {
             }
             "/trap" => panic!("trap requested"),
             "/fail" => Err(duro_sdk::Error::http(500, "failed on purpose")),
+            "/env" => {
+                // `/env?NAME`: the var or secret NAME.
+                let name = request.query().unwrap_or_default();
+                Response::json(&json!({ "value": duro_sdk::env::get(name) }))
+            }
             "/log" => {
                 println!("hello from the guest's stdout");
                 eprintln!("hello from the guest's stderr");
