@@ -99,6 +99,14 @@ async fn invalid_uploads_are_refused_with_the_reason_and_change_nothing() {
             .unwrap(),
             "acme:nope/thing",
         ),
+        (
+            "unknown import, with what duro offers",
+            wat::parse_str(
+                r#"(component (import "acme:nope/thing" (instance (export "f" (func)))))"#,
+            )
+            .unwrap(),
+            "duro provides WASI 0.2",
+        ),
     ];
     for (what, bytes, reason) in cases {
         for class in ["Fresh", "Counter"] {

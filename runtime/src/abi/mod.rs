@@ -42,6 +42,23 @@ mod generated {
     });
 }
 
+/// What a guest may import, said when a component imports anything else.
+const IMPORTS_HINT: &str = "duro provides WASI 0.2 (wasi:io, wasi:clocks, wasi:random, wasi:cli, \
+     wasi:filesystem with nothing preopened, wasi:sockets without network access, \
+     wasi:http/outgoing-handler under the deploy config's outbound policy) and the duro:object \
+     interfaces (storage, state, websockets, namespaces, env); build the component without that \
+     import, or stub it (componentize-py --stub-wasi, componentize-js disableFeatures)";
+
+/// A component that cannot be linked: the reason, and for a missing import what duro offers.
+fn link_error(error: wasmtime::Error) -> String {
+    let text = format!("{error:#}");
+    if text.contains("not found in the linker") {
+        format!("{text}; {IMPORTS_HINT}")
+    } else {
+        text
+    }
+}
+
 /// How often the epoch advances: the granularity of the CPU limit, and the longest a spinning
 /// guest runs before it yields its thread to other objects (10 ms slices kept a neighbour's p99
 /// at 40 ms behind 4 spinning guests on 2 cores; 1 ms slices: 7 ms).
@@ -100,9 +117,7 @@ pub struct ObjectParts {
 impl ClassCode {
     /// Fails with the reason when the component does not implement the world.
     pub fn new(linker: &Linker<ObjectState>, component: &Component) -> Result<Self, String> {
-        let pre = linker
-            .instantiate_pre(component)
-            .map_err(|e| format!("{e:#}"))?;
+        let pre = linker.instantiate_pre(component).map_err(link_error)?;
         let pre = generated::ObjectCorePre::new(pre).map_err(|e| format!("{e:#}"))?;
         let export = |name| component.get_export_index(None, name);
         let exports = OptionalExports {

@@ -92,7 +92,7 @@ impl WorkerCode {
     pub fn new(linker: &Linker<WorkerState>, component: &Component) -> Result<Self, String> {
         let pre = linker
             .instantiate_pre(component)
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(super::link_error)?;
         let pre = generated::WorkerPre::new(pre).map_err(|e| format!("{e:#}"))?;
         Ok(Self { pre })
     }
