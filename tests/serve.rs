@@ -243,3 +243,26 @@ fn a_port_in_use_is_named_once_with_what_to_do() {
     );
     assert!(stderr.contains("choose another with --listen"), "{stderr}");
 }
+
+#[test]
+fn a_data_dir_in_use_and_a_server_not_running_say_what_to_do() {
+    let temp = tempfile::tempdir().unwrap();
+    let first = Process::start(temp.path());
+    let second = common::serve_command(&[], temp.path())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("is in use by another duro"), "{stderr}");
+    assert_eq!(stderr.matches("locked").count(), 1, "said once: {stderr}");
+    drop(first);
+
+    let unreachable = std::process::Command::new(env!("CARGO_BIN_EXE_duro"))
+        .args(["classes", "--admin-url", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(!unreachable.status.success());
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(stderr.contains("is `duro serve` running?"), "{stderr}");
+}

@@ -513,10 +513,7 @@ impl AdminClient {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let response = request.send().await.with_context(|| self.unreachable())?;
         let status = response.status();
         let text = response.text().await?;
         if !status.is_success() {
@@ -565,10 +562,7 @@ impl AdminClient {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let mut response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let mut response = request.send().await.with_context(|| self.unreachable())?;
         if !response.status().is_success() {
             let status = response.status();
             bail!("{status}: {}", response.text().await.unwrap_or_default());
@@ -587,6 +581,17 @@ impl AdminClient {
             .and_then(|d| d.sync_all())
             .context("syncing the backup's directory")?;
         Ok(written)
+    }
+}
+
+impl AdminClient {
+    /// Why a request did not reach the server, and what to check.
+    fn unreachable(&self) -> String {
+        format!(
+            "cannot reach the admin API at {} (is `duro serve` running? --admin-url or \
+             DURO_ADMIN_URL names another address)",
+            self.base
+        )
     }
 }
 

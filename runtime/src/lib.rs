@@ -85,6 +85,11 @@ pub enum StartError {
     },
     #[error("cannot open the database: {0}")]
     Database(#[from] redb::Error),
+    #[error(
+        "the data dir {0} is in use by another duro (its database is locked): stop that one, \
+         or give this one another --data-dir"
+    )]
+    DataDirInUse(std::path::PathBuf),
     #[error(transparent)]
     Log(#[from] storage::RecoverError),
     #[error(transparent)]
@@ -147,7 +152,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         cause,
     })?;
     let metrics = Arc::new(Metrics::new());
-    let db = storage::open(&config.data_dir)?;
+    let db = storage::open(&config.data_dir).map_err(|error| match error {
+        redb::Error::DatabaseAlreadyOpen => StartError::DataDirInUse(config.data_dir.clone()),
+        other => other.into(),
+    })?;
     let recovery = storage::Log::open(
         &config.data_dir,
         &db,
