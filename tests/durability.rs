@@ -185,12 +185,26 @@ async fn the_cli_deploys_and_lists_classes() {
     let probe = format!("Probe={}", common::guest("storage-probe").display());
     let (ok, out) = duro(&["deploy", &probe]);
     assert!(ok, "{out}");
-    assert!(out.contains("\"class\":\"Probe\""), "{out}");
+    assert_eq!(out.trim(), "class Probe: created");
+    let (ok, out) = duro(&["deploy", &probe, "--json"]);
+    assert!(ok, "{out}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&answer["class"], &answer["change"]),
+        (&json!("Probe"), &json!("unchanged"))
+    );
     let (ok, out) = duro(&["classes"]);
+    assert!(ok, "{out}");
+    let table: Vec<&str> = out.lines().collect();
     assert!(
-        ok && out.contains("Probe") && out.contains("Counter"),
+        table[0].starts_with("CLASS") && table[0].contains("SHA256"),
         "{out}"
     );
+    assert!(table.iter().any(|l| l.starts_with("Counter ")), "{out}");
+    assert!(table.iter().any(|l| l.starts_with("Probe ")), "{out}");
+    let (ok, out) = duro(&["classes", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && listed.as_array().unwrap().len() == 2, "{out}");
     let (ok, out) = duro(&["delete", "Probe"]);
     assert!(ok, "{out}");
     let (ok, out) = duro(&["classes"]);

@@ -78,7 +78,7 @@ impl Change {
 }
 
 /// What the admin API shows about a class.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClassInfo {
     pub class: String,
     pub sha256: String,

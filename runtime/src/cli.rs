@@ -217,6 +217,9 @@ struct AdminArgs {
     admin_url: String,
     #[arg(long, env = "DURO_ADMIN_TOKEN")]
     admin_token: Option<String>,
+    /// Print the admin API's JSON instead of text for people.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Log lines go to stderr, filtered by `RUST_LOG` (default `info`); the access log only with
@@ -313,8 +316,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     );
                 }
                 let config = DeployConfig::load(&path)?;
-                for line in config.apply(&client).await? {
-                    println!("{line}");
+                let steps = config.apply(&client).await?;
+                if admin.json {
+                    println!("{}", serde_json::json!({ "steps": steps }));
+                } else {
+                    steps.iter().for_each(|line| println!("{line}"));
                 }
                 return Ok(());
             }
@@ -322,8 +328,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let (class, path) = parse_deploy(&pair)?;
                 let bytes =
                     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                let change = client.upload(&class, bytes).await?;
-                println!("class {class}: {}", change.as_str());
+                let (status, body) = client.put_class(&class, bytes).await?;
+                if admin.json {
+                    println!("{body}");
+                } else {
+                    println!("class {class}: {}", change_of((status, body)).as_str());
+                }
             }
             Ok(())
         }
@@ -332,7 +342,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .client()
                 .send(reqwest::Method::GET, "/classes", Vec::new())
                 .await?;
-            println!("{body}");
+            if admin.json {
+                println!("{body}");
+            } else {
+                let classes: Vec<crate::class::ClassInfo> = serde_json::from_str(&body)
+                    .with_context(|| format!("unexpected answer from the admin API: {body}"))?;
+                print!("{}", classes_table(&classes));
+            }
             Ok(())
         }
         Command::Check { data_dir } => {
@@ -356,7 +372,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Backup { dir, admin } => {
             let bytes = admin.client().backup(&dir).await?;
-            println!("backed up {bytes} bytes into {}", dir.display());
+            if admin.json {
+                println!("{}", serde_json::json!({ "bytes": bytes, "dir": dir }));
+            } else {
+                println!("backed up {bytes} bytes into {}", dir.display());
+            }
             Ok(())
         }
         Command::Delete { class, admin } => {
@@ -368,7 +388,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     Vec::new(),
                 )
                 .await?;
-            println!("deleted {class}");
+            if admin.json {
+                println!("{}", serde_json::json!({ "deleted": class }));
+            } else {
+                println!("deleted {class}");
+            }
             Ok(())
         }
     }
@@ -585,6 +609,21 @@ impl AdminClient {
 }
 
 impl AdminClient {
+    /// Uploads a class's component; the admin API's status and answer.
+    async fn put_class(
+        &self,
+        class: &ClassName,
+        component: Vec<u8>,
+    ) -> anyhow::Result<(reqwest::StatusCode, String)> {
+        self.send_component(
+            &format!("uploading class {class}"),
+            reqwest::Method::PUT,
+            &format!("/classes/{class}"),
+            component,
+        )
+        .await
+    }
+
     /// Why a request did not reach the server, and what to check.
     fn unreachable(&self) -> String {
         format!(
@@ -658,16 +697,40 @@ impl Target for AdminClient {
     }
 
     async fn upload(&self, class: &ClassName, component: Vec<u8>) -> anyhow::Result<Change> {
-        let answer = self
-            .send_component(
-                &format!("uploading class {class}"),
-                reqwest::Method::PUT,
-                &format!("/classes/{class}"),
-                component,
-            )
-            .await?;
-        Ok(change_of(answer))
+        Ok(change_of(self.put_class(class, component).await?))
     }
+}
+
+/// The classes as a table: name, digest (short), size, last change (UTC).
+fn classes_table(classes: &[crate::class::ClassInfo]) -> String {
+    let width = classes
+        .iter()
+        .map(|c| c.class.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let mut out = format!(
+        "{:width$}  {:12}  {:>9}  UPDATED\n",
+        "CLASS", "SHA256", "SIZE"
+    );
+    for class in classes {
+        let updated = std::time::UNIX_EPOCH + Duration::from_millis(class.updated_ms);
+        let size = if class.size >= 1024 * 1024 {
+            format!("{:.1} MiB", class.size as f64 / 1048576.0)
+        } else {
+            format!("{:.0} KiB", (class.size as f64 / 1024.0).ceil())
+        };
+        out += &format!(
+            "{:width$}  {:12}  {size:>9}  {}\n",
+            class.class,
+            &class.sha256[..class.sha256.len().min(12)],
+            httpdate::fmt_http_date(updated)
+        );
+    }
+    if classes.is_empty() {
+        out += "(no classes deployed)\n";
+    }
+    out
 }
 
 /// What an upload did, from the admin API's answer (its `change`; a server without that field
