@@ -7,8 +7,9 @@
 //! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
 //! - [`class`]: the registry of uploaded classes, persisted in redb, and their migrations.
 //! - [`deploy`]: the deploy config (`duro.jsonc`: bindings, migrations, worker, outbound).
-//! - [`object`]: the directory of live objects, the actor that runs each one's events, and the
-//!   reaper thread that drops retired actors (their pooled slots) off the async threads.
+//! - [`object`]: the directory of live objects, the actor that runs each one's events, the
+//!   shared instances that hold many objects of a JS or Python class, and the reaper thread that
+//!   drops retired actors (their pooled slots) off the async threads.
 //! - [`alarm`]: the scheduler that fires persisted alarms.
 //! - [`websocket`]: runtime-held WebSocket connections and each object's socket registry.
 //! - [`worker`]: the stateless worker in front of the objects, and its pool of instances.
@@ -18,7 +19,8 @@
 //!   and the output gate.
 //! - [`http`]: the ingress and admin listeners.
 //! - [`memory`]: the global allocator (mimalloc) and returning free heap to the OS.
-//! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line.
+//! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line; [`dev`]: `duro dev`
+//!   (build, serve, watch, swap); [`init`]: `duro init` (a new class project).
 //!
 //! # The path of an event
 //! 1. **Enters**: `http::ingress` parses the route once (`http::route`) and builds an
