@@ -581,7 +581,10 @@ mod tests {
                 "{\"worker\": {\"component\": \"w.wasm\", \"outbound\": {\"allowed_host\": []}}}",
                 "unknown key \"worker.outbound.allowed_host\" (did you mean \"allowed_hosts\"?)",
             ),
-            ("{\"vars\": {}}", "line 1 column 2: unknown key \"vars\""),
+            (
+                "{\"kv_namespaces\": []}",
+                "line 1 column 2: unknown key \"kv_namespaces\"",
+            ),
             (
                 "{\n  \"migrations\": [\n    {\"tag\": \"v1\"}\n    {\"tag\": \"v2\"}\n  ]\n}",
                 "Expected comma on line 3",
