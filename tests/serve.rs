@@ -266,3 +266,29 @@ fn a_data_dir_in_use_and_a_server_not_running_say_what_to_do() {
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
     assert!(stderr.contains("is `duro serve` running?"), "{stderr}");
 }
+
+/// A server started closed (as `serve --config` starts) routes nothing until it is opened: a
+/// request sent before the class is deployed waits and is answered by it, never 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingress_serves_only_once_opened() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = duro::start_closed(common::config(temp.path()))
+        .await
+        .unwrap();
+    let url = format!(
+        "http://{}/objects/Counter/early/increment",
+        server.ingress_addr()
+    );
+    let early = tokio::spawn(async move { reqwest::Client::new().post(url).send().await });
+    let counter = common::read_guest("duro-example-counter");
+    let name = duro::ids::ClassName::parse("Counter").unwrap();
+    server.deploy(name, counter.into()).await.unwrap();
+    server.open_ingress();
+    let response = early.await.unwrap().expect("answered once open");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap(),
+        json!({"count": 1})
+    );
+    server.shutdown().await;
+}

@@ -408,7 +408,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let deploy_config = args.config.as_deref().map(DeployConfig::load).transpose()?;
 
-    let server = crate::start(config).await?;
+    // The ingress serves once what the flags deploy is in place.
+    let server = crate::start_closed(config).await?;
     if let Some(deploy_config) = deploy_config {
         match deploy_config.apply(server.classes().as_ref()).await {
             Ok(report) => report.iter().for_each(|line| tracing::info!("{line}")),
@@ -426,6 +427,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("deploying {class} from {}", path.display()))?;
         tracing::info!(class = %info.class, sha256 = %info.sha256, "deployed");
     }
+    server.open_ingress();
     // Machine-readable: tests and scripts read these two lines.
     println!("ingress: http://{}", server.ingress_addr());
     println!("admin: http://{}", server.admin_addr());

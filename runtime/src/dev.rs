@@ -26,11 +26,12 @@ pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<
     if let Some(error) = build(&deploy).await {
         bail!("{error}");
     }
-    let server = crate::start(server_config).await?;
+    let server = crate::start_closed(server_config).await?;
     if let Err(error) = apply(&server, &config_path).await {
         server.shutdown().await;
         return Err(error);
     }
+    server.open_ingress();
     // Machine-readable, as `duro serve` prints them.
     println!("ingress: http://{}", server.ingress_addr());
     println!("admin: http://{}", server.admin_addr());

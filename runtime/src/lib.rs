@@ -112,6 +112,8 @@ pub struct Server {
     ingress_addr: SocketAddr,
     admin_addr: SocketAddr,
     stop: watch::Sender<bool>,
+    /// Turns true when the ingress may serve (see `start_closed`).
+    open: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     directory: Directory,
     actors: object::ActorsStopped,
@@ -148,6 +150,15 @@ fn listen_hint(cause: &std::io::Error) -> &'static str {
 }
 
 pub async fn start(config: Config) -> Result<Server, StartError> {
+    let server = start_closed(config).await?;
+    server.open_ingress();
+    Ok(server)
+}
+
+/// Like [`start`], with the ingress bound but not yet serving until [`Server::open_ingress`]: a
+/// deploy config applied meanwhile is in place before the first request is routed (clients that
+/// connect early wait, instead of getting 404 for classes not deployed yet).
+pub async fn start_closed(config: Config) -> Result<Server, StartError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|cause| StartError::DataDir {
         path: config.data_dir.clone(),
@@ -238,12 +249,22 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         connections: ingress_listening.connections.clone(),
         stop: stopped.clone(),
     };
-    let ingress_task = tokio::spawn(http::serve(
-        ingress,
-        move |request| http::ingress::handle(ingress_state.clone(), request),
-        stopped.clone(),
-        ingress_listening,
-    ));
+    let (open, mut opened) = watch::channel(false);
+    let mut stopped_early = stopped.clone();
+    let ingress_stop = stopped.clone();
+    let ingress_task = tokio::spawn(async move {
+        tokio::select! {
+            _ = opened.wait_for(|open| *open) => {}
+            _ = stopped_early.wait_for(|stop| *stop) => return,
+        }
+        http::serve(
+            ingress,
+            move |request| http::ingress::handle(ingress_state.clone(), request),
+            ingress_stop,
+            ingress_listening,
+        )
+        .await
+    });
     let scheduler = alarm::Scheduler {
         db: db.clone(),
         directory: directory.clone(),
@@ -275,6 +296,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         ingress_addr,
         admin_addr,
         stop,
+        open,
         listeners: vec![ingress_task, admin_task, scheduler_task],
         directory,
         actors,
@@ -286,6 +308,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 }
 
 impl Server {
+    /// Starts serving the ingress (see [`start_closed`]); again, nothing happens.
+    pub fn open_ingress(&self) {
+        let _ = self.open.send(true);
+    }
+
     pub fn ingress_addr(&self) -> SocketAddr {
         self.ingress_addr
     }
