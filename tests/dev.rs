@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,15 +63,7 @@ async fn dev_rebuilds_and_swaps_a_changed_class_keeping_storage() {
     std::fs::write(dir.join("src/version.txt"), "1").unwrap();
     std::fs::write(dir.join("duro.jsonc"), CONFIG).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_duro"))
-        .current_dir(dir)
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+    let mut child = common::dev_command(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -37,15 +37,7 @@ fn a_new_project_builds_serves_and_passes_its_test() {
     std::fs::create_dir_all(&shared).unwrap();
     std::os::unix::fs::symlink(&shared, project.join("target")).unwrap();
 
-    let mut dev = Command::new(env!("CARGO_BIN_EXE_duro"))
-        .current_dir(&project)
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+    let mut dev = common::dev_command(&project)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

@@ -27,7 +27,7 @@ pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<
         bail!("{error}");
     }
     let server = crate::start_closed(server_config).await?;
-    if let Err(error) = apply(&server, &config_path).await {
+    if let Err(error) = apply(&server, &deploy).await {
         server.shutdown().await;
         return Err(error);
     }
@@ -50,13 +50,12 @@ pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<
         // Let a burst of saves (an editor, a formatter) settle before building.
         tokio::time::sleep(POLL).await;
         let started = Instant::now();
-        let rebuilt = match DeployConfig::load(&config_path) {
+        let deploy = DeployConfig::load(&config_path);
+        let rebuilt = match &deploy {
             Err(error) => Err(format!("{error:#}")),
-            Ok(deploy) => match build(&deploy).await {
+            Ok(deploy) => match build(deploy).await {
                 Some(error) => Err(error),
-                None => apply(&server, &config_path)
-                    .await
-                    .map_err(|e| format!("{e:#}")),
+                None => apply(&server, deploy).await.map_err(|e| format!("{e:#}")),
             },
         };
         match rebuilt {
@@ -65,8 +64,8 @@ pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<
         }
         // Seen afresh (the config may name other files now): what the build itself wrote is
         // not a change to react to.
-        match DeployConfig::load(&config_path) {
-            Ok(deploy) => watched = Watched::new(&config_path, &deploy),
+        match &deploy {
+            Ok(deploy) => watched = Watched::new(&config_path, deploy),
             Err(_) => {
                 watched.changed();
             }
@@ -103,8 +102,7 @@ async fn build(deploy: &DeployConfig) -> Option<String> {
 }
 
 /// Applies the config in-process and prints what changed.
-async fn apply(server: &crate::Server, config_path: &Path) -> anyhow::Result<()> {
-    let deploy = DeployConfig::load(config_path)?;
+async fn apply(server: &crate::Server, deploy: &DeployConfig) -> anyhow::Result<()> {
     let report = deploy
         .apply(server.classes().as_ref())
         .await

@@ -149,6 +149,12 @@ fn listen_hint(cause: &std::io::Error) -> &'static str {
     }
 }
 
+/// Locks a std mutex whose data stays consistent even if a holder panicked (every holder only
+/// swaps, pushes or takes whole values), so poisoning is ignored.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub async fn start(config: Config) -> Result<Server, StartError> {
     let server = start_closed(config).await?;
     server.open_ingress();

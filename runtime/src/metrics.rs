@@ -92,7 +92,7 @@ const MAX_PROBLEMS: usize = 16;
 
 impl Health {
     pub fn report(&self, problem: impl Into<String>) {
-        let mut problems = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        let mut problems = crate::lock(&self.problems);
         if problems.len() < MAX_PROBLEMS {
             problems.push(problem.into());
         }
@@ -100,10 +100,7 @@ impl Health {
 
     /// Empty while healthy.
     pub fn problems(&self) -> Vec<String> {
-        self.problems
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::lock(&self.problems).clone()
     }
 }
 

@@ -300,6 +300,17 @@ pub fn serve_command(wrapper: &[&str], data_dir: &Path) -> Command {
     command
 }
 
+/// `duro dev` in `dir`, on port 0 everywhere.
+#[allow(dead_code)]
+pub fn dev_command(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_duro"));
+    command
+        .current_dir(dir)
+        .args(["dev", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0"]);
+    command
+}
+
 pub struct Process {
     pub child: Child,
     pub ingress: String,

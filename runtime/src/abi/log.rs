@@ -23,7 +23,7 @@ pub type ObjectLabel = Arc<Mutex<Option<Label>>>;
 /// Who prints: an object's id and, once known, its name.
 #[derive(Debug, Clone)]
 pub struct Label {
-    pub id: String,
+    pub id: crate::ids::ObjectId,
     pub name: Option<String>,
 }
 
@@ -80,7 +80,7 @@ impl LineWriter {
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches(['\n', '\r']);
         let (class, stream) = (&self.log.class, self.log.stream);
-        let label = self.log.object.lock().unwrap_or_else(|e| e.into_inner());
+        let label = crate::lock(&self.log.object);
         match &*label {
             Some(Label {
                 id,

@@ -27,6 +27,7 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::ids::{ClassName, ObjectId};
+use crate::lock;
 use crate::object::{Request, Response};
 use crate::storage::ObjectStorage;
 use crate::websocket::{Message, SocketId, Sockets};
@@ -156,7 +157,7 @@ pub struct Identity {
 impl Identity {
     fn label(&self) -> log::Label {
         log::Label {
-            id: self.id.to_hex(),
+            id: self.id,
             name: self.name.clone(),
         }
     }
@@ -561,10 +562,6 @@ fn meter_store<T: Metered>(store: &mut Store<T>) {
         ))
     });
     store.set_epoch_deadline(1);
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn ticks(budget: Duration) -> u64 {

@@ -18,6 +18,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::abi::{CallWatch, Instance, ObjectParts};
 use crate::ids::ObjectId;
+use crate::lock;
 
 /// Most objects one instance holds: more objects then get a new instance, so one instance's heap
 /// (under the per-instance memory limit) and one trap's reach stay bounded.
@@ -171,10 +172,6 @@ impl Visit {
     pub fn reset(&mut self) -> Option<Instance> {
         self.slot.take()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
