@@ -15,8 +15,9 @@ use sha2::{Digest, Sha256};
 use common::{eventually, get_json, read_guest};
 
 const CONFIG: &str = r#"{
-  // the build picks the component named by src/version.txt
-  "build": { "command": "mkdir -p build && cp versions/$(cat src/version.txt).wasm build/counter.wasm", "watch_dir": "src" },
+  // the build picks the component named by src/version.txt; while a file `hold` exists it
+  // waits after reading it (and says so with a file `held`), so a test can save mid-build
+  "build": { "command": "v=$(cat src/version.txt); if [ -e hold ]; then touch held; while [ -e hold ]; do sleep 0.05; done; fi; mkdir -p build && cp versions/$v.wasm build/counter.wasm", "watch_dir": "src" },
   "durable_objects": { "bindings": [{ "name": "COUNTER", "class_name": "Counter", "component": "build/counter.wasm" }] },
   "migrations": [{ "tag": "v1", "new_classes": ["Counter"] }]
 }"#;
@@ -120,4 +121,25 @@ async fn dev_rebuilds_and_swaps_a_changed_class_keeping_storage() {
     dev.line("build failed").await;
     assert_eq!(increment().await, json!({"count": 3}));
     assert_eq!(deployed().await, v2_digest, "{}", dev.printed());
+
+    // A save made while a build runs is built next: it is not taken for the build's own output.
+    std::fs::write(dir.join("hold"), "").unwrap();
+    std::fs::write(dir.join("src/version.txt"), "1").unwrap();
+    let held = dir.join("held");
+    eventually(Duration::from_secs(60), || async {
+        held.exists().then_some(())
+    })
+    .await;
+    std::fs::write(dir.join("src/version.txt"), "2").unwrap();
+    std::fs::remove_file(dir.join("hold")).unwrap();
+    let v1_digest = json!(hex::encode(Sha256::digest(&v1)));
+    eventually(Duration::from_secs(60), || async {
+        (deployed().await == v1_digest).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(60), || async {
+        (deployed().await == v2_digest).then_some(())
+    })
+    .await;
+    assert_eq!(increment().await, json!({"count": 4}), "{}", dev.printed());
 }

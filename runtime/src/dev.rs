@@ -47,8 +47,10 @@ pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<
         if !watched.changed() {
             continue;
         }
-        // Let a burst of saves (an editor, a formatter) settle before building.
+        // Let a burst of saves (an editor, a formatter) settle before building, then take the
+        // sources as they are now: a save made while the build runs is a change after it.
         tokio::time::sleep(POLL).await;
+        watched.changed();
         let started = Instant::now();
         let deploy = DeployConfig::load(&config_path);
         let rebuilt = match &deploy {
@@ -62,13 +64,8 @@ pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<
             Ok(()) => println!("reloaded in {:.1} s", started.elapsed().as_secs_f64()),
             Err(error) => println!("{error}\nthe previous version keeps serving"),
         }
-        // Seen afresh (the config may name other files now): what the build itself wrote is
-        // not a change to react to.
-        match &deploy {
-            Ok(deploy) => watched = Watched::new(&config_path, deploy),
-            Err(_) => {
-                watched.changed();
-            }
+        if let Ok(deploy) = &deploy {
+            watched.follow(&config_path, deploy);
         }
     }
     tracing::info!("shutting down");
@@ -123,23 +120,50 @@ async fn apply(server: &crate::Server, deploy: &DeployConfig) -> anyhow::Result<
 /// The files `duro dev` watches and what they looked like when last seen.
 struct Watched {
     roots: Vec<PathBuf>,
+    outputs: Vec<PathBuf>,
     seen: BTreeMap<PathBuf, (SystemTime, u64)>,
 }
 
 impl Watched {
     /// The build's `watch_dir`s, or (without one) the components themselves; and the config.
     fn new(config_path: &Path, deploy: &DeployConfig) -> Self {
-        let mut roots = vec![config_path.to_path_buf()];
-        match deploy.build.as_ref().and_then(|b| b.watch_dir.as_ref()) {
-            Some(dirs) => roots.extend(dirs.paths().iter().cloned()),
-            None => roots.extend(deploy.components().map(Path::to_path_buf)),
-        }
+        let (roots, outputs) = Self::roots(config_path, deploy);
         let mut watched = Self {
             roots,
+            outputs,
             seen: BTreeMap::new(),
         };
         watched.seen = watched.scan();
         watched
+    }
+
+    /// What to watch, and what never to (the components, when they are built inside a
+    /// watched folder: the build writing them is not a change to react to).
+    fn roots(config_path: &Path, deploy: &DeployConfig) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let mut roots = vec![config_path.to_path_buf()];
+        let components = deploy.components().map(Path::to_path_buf);
+        match deploy.build.as_ref().and_then(|b| b.watch_dir.as_ref()) {
+            Some(dirs) => {
+                roots.extend(dirs.paths().iter().cloned());
+                (roots, components.collect())
+            }
+            None => {
+                roots.extend(components);
+                (roots, Vec::new())
+            }
+        }
+    }
+
+    /// After a rebuild: watching sources, the state taken before the build stays (a save during
+    /// the build is still a change); watching the components themselves (no `watch_dir`), what
+    /// the build wrote is taken as seen. A config naming other files is watched afresh.
+    fn follow(&mut self, config_path: &Path, deploy: &DeployConfig) {
+        let (roots, outputs) = Self::roots(config_path, deploy);
+        if roots != self.roots || outputs.is_empty() {
+            *self = Self::new(config_path, deploy);
+        } else {
+            self.outputs = outputs;
+        }
     }
 
     fn describe(&self) -> String {
@@ -159,6 +183,9 @@ impl Watched {
         let mut files = BTreeMap::new();
         for root in &self.roots {
             visit(root, &mut files);
+        }
+        for output in &self.outputs {
+            files.remove(output);
         }
         files
     }
