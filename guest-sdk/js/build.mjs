@@ -17,6 +17,7 @@
 import { componentize } from "@bytecodealliance/componentize-js";
 import * as esbuild from "esbuild";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rename, rm, writeFile, mkdir, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -40,7 +41,9 @@ function usage(message) {
 }
 
 function parse(argv) {
-  const options = { world: "object", out: null, wit: resolve(SDK, "../../wit"), entry: null };
+  // The WIT beside the SDK (a copy made by `duro init`), else this repository's.
+  const wit = existsSync(join(SDK, "wit")) ? join(SDK, "wit") : resolve(SDK, "../../wit");
+  const options = { world: "object", out: null, wit, entry: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);
@@ -113,6 +116,15 @@ async function bundle(world, entry) {
   return result.outputFiles[0].text;
 }
 
+/** Where Node finds a package's file from the SDK: its node_modules, or a project's around it. */
+function installed(file) {
+  for (let dir = SDK; ; dir = dirname(dir)) {
+    const path = join(dir, "node_modules", file);
+    if (existsSync(path)) return path;
+    if (dirname(dir) === dir) throw new Error(`${file} is not installed (npm install)`);
+  }
+}
+
 async function witDigest(dir) {
   const hash = createHash("sha256");
   for (const name of (await readdir(dir)).sort()) {
@@ -125,7 +137,7 @@ const options = parse(process.argv.slice(2));
 const world = WORLDS[options.world];
 const started = Date.now();
 const code = await bundle(options.world, options.entry);
-const { version } = JSON.parse(await readFile(join(SDK, "node_modules/@bytecodealliance/componentize-js/package.json"), "utf8"));
+const { version } = JSON.parse(await readFile(installed("@bytecodealliance/componentize-js/package.json"), "utf8"));
 const inputs = createHash("sha256")
   .update(`${world}\n${version}\n${await witDigest(options.wit)}\n`)
   .update(code)

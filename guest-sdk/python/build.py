@@ -6,7 +6,8 @@
 Every `DurableObject` subclass the modules define is in the component; deployed as class
 `Counter`, it runs the one named `Counter` (one component can be deployed as several classes).
 The component is rebuilt only when a module, the SDK, the WIT or componentize-py changed.
-componentize-py is looked up beside this Python (scripts/setup-py-tools installs it).
+componentize-py is looked up beside this Python (requirements.txt pins it; scripts/setup-py-tools,
+or a `duro init` project's build.sh, installs it).
 """
 
 import argparse
@@ -25,7 +26,9 @@ SDK = Path(__file__).resolve().parent
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", "-o", required=True)
-    parser.add_argument("--wit", default=str(SDK.parent.parent / "wit"))
+    # The WIT beside the SDK (a copy made by `duro init`), else this repository's.
+    wit = SDK / "wit" if (SDK / "wit").is_dir() else SDK.parent.parent / "wit"
+    parser.add_argument("--wit", default=str(wit))
     parser.add_argument("modules", nargs="+")
     args = parser.parse_args()
     modules = [Path(m).resolve() for m in args.modules]

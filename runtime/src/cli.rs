@@ -15,6 +15,7 @@ use crate::class::{Change, Migration};
 use crate::config::{Config, HttpLimits, Limits};
 use crate::deploy::{DeployConfig, Target};
 use crate::ids::ClassName;
+use crate::init::Lang;
 
 #[derive(Parser)]
 #[command(
@@ -32,11 +33,6 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum Lang {
-    Rust,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -50,8 +46,9 @@ enum Command {
     /// `build.command`) and replace the changed classes in place, storage kept. Takes every
     /// `serve` flag; the access log is on.
     Dev(Box<DevArgs>),
-    /// Create a class project: `duro init my-counter` writes a Cargo project with a class, a
-    /// `duro.jsonc` for `duro dev`, a test script and a copy of the SDK.
+    /// Create a class project: `duro init my-counter` writes a project (Rust, or `--lang js` /
+    /// `--lang python`) with a class, a `duro.jsonc` for `duro dev`, a test script and a copy of
+    /// the SDK.
     Init {
         /// The folder to create (its name names the package and, by default, the class).
         dir: PathBuf,
@@ -277,22 +274,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve(*args).await,
         Command::Init { dir, lang, class } => {
             let names = crate::init::Names::new(&dir, class.as_deref())?;
-            match lang {
-                Lang::Rust => crate::init::rust(&dir, &names)?,
-            }
-            let class = &names.class;
-            println!("created {}: the Rust class {class}", dir.display());
-            println!();
-            println!("  cd {}", dir.display());
-            println!(
-                "  duro dev        # builds, serves on http://127.0.0.1:8787, reloads on change"
-            );
-            println!(
-                "  sh test.sh      # in another terminal: calls {class} and checks its answers"
-            );
-            println!();
-            println!("then: curl -X POST http://127.0.0.1:8787/objects/{class}/hello/increment");
-            println!("(building needs the wasm32-wasip2 target: rustup target add wasm32-wasip2)");
+            crate::init::create(&dir, lang, &names)?;
+            crate::init::announce(&dir, lang, &names);
             Ok(())
         }
         Command::Dev(args) => {

@@ -1,7 +1,7 @@
-//! `duro init`: a new class project from a template — a Cargo project that builds a component
-//! (crate type, target and a size profile set), a class, a `duro.jsonc` for `duro dev` and
-//! `duro deploy`, a test script, and a copy of the SDK with its WIT, so the project builds on its
-//! own wherever it lives.
+//! `duro init`: a new class project from a template, in Rust, JavaScript (TypeScript) or Python —
+//! a class, what builds it into a component, a `duro.jsonc` for `duro dev` and `duro deploy`, a
+//! test script, and a copy of the language's SDK with its WIT, so the project builds on its own
+//! wherever it lives.
 
 use std::path::Path;
 
@@ -9,49 +9,92 @@ use anyhow::{Context, bail};
 
 use crate::ids::ClassName;
 
-/// The project's files; `{crate}`, `{class}`, `{binding}` and `{file}` are filled in.
-const TEMPLATE: &[(&str, &str)] = &[
-    (
-        "Cargo.toml",
-        include_str!("../templates/rust/Cargo.toml.tmpl"),
-    ),
-    ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
-    ("duro.jsonc", include_str!("../templates/rust/duro.jsonc")),
-    ("test.sh", include_str!("../templates/rust/test.sh")),
-    (".gitignore", include_str!("../templates/rust/gitignore")),
-];
+/// Files as `(path, text)`, embedded at build time from `$root/$path`.
+macro_rules! embed {
+    ($root:literal: $($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!($root, "/", $path)))),*]
+    };
+}
 
-/// The SDK crate, as this binary was built with it (copied as it is).
-const SDK: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../../guest-sdk/Cargo.toml")),
-    ("src/lib.rs", include_str!("../../guest-sdk/src/lib.rs")),
-    ("src/fetch.rs", include_str!("../../guest-sdk/src/fetch.rs")),
-    ("src/http.rs", include_str!("../../guest-sdk/src/http.rs")),
-    (
-        "src/namespace.rs",
-        include_str!("../../guest-sdk/src/namespace.rs"),
-    ),
-    (
-        "src/storage.rs",
-        include_str!("../../guest-sdk/src/storage.rs"),
-    ),
-    (
-        "src/websocket.rs",
-        include_str!("../../guest-sdk/src/websocket.rs"),
-    ),
-    (
-        "src/worker.rs",
-        include_str!("../../guest-sdk/src/worker.rs"),
-    ),
-    (
-        "wit/world.wit",
-        include_str!("../../guest-sdk/wit/world.wit"),
-    ),
-];
+type Files = &'static [(&'static str, &'static str)];
+
+/// The languages a project can be written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// Rust, with the `duro-sdk` crate.
+    Rust,
+    /// JavaScript or TypeScript, with the JS SDK (Cloudflare's `DurableObject` API).
+    Js,
+    /// Python, with the Python SDK.
+    Python,
+}
+
+/// The test script every template shares (the classes answer alike).
+const TEST_SCRIPT: (&str, &str) = ("test.sh", include_str!("../templates/test.sh"));
+
+impl Lang {
+    /// The template's files; `{crate}`, `{class}`, `{binding}` and `{file}` are filled in, a
+    /// `.tmpl` suffix dropped and `gitignore` dotted.
+    fn template(self) -> Files {
+        match self {
+            Self::Rust => {
+                embed!("../templates/rust": "Cargo.toml.tmpl", "src/lib.rs", "duro.jsonc", "gitignore")
+            }
+            Self::Js => embed!("../templates/js": "src/index.ts", "duro.jsonc", "gitignore"),
+            Self::Python => {
+                embed!("../templates/python": "src/objects.py", "build.sh", "duro.jsonc", "gitignore")
+            }
+        }
+    }
+
+    /// The SDK as this binary was built with it, copied as it is into `duro-sdk/` (its WIT into
+    /// `duro-sdk/wit/`).
+    fn sdk(self) -> Files {
+        match self {
+            Self::Rust => {
+                embed!("../../guest-sdk": "Cargo.toml", "src/lib.rs", "src/fetch.rs", "src/http.rs", "src/namespace.rs", "src/storage.rs", "src/websocket.rs", "src/worker.rs")
+            }
+            Self::Js => {
+                embed!("../../guest-sdk/js": "package.json", "build.mjs", "src/errors.js", "src/http.js", "src/index.js", "src/namespaces.js", "src/object.js", "src/storage.js", "src/websockets.js", "src/worker.js")
+            }
+            Self::Python => {
+                embed!("../../guest-sdk/python": "requirements.txt", "build.py", "duro/__init__.py", "duro/errors.py", "duro/http.py", "duro/namespaces.py", "duro/object.py", "duro/storage.py", "duro/websockets.py")
+            }
+        }
+    }
+
+    /// How the language is called to a person.
+    fn title(self) -> &'static str {
+        match self {
+            Self::Rust => "Rust",
+            Self::Js => "TypeScript",
+            Self::Python => "Python",
+        }
+    }
+
+    /// What building needs, for the closing words.
+    fn needs(self) -> &'static str {
+        match self {
+            Self::Rust => {
+                "building needs the wasm32-wasip2 target: rustup target add wasm32-wasip2"
+            }
+            Self::Js => "building needs Node.js 20+ and npm; the first build runs npm install",
+            Self::Python => {
+                "building needs python3 (3.10+); the first build installs componentize-py into .venv"
+            }
+        }
+    }
+}
+
+/// The WIT every SDK is built against.
+const WIT: (&str, &str) = (
+    "wit/world.wit",
+    include_str!("../../guest-sdk/wit/world.wit"),
+);
 
 /// What a new project is called.
 pub struct Names {
-    /// The Cargo package (the folder's name): `my-counter`.
+    /// The package (Cargo's, npm's; the folder's name): `my-counter`.
     pub krate: String,
     /// The class: `MyCounter` (or `--class`).
     pub class: ClassName,
@@ -69,7 +112,7 @@ impl Names {
             && krate.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !valid {
             bail!(
-                "the folder's name {folder:?} cannot name a Cargo package: a letter first, then \
+                "the folder's name {folder:?} cannot name a package: a letter first, then \
                  letters, digits, '-' or '_'"
             );
         }
@@ -115,19 +158,36 @@ impl Names {
     }
 }
 
-/// Writes a new Rust class project into `dir` (which must not exist, or be empty).
-pub fn rust(dir: &Path, names: &Names) -> anyhow::Result<()> {
+/// Writes a new class project in `lang` into `dir` (which must not exist, or be empty).
+pub fn create(dir: &Path, lang: Lang, names: &Names) -> anyhow::Result<()> {
     if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
         bail!("{} exists and is not empty", dir.display());
     }
-    let files = TEMPLATE
+    let mut files: Vec<(String, String)> = lang
+        .template()
         .iter()
-        .map(|(path, text)| (dir.join(path), names.fill(text)))
-        .chain(
-            SDK.iter()
-                .map(|(path, text)| (dir.join("duro-sdk").join(path), text.to_string())),
-        );
+        .chain([&TEST_SCRIPT])
+        .map(|(path, text)| {
+            let path = path.strip_suffix(".tmpl").unwrap_or(path);
+            let path = if path == "gitignore" {
+                ".gitignore"
+            } else {
+                path
+            };
+            (path.to_string(), names.fill(text))
+        })
+        .collect();
+    files.extend(
+        lang.sdk()
+            .iter()
+            .chain([&WIT])
+            .map(|(path, text)| (format!("duro-sdk/{path}"), text.to_string())),
+    );
+    if lang == Lang::Js {
+        files.push(("package.json".into(), package_json(names)?));
+    }
     for (path, text) in files {
+        let path = dir.join(path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
@@ -135,6 +195,40 @@ pub fn rust(dir: &Path, names: &Names) -> anyhow::Result<()> {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A JS project's package.json: its build script and the SDK's own dependencies (one list of
+/// versions, the SDK's).
+fn package_json(names: &Names) -> anyhow::Result<String> {
+    let sdk: serde_json::Value =
+        serde_json::from_str(include_str!("../../guest-sdk/js/package.json"))?;
+    let package = serde_json::json!({
+        "name": names.krate,
+        "private": true,
+        "type": "module",
+        "scripts": {
+            "build": names.fill("node duro-sdk/build.mjs --out build/{file}.wasm src/index.ts"),
+        },
+        "dependencies": sdk["dependencies"],
+    });
+    Ok(serde_json::to_string_pretty(&package)? + "\n")
+}
+
+/// The closing words: what was made and the commands to go on with.
+pub fn announce(dir: &Path, lang: Lang, names: &Names) {
+    let class = &names.class;
+    println!(
+        "created {}: the {} class {class}",
+        dir.display(),
+        lang.title()
+    );
+    println!();
+    println!("  cd {}", dir.display());
+    println!("  duro dev        # builds, serves on http://127.0.0.1:8787, reloads on change");
+    println!("  sh test.sh      # in another terminal: calls {class} and checks its answers");
+    println!();
+    println!("then: curl -X POST http://127.0.0.1:8787/objects/{class}/hello/increment");
+    println!("({})", lang.needs());
 }
 
 #[cfg(test)]
@@ -154,5 +248,32 @@ mod tests {
         );
         assert!(Names::new(Path::new("9lives"), None).is_err());
         assert!(Names::new(Path::new("caf\u{e9}"), None).is_err());
+    }
+
+    /// Every SDK source file is in the copy `duro init` makes (a new file must be listed).
+    #[test]
+    fn every_sdk_file_is_copied() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk");
+        for (lang, dir, extension) in [
+            (Lang::Rust, "src", "rs"),
+            (Lang::Js, "js/src", "js"),
+            (Lang::Python, "python/duro", "py"),
+        ] {
+            let copied: Vec<_> = lang.sdk().iter().map(|(path, _)| *path).collect();
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == extension) {
+                    let name = path.file_name().unwrap().to_str().unwrap();
+                    let listed = format!(
+                        "{}/{name}",
+                        Path::new(dir).file_name().unwrap().to_str().unwrap()
+                    );
+                    assert!(
+                        copied.contains(&listed.as_str()),
+                        "{lang:?}: {listed} is not copied"
+                    );
+                }
+            }
+        }
     }
 }

@@ -104,6 +104,14 @@ extern void __wasm_import_duro_object_namespaces_id_from_string(uint8_t *, size_
 __attribute__((__import_module__("duro:object/namespaces@0.1.0"), __import_name__("get")))
 extern void __wasm_import_duro_object_namespaces_get(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
+// Imported Functions from `duro:object/env@0.1.0`
+
+__attribute__((__import_module__("duro:object/env@0.1.0"), __import_name__("get")))
+extern void __wasm_import_duro_object_env_get(uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("duro:object/env@0.1.0"), __import_name__("all")))
+extern void __wasm_import_duro_object_env_all(uint8_t *);
+
 // Exported Functions from `object-core`
 
 __attribute__((__weak__, __export_name__("cabi_post_fetch")))
@@ -2247,6 +2255,35 @@ bool duro_object_namespaces_get(object_core_string_t *binding, object_core_strin
     *err = result.val.err;
     return 0;
   }
+}
+
+bool duro_object_env_get(object_core_string_t *name, object_core_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_duro_object_env_get((uint8_t *) (*name).ptr, (*name).len, ptr);
+  object_core_option_string_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+void duro_object_env_all(object_core_list_tuple2_string_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_duro_object_env_all(ptr);
+  *ret = (object_core_list_tuple2_string_string_t) { (object_core_tuple2_string_string_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
 }
 
 __attribute__((__export_name__("fetch")))

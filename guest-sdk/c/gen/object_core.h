@@ -402,6 +402,12 @@ extern bool duro_object_namespaces_id_from_string(object_core_string_t *binding,
 // name: the object's `state.name` reports it).
 extern bool duro_object_namespaces_get(object_core_string_t *binding, object_core_string_t *id, duro_object_namespaces_own_stub_t *ret, duro_object_namespaces_call_error_t *err);
 
+// Imported Functions from `duro:object/env@0.1.0`
+// The value of `name`, if the config defines it.
+extern bool duro_object_env_get(object_core_string_t *name, object_core_string_t *ret);
+// Every name with its value.
+extern void duro_object_env_all(object_core_list_tuple2_string_string_t *ret);
+
 // Exported Functions from `object-core`
 void exports_object_core_fetch(object_core_request_t *request, object_core_response_t *ret);
 
