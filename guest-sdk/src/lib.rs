@@ -1,6 +1,6 @@
 //! duro-sdk: write duro Durable Object classes in Rust.
 //!
-//! ```ignore
+//! ```no_run
 //! use duro_sdk::{DurableObject, Request, Response, Result, State, json};
 //!
 //! struct Counter { state: State }
@@ -34,9 +34,48 @@ pub mod worker;
 pub use fetch::fetch;
 pub use http::{Request, Response};
 pub use namespace::{Namespace, ObjectId, Stub};
+/// The serde the SDK stores values with. Derive with it through the SDK alone:
+///
+/// ```
+/// #[derive(duro_sdk::serde::Serialize, duro_sdk::serde::Deserialize)]
+/// #[serde(crate = "duro_sdk::serde")]
+/// struct Tally {
+///     count: i64,
+/// }
+/// let response = duro_sdk::Response::json(&Tally { count: 1 })?;
+/// assert_eq!(response.body, br#"{"count":1}"#);
+/// # Ok::<(), duro_sdk::Error>(())
+/// ```
+///
+/// or depend on `serde` (with its `derive` feature) yourself, as `duro init`'s project does, and
+/// write `#[derive(Serialize, Deserialize)]`.
+pub use serde;
+/// The JSON library of storage values and of [`Request::json`]; [`json!`] is re-exported too.
+///
+/// ```
+/// let value: duro_sdk::serde_json::Value = duro_sdk::json!({ "count": 1 });
+/// assert_eq!(value["count"], 1);
+/// ```
+pub use serde_json;
 pub use serde_json::json;
 pub use storage::{ListOptions, Storage, StorageError};
 pub use websocket::{Message, WebSocket, WebSockets, WebsocketError};
+/// Why a call to another object ([`Stub::fetch`]) failed, a variant per thing a caller may do
+/// about it: an unknown binding or a bad id (a bug), overloaded (retry later), a timeout, a cycle
+/// (this call would wait on itself), or the callee failed (it trapped, or its class is gone).
+///
+/// ```no_run
+/// use duro_sdk::{CallError, Error, Namespace, Request};
+/// let limiter = Namespace::new("LIMITER");
+/// let stub = limiter.get(&limiter.id_from_name("global")?)?;
+/// let allowed = match stub.fetch(Request::new("POST", "http://do/take")) {
+///     Ok(response) => response.status == 200,
+///     // The limiter is busy or down: let the request through rather than fail it.
+///     Err(Error::Call(CallError::Overloaded(_) | CallError::Timeout(_) | CallError::Failed(_))) => true,
+///     Err(other) => return Err(other),
+/// };
+/// # Ok::<(), duro_sdk::Error>(())
+/// ```
 pub use wit::duro::object::namespaces::CallError;
 
 /// The raw bindings generated from `wit/`, for what the SDK does not wrap.
@@ -59,17 +98,38 @@ pub mod wit {
 /// ```
 pub mod env {
     /// The value of `name`, if the deploy config defines it (as a var or a secret).
+    ///
+    /// ```no_run
+    /// let limit: u32 = duro_sdk::env::get("LIMIT").and_then(|v| v.parse().ok()).unwrap_or(100);
+    /// ```
     pub fn get(name: &str) -> Option<String> {
         crate::wit::duro::object::env::get(name)
     }
 
     /// Every var and secret with its value.
+    ///
+    /// ```no_run
+    /// for (name, _value) in duro_sdk::env::all() {
+    ///     println!("{name} is set");
+    /// }
+    /// ```
     pub fn all() -> Vec<(String, String)> {
         crate::wit::duro::object::env::all()
     }
 }
 
 /// What can go wrong in a handler.
+///
+/// ```
+/// use duro_sdk::{Error, Request, Response, Result};
+/// fn fetch(request: Request) -> Result<Response> {
+///     let body: serde_json::Value = request.json()?; // not JSON: 400
+///     let name = body["name"].as_str().ok_or_else(|| Error::http(422, "name is missing"))?;
+///     Ok(Response::text(200, name))
+/// }
+/// let answer = fetch(Request::new("POST", "http://do/").with_body(b"{}".to_vec()));
+/// assert!(matches!(answer, Err(Error::Http { status: 422, .. })));
+/// ```
 #[derive(Debug)]
 pub enum Error {
     /// A storage call failed (a limit, a bad argument).
@@ -93,6 +153,11 @@ pub enum Error {
 
 impl Error {
     /// An error answered with `status` and `{"error": message}`.
+    ///
+    /// ```
+    /// let error = duro_sdk::Error::http(403, "not yours");
+    /// assert_eq!(error.to_string(), "not yours");
+    /// ```
     pub fn http(status: u16, message: impl Into<String>) -> Self {
         Self::Http {
             status,
@@ -141,9 +206,27 @@ impl From<serde_json::Error> for Error {
 }
 
 /// The result of SDK calls and handlers.
+///
+/// ```
+/// fn parse_count(text: &str) -> duro_sdk::Result<i64> {
+///     text.parse().map_err(|_| duro_sdk::Error::http(400, "not a number"))
+/// }
+/// assert_eq!(parse_count("7").unwrap(), 7);
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// This object: who it is and its storage.
+///
+/// ```no_run
+/// # use duro_sdk::{DurableObject, Request, Response, Result, State};
+/// struct Room { state: State }
+/// impl DurableObject for Room {
+///     fn new(state: State) -> Self { Room { state } }
+///     fn fetch(&mut self, _request: Request) -> Result<Response> {
+///         Ok(Response::text(200, &format!("room {:?}", self.state.name())))
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct State {
     _private: (),
@@ -151,46 +234,102 @@ pub struct State {
 
 impl State {
     /// The object's id: 64 lowercase hex characters.
+    ///
+    /// ```no_run
+    /// let state = duro_sdk::State::default();
+    /// let me = state.id(); // the same id the HTTP routes and `Namespace::id_from_name` give
+    /// ```
     pub fn id(&self) -> String {
         wit::duro::object::state::id()
     }
 
     /// The name the object was addressed by, if it was.
+    ///
+    /// ```no_run
+    /// let state = duro_sdk::State::default();
+    /// let title = state.name().unwrap_or_else(|| "an unnamed room".to_string());
+    /// ```
     pub fn name(&self) -> Option<String> {
         wit::duro::object::state::name()
     }
 
     /// The object's class.
+    ///
+    /// ```no_run
+    /// let state = duro_sdk::State::default();
+    /// println!("{} {}", state.class_name(), state.id());
+    /// ```
     pub fn class_name(&self) -> String {
         wit::duro::object::state::class_name()
     }
 
     /// The object's transactional storage.
+    ///
+    /// ```no_run
+    /// let state = duro_sdk::State::default();
+    /// state.storage().put("seen", &true)?;
+    /// # Ok::<(), duro_sdk::Error>(())
+    /// ```
     pub fn storage(&self) -> Storage {
         Storage::new()
     }
 
     /// The object's WebSockets.
+    ///
+    /// ```no_run
+    /// let state = duro_sdk::State::default();
+    /// for ws in state.websockets().get(None) {
+    ///     ws.send_text("bye")?;
+    /// }
+    /// # Ok::<(), duro_sdk::Error>(())
+    /// ```
     pub fn websockets(&self) -> WebSockets {
         WebSockets::default()
     }
 
     /// The objects of a binding of the deploy config (`"COUNTER"`), to call them.
+    ///
+    /// ```no_run
+    /// let state = duro_sdk::State::default();
+    /// let limiter = state.namespace("LIMITER");
+    /// let stub = limiter.get(&limiter.id_from_name("global")?)?;
+    /// # Ok::<(), duro_sdk::Error>(())
+    /// ```
     pub fn namespace(&self, binding: &str) -> Namespace {
         Namespace::new(binding)
     }
 }
 
 /// What an `alarm` invocation is told.
+///
+/// ```
+/// let first = duro_sdk::AlarmInfo { retry_count: 0, is_retry: false };
+/// assert!(!first.is_retry);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlarmInfo {
     /// 0 on the first attempt, then 1, 2, ... for retries.
+    ///
+    /// ```
+    /// let third = duro_sdk::AlarmInfo { retry_count: 2, is_retry: true };
+    /// assert!(third.retry_count < 6);
+    /// ```
     pub retry_count: u32,
     /// Whether this invocation is a retry of a failed one.
+    ///
+    /// ```
+    /// let info = duro_sdk::AlarmInfo { retry_count: 1, is_retry: true };
+    /// assert_eq!(info.is_retry, info.retry_count > 0);
+    /// ```
     pub is_retry: bool,
 }
 
 /// Milliseconds since the Unix epoch (the host's wall clock), the unit of alarms.
+///
+/// ```
+/// let in_a_minute = duro_sdk::now_ms() + 60_000;
+/// assert!(in_a_minute > 1_700_000_000_000);
+/// ```
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -198,29 +337,129 @@ pub fn now_ms() -> i64 {
 }
 
 /// A Durable Object class.
+///
+/// ```no_run
+/// use duro_sdk::{AlarmInfo, DurableObject, Request, Response, Result, State};
+///
+/// struct Reminder { state: State }
+///
+/// impl DurableObject for Reminder {
+///     fn new(state: State) -> Self { Reminder { state } }
+///
+///     fn fetch(&mut self, _request: Request) -> Result<Response> {
+///         self.state.storage().set_alarm(duro_sdk::now_ms() + 5_000)?;
+///         Ok(Response::text(202, "reminding you in 5 s"))
+///     }
+///
+///     fn alarm(&mut self, info: AlarmInfo) -> Result<()> {
+///         let fired = self.state.storage().get::<u32>("fired")?.unwrap_or(0);
+///         self.state.storage().put("fired", &(fired + 1))
+///     }
+/// }
+///
+/// duro_sdk::export!(Reminder);
+/// ```
 pub trait DurableObject: Sized + 'static {
     /// Called on the object's first event after it becomes live.
+    ///
+    /// ```no_run
+    /// # use duro_sdk::{DurableObject, Request, Response, Result, State};
+    /// struct Cache { state: State, hits: u64 } // `hits` lives as long as the instance
+    /// impl DurableObject for Cache {
+    ///     fn new(state: State) -> Self { Cache { state, hits: 0 } }
+    ///     fn fetch(&mut self, _request: Request) -> Result<Response> {
+    ///         self.hits += 1;
+    ///         Ok(Response::text(200, &self.hits.to_string()))
+    ///     }
+    /// }
+    /// ```
     fn new(state: State) -> Self;
 
     /// Handles a request addressed to this object.
+    ///
+    /// ```no_run
+    /// # use duro_sdk::{DurableObject, Request, Response, Result, State};
+    /// # struct Counter { state: State }
+    /// impl DurableObject for Counter {
+    ///     # fn new(state: State) -> Self { Counter { state } }
+    ///     fn fetch(&mut self, request: Request) -> Result<Response> {
+    ///         match (request.method(), request.path()) {
+    ///             ("POST", "/increment") => {
+    ///                 let count = self.state.storage().get::<i64>("count")?.unwrap_or(0) + 1;
+    ///                 self.state.storage().put("count", &count)?;
+    ///                 Response::json(&duro_sdk::json!({ "count": count }))
+    ///             }
+    ///             _ => Ok(Response::text(404, "Not found")),
+    ///         }
+    ///     }
+    /// }
+    /// ```
     fn fetch(&mut self, request: Request) -> Result<Response>;
 
     /// Runs when the object's alarm fires (set with [`Storage::set_alarm`]). The alarm is
     /// already cleared when this runs; set a new one to reschedule. Returning `Err` (or
     /// panicking) means "retry": the runtime retries with exponential backoff (2 s, 4 s, ...,
     /// at most 6 retries). The default does nothing.
+    ///
+    /// ```no_run
+    /// # use duro_sdk::{AlarmInfo, DurableObject, Request, Response, Result, State};
+    /// # struct Poller { state: State }
+    /// impl DurableObject for Poller {
+    ///     # fn new(state: State) -> Self { Poller { state } }
+    ///     # fn fetch(&mut self, _r: Request) -> Result<Response> { Ok(Response::new(204)) }
+    ///     fn alarm(&mut self, info: AlarmInfo) -> Result<()> {
+    ///         if info.is_retry {
+    ///             eprintln!("retry {}", info.retry_count);
+    ///         }
+    ///         // Every minute, for ever.
+    ///         self.state.storage().set_alarm(duro_sdk::now_ms() + 60_000)
+    ///     }
+    /// }
+    /// ```
     fn alarm(&mut self, info: AlarmInfo) -> Result<()> {
         let _ = info;
         Ok(())
     }
 
     /// A message arrived on one of this object's WebSockets. The default does nothing.
+    ///
+    /// ```no_run
+    /// # use duro_sdk::{DurableObject, Message, Request, Response, Result, State, WebSocket};
+    /// # struct Chat { state: State }
+    /// impl DurableObject for Chat {
+    ///     # fn new(state: State) -> Self { Chat { state } }
+    ///     # fn fetch(&mut self, _r: Request) -> Result<Response> { Ok(Response::new(204)) }
+    ///     fn websocket_message(&mut self, _from: WebSocket, message: Message) -> Result<()> {
+    ///         for ws in self.state.websockets().get(None) {
+    ///             ws.send(&message)?;
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     fn websocket_message(&mut self, ws: WebSocket, message: Message) -> Result<()> {
         let _ = (ws, message);
         Ok(())
     }
 
     /// A WebSocket closed (`code` 1005/1006 when no close frame came). The default does nothing.
+    ///
+    /// ```no_run
+    /// # use duro_sdk::{DurableObject, Request, Response, Result, State, WebSocket};
+    /// # struct Chat { state: State }
+    /// impl DurableObject for Chat {
+    ///     # fn new(state: State) -> Self { Chat { state } }
+    ///     # fn fetch(&mut self, _r: Request) -> Result<Response> { Ok(Response::new(204)) }
+    ///     fn websocket_close(&mut self, ws: WebSocket, code: u16, reason: String, _clean: bool) -> Result<()> {
+    ///         for other in self.state.websockets().get(None) {
+    ///             if other != ws {
+    ///                 other.send_text(&format!("someone left ({code} {reason})"))?;
+    ///             }
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     fn websocket_close(
         &mut self,
         ws: WebSocket,
@@ -233,6 +472,19 @@ pub trait DurableObject: Sized + 'static {
     }
 
     /// A WebSocket failed. The default does nothing.
+    ///
+    /// ```no_run
+    /// # use duro_sdk::{DurableObject, Request, Response, Result, State, WebSocket};
+    /// # struct Chat { state: State }
+    /// impl DurableObject for Chat {
+    ///     # fn new(state: State) -> Self { Chat { state } }
+    ///     # fn fetch(&mut self, _r: Request) -> Result<Response> { Ok(Response::new(204)) }
+    ///     fn websocket_error(&mut self, ws: WebSocket, error: String) -> Result<()> {
+    ///         eprintln!("socket {}: {error}", ws.id());
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     fn websocket_error(&mut self, ws: WebSocket, error: String) -> Result<()> {
         let _ = (ws, error);
         Ok(())
@@ -240,6 +492,17 @@ pub trait DurableObject: Sized + 'static {
 }
 
 /// Exports a [`DurableObject`] type as the component's class.
+///
+/// ```no_run
+/// struct Hello;
+/// impl duro_sdk::DurableObject for Hello {
+///     fn new(_state: duro_sdk::State) -> Self { Hello }
+///     fn fetch(&mut self, _r: duro_sdk::Request) -> duro_sdk::Result<duro_sdk::Response> {
+///         Ok(duro_sdk::Response::text(200, "hello"))
+///     }
+/// }
+/// duro_sdk::export!(Hello); // one class per component
+/// ```
 #[macro_export]
 macro_rules! export {
     ($ty:ty) => {

@@ -3,7 +3,7 @@
 //! ([`Namespace`](crate::Namespace)). It has no storage; the runtime may run several instances
 //! of it, each with its own value of your type, and reuses them between requests.
 //!
-//! ```ignore
+//! ```no_run
 //! use duro_sdk::worker::Worker;
 //! use duro_sdk::{Namespace, Request, Response, Result};
 //!
@@ -41,17 +41,79 @@ pub mod wit {
 }
 
 /// A worker: the stateless front in front of the objects.
+///
+/// ```no_run
+/// use duro_sdk::worker::Worker;
+/// use duro_sdk::{Namespace, Request, Response, Result};
+///
+/// struct Router;
+///
+/// impl Worker for Router {
+///     fn new() -> Self { Router }
+///     fn fetch(&mut self, request: Request) -> Result<Response> {
+///         // /api/counters/{name}/increment -> the counter called {name}
+///         let parts: Vec<&str> = request.path().split('/').collect();
+///         match parts.as_slice() {
+///             ["", "api", "counters", name, "increment"] => {
+///                 let counters = Namespace::new("COUNTER");
+///                 let stub = counters.get(&counters.id_from_name(name)?)?;
+///                 stub.fetch(request.with_url("http://do/increment"))
+///             }
+///             _ => Ok(Response::text(404, "Not found")),
+///         }
+///     }
+/// }
+///
+/// duro_sdk::export_worker!(Router);
+/// ```
 pub trait Worker: Sized + 'static {
     /// Called once per instance, before its first request.
+    ///
+    /// ```no_run
+    /// # use duro_sdk::{Request, Response, Result, worker::Worker};
+    /// struct Front { served: u64 } // per instance; instances are reused between requests
+    /// impl Worker for Front {
+    ///     fn new() -> Self { Front { served: 0 } }
+    ///     fn fetch(&mut self, _request: Request) -> Result<Response> {
+    ///         self.served += 1;
+    ///         Ok(Response::text(200, "ok"))
+    ///     }
+    /// }
+    /// ```
     fn new() -> Self;
 
     /// Handles one ingress request; `request.url()` is the full URL (`http://host/path?query`).
     /// A 101 response to an upgrade request that an object accepted (through
     /// [`Stub::fetch`](crate::Stub::fetch)) hands the WebSocket to the client.
+    ///
+    /// ```no_run
+    /// # use duro_sdk::{Namespace, Request, Response, Result, worker::Worker};
+    /// # struct Front;
+    /// impl Worker for Front {
+    ///     # fn new() -> Self { Front }
+    ///     fn fetch(&mut self, request: Request) -> Result<Response> {
+    ///         // A WebSocket upgrade forwarded to a room: the room accepts it and answers 101.
+    ///         let rooms = Namespace::new("ROOM");
+    ///         let room = rooms.get(&rooms.id_from_name("lobby")?)?;
+    ///         room.fetch(request.with_url("http://do/websocket"))
+    ///     }
+    /// }
+    /// ```
     fn fetch(&mut self, request: Request) -> Result<Response>;
 }
 
 /// Exports a [`Worker`] type as the component's worker.
+///
+/// ```no_run
+/// struct Hello;
+/// impl duro_sdk::worker::Worker for Hello {
+///     fn new() -> Self { Hello }
+///     fn fetch(&mut self, _r: duro_sdk::Request) -> duro_sdk::Result<duro_sdk::Response> {
+///         Ok(duro_sdk::Response::text(200, "hello"))
+///     }
+/// }
+/// duro_sdk::export_worker!(Hello); // one worker per component
+/// ```
 #[macro_export]
 macro_rules! export_worker {
     ($ty:ty) => {
