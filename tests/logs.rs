@@ -1,5 +1,5 @@
-//! Logs: one access line per ingress request (`--access-log`), JSON lines with `--log-format
-//! json`, and guest output and handler errors tagged with the object's class, name and id.
+//! Logs: one access line per ingress request (`--access-log`) naming the objects it reached
+//! (directly or through the worker), JSON lines with `--log-format json`, and guest output and handler errors tagged with the object's class, name and id.
 
 mod common;
 
@@ -21,6 +21,17 @@ async fn json_logs_carry_requests_guest_lines_and_handler_errors() {
     assert_eq!(increment.send().await.unwrap().status(), StatusCode::OK);
     let talk = http.get(url("/objects/Bad/talker/log"));
     assert_eq!(talk.send().await.unwrap().status(), StatusCode::OK);
+    // Through the worker: the line names the object the worker's stub call reached.
+    let admin = |path: &str| format!("{}{path}", process.admin);
+    let bind = http
+        .put(admin("/bindings"))
+        .body(r#"{"COUNTER":"Counter","ROOM":"ChatRoom"}"#);
+    assert_eq!(bind.send().await.unwrap().status(), StatusCode::OK);
+    let worker = common::read_guest("duro-example-worker");
+    let deployed = http.put(admin("/worker?object_routes=true")).body(worker);
+    assert!(deployed.send().await.unwrap().status().is_success());
+    let routed = http.post(url("/api/counters/routed/increment"));
+    assert_eq!(routed.send().await.unwrap().status(), StatusCode::OK);
     let fail = http.get(url("/objects/Bad/failing/fail?why=test"));
     assert_eq!(
         fail.send().await.unwrap().status(),
@@ -47,6 +58,14 @@ async fn json_logs_carry_requests_guest_lines_and_handler_errors() {
     });
     assert_eq!(access["method"], "POST");
     assert_eq!(access["status"], 200);
+    assert_eq!(access["object"], "Counter/logged");
+    let routed = find("access through the worker", &|l| {
+        l["target"] == "duro::access" && l["path"] == "/api/counters/routed/increment"
+    });
+    assert_eq!(
+        (&routed["status"], &routed["object"]),
+        (&200.into(), &"Counter/routed".into())
+    );
     assert!(
         access["ms"].as_str().unwrap().parse::<f64>().is_ok(),
         "{access}"

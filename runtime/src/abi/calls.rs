@@ -200,6 +200,7 @@ impl Calls {
             callers,
         };
         let _waiting = self.watch.as_ref().map(CallWatch::begin);
+        crate::http::access::reached(&class.name, name.as_deref(), id);
         let called = self.directory.fetch(class.clone(), id, name, request);
         let response = match tokio::time::timeout(self.timeout, called).await {
             Err(_) => {

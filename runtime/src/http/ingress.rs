@@ -2,12 +2,13 @@
 //! a `route::Ingress`, becomes an object `Request` and goes to the `Directory`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use super::access;
 use super::error::{ApiError, Body, json};
 use super::read_body;
 use super::route::{self, Ingress};
@@ -33,20 +34,23 @@ pub struct IngressState {
 
 /// Handles one ingress request; every failure becomes a JSON error response.
 pub async fn handle(state: IngressState, request: http::Request<Incoming>) -> http::Response<Body> {
-    let access = tracing::enabled!(target: "duro::access", tracing::Level::INFO).then(|| {
+    let line = access::enabled().then(|| {
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        (request.method().clone(), path.to_string(), Instant::now())
+        (request.method().clone(), path.to_string())
     });
-    let response = route(&state, request)
-        .await
-        .unwrap_or_else(ApiError::into_response);
-    state.directory.metrics().requests.inc();
-    if let Some((method, path, started)) = access {
-        let ms = started.elapsed().as_secs_f64() * 1e3;
-        let status = response.status().as_u16();
-        tracing::info!(target: "duro::access", %method, %path, status, ms = format_args!("{ms:.2}"), "request");
+    let respond = async {
+        let response = route(&state, request)
+            .await
+            .unwrap_or_else(ApiError::into_response);
+        state.directory.metrics().requests.inc();
+        response
+    };
+    match line {
+        None => respond.await,
+        Some((method, path)) => {
+            access::logged(method, path, respond, |r| r.status().as_u16()).await
+        }
     }
-    response
 }
 
 async fn route(
@@ -121,6 +125,7 @@ async fn to_object(
     let upgrade = Upgrade::prepare(state, &mut request)?;
     let url = format!("http://do{rest}");
     let object_request = object_request(request, url, state.max_body, state.body_timeout).await?;
+    access::reached(&class.name, name.as_deref(), id);
     let response = state
         .directory
         .fetch(class, id, name, object_request)

@@ -1,7 +1,8 @@
 //! HTTP: the accept loops of the two listeners (ingress, admin), with graceful shutdown, and the
 //! body reader that enforces size limits. Routing lives in `route`, handlers in `ingress` and
-//! `admin`, status mapping in `error`.
+//! `admin`, status mapping in `error`, the access log in `access`.
 
+pub mod access;
 pub mod admin;
 pub mod error;
 pub mod ingress;
