@@ -1,4 +1,4 @@
-//! The worker: the stateless front (Cloudflare's Worker, the seed's Hono app). When one is
+//! The worker: the stateless front (Cloudflare's Worker, Cloudflare's example Hono app). When one is
 //! deployed every ingress request goes to its `fetch` (the direct object routes stay, unless the
 //! deploy config switches them off), and it reaches objects through the bindings.
 //!

@@ -1,4 +1,4 @@
-//! ChatRoom: the seed's chat room on hibernatable WebSockets. Every message is broadcast to
+//! ChatRoom: Cloudflare's example chat room on hibernatable WebSockets. Every message is broadcast to
 //! every other socket in the room (text stays text, binary stays binary); a plain request gets
 //! 400 "Expected WebSocket". The runtime holds the sockets, so an idle room hibernates.
 //!

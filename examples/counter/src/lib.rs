@@ -1,9 +1,9 @@
-//! Counter: the seed's Counter class. One integer under the key "count".
+//! Counter: Cloudflare's example Counter class. One integer under the key "count".
 //!
 //! - `/increment`: adds one and returns `{"count": n}`
 //! - `/get`: returns `{"count": n}` (0 when never incremented)
 //! - `/reset`: deletes the count and returns `{"count": 0}`
-//! - anything else: 404 "Not found" (the seed's text)
+//! - anything else: 404 "Not found" (the example's text)
 //!
 //! Build: `cargo build -p duro-example-counter --target wasm32-wasip2 --profile guest`.
 

@@ -1,4 +1,4 @@
-//! Scheduler: the seed's alarm pattern. A request schedules work N ms ahead; the alarm expires
+//! Scheduler: the alarm pattern of Cloudflare's example. A request schedules work N ms ahead; the alarm expires
 //! the data and schedules itself again.
 //!
 //! - `POST /schedule?ms=N` (default 10000): stores "expired-data", sets the alarm N ms ahead and

@@ -1,4 +1,4 @@
-//! The seed's Hono app as a duro worker: the stateless front that receives every ingress
+//! Cloudflare's example Hono app as a duro worker: the stateless front that receives every ingress
 //! request and reaches the objects through the deploy config's bindings (`COUNTER`, `ROOM`).
 //!
 //! - `POST /api/counters/:name/increment` -> `COUNTER.idFromName(name)`, `stub.fetch("http://do/increment")`

@@ -1,4 +1,4 @@
-//! The deploy config, `duro.jsonc` (the seed's `wrangler.jsonc`): which component each class runs
+//! The deploy config, `duro.jsonc` (Cloudflare's example's `wrangler.jsonc`): which component each class runs
 //! (`durable_objects.bindings`) and the `migrations` that create, rename and delete classes.
 //!
 //! Applying a config (`duro serve --config`, in-process; `duro deploy --config`, through the
@@ -491,7 +491,7 @@ mod tests {
     fn a_wrangler_style_config_parses() {
         let config = DeployConfig::parse(
             r#"{
-              // the seed's shape
+              // Cloudflare's shape
               "name": "counter-app",
               "durable_objects": {
                 "bindings": [
