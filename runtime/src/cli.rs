@@ -76,6 +76,40 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// List a class's stored objects (those with a key or an alarm): id, keys, bytes, alarm.
+    Objects {
+        class: String,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Start after this id (the last one of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show one object's stored entries and its alarm: `duro object Counter ID`, or by the name
+    /// it is addressed by: `duro object Counter --name alice`.
+    Object {
+        class: String,
+        /// The object's id (64 hex).
+        #[arg(required_unless_present = "name", conflicts_with = "name")]
+        id: Option<String>,
+        /// The name the object is addressed by (`/objects/{class}/{name}`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Only keys starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// At most this many entries (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Start after this key (the last one of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Delete a class and all of its objects' storage.
     Delete {
         class: String,
@@ -331,6 +365,62 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let classes: Vec<crate::class::ClassInfo> = serde_json::from_str(&body)
                     .with_context(|| format!("unexpected answer from the admin API: {body}"))?;
                 print!("{}", classes_table(&classes));
+            }
+            Ok(())
+        }
+        Command::Objects {
+            class,
+            limit,
+            after,
+            admin,
+        } => {
+            let mut path = format!("/classes/{}/objects?limit={limit}", encode(&class));
+            if let Some(after) = &after {
+                path += &format!("&after={}", encode(after));
+            }
+            let (_, body) = admin
+                .client()
+                .send(reqwest::Method::GET, &path, Vec::new())
+                .await?;
+            if admin.json {
+                println!("{body}");
+            } else {
+                let page: serde_json::Value = serde_json::from_str(&body)
+                    .with_context(|| format!("unexpected answer from the admin API: {body}"))?;
+                print!("{}", objects_table(&class, &page));
+            }
+            Ok(())
+        }
+        Command::Object {
+            class,
+            id,
+            name,
+            prefix,
+            limit,
+            after,
+            admin,
+        } => {
+            let object = match (&id, &name) {
+                (Some(id), _) => encode(id),
+                (None, Some(name)) => format!("by-name/{}", encode(name)),
+                (None, None) => bail!("give the object's id, or --name"),
+            };
+            let mut path = format!("/classes/{}/objects/{object}?limit={limit}", encode(&class));
+            for (key, value) in [("prefix", &prefix), ("after", &after)] {
+                if let Some(value) = value {
+                    path += &format!("&{key}={}", encode(value));
+                }
+            }
+            let (_, body) = admin
+                .client()
+                .send(reqwest::Method::GET, &path, Vec::new())
+                .await?;
+            if admin.json {
+                println!("{body}");
+            } else {
+                let object: serde_json::Value = serde_json::from_str(&body)
+                    .with_context(|| format!("unexpected answer from the admin API: {body}"))?;
+                print!("{}", entries_table(&object));
             }
             Ok(())
         }
@@ -714,6 +804,73 @@ fn classes_table(classes: &[crate::class::ClassInfo]) -> String {
     }
     if classes.is_empty() {
         out += "(no classes deployed)\n";
+    }
+    out
+}
+
+/// A path segment or query value, percent-encoded.
+fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// An alarm time for people: its HTTP date, or `-`.
+fn alarm_text(alarm_ms: &serde_json::Value) -> String {
+    match alarm_ms.as_i64().and_then(|ms| u64::try_from(ms).ok()) {
+        Some(ms) => httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_millis(ms)),
+        None => "-".to_string(),
+    }
+}
+
+/// `duro objects`: a table of a page of `GET /classes/{class}/objects`, and how to see the next.
+fn objects_table(class: &str, page: &serde_json::Value) -> String {
+    let objects = page["objects"].as_array().cloned().unwrap_or_default();
+    let mut out = format!("{:64}  {:>6}  {:>9}  ALARM\n", "ID", "KEYS", "BYTES");
+    for object in &objects {
+        out += &format!(
+            "{:64}  {:>6}  {:>9}  {}\n",
+            object["id"].as_str().unwrap_or("?"),
+            object["keys"],
+            object["bytes"],
+            alarm_text(&object["alarm_ms"])
+        );
+    }
+    if objects.is_empty() {
+        out += "(no stored objects)\n";
+    }
+    if let Some(next) = page["next"].as_str() {
+        out += &format!("more: duro objects {class} --after {next}\n");
+    }
+    out
+}
+
+/// `duro object`: an object's id, alarm and entries (values as compact JSON).
+fn entries_table(object: &serde_json::Value) -> String {
+    let mut out = format!("id: {}\n", object["id"].as_str().unwrap_or("?"));
+    if let Some(name) = object["name"].as_str() {
+        out += &format!("name: {name}\n");
+    }
+    out += &format!("alarm: {}\n", alarm_text(&object["alarm_ms"]));
+    let entries = object["entries"].as_array().cloned().unwrap_or_default();
+    let width = entries
+        .iter()
+        .filter_map(|e| e["key"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+        .clamp(3, 40);
+    out += &format!("{:width$}  VALUE\n", "KEY");
+    for entry in &entries {
+        let value = match entry.get("value") {
+            Some(value) => value.to_string(),
+            None => format!("(not JSON) hex {}", entry["hex"].as_str().unwrap_or("")),
+        };
+        out += &format!("{:width$}  {value}\n", entry["key"].as_str().unwrap_or("?"));
+    }
+    if entries.is_empty() {
+        out += "(no entries)\n";
+    }
+    if let Some(next) = object["next"].as_str() {
+        out += &format!("more: add --after {next}\n");
     }
     out
 }

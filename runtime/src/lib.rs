@@ -16,8 +16,8 @@
 //! - [`outbound`]: outgoing HTTP — which hosts each class and the worker may fetch, and how one
 //!   request is bounded (the guest side, `wasi:http`, with the output gate, is `abi::http`).
 //! - [`storage`]: redb schema, per-object storage views, group commit with its write-ahead log,
-//!   and the output gate.
-//! - [`http`]: the ingress and admin listeners.
+//!   the output gate, and what an operator sees of the stored objects (`storage::inspect`).
+//! - [`http`]: the ingress and admin listeners, and the access log.
 //! - [`memory`]: the global allocator (mimalloc) and returning free heap to the OS.
 //! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line; [`dev`]: `duro dev`
 //!   (build, serve, watch, swap); [`init`]: `duro init` (a new class project).

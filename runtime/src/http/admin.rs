@@ -1,6 +1,6 @@
 //! The admin listener: upload, list and delete classes; apply migrations; a consistent backup of
-//! the database (streamed); health and metrics. Every route requires the bearer token when one
-//! is configured.
+//! the database (streamed); the stored objects and their entries (read-only); health and
+//! metrics. Every route requires the bearer token when one is configured.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +18,10 @@ use super::route::{self, Admin};
 use crate::class::Change;
 use crate::class::{Classes, Migration};
 use crate::metrics::Metrics;
+
+/// Objects or entries one page lists by default, and at most.
+const PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
 
 /// Largest migration, bindings or outbound body accepted.
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
@@ -292,6 +296,10 @@ async fn route(
             state.classes.check(bytes, worker).await?;
             Ok(json(StatusCode::OK, &serde_json::json!({ "ok": true })))
         }
+        (Admin::Objects(class), Method::GET) => objects(state, &class, request.uri().query()).await,
+        (Admin::Object(class, object), Method::GET) => {
+            object_entries(state, &class, object, request.uri().query()).await
+        }
         (Admin::Backup, _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::MethodNotAllowed),
     }
@@ -326,6 +334,107 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// Compares without an early exit, so the time taken does not reveal the token's prefix.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A query value, or a bad request that names it.
+fn query(query: Option<&str>, key: &str) -> Result<Option<String>, ApiError> {
+    route::query_value(query, key)
+        .map_err(|_| ApiError::BadRequest(format!("the query value {key} is not valid UTF-8")))
+}
+
+/// `?limit=` (1 to [`MAX_PAGE`], default [`PAGE`]).
+fn page_limit(query_string: Option<&str>) -> Result<usize, ApiError> {
+    match query(query_string, "limit")? {
+        None => Ok(PAGE),
+        Some(limit) => limit
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("limit must be a number from 1 to {MAX_PAGE}"))
+            }),
+    }
+}
+
+/// `GET /classes/{class}/objects`: the class's stored objects (with a key or an alarm), in id
+/// order, a page at a time (`?limit=`, `?after=` the last id of the previous page).
+async fn objects(
+    state: &AdminState,
+    class: &crate::ids::ClassName,
+    query_string: Option<&str>,
+) -> Result<http::Response<Body>, ApiError> {
+    let loaded = state
+        .classes
+        .get(class)
+        .ok_or_else(|| ApiError::NotFound(format!("no class named {class}")))?;
+    let limit = page_limit(query_string)?;
+    let after = query(query_string, "after")?
+        .map(|id| loaded.ids.from_string(&id))
+        .transpose()?;
+    let db = state.db.clone();
+    let incarnation = loaded.incarnation;
+    let page = tokio::task::spawn_blocking(move || {
+        crate::storage::inspect::objects(&db, incarnation, after.as_ref(), limit)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("listing objects: {e}")))?
+    .map_err(|e| ApiError::Internal(format!("listing objects: {e}")))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "class": class, "objects": page.items, "next": page.next }),
+    ))
+}
+
+/// `GET /classes/{class}/objects/{id}` (or `/by-name/{name}`): the object's stored entries in key
+/// order (`?prefix=`, `?limit=`, `?after=` the last key of the previous page) and its alarm. A
+/// value is shown as the JSON it is (`"value"`), or as `"hex"` when it is not JSON.
+async fn object_entries(
+    state: &AdminState,
+    class: &crate::ids::ClassName,
+    object: route::ObjectRef,
+    query_string: Option<&str>,
+) -> Result<http::Response<Body>, ApiError> {
+    let loaded = state
+        .classes
+        .get(class)
+        .ok_or_else(|| ApiError::NotFound(format!("no class named {class}")))?;
+    let (id, name) = match object {
+        route::ObjectRef::Id(id) => (loaded.ids.from_string(&id)?, None),
+        route::ObjectRef::Name(name) => (loaded.ids.from_name(&name), Some(name)),
+    };
+    let limit = page_limit(query_string)?;
+    let prefix = query(query_string, "prefix")?.unwrap_or_default();
+    let after = query(query_string, "after")?;
+    let db = state.db.clone();
+    let incarnation = loaded.incarnation;
+    let object = tokio::task::spawn_blocking(move || {
+        crate::storage::inspect::entries(&db, incarnation, &id, &prefix, after.as_deref(), limit)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("reading the object: {e}")))?
+    .map_err(|e| ApiError::Internal(format!("reading the object: {e}")))?;
+    let entries: Vec<serde_json::Value> = object
+        .entries
+        .items
+        .into_iter()
+        .map(
+            |(key, bytes)| match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(value) => serde_json::json!({ "key": key, "value": value }),
+                Err(_) => serde_json::json!({ "key": key, "hex": hex::encode(&bytes) }),
+            },
+        )
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "class": class,
+            "id": id.to_hex(),
+            "name": name,
+            "alarm_ms": object.alarm_ms,
+            "next": object.entries.next,
+            "entries": entries,
+        }),
+    ))
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ pub enum Ingress {
 pub enum Admin {
     Classes,
     Class(ClassName),
+    /// `/classes/{class}/objects`: the class's stored objects.
+    Objects(ClassName),
+    /// `/classes/{class}/objects/{id}` or `/classes/{class}/objects/by-name/{name}`: one object's
+    /// stored entries.
+    Object(ClassName, ObjectRef),
     Migrations,
     Backup,
     Worker,
@@ -39,6 +44,15 @@ pub enum Admin {
     Check,
     Healthz,
     Metrics,
+}
+
+/// How an admin route names an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectRef {
+    /// Its id as written (64 hex; checked against the class by the handler).
+    Id(String),
+    /// The name it is addressed by (its id derived as `/objects/{class}/{name}` does).
+    Name(String),
 }
 
 /// Why a path is not a route.
@@ -73,13 +87,22 @@ pub fn ingress(path: &str, query: Option<&str>) -> Result<Ingress, RouteError> {
 }
 
 pub fn admin(path: &str) -> Result<Admin, RouteError> {
-    let (head, tail) = split_segments(path, 2);
+    let (head, tail) = split_segments(path, 5);
     if !tail.is_empty() {
         return Err(RouteError::NotFound);
     }
     match head.as_slice() {
         ["classes"] => Ok(Admin::Classes),
         ["classes", class] => Ok(Admin::Class(class_name(class)?)),
+        ["classes", class, "objects"] => Ok(Admin::Objects(class_name(class)?)),
+        ["classes", class, "objects", "by-name", name] => Ok(Admin::Object(
+            class_name(class)?,
+            ObjectRef::Name(decode(name)?),
+        )),
+        ["classes", class, "objects", id] => Ok(Admin::Object(
+            class_name(class)?,
+            ObjectRef::Id(decode(id)?),
+        )),
         ["migrations"] => Ok(Admin::Migrations),
         ["backup"] => Ok(Admin::Backup),
         ["worker"] => Ok(Admin::Worker),
@@ -211,6 +234,28 @@ mod tests {
             Ok(Admin::Class(class("Counter")))
         );
         assert_eq!(admin("/classes/Counter/x"), Err(RouteError::NotFound));
+        assert_eq!(
+            admin("/classes/Counter/objects"),
+            Ok(Admin::Objects(class("Counter")))
+        );
+        assert_eq!(
+            admin("/classes/Counter/objects/ab12"),
+            Ok(Admin::Object(
+                class("Counter"),
+                ObjectRef::Id("ab12".into())
+            ))
+        );
+        assert_eq!(
+            admin("/classes/Counter/objects/by-name/a%20b"),
+            Ok(Admin::Object(
+                class("Counter"),
+                ObjectRef::Name("a b".into())
+            ))
+        );
+        assert_eq!(
+            admin("/classes/Counter/objects/by-name/a/b"),
+            Err(RouteError::NotFound)
+        );
     }
 
     #[test]

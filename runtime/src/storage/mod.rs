@@ -1,5 +1,5 @@
 //! Durable storage on one redb database: schema, per-object views, group commit and its
-//! write-ahead log.
+//! write-ahead log, and a read-only view of the stored objects for operators (`inspect`).
 //!
 //! Storage sees `(class, object id, key bytes)` and nothing from wasmtime. It never says an output
 //! may leave before the fsync covering its writes: that promise is [`Durable`].
@@ -7,6 +7,7 @@
 mod backup;
 mod check;
 mod commit;
+pub mod inspect;
 mod object;
 #[cfg(test)]
 mod powercut;

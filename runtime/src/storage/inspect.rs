@@ -1,0 +1,265 @@
+//! What an operator sees of the stored objects: a class's objects (their keys, bytes and alarm)
+//! and one object's entries, read from a redb snapshot outside any event. The snapshot holds
+//! every acknowledged write (the group writer applies a group to redb before it resolves it);
+//! the writes of an event still running are not in it. Nothing here activates an object.
+
+use std::collections::BTreeMap;
+
+use redb::{Database, ReadableDatabase};
+use serde::Serialize;
+
+use super::schema::{self, CLASS_PREFIX_LEN};
+use crate::ids::ObjectId;
+
+/// One stored object of a class: one with at least one key or an alarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredObject {
+    /// The id, 64 hex.
+    pub id: String,
+    /// How many keys it stores.
+    pub keys: u64,
+    /// The bytes of its keys and values.
+    pub bytes: u64,
+    /// When its alarm fires (ms since the Unix epoch), if it has one.
+    pub alarm_ms: Option<i64>,
+}
+
+/// Some items, and where the next page starts (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Up to `limit` stored objects of the class `incarnation`, in id order, after `after`.
+pub fn objects(
+    db: &Database,
+    incarnation: u64,
+    after: Option<&ObjectId>,
+    limit: usize,
+) -> Result<Page<StoredObject>, redb::Error> {
+    let class = schema::class_prefix(incarnation);
+    let start = match after {
+        // Past every key of `after`: the next object's first key.
+        Some(id) => schema::prefix_end(&schema::object_prefix(incarnation, id)),
+        None => Some(class.clone()),
+    };
+    let Some(start) = start else {
+        return Ok(Page {
+            items: Vec::new(),
+            next: None,
+        });
+    };
+    let end = schema::prefix_end(&class);
+    let txn = db.begin_read()?;
+    let data = txn.open_table(schema::DATA)?;
+    let alarms = txn.open_table(schema::ALARMS)?;
+    let range = |table_start: &[u8]| match &end {
+        Some(end) => table_start.to_vec()..end.clone(),
+        None => table_start.to_vec()..vec![u8::MAX; CLASS_PREFIX_LEN + 1],
+    };
+    // Counts per object, for the first `limit + 1` objects with keys (the one past the page
+    // tells whether there is a next page).
+    let mut found: BTreeMap<[u8; 32], (u64, u64)> = BTreeMap::new();
+    let bounds = range(&start);
+    for entry in data.range::<&[u8]>(bounds.start.as_slice()..bounds.end.as_slice())? {
+        let (key, value) = entry?;
+        let key = key.value();
+        let Some(id) = object_id(key) else { continue };
+        if !found.contains_key(&id) && found.len() > limit {
+            break;
+        }
+        let counts = found.entry(id).or_default();
+        counts.0 += 1;
+        counts.1 += (key.len() - CLASS_PREFIX_LEN - 32 + value.value().len()) as u64;
+    }
+    // Objects that only have an alarm.
+    for entry in alarms
+        .range::<&[u8]>(bounds.start.as_slice()..bounds.end.as_slice())?
+        .take(limit + 1)
+    {
+        let (key, _) = entry?;
+        if let Some(id) = object_id(key.value()) {
+            found.entry(id).or_default();
+        }
+    }
+    let mut items = Vec::with_capacity(limit.min(found.len()));
+    for (id, (keys, bytes)) in found.iter().take(limit) {
+        let object = [class.as_slice(), id].concat();
+        let alarm_ms = alarms.get(object.as_slice())?.map(|at| at.value());
+        items.push(StoredObject {
+            id: hex::encode(id),
+            keys: *keys,
+            bytes: *bytes,
+            alarm_ms,
+        });
+    }
+    let next = (found.len() > limit)
+        .then(|| items.last().map(|o| o.id.clone()))
+        .flatten();
+    Ok(Page { items, next })
+}
+
+/// What [`entries`] reads of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectEntries {
+    /// Its entries as (key, value bytes).
+    pub entries: Page<(String, Vec<u8>)>,
+    /// When its alarm fires, if it has one.
+    pub alarm_ms: Option<i64>,
+}
+
+/// One object's entries whose keys start with `prefix`, in key order, after the key `after`, at
+/// most `limit`; and its alarm.
+pub fn entries(
+    db: &Database,
+    incarnation: u64,
+    id: &ObjectId,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<ObjectEntries, redb::Error> {
+    let object = schema::object_prefix(incarnation, id);
+    let scope = [object.as_slice(), prefix.as_bytes()].concat();
+    let start = match after {
+        // Strictly after `after`: the smallest key greater than it is `after` + 0x00.
+        Some(after) if after.as_bytes() >= prefix.as_bytes() => {
+            [object.as_slice(), after.as_bytes(), &[0]].concat()
+        }
+        _ => scope.clone(),
+    };
+    let end = schema::prefix_end(&scope).unwrap_or_else(|| vec![u8::MAX; scope.len() + 1]);
+    let txn = db.begin_read()?;
+    let alarms = txn.open_table(schema::ALARMS)?;
+    let alarm_ms = alarms.get(object.as_slice())?.map(|at| at.value());
+    let data = txn.open_table(schema::DATA)?;
+    let mut items = Vec::new();
+    let mut next = None;
+    if start >= end {
+        // `after` is past every key with the prefix.
+        return Ok(ObjectEntries {
+            entries: Page { items, next },
+            alarm_ms,
+        });
+    }
+    for entry in data.range::<&[u8]>(start.as_slice()..end.as_slice())? {
+        let (key, value) = entry?;
+        if items.len() == limit {
+            next = items.last().map(|(key, _): &(String, Vec<u8>)| key.clone());
+            break;
+        }
+        let user_key = &key.value()[object.len()..];
+        items.push((
+            String::from_utf8_lossy(user_key).into_owned(),
+            value.value().to_vec(),
+        ));
+    }
+    Ok(ObjectEntries {
+        entries: Page { items, next },
+        alarm_ms,
+    })
+}
+
+/// The object id of a data key or an alarm key (`[class (8)][id (32)]...`).
+fn object_id(key: &[u8]) -> Option<[u8; 32]> {
+    key.get(CLASS_PREFIX_LEN..CLASS_PREFIX_LEN + 32)?
+        .try_into()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Objects 1..=3 of class 7 with keys; object 4 with only an alarm; a neighbour class 8.
+    fn database() -> (tempfile::TempDir, std::sync::Arc<Database>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::super::open(dir.path()).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut data = txn.open_table(schema::DATA).unwrap();
+            for (class, object, key) in [
+                (7, 1, "a"),
+                (7, 1, "b"),
+                (7, 2, "a"),
+                (7, 3, "x"),
+                (8, 1, "a"),
+            ] {
+                let key = [
+                    schema::object_prefix(class, &id(object)).as_slice(),
+                    key.as_bytes(),
+                ]
+                .concat();
+                data.insert(key.as_slice(), b"1".as_slice()).unwrap();
+            }
+            let mut alarms = txn.open_table(schema::ALARMS).unwrap();
+            alarms
+                .insert(schema::object_prefix(7, &id(4)).as_slice(), 99)
+                .unwrap();
+            alarms
+                .insert(schema::object_prefix(7, &id(2)).as_slice(), 42)
+                .unwrap();
+        }
+        txn.commit().unwrap();
+        (dir, db)
+    }
+
+    fn id(n: u8) -> ObjectId {
+        ObjectId::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn objects_come_in_pages_with_their_alarms() {
+        let (_dir, db) = database();
+        let all = objects(&db, 7, None, 10).unwrap();
+        let summary: Vec<_> = all
+            .items
+            .iter()
+            .map(|o| (o.id[..2].to_string(), o.keys, o.alarm_ms))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("01".into(), 2, None),
+                ("02".into(), 1, Some(42)),
+                ("03".into(), 1, None),
+                ("04".into(), 0, Some(99))
+            ]
+        );
+        assert_eq!(all.next, None);
+        let first = objects(&db, 7, None, 2).unwrap();
+        assert_eq!(first.items.len(), 2);
+        assert_eq!(first.next.as_deref(), Some(hex::encode([2u8; 32]).as_str()));
+        let rest = objects(&db, 7, Some(&id(2)), 2).unwrap();
+        let ids: Vec<_> = rest.items.iter().map(|o| o.id[..2].to_string()).collect();
+        assert_eq!(
+            (ids, rest.next),
+            (vec!["03".to_string(), "04".to_string()], None)
+        );
+    }
+
+    #[test]
+    fn entries_come_in_pages_within_a_prefix() {
+        let (_dir, db) = database();
+        let both = entries(&db, 7, &id(1), "", None, 10).unwrap();
+        let keys: Vec<_> = both.entries.items.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b"]);
+        let first = entries(&db, 7, &id(1), "", None, 1).unwrap();
+        assert_eq!(first.entries.next.as_deref(), Some("a"));
+        let second = entries(&db, 7, &id(1), "", Some("a"), 1).unwrap();
+        assert_eq!(second.entries.items[0].0, "b");
+        assert_eq!(second.entries.next, None);
+        assert!(
+            entries(&db, 7, &id(1), "a", Some("zz"), 5)
+                .unwrap()
+                .entries
+                .items
+                .is_empty()
+        );
+        let alarm_only = entries(&db, 7, &id(4), "", None, 5).unwrap();
+        assert_eq!(
+            (alarm_only.entries.items.len(), alarm_only.alarm_ms),
+            (0, Some(99))
+        );
+    }
+}
