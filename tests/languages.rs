@@ -328,6 +328,68 @@ async fn js_objects_share_instances_and_keep_their_memory_apart() {
     );
 }
 
+/// An outgoing request counts as a call: an object of a shared class whose request comes back
+/// (through an outside server) to another object of its own instance does not wait on itself —
+/// that object moves to another instance and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_out_and_back_into_a_shared_instance_does_not_wait_on_itself() {
+    let s = js_probe().await;
+    // The outside server: forwards every request to duro's ingress and answers what it got.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let ingress = s.ingress.clone();
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            let (http, ingress) = (http.clone(), ingress.clone());
+            tokio::spawn(async move {
+                let forward = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let (http, url) = (http.clone(), format!("{ingress}{}", request.uri()));
+                        async move {
+                            let body = match http.get(url).send().await {
+                                Ok(answer) => answer.bytes().await.unwrap_or_default(),
+                                Err(error) => error.to_string().into(),
+                            };
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(body),
+                            ))
+                        }
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, forward)
+                    .await;
+            });
+        }
+    });
+    let policy = json!({"classes": {"Probe": {"allowed_hosts": [upstream.to_string()], "timeout_ms": 10_000}}});
+    let (status, body) = s
+        .admin_call(Method::PUT, "/outbound", policy.to_string().into_bytes())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // One object per instance of the pool, then one more: it lodges with the first.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let last = 2 * cores;
+    for n in 0..=last {
+        let (status, _) = s.get(&format!("/objects/Probe/w{n}/memory")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let started = std::time::Instant::now();
+    let url = format!("http://{upstream}/objects/Probe/w{last}/memory");
+    let (status, out) = s
+        .get(&format!("/objects/Probe/w0/outbound?url={url}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert!(out["hits"].is_number(), "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}: the object waited on its own instance",
+        started.elapsed()
+    );
+}
+
 /// Objects of one shared class calling each other in a chain never wait on an instance whose
 /// guest waits on the chain: the calls complete, round after round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

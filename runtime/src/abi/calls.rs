@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Resource, ResourceTable};
@@ -53,18 +53,20 @@ pub struct Calls {
     pub watch: Option<Arc<CallWatch>>,
 }
 
-/// Whether the guest of a shared instance waits on a call now. The instance's other objects
-/// must not queue behind such a wait (the callee may be one of them, or wait on one), so they
-/// move to another instance instead (see `object::shared`).
+/// Whether the guest of a shared instance waits on a call (to another object, or an outgoing HTTP
+/// request) now. The instance's other objects must not queue behind such a wait (the callee may
+/// be one of them, or wait on one), so they move to another instance instead (see
+/// `object::shared`).
 #[derive(Default)]
 pub struct CallWatch {
-    calling: AtomicBool,
+    /// Calls in progress (a guest may have several HTTP requests in flight).
+    calling: AtomicUsize,
     changed: tokio::sync::Notify,
 }
 
 impl CallWatch {
     pub fn is_calling(&self) -> bool {
-        self.calling.load(Ordering::Acquire)
+        self.calling.load(Ordering::Acquire) > 0
     }
 
     /// Resolves at the next start of a call (enable it before checking `is_calling`).
@@ -73,18 +75,18 @@ impl CallWatch {
     }
 
     pub fn begin(self: &Arc<Self>) -> Waiting {
-        self.calling.store(true, Ordering::Release);
+        self.calling.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_waiters();
         Waiting(self.clone())
     }
 }
 
-/// A call in progress; clears the watch when it ends (or is dropped).
+/// A call in progress; ends when it is dropped.
 pub struct Waiting(Arc<CallWatch>);
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.calling.store(false, Ordering::Release);
+        self.0.calling.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -14,7 +14,7 @@ use wasmtime_wasi_http::{
     WasiHttpView,
 };
 
-use super::calls::{CallError, CallSite};
+use super::calls::{CallError, CallSite, CallWatch};
 use crate::class::Classes;
 use crate::outbound::{self, Caller};
 
@@ -33,8 +33,19 @@ impl HttpState {
     pub fn new(caller: Caller, classes: Arc<Classes>) -> Self {
         Self {
             ctx: WasiHttpCtx::new(),
-            hooks: Hooks { caller, classes },
+            hooks: Hooks {
+                caller,
+                classes,
+                watch: None,
+            },
         }
+    }
+
+    /// In a shared instance: an outgoing request counts as a call while it waits for its
+    /// answer, so the instance's other objects move instead of queueing behind it (the request
+    /// may come back to one of them).
+    pub fn watch_calls(&mut self, watch: Arc<CallWatch>) {
+        self.hooks.watch = Some(watch);
     }
 
     /// The view `wasi:http` host functions work on.
@@ -50,6 +61,7 @@ impl HttpState {
 struct Hooks {
     caller: Caller,
     classes: Arc<Classes>,
+    watch: Option<Arc<CallWatch>>,
 }
 
 impl WasiHttpHooks for Hooks {
@@ -61,12 +73,15 @@ impl WasiHttpHooks for Hooks {
     ) -> Box<dyn Future<Output = Result<outbound::Sent, Error>> + Send> {
         // Looked up per request: a new deploy's policy applies at once.
         let policy = self.classes.outbound_policy(&self.caller);
-        Box::new(outbound::send(
-            self.caller.clone(),
-            policy,
-            request,
-            options,
-        ))
+        let sent = outbound::send(self.caller.clone(), policy, request, options);
+        match self.watch.as_ref().map(CallWatch::begin) {
+            None => Box::new(sent),
+            Some(waiting) => Box::new(async move {
+                let sent = sent.await;
+                drop(waiting);
+                sent
+            }),
+        }
     }
 }
 

@@ -441,8 +441,10 @@ impl Instance {
         self.store.data_mut().parts.take()
     }
 
-    /// Lets the objects sharing this instance see when its guest waits on a call.
+    /// Lets the objects sharing this instance see when its guest waits on a call or an outgoing
+    /// HTTP request.
     pub fn watch_calls(&mut self, watch: Arc<CallWatch>) {
+        self.store.data_mut().http.watch_calls(watch.clone());
         self.store.data_mut().calls.watch = Some(watch);
     }
 

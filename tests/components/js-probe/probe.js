@@ -70,6 +70,11 @@ export class Probe extends DurableObject {
         const res = await stub.fetch("http://do/increment", { method: "POST" });
         return Response.json({ status: res.status, counter: await res.json() });
       }
+      case "/outbound": {
+        // An outgoing request to ?url=; its answer, as it came.
+        const res = await fetch(url.searchParams.get("url"));
+        return new Response(await res.text(), { status: res.status, headers: { "content-type": "application/json" } });
+      }
       case "/memory":
         // State kept in memory only: each object counts its own requests.
         this.hits = (this.hits ?? 0) + 1;
