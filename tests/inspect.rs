@@ -5,8 +5,9 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
-use common::{TestServer, read_guest};
+use common::{TestServer, eventually, read_guest};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -22,7 +23,7 @@ async fn admin_get(s: &TestServer, path: &str) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_classs_objects_and_their_entries_are_listed() {
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(|c| c.idle_timeout = Duration::from_millis(300)).await;
     s.upload("Counter", read_guest("duro-example-counter"))
         .await;
     s.upload("Scheduler", read_guest("duro-example-scheduler"))
@@ -58,10 +59,24 @@ async fn a_classs_objects_and_their_entries_are_listed() {
     assert_eq!(listed, ids);
     for object in page["objects"].as_array().unwrap() {
         assert_eq!(object["keys"], 1, "{object}");
+        assert!(object["active"].is_boolean(), "{object}");
         assert_eq!(object["bytes"], "count".len() + 1, "{object}");
         assert_eq!(object["alarm_ms"], Value::Null);
     }
     assert_eq!(page["next"], Value::Null);
+
+    // Active while in memory; not once evicted (idle).
+    eventually(Duration::from_secs(20), || async {
+        let (_, page) = admin_get(&s, "/classes/Counter/objects").await;
+        let objects = page["objects"].as_array().cloned().unwrap_or_default();
+        objects.iter().all(|o| o["active"] == false).then_some(())
+    })
+    .await;
+    s.post("/objects/Counter/a/increment").await;
+    s.post("/objects/Counter/a/increment").await;
+    let (_, a) = admin_get(&s, "/classes/Counter/objects/by-name/a").await;
+    assert_eq!(a["active"], true, "{a}");
+    assert_eq!(a["entries"], json!([{"key": "count", "value": 3}]));
 
     // A page at a time.
     let (_, first) = admin_get(&s, "/classes/Counter/objects?limit=2").await;
@@ -78,7 +93,7 @@ async fn a_classs_objects_and_their_entries_are_listed() {
     let b_id = id_of(&s, "Counter", "b").await;
     assert_eq!(
         b,
-        json!({"class": "Counter", "id": b_id, "name": "b", "alarm_ms": null,
+        json!({"class": "Counter", "id": b_id, "name": "b", "alarm_ms": null, "active": false,
                "entries": [{"key": "count", "value": 2}], "next": null})
     );
     let (_, by_id) = admin_get(&s, &format!("/classes/Counter/objects/{b_id}")).await;
@@ -140,6 +155,7 @@ async fn a_classs_objects_and_their_entries_are_listed() {
     };
     let table = cli(&["objects", "Counter", "--limit", "2"]);
     assert!(table.starts_with("ID"), "{table}");
+    assert!(table.lines().next().unwrap().contains("ACTIVE"), "{table}");
     assert!(
         table.contains(&ids[0]) && table.contains(&ids[1]),
         "{table}"

@@ -76,7 +76,8 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
-    /// List a class's stored objects (those with a key or an alarm): id, keys, bytes, alarm.
+    /// List a class's stored objects (those with a key or an alarm): id, keys, bytes, whether
+    /// it is active (in memory, or holding hibernated sockets), alarm.
     Objects {
         class: String,
         /// At most this many (1 to 1000).
@@ -824,13 +825,21 @@ fn alarm_text(alarm_ms: &serde_json::Value) -> String {
 /// `duro objects`: a table of a page of `GET /classes/{class}/objects`, and how to see the next.
 fn objects_table(class: &str, page: &serde_json::Value) -> String {
     let objects = page["objects"].as_array().cloned().unwrap_or_default();
-    let mut out = format!("{:64}  {:>6}  {:>9}  ALARM\n", "ID", "KEYS", "BYTES");
+    let mut out = format!(
+        "{:64}  {:>6}  {:>9}  {:6}  ALARM\n",
+        "ID", "KEYS", "BYTES", "ACTIVE"
+    );
     for object in &objects {
         out += &format!(
-            "{:64}  {:>6}  {:>9}  {}\n",
+            "{:64}  {:>6}  {:>9}  {:6}  {}\n",
             object["id"].as_str().unwrap_or("?"),
             object["keys"],
             object["bytes"],
+            if object["active"] == true {
+                "yes"
+            } else {
+                "no"
+            },
             alarm_text(&object["alarm_ms"])
         );
     }
@@ -850,6 +859,8 @@ fn entries_table(object: &serde_json::Value) -> String {
         out += &format!("name: {name}\n");
     }
     out += &format!("alarm: {}\n", alarm_text(&object["alarm_ms"]));
+    let active = object["active"] == true;
+    out += &format!("active: {}\n", if active { "yes" } else { "no" });
     let entries = object["entries"].as_array().cloned().unwrap_or_default();
     let width = entries
         .iter()

@@ -284,6 +284,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
     let scheduler_task = tokio::spawn(scheduler.run(stopped.clone()));
     let admin_state = AdminState {
         classes: classes.clone(),
+        directory: directory.clone(),
         db: db.clone(),
         data_dir: config.data_dir.clone(),
         metrics: metrics.clone(),

@@ -17,7 +17,9 @@ use super::read_body;
 use super::route::{self, Admin};
 use crate::class::Change;
 use crate::class::{Classes, Migration};
+use crate::ids::ObjectId;
 use crate::metrics::Metrics;
+use crate::object::directory::ObjectKey;
 
 /// Objects or entries one page lists by default, and at most.
 const PAGE: usize = 100;
@@ -33,6 +35,8 @@ pub type AdminBody = BoxBody<Bytes, std::io::Error>;
 #[derive(Clone)]
 pub struct AdminState {
     pub classes: Arc<Classes>,
+    /// Which objects are active, for the object listings.
+    pub directory: crate::object::Directory,
     pub db: Arc<redb::Database>,
     /// Where backups are staged before they are streamed.
     pub data_dir: PathBuf,
@@ -379,9 +383,23 @@ async fn objects(
     .await
     .map_err(|e| ApiError::Internal(format!("listing objects: {e}")))?
     .map_err(|e| ApiError::Internal(format!("listing objects: {e}")))?;
+    let objects: Vec<serde_json::Value> = page
+        .items
+        .into_iter()
+        .map(|object| {
+            let mut id = [0u8; 32];
+            let active = hex::decode_to_slice(&object.id, &mut id).is_ok()
+                && state
+                    .directory
+                    .is_active(&ObjectKey::of(&loaded, ObjectId::from_bytes(id)));
+            let mut value = serde_json::to_value(object).expect("objects serialize");
+            value["active"] = active.into();
+            value
+        })
+        .collect();
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "class": class, "objects": page.items, "next": page.next }),
+        &serde_json::json!({ "class": class, "objects": objects, "next": page.next }),
     ))
 }
 
@@ -431,6 +449,7 @@ async fn object_entries(
             "id": id.to_hex(),
             "name": name,
             "alarm_ms": object.alarm_ms,
+            "active": state.directory.is_active(&ObjectKey::of(&loaded, id)),
             "next": object.entries.next,
             "entries": entries,
         }),

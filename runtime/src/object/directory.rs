@@ -300,6 +300,13 @@ impl Directory {
         }
     }
 
+    /// Whether the object has an actor now: it is in memory, or holds hibernated WebSockets.
+    pub fn is_active(&self, key: &ObjectKey) -> bool {
+        let shard = &self.shared.shards[self.shared.hasher.hash_one(key) as usize % SHARDS];
+        let objects = shard.lock().expect("directory lock");
+        objects.get(key).is_some_and(|m| !m.tx.is_closed())
+    }
+
     /// Puts the event in the object's mailbox, starting its actor if it has none.
     async fn deliver(
         &self,
