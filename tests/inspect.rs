@@ -178,3 +178,77 @@ async fn a_classs_objects_and_their_entries_are_listed() {
         b["entries"]
     );
 }
+
+/// An operator deletes one object's storage and alarm: it happens between two of the object's
+/// events, the object starts over from empty storage, and nothing else is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_is_wiped_between_its_events() {
+    let s = TestServer::start().await;
+    s.upload("Counter", read_guest("duro-example-counter"))
+        .await;
+    s.upload("Scheduler", read_guest("duro-example-scheduler"))
+        .await;
+    for name in ["a", "a", "a", "b"] {
+        s.post(&format!("/objects/Counter/{name}/increment")).await;
+    }
+    let (status, _) = s.post("/objects/Scheduler/jobs/schedule?ms=60000").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = s
+        .admin_call(
+            Method::DELETE,
+            "/classes/Counter/objects/by-name/a",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, a) = admin_get(&s, "/classes/Counter/objects/by-name/a").await;
+    assert_eq!(a["entries"], json!([]), "{a}");
+    assert_eq!(
+        s.post("/objects/Counter/a/increment").await,
+        (StatusCode::OK, json!({"count": 1}))
+    );
+    // The other object is untouched.
+    assert_eq!(
+        s.get("/objects/Counter/b/get").await,
+        (StatusCode::OK, json!({"count": 1}))
+    );
+
+    // The alarm goes with the storage; by id, through the CLI.
+    let jobs = id_of(&s, "Scheduler", "jobs").await;
+    let output = Command::new(env!("CARGO_BIN_EXE_duro"))
+        .args(["wipe", "Scheduler", &jobs, "--admin-url", &s.admin])
+        .output()
+        .expect("running duro");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(said.contains("storage and alarm deleted"), "{said}");
+    let (_, scheduler) = admin_get(&s, "/classes/Scheduler/objects").await;
+    assert_eq!(scheduler["objects"], json!([]), "{scheduler}");
+
+    // Mistakes change nothing.
+    let (status, _) = s
+        .admin_call(
+            Method::DELETE,
+            "/classes/Nope/objects/by-name/a",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s
+        .admin_call(
+            Method::DELETE,
+            &format!("/classes/Counter/objects/{jobs}"),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        s.get("/objects/Counter/b/get").await,
+        (StatusCode::OK, json!({"count": 1}))
+    );
+}

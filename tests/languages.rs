@@ -328,6 +328,37 @@ async fn js_objects_share_instances_and_keep_their_memory_apart() {
     );
 }
 
+/// An operator's wipe of an object of a shared class forgets what the object keeps in memory,
+/// and only that object's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_js_object_starts_over_in_memory() {
+    let s = js_probe().await;
+    // One object per instance of the pool, then one more: it lodges with the first.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let last = 2 * cores;
+    for round in 1..=2 {
+        for n in 0..=last {
+            let path = format!("/objects/Probe/v{n}/memory");
+            assert_eq!(
+                s.get(&path).await,
+                (StatusCode::OK, json!({ "hits": round }))
+            );
+        }
+    }
+    let path = format!("/classes/Probe/objects/by-name/v{last}");
+    let (status, body) = s.admin_call(Method::DELETE, &path, Vec::new()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(
+        s.get(&format!("/objects/Probe/v{last}/memory")).await,
+        (StatusCode::OK, json!({ "hits": 1 }))
+    );
+    // Its instance mate keeps what it has in memory.
+    assert_eq!(
+        s.get("/objects/Probe/v0/memory").await,
+        (StatusCode::OK, json!({ "hits": 3 }))
+    );
+}
+
 /// An outgoing request counts as a call: an object of a shared class whose request comes back
 /// (through an outside server) to another object of its own instance does not wait on itself —
 /// that object moves to another instance and answers.

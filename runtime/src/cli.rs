@@ -111,6 +111,19 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Delete one object's storage and alarm, between two of its events (its in-memory state
+    /// goes too; its WebSockets stay): `duro wipe Counter ID`, or `--name alice`.
+    Wipe {
+        class: String,
+        /// The object's id (64 hex).
+        #[arg(required_unless_present = "name", conflicts_with = "name")]
+        id: Option<String>,
+        /// The name the object is addressed by.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Delete a class and all of its objects' storage.
     Delete {
         class: String,
@@ -401,12 +414,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             after,
             admin,
         } => {
-            let object = match (&id, &name) {
-                (Some(id), _) => encode(id),
-                (None, Some(name)) => format!("by-name/{}", encode(name)),
-                (None, None) => bail!("give the object's id, or --name"),
-            };
-            let mut path = format!("/classes/{}/objects/{object}?limit={limit}", encode(&class));
+            let object = object_path(&class, id.as_deref(), name.as_deref())?;
+            let mut path = format!("{object}?limit={limit}");
             for (key, value) in [("prefix", &prefix), ("after", &after)] {
                 if let Some(value) = value {
                     path += &format!("&{key}={}", encode(value));
@@ -422,6 +431,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let object: serde_json::Value = serde_json::from_str(&body)
                     .with_context(|| format!("unexpected answer from the admin API: {body}"))?;
                 print!("{}", entries_table(&object));
+            }
+            Ok(())
+        }
+        Command::Wipe {
+            class,
+            id,
+            name,
+            admin,
+        } => {
+            let path = object_path(&class, id.as_deref(), name.as_deref())?;
+            admin
+                .client()
+                .send(reqwest::Method::DELETE, &path, Vec::new())
+                .await?;
+            if admin.json {
+                println!("{}", serde_json::json!({ "wiped": true }));
+            } else {
+                let which = id.or(name).unwrap_or_default();
+                println!("object {which} of {class}: storage and alarm deleted");
             }
             Ok(())
         }
@@ -812,6 +840,16 @@ fn classes_table(classes: &[crate::class::ClassInfo]) -> String {
 /// A path segment or query value, percent-encoded.
 fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The admin path of an object, by id or by name.
+fn object_path(class: &str, id: Option<&str>, name: Option<&str>) -> anyhow::Result<String> {
+    let object = match (id, name) {
+        (Some(id), _) => encode(id),
+        (None, Some(name)) => format!("by-name/{}", encode(name)),
+        (None, None) => bail!("give the object's id, or --name"),
+    };
+    Ok(format!("/classes/{}/objects/{object}", encode(class)))
 }
 
 /// An alarm time for people: its HTTP date, or `-`.

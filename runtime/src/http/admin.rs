@@ -304,6 +304,14 @@ async fn route(
         (Admin::Object(class, object), Method::GET) => {
             object_entries(state, &class, object, request.uri().query()).await
         }
+        (Admin::Object(class, object), Method::DELETE) => {
+            let (loaded, id, _) = find_object(state, &class, object)?;
+            state.directory.wipe(loaded, id).await?;
+            Ok(http::Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(Body::default())
+                .expect("a valid response"))
+        }
         (Admin::Backup, _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::MethodNotAllowed),
     }
@@ -338,6 +346,29 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// Compares without an early exit, so the time taken does not reveal the token's prefix.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The class and id an admin route names an object by (a malformed or foreign id: 400), and its
+/// name when it was named by it.
+fn find_object(
+    state: &AdminState,
+    class: &crate::ids::ClassName,
+    object: route::ObjectRef,
+) -> Result<(Arc<crate::class::LoadedClass>, ObjectId, Option<String>), ApiError> {
+    let loaded = state
+        .classes
+        .get(class)
+        .ok_or_else(|| ApiError::NotFound(format!("no class named {class}")))?;
+    Ok(match object {
+        route::ObjectRef::Id(id) => {
+            let id = loaded.ids.from_string(&id)?;
+            (loaded, id, None)
+        }
+        route::ObjectRef::Name(name) => {
+            let id = loaded.ids.from_name(&name);
+            (loaded, id, Some(name))
+        }
+    })
 }
 
 /// A query value, or a bad request that names it.
@@ -412,14 +443,7 @@ async fn object_entries(
     object: route::ObjectRef,
     query_string: Option<&str>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let loaded = state
-        .classes
-        .get(class)
-        .ok_or_else(|| ApiError::NotFound(format!("no class named {class}")))?;
-    let (id, name) = match object {
-        route::ObjectRef::Id(id) => (loaded.ids.from_string(&id)?, None),
-        route::ObjectRef::Name(name) => (loaded.ids.from_name(&name), Some(name)),
-    };
+    let (loaded, id, name) = find_object(state, class, object)?;
     let limit = page_limit(query_string)?;
     let prefix = query(query_string, "prefix")?.unwrap_or_default();
     let after = query(query_string, "after")?;

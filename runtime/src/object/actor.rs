@@ -48,6 +48,10 @@ pub(super) enum Envelope {
     },
     /// A connection received a message or closed.
     Socket { id: SocketId, event: SocketEvent },
+    /// An operator deletes the object's storage and alarm (admin API).
+    Wipe {
+        reply: oneshot::Sender<Gated<Result<(), ObjectError>>>,
+    },
 }
 
 /// The outcome of one of the object's commits: (generation, sequence number, result).
@@ -224,6 +228,10 @@ impl Actor {
                 reply,
             } => {
                 let outcome = self.alarm(at_ms, retry_count, last_attempt).await;
+                let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
+            }
+            Envelope::Wipe { reply } => {
+                let outcome = self.wipe().await;
                 let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
             }
             Envelope::SocketOpened { id, tx } => self.sockets().connected(id, tx),
@@ -410,6 +418,26 @@ impl Actor {
                 AlarmOutcome::Failed(error.to_string())
             }
         }
+    }
+
+    /// Deletes every key and the alarm of the object, as one event of its own (so it lands
+    /// between two of the object's events, never inside one), and forgets what the object keeps
+    /// in memory: its next event starts from empty storage. Its WebSockets stay open.
+    async fn wipe(&mut self) -> Result<(), ObjectError> {
+        self.follow_class()?;
+        self.drop_instance();
+        self.tenancy = None;
+        let storage = self.storage();
+        storage.begin_event();
+        let deleted = storage.delete_all().and_then(|()| storage.delete_alarm());
+        if let Err(error) = deleted {
+            storage.abort_event();
+            return Err(ObjectError::Internal(format!(
+                "deleting the object's storage: {error}"
+            )));
+        }
+        self.commit_event().await;
+        Ok(())
     }
 
     async fn fetch(&mut self, request: Request) -> Result<Response, ObjectError> {

@@ -300,6 +300,16 @@ impl Directory {
         }
     }
 
+    /// Deletes the object's storage and alarm, as an event of the object (see the actor's
+    /// `wipe`), and waits until that is durable.
+    pub async fn wipe(&self, class: Arc<LoadedClass>, id: ObjectId) -> Result<(), ObjectError> {
+        let (reply, answer) = oneshot::channel();
+        let key = ObjectKey::of(&class, id);
+        self.deliver(key, class, Envelope::Wipe { reply }).await?;
+        let gated = answer.await.map_err(|_| self.dropped_reply())?;
+        gated.release().await?
+    }
+
     /// Whether the object has an actor now: it is in memory, or holds hibernated WebSockets.
     pub fn is_active(&self, key: &ObjectKey) -> bool {
         let shard = &self.shared.shards[self.shared.hasher.hash_one(key) as usize % SHARDS];
