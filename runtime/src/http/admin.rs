@@ -1,5 +1,5 @@
 //! The admin listener: upload, list and delete classes; apply migrations; a consistent backup of
-//! the database (streamed); the stored objects and their entries (read-only); health and
+//! the database (streamed); the stored objects (list, read, wipe one); health and
 //! metrics. Every route requires the bearer token when one is configured.
 
 use std::path::PathBuf;
