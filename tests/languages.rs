@@ -542,6 +542,16 @@ async fn js_objects_have_ids_call_other_objects_and_report_errors() {
         )
     );
     assert_eq!(s.get("/objects/Probe/me/id").await.0, StatusCode::OK);
+    // `request.json()` on a body that is not JSON: the client's mistake, 400.
+    let echo = "/objects/Probe/me/echo-json";
+    let (status, bad) = s.call(Method::POST, echo, b"{oops".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    let reason = bad["error"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("the request body is not valid JSON"), "{bad}");
+    assert_eq!(
+        s.call(Method::POST, echo, br#"{"a":1}"#.to_vec()).await,
+        (StatusCode::OK, json!({"echo": {"a": 1}}))
+    );
 
     // The deploy config's vars and secrets are `env` properties.
     set_vars(&s).await;

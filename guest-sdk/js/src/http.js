@@ -22,6 +22,33 @@ export class Request extends NativeRequest {
   }
 }
 
+/**
+ * Thrown by `request.json()` on a body that is not JSON: the client's mistake, answered 400 with
+ * `{"error": ...}` (by the SDK, or by Hono through `getResponse`) instead of 500.
+ */
+export class BadRequest extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "BadRequest";
+    this.status = 400;
+  }
+  getResponse() {
+    return Response.json({ error: this.message }, { status: 400 });
+  }
+}
+
+/** The request a handler receives: `json()` throws `BadRequest` on a body that is not JSON. */
+class IncomingRequest extends Request {
+  async json() {
+    const text = await this.text();
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      throw new BadRequest(`the request body is not valid JSON: ${error.message}`);
+    }
+  }
+}
+
 /** `Response`, plus `new Response(null, { status: 101, webSocket })`. */
 export class Response extends NativeResponse {
   #upgrade = false;
@@ -74,7 +101,7 @@ globalThis.Response = Response;
 export function toRequest({ method, url, headers, body }) {
   const init = { method, headers };
   if (method !== "GET" && method !== "HEAD" && body.length > 0) init.body = body;
-  return new Request(url, init);
+  return new IncomingRequest(url, init);
 }
 
 /** A `Request` (or what `new Request` takes) as the WIT request. */
@@ -103,9 +130,13 @@ export async function fromResponse(response) {
 
 /**
  * The answer to a handler that threw: a 500 with `{"error": message}` (as the Rust SDK answers an
- * `Err`); the stack goes to stderr, the runtime's log.
+ * `Err`); the stack goes to stderr, the runtime's log. A `BadRequest` is a 400, not logged.
  */
 export function errorResponse(what, error) {
+  if (error instanceof BadRequest) {
+    const body = encoder.encode(JSON.stringify({ error: error.message }));
+    return { status: 400, headers: [["content-type", "application/json"]], body };
+  }
   console.error(`${what} failed: ${error instanceof Error ? error.stack || error.message : error}`);
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   const body = encoder.encode(JSON.stringify({ error: message }));

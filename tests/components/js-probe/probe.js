@@ -70,6 +70,9 @@ export class Probe extends DurableObject {
         const res = await stub.fetch("http://do/increment", { method: "POST" });
         return Response.json({ status: res.status, counter: await res.json() });
       }
+      case "/echo-json":
+        // A body that is not JSON is the client's mistake: 400.
+        return Response.json({ echo: await request.json() });
       case "/outbound": {
         // An outgoing request to ?url=; its answer, as it came.
         const res = await fetch(url.searchParams.get("url"));
