@@ -75,7 +75,11 @@ async fn a_classs_objects_and_their_entries_are_listed() {
     s.post("/objects/Counter/a/increment").await;
     s.post("/objects/Counter/a/increment").await;
     let (_, a) = admin_get(&s, "/classes/Counter/objects/by-name/a").await;
-    assert_eq!(a["active"], true, "{a}");
+    assert_eq!(
+        (&a["active"], &a["in_memory"]),
+        (&json!(true), &json!(true)),
+        "{a}"
+    );
     assert_eq!(a["entries"], json!([{"key": "count", "value": 3}]));
 
     // A page at a time.
@@ -94,6 +98,7 @@ async fn a_classs_objects_and_their_entries_are_listed() {
     assert_eq!(
         b,
         json!({"class": "Counter", "id": b_id, "name": "b", "alarm_ms": null, "active": false,
+               "in_memory": false, "websockets": 0,
                "entries": [{"key": "count", "value": 2}], "next": null})
     );
     let (_, by_id) = admin_get(&s, &format!("/classes/Counter/objects/{b_id}")).await;
@@ -250,5 +255,38 @@ async fn an_object_is_wiped_between_its_events() {
     assert_eq!(
         s.get("/objects/Counter/b/get").await,
         (StatusCode::OK, json!({"count": 1}))
+    );
+}
+
+/// An object holding WebSockets shows how many, and that it hibernates: active, not in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_objects_websockets_show_through_hibernation() {
+    let s = TestServer::start_with(|c| c.hibernate_after = Duration::from_millis(300)).await;
+    s.upload("ChatRoom", read_guest("duro-example-chat-room"))
+        .await;
+    let url = format!(
+        "{}/objects/ChatRoom/lobby/ws",
+        s.ingress.replace("http", "ws")
+    );
+    let (_alice, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (_bob, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let path = "/classes/ChatRoom/objects/by-name/lobby";
+    let (status, room) = admin_get(&s, path).await;
+    assert_eq!(status, StatusCode::OK, "{room}");
+    assert_eq!(
+        (&room["active"], &room["websockets"]),
+        (&json!(true), &json!(2)),
+        "{room}"
+    );
+    eventually(Duration::from_secs(20), || async {
+        let (_, room) = admin_get(&s, path).await;
+        (room["in_memory"] == false).then_some(room)
+    })
+    .await;
+    let (_, room) = admin_get(&s, path).await;
+    assert_eq!(
+        (&room["active"], &room["websockets"]),
+        (&json!(true), &json!(2)),
+        "{room}"
     );
 }

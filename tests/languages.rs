@@ -547,7 +547,10 @@ async fn js_objects_have_ids_call_other_objects_and_report_errors() {
     let (status, bad) = s.call(Method::POST, echo, b"{oops".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     let reason = bad["error"].as_str().unwrap_or_default();
-    assert!(reason.starts_with("the request body is not valid JSON"), "{bad}");
+    assert!(
+        reason.starts_with("the request body is not valid JSON"),
+        "{bad}"
+    );
     assert_eq!(
         s.call(Method::POST, echo, br#"{"a":1}"#.to_vec()).await,
         (StatusCode::OK, json!({"echo": {"a": 1}}))

@@ -897,8 +897,13 @@ fn entries_table(object: &serde_json::Value) -> String {
         out += &format!("name: {name}\n");
     }
     out += &format!("alarm: {}\n", alarm_text(&object["alarm_ms"]));
-    let active = object["active"] == true;
-    out += &format!("active: {}\n", if active { "yes" } else { "no" });
+    let yes = |field: &str| if object[field] == true { "yes" } else { "no" };
+    out += &format!(
+        "active: {}, in memory: {}, websockets: {}\n",
+        yes("active"),
+        yes("in_memory"),
+        object["websockets"]
+    );
     let entries = object["entries"].as_array().cloned().unwrap_or_default();
     let width = entries
         .iter()

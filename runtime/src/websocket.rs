@@ -158,6 +158,11 @@ impl Sockets {
         self.open.is_empty()
     }
 
+    /// The open sockets.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
     pub fn auto_response(&self) -> AutoResponse {
         self.auto_response.clone()
     }

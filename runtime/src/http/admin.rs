@@ -444,6 +444,7 @@ async fn object_entries(
     query_string: Option<&str>,
 ) -> Result<http::Response<Body>, ApiError> {
     let (loaded, id, name) = find_object(state, class, object)?;
+    let view = state.directory.view(loaded.clone(), id).await;
     let limit = page_limit(query_string)?;
     let prefix = query(query_string, "prefix")?.unwrap_or_default();
     let after = query(query_string, "after")?;
@@ -473,7 +474,9 @@ async fn object_entries(
             "id": id.to_hex(),
             "name": name,
             "alarm_ms": object.alarm_ms,
-            "active": state.directory.is_active(&ObjectKey::of(&loaded, id)),
+            "active": view.is_some(),
+            "in_memory": view.is_some_and(|v| v.in_memory),
+            "websockets": view.map_or(0, |v| v.websockets),
             "next": object.entries.next,
             "entries": entries,
         }),

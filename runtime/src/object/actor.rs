@@ -48,6 +48,10 @@ pub(super) enum Envelope {
     },
     /// A connection received a message or closed.
     Socket { id: SocketId, event: SocketEvent },
+    /// An operator asks what the object holds now (admin API).
+    View {
+        reply: oneshot::Sender<super::ObjectView>,
+    },
     /// An operator deletes the object's storage and alarm (admin API).
     Wipe {
         reply: oneshot::Sender<Gated<Result<(), ObjectError>>>,
@@ -91,6 +95,9 @@ pub(super) struct Actor {
     outbox: VecDeque<Release>,
     /// The object's place in its class's shared instances (shared classes only).
     tenancy: Option<Tenancy>,
+    /// When the object's last event ended: it goes idle (or hibernates) counting from here. An
+    /// operator's look at it (`Envelope::View`) is not an event and keeps nothing awake.
+    quiet_since: tokio::time::Instant,
     /// Holds one unit of the live-object bound. Last field on purpose: fields drop in order, and
     /// the instance (a pooled slot) must be gone before the slot is offered to another object.
     _permit: OwnedSemaphorePermit,
@@ -121,6 +128,7 @@ impl Actor {
             barrier: None,
             outbox: VecDeque::new(),
             tenancy: None,
+            quiet_since: tokio::time::Instant::now(),
         }
     }
 
@@ -139,11 +147,14 @@ impl Actor {
         loop {
             let has_sockets = !self.sockets().is_empty();
             // With open sockets the object only hibernates (drops its instance), sooner.
-            let idle = tokio::time::sleep(if has_sockets {
-                self.shared.hibernate_after
-            } else {
-                self.idle_timeout()
-            });
+            let idle = tokio::time::sleep_until(
+                self.quiet_since
+                    + if has_sockets {
+                        self.shared.hibernate_after
+                    } else {
+                        self.idle_timeout()
+                    },
+            );
             let can_idle = self.commits.is_empty() && !(has_sockets && self.is_cold());
             let front = self.outbox.front().and_then(|r| r.barrier.clone());
             tokio::select! {
@@ -157,12 +168,16 @@ impl Actor {
                 envelope = self.rx.recv() => match envelope {
                     Some(envelope) => {
                         self.shared.metrics.queued_events.dec();
+                        let is_event = !matches!(*envelope, Envelope::View { .. });
                         // Boxed so that an idle actor's task stays small (the event's future
                         // exists only while the event runs): ~5 KiB less per live object.
                         let event = std::panic::AssertUnwindSafe(Box::pin(self.handle(*envelope)));
                         if let Err(panic) = event.catch_unwind().await {
                             let cause = crate::metrics::panic_text(panic.as_ref());
                             self.recover_from_panic(cause).await;
+                        }
+                        if is_event {
+                            self.quiet_since = tokio::time::Instant::now();
                         }
                     }
                     None => break,
@@ -229,6 +244,13 @@ impl Actor {
             } => {
                 let outcome = self.alarm(at_ms, retry_count, last_attempt).await;
                 let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
+            }
+            Envelope::View { reply } => {
+                let view = super::ObjectView {
+                    websockets: self.sockets().len(),
+                    in_memory: !self.is_cold(),
+                };
+                let _ = reply.send(view);
             }
             Envelope::Wipe { reply } => {
                 let outcome = self.wipe().await;

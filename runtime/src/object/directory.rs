@@ -310,6 +310,19 @@ impl Directory {
         gated.release().await?
     }
 
+    /// What the object holds now, if it has an actor (`None`: nothing of it is in memory).
+    pub async fn view(&self, class: Arc<LoadedClass>, id: ObjectId) -> Option<super::ObjectView> {
+        let key = ObjectKey::of(&class, id);
+        if !self.is_active(&key) {
+            return None;
+        }
+        let (reply, answer) = oneshot::channel();
+        self.deliver(key, class, Envelope::View { reply })
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
     /// Whether the object has an actor now: it is in memory, or holds hibernated WebSockets.
     pub fn is_active(&self, key: &ObjectKey) -> bool {
         let shard = &self.shared.shards[self.shared.hasher.hash_one(key) as usize % SHARDS];

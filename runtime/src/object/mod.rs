@@ -83,6 +83,16 @@ pub enum AlarmOutcome {
     Failed(String),
 }
 
+/// What an active object holds now, for operators (admin API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectView {
+    /// Its open WebSockets (held by the runtime, hibernated or not).
+    pub websockets: usize,
+    /// Whether an instance of it is in memory (its own, or its place in a shared one); `false`
+    /// when it hibernates with open sockets.
+    pub in_memory: bool,
+}
+
 /// Why an event produced no response.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
