@@ -17,6 +17,19 @@ async fn id_of(s: &TestServer, class: &str, name: &str) -> String {
     body["id"].as_str().unwrap().to_string()
 }
 
+/// Runs `duro ARGS --admin-url` against the server; its stdout (it must succeed).
+fn cli(s: &TestServer, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_duro"))
+        .args(args)
+        .args(["--admin-url", &s.admin])
+        .output()
+        .expect("running duro");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    stdout
+}
+
 async fn admin_get(s: &TestServer, path: &str) -> (StatusCode, Value) {
     s.admin_call(Method::GET, path, Vec::new()).await
 }
@@ -144,20 +157,7 @@ async fn a_classs_objects_and_their_entries_are_listed() {
     }
 
     // The CLI prints them.
-    let cli = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_duro"))
-            .args(args)
-            .args(["--admin-url", &s.admin])
-            .output()
-            .expect("running duro");
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
-    };
+    let cli = |args: &[&str]| cli(&s, args);
     let table = cli(&["objects", "Counter", "--limit", "2"]);
     assert!(table.starts_with("ID"), "{table}");
     assert!(table.lines().next().unwrap().contains("ACTIVE"), "{table}");
@@ -221,16 +221,7 @@ async fn an_object_is_wiped_between_its_events() {
 
     // The alarm goes with the storage; by id, through the CLI.
     let jobs = id_of(&s, "Scheduler", "jobs").await;
-    let output = Command::new(env!("CARGO_BIN_EXE_duro"))
-        .args(["wipe", "Scheduler", &jobs, "--admin-url", &s.admin])
-        .output()
-        .expect("running duro");
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let said = cli(&s, &["wipe", "Scheduler", &jobs]);
     assert!(said.contains("storage and alarm deleted"), "{said}");
     let (_, scheduler) = admin_get(&s, "/classes/Scheduler/objects").await;
     assert_eq!(scheduler["objects"], json!([]), "{scheduler}");

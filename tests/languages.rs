@@ -328,14 +328,18 @@ async fn js_objects_share_instances_and_keep_their_memory_apart() {
     );
 }
 
+/// Objects `0..=n` of a shared class touched in order take one instance each of the pool (2 per
+/// core), and the last one lodges with the first: returns `n`.
+fn first_ones_mate() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// An operator's wipe of an object of a shared class forgets what the object keeps in memory,
 /// and only that object's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_js_object_starts_over_in_memory() {
     let s = js_probe().await;
-    // One object per instance of the pool, then one more: it lodges with the first.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let last = 2 * cores;
+    let last = first_ones_mate();
     for round in 1..=2 {
         for n in 0..=last {
             let path = format!("/objects/Probe/v{n}/memory");
@@ -400,9 +404,7 @@ async fn a_request_out_and_back_into_a_shared_instance_does_not_wait_on_itself()
         .admin_call(Method::PUT, "/outbound", policy.to_string().into_bytes())
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    // One object per instance of the pool, then one more: it lodges with the first.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let last = 2 * cores;
+    let last = first_ones_mate();
     for n in 0..=last {
         let (status, _) = s.get(&format!("/objects/Probe/w{n}/memory")).await;
         assert_eq!(status, StatusCode::OK);

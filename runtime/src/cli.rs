@@ -369,18 +369,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Classes { admin } => {
-            let (_, body) = admin
-                .client()
-                .send(reqwest::Method::GET, "/classes", Vec::new())
-                .await?;
-            if admin.json {
-                println!("{body}");
-            } else {
-                let classes: Vec<crate::class::ClassInfo> = serde_json::from_str(&body)
-                    .with_context(|| format!("unexpected answer from the admin API: {body}"))?;
-                print!("{}", classes_table(&classes));
-            }
-            Ok(())
+            let table = |classes: &Vec<crate::class::ClassInfo>| classes_table(classes);
+            show(&admin, "/classes", table).await
         }
         Command::Objects {
             class,
@@ -388,22 +378,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             after,
             admin,
         } => {
-            let mut path = format!("/classes/{}/objects?limit={limit}", encode(&class));
-            if let Some(after) = &after {
-                path += &format!("&after={}", encode(after));
-            }
-            let (_, body) = admin
-                .client()
-                .send(reqwest::Method::GET, &path, Vec::new())
-                .await?;
-            if admin.json {
-                println!("{body}");
-            } else {
-                let page: serde_json::Value = serde_json::from_str(&body)
-                    .with_context(|| format!("unexpected answer from the admin API: {body}"))?;
-                print!("{}", objects_table(&class, &page));
-            }
-            Ok(())
+            let path = format!("/classes/{}/objects?limit={limit}", encode(&class));
+            let path = with_query(path, &[("after", &after)]);
+            show(&admin, &path, |page| objects_table(&class, page)).await
         }
         Command::Object {
             class,
@@ -415,24 +392,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             admin,
         } => {
             let object = object_path(&class, id.as_deref(), name.as_deref())?;
-            let mut path = format!("{object}?limit={limit}");
-            for (key, value) in [("prefix", &prefix), ("after", &after)] {
-                if let Some(value) = value {
-                    path += &format!("&{key}={}", encode(value));
-                }
-            }
-            let (_, body) = admin
-                .client()
-                .send(reqwest::Method::GET, &path, Vec::new())
-                .await?;
-            if admin.json {
-                println!("{body}");
-            } else {
-                let object: serde_json::Value = serde_json::from_str(&body)
-                    .with_context(|| format!("unexpected answer from the admin API: {body}"))?;
-                print!("{}", entries_table(&object));
-            }
-            Ok(())
+            let path = format!("{object}?limit={limit}");
+            let path = with_query(path, &[("prefix", &prefix), ("after", &after)]);
+            show(&admin, &path, entries_table).await
         }
         Command::Wipe {
             class,
@@ -840,6 +802,36 @@ fn classes_table(classes: &[crate::class::ClassInfo]) -> String {
 /// A path segment or query value, percent-encoded.
 fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// GETs `path` from the admin API and prints it: its JSON with `--json`, else `table` of it.
+async fn show<T: serde::de::DeserializeOwned>(
+    admin: &AdminArgs,
+    path: &str,
+    table: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    let (_, body) = admin
+        .client()
+        .send(reqwest::Method::GET, path, Vec::new())
+        .await?;
+    if admin.json {
+        println!("{body}");
+    } else {
+        let answer: T = serde_json::from_str(&body)
+            .with_context(|| format!("unexpected answer from the admin API: {body}"))?;
+        print!("{}", table(&answer));
+    }
+    Ok(())
+}
+
+/// `path` (which has a query already) with the given optional query values appended.
+fn with_query(mut path: String, values: &[(&str, &Option<String>)]) -> String {
+    for (key, value) in values {
+        if let Some(value) = value {
+            path += &format!("&{key}={}", encode(value));
+        }
+    }
+    path
 }
 
 /// The admin path of an object, by id or by name.

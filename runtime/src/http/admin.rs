@@ -348,6 +348,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The deployed class `class`, or 404.
+fn loaded_class(
+    state: &AdminState,
+    class: &crate::ids::ClassName,
+) -> Result<Arc<crate::class::LoadedClass>, ApiError> {
+    state
+        .classes
+        .get(class)
+        .ok_or_else(|| ApiError::NotFound(format!("no class named {class}")))
+}
+
 /// The class and id an admin route names an object by (a malformed or foreign id: 400), and its
 /// name when it was named by it.
 fn find_object(
@@ -355,10 +366,7 @@ fn find_object(
     class: &crate::ids::ClassName,
     object: route::ObjectRef,
 ) -> Result<(Arc<crate::class::LoadedClass>, ObjectId, Option<String>), ApiError> {
-    let loaded = state
-        .classes
-        .get(class)
-        .ok_or_else(|| ApiError::NotFound(format!("no class named {class}")))?;
+    let loaded = loaded_class(state, class)?;
     Ok(match object {
         route::ObjectRef::Id(id) => {
             let id = loaded.ids.from_string(&id)?;
@@ -369,6 +377,21 @@ fn find_object(
             (loaded, id, Some(name))
         }
     })
+}
+
+/// Runs a blocking read of the database off the async threads; a failure is an internal error
+/// that says `what` was being done.
+async fn read_db<T: Send + 'static>(
+    state: &AdminState,
+    what: &str,
+    read: impl FnOnce(&redb::Database) -> Result<T, redb::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    let db = state.db.clone();
+    let failed = |e: &dyn std::fmt::Display| ApiError::Internal(format!("{what}: {e}"));
+    tokio::task::spawn_blocking(move || read(&db))
+        .await
+        .map_err(|e| failed(&e))?
+        .map_err(|e| failed(&e))
 }
 
 /// A query value, or a bad request that names it.
@@ -398,34 +421,27 @@ async fn objects(
     class: &crate::ids::ClassName,
     query_string: Option<&str>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let loaded = state
-        .classes
-        .get(class)
-        .ok_or_else(|| ApiError::NotFound(format!("no class named {class}")))?;
+    let loaded = loaded_class(state, class)?;
     let limit = page_limit(query_string)?;
     let after = query(query_string, "after")?
         .map(|id| loaded.ids.from_string(&id))
         .transpose()?;
-    let db = state.db.clone();
     let incarnation = loaded.incarnation;
-    let page = tokio::task::spawn_blocking(move || {
-        crate::storage::inspect::objects(&db, incarnation, after.as_ref(), limit)
+    let page = read_db(state, "listing objects", move |db| {
+        crate::storage::inspect::objects(db, incarnation, after.as_ref(), limit)
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("listing objects: {e}")))?
-    .map_err(|e| ApiError::Internal(format!("listing objects: {e}")))?;
+    .await?;
     let objects: Vec<serde_json::Value> = page
         .items
-        .into_iter()
+        .iter()
         .map(|object| {
-            let mut id = [0u8; 32];
-            let active = hex::decode_to_slice(&object.id, &mut id).is_ok()
-                && state
-                    .directory
-                    .is_active(&ObjectKey::of(&loaded, ObjectId::from_bytes(id)));
-            let mut value = serde_json::to_value(object).expect("objects serialize");
-            value["active"] = active.into();
-            value
+            serde_json::json!({
+                "id": object.id.to_hex(),
+                "keys": object.keys,
+                "bytes": object.bytes,
+                "alarm_ms": object.alarm_ms,
+                "active": state.directory.is_active(&ObjectKey::of(&loaded, object.id)),
+            })
         })
         .collect();
     Ok(json(
@@ -448,14 +464,11 @@ async fn object_entries(
     let limit = page_limit(query_string)?;
     let prefix = query(query_string, "prefix")?.unwrap_or_default();
     let after = query(query_string, "after")?;
-    let db = state.db.clone();
     let incarnation = loaded.incarnation;
-    let object = tokio::task::spawn_blocking(move || {
-        crate::storage::inspect::entries(&db, incarnation, &id, &prefix, after.as_deref(), limit)
+    let object = read_db(state, "reading the object", move |db| {
+        crate::storage::inspect::entries(db, incarnation, &id, &prefix, after.as_deref(), limit)
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("reading the object: {e}")))?
-    .map_err(|e| ApiError::Internal(format!("reading the object: {e}")))?;
+    .await?;
     let entries: Vec<serde_json::Value> = object
         .entries
         .items

@@ -6,16 +6,14 @@
 use std::collections::BTreeMap;
 
 use redb::{Database, ReadableDatabase};
-use serde::Serialize;
 
 use super::schema::{self, CLASS_PREFIX_LEN};
 use crate::ids::ObjectId;
 
 /// One stored object of a class: one with at least one key or an alarm.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
-    /// The id, 64 hex.
-    pub id: String,
+    pub id: ObjectId,
     /// How many keys it stores.
     pub keys: u64,
     /// The bytes of its keys and values.
@@ -88,14 +86,14 @@ pub fn objects(
         let object = [class.as_slice(), id].concat();
         let alarm_ms = alarms.get(object.as_slice())?.map(|at| at.value());
         items.push(StoredObject {
-            id: hex::encode(id),
+            id: ObjectId::from_bytes(*id),
             keys: *keys,
             bytes: *bytes,
             alarm_ms,
         });
     }
     let next = (found.len() > limit)
-        .then(|| items.last().map(|o| o.id.clone()))
+        .then(|| items.last().map(|o| o.id.to_hex()))
         .flatten();
     Ok(Page { items, next })
 }
@@ -215,7 +213,7 @@ mod tests {
         let summary: Vec<_> = all
             .items
             .iter()
-            .map(|o| (o.id[..2].to_string(), o.keys, o.alarm_ms))
+            .map(|o| (o.id.to_hex()[..2].to_string(), o.keys, o.alarm_ms))
             .collect();
         assert_eq!(
             summary,
@@ -231,7 +229,11 @@ mod tests {
         assert_eq!(first.items.len(), 2);
         assert_eq!(first.next.as_deref(), Some(hex::encode([2u8; 32]).as_str()));
         let rest = objects(&db, 7, Some(&id(2)), 2).unwrap();
-        let ids: Vec<_> = rest.items.iter().map(|o| o.id[..2].to_string()).collect();
+        let ids: Vec<_> = rest
+            .items
+            .iter()
+            .map(|o| o.id.to_hex()[..2].to_string())
+            .collect();
         assert_eq!(
             (ids, rest.next),
             (vec!["03".to_string(), "04".to_string()], None)
