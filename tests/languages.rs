@@ -661,6 +661,106 @@ async fn the_python_sdk_behaves_as_the_others() {
     );
 }
 
+/// RPC on stubs, across languages: JavaScript's `stub.method(...args)` with every encodable type
+/// there and back, thrown errors with their name and message, storage writes in methods, calls in
+/// order; Rust (`Stub::call`, `DurableObject::call`) and Python (`stub.method(...)`, public
+/// methods) calling and called; a class built before RPC existed answers a TypeError.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_methods_are_called_across_languages() {
+    let s = js_probe().await;
+    let py = std::fs::read(common::python_probe()).expect("the Python probe component");
+    assert_eq!(s.upload("PyProbe", py).await.0, StatusCode::CREATED);
+    s.deploy("CallProbe", "call-probe").await;
+    let old = std::fs::read(common::root().join("tests/fixtures/counter-before-namespaces.wasm"))
+        .unwrap();
+    assert_eq!(s.upload("Old", old).await.0, StatusCode::CREATED);
+    s.bind(&[
+        ("COUNTER", "Counter"),
+        ("PROBE", "Probe"),
+        ("PY", "PyProbe"),
+        ("CALLS", "CallProbe"),
+        ("OLD", "Old"),
+    ])
+    .await;
+
+    let (status, out) = s.get("/objects/Probe/a/rpc?to=b&rust").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    for (value, same) in out["same"].as_object().unwrap() {
+        assert_eq!(
+            same,
+            &json!(true),
+            "{value} did not come back as it went: {out}"
+        );
+    }
+    let (_, b) = s.get("/ids/Probe?name=b").await;
+    let remote =
+        |name: &str, message: &str| json!({"name": name, "message": message, "remote": true});
+    let no_method = |m: &str| {
+        remote(
+            "TypeError",
+            &format!("The RPC receiver does not implement the method \"{m}\"."),
+        )
+    };
+    assert_eq!(out["sum"], 5);
+    assert_eq!(out["who"], json!({"id": b["id"], "name": "b"}));
+    assert_eq!(out["counts"], json!([1, 2]));
+    assert_eq!(out["ordered"], json!([3, 4]));
+    assert_eq!(out["thrownRange"], remote("RangeError", "too far"));
+    assert_eq!(out["thrownPlain"], json!({"value": "a plain string"}));
+    assert_eq!(out["missing"], no_method("nope"));
+    assert_eq!(out["handler"], no_method("alarm"));
+    assert_eq!(out["uncloneable"]["name"], "DataCloneError");
+    assert_eq!(out["uncloneable"]["remote"], false);
+    assert_eq!(out["fetched"], json!({"id": b["id"], "name": "b"}));
+    assert_eq!(out["rust"], 42);
+
+    // Rust calling JavaScript and Python; a class without `rpc`.
+    let rpc = |binding: &str, name: &str, method: &str, args: Value| {
+        let path = format!("/objects/CallProbe/r/rpc?b={binding}&n={name}&m={method}");
+        let s = &s;
+        async move { s.call(Method::POST, &path, args.to_string()).await }
+    };
+    assert_eq!(
+        rpc("PROBE", "b", "add", json!([1, 2])).await,
+        (StatusCode::OK, json!({"returned": 3}))
+    );
+    assert_eq!(
+        rpc("PROBE", "b", "fail", json!(["range"])).await.1,
+        json!({"thrown": {"$type": "Error", "name": "RangeError", "message": "too far"}})
+    );
+    assert_eq!(
+        rpc("PY", "p", "sayHello", json!(["Ann"])).await.1,
+        json!({"returned": "Hello, Ann!"})
+    );
+    assert_eq!(
+        rpc("PY", "p", "fail", json!([])).await.1,
+        json!({"thrown": {"$type": "Error", "name": "ValueError", "message": "python says no"}})
+    );
+    let (_, old) = rpc("OLD", "x", "add", json!([1, 2])).await;
+    assert_eq!(old["thrown"]["name"], "TypeError", "{old}");
+    assert!(
+        old["thrown"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no RPC methods"),
+        "{old}"
+    );
+    assert_eq!(
+        rpc("CALLS", "r2", "relay", json!(["PROBE", "b", "add", 20, 22]))
+            .await
+            .1,
+        json!({"returned": 42})
+    );
+
+    // Python calling JavaScript.
+    let (status, out) = s.get("/objects/PyProbe/p/rpc?b").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(
+        out,
+        json!({"sum": 42, "echo": ["b'\\x01'", "{1, 2}"], "thrown": {"name": "RangeError", "message": "too far"}})
+    );
+}
+
 /// `suite` as one test per language.
 macro_rules! per_language {
     ($($suite:ident),* $(,)?) => {

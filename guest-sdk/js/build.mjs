@@ -78,6 +78,7 @@ export const alarm = exports.alarm;
 export const websocketMessage = exports.websocketMessage;
 export const websocketClose = exports.websocketClose;
 export const websocketError = exports.websocketError;
+export const rpc = exports.rpc;
 ${WORLDS[world] === "shared-instance" ? "export const evict = exports.evict;\n" : ""}`;
 }
 

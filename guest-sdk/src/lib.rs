@@ -27,6 +27,7 @@
 mod fetch;
 mod http;
 mod namespace;
+pub mod rpc;
 mod storage;
 mod websocket;
 pub mod worker;
@@ -142,6 +143,10 @@ pub enum Error {
     Fetch(String),
     /// A value could not be encoded or decoded as JSON.
     Json(serde_json::Error),
+    /// An RPC method threw this value (in the [RPC encoding](rpc): an error is
+    /// `{"$type": "Error", "name": ..., "message": ...}`). Returned by [`Stub::call`] when the
+    /// callee threw; returned by [`DurableObject::call`], it is what the caller's call throws.
+    Thrown(serde_json::Value),
     /// Answer with this status and message.
     Http {
         /// The HTTP status to answer with.
@@ -174,6 +179,7 @@ impl std::fmt::Display for Error {
             Self::Call(e) => write!(f, "call: {}", namespace::describe(e)),
             Self::Fetch(reason) => write!(f, "fetch: {reason}"),
             Self::Json(e) => write!(f, "json: {e}"),
+            Self::Thrown(value) => f.write_str(&rpc::describe(value)),
             Self::Http { message, .. } => f.write_str(message),
         }
     }
@@ -442,6 +448,30 @@ pub trait DurableObject: Sized + 'static {
         Ok(())
     }
 
+    /// An RPC call of one of this class's methods (JavaScript's `stub.method(...args)`, Rust's
+    /// [`Stub::call`]): `args` and the result are JSON values in the [RPC encoding](rpc). An
+    /// `Err` is thrown to the caller ([`Error::Thrown`] as it is, any other error as an `Error`
+    /// with its text). The default has no methods.
+    ///
+    /// ```no_run
+    /// # use duro_sdk::{DurableObject, Request, Response, Result, State, json};
+    /// # struct Greeter { state: State }
+    /// impl DurableObject for Greeter {
+    ///     # fn new(state: State) -> Self { Greeter { state } }
+    ///     # fn fetch(&mut self, _r: Request) -> Result<Response> { Ok(Response::new(204)) }
+    ///     fn call(&mut self, method: &str, args: Vec<duro_sdk::serde_json::Value>) -> Result<duro_sdk::serde_json::Value> {
+    ///         match method {
+    ///             "sayHello" => Ok(json!(format!("Hello, {}!", args[0].as_str().unwrap_or("you")))),
+    ///             _ => Err(duro_sdk::rpc::no_method(method)),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn call(&mut self, method: &str, args: Vec<serde_json::Value>) -> Result<serde_json::Value> {
+        let _ = args;
+        Err(rpc::no_method(method))
+    }
+
     /// A WebSocket closed (`code` 1005/1006 when no close frame came). The default does nothing.
     ///
     /// ```no_run
@@ -524,8 +554,11 @@ macro_rules! export {
                 fn websocket_error(ws: u64, error: String) {
                     $crate::__private::websocket_error::<$ty>(ws, error)
                 }
+                fn rpc(method: String, args: Vec<u8>) -> ::core::result::Result<Vec<u8>, Vec<u8>> {
+                    $crate::__private::rpc::<$ty>(method, args)
+                }
             }
-    $crate::wit::__export_duro_world!(DuroGuest with_types_in $crate::wit);
+            $crate::wit::__export_duro_world!(DuroGuest with_types_in $crate::wit);
         };
     };
 }
@@ -584,6 +617,10 @@ pub mod __private {
     pub fn websocket_error<T: DurableObject>(ws: u64, error: String) {
         let outcome = with_object::<T, _>(|o| o.websocket_error(WebSocket(ws), error));
         report("websocket_error", outcome);
+    }
+
+    pub fn rpc<T: DurableObject>(method: String, args: Vec<u8>) -> Result<Vec<u8>, Vec<u8>> {
+        crate::rpc::dispatch(&args, |args| with_object::<T, _>(|o| o.call(&method, args)))
     }
 
     pub fn fetch<T: DurableObject>(request: wit::Request) -> wit::Response {

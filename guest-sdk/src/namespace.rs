@@ -150,6 +150,23 @@ impl Stub {
     pub fn fetch(&self, request: Request) -> Result<Response> {
         Ok(self.0.fetch(&request.into())?.into())
     }
+
+    /// Calls the object's method `method` (an RPC call, as JavaScript's `stub.method(...args)`):
+    /// `args` and the result are JSON values in the [RPC encoding](crate::rpc); a method that
+    /// threw gives [`Error::Thrown`](crate::Error::Thrown) with what it threw. From an object,
+    /// the writes it made before the call are made durable first.
+    ///
+    /// ```no_run
+    /// let greeters = duro_sdk::Namespace::new("GREETER");
+    /// let stub = greeters.get(&greeters.id_from_name("world")?)?;
+    /// let greeting = stub.call("sayHello", &[duro_sdk::json!("Ann")])?;
+    /// assert_eq!(greeting, "Hello, Ann!");
+    /// # Ok::<(), duro_sdk::Error>(())
+    /// ```
+    pub fn call(&self, method: &str, args: &[serde_json::Value]) -> Result<serde_json::Value> {
+        let args = serde_json::to_vec(args)?;
+        crate::rpc::answer(self.0.call(method, &args)?)
+    }
 }
 
 /// Describes a [`CallError`] for humans.

@@ -13,6 +13,7 @@
 //! - [`alarm`]: the scheduler that fires persisted alarms.
 //! - [`websocket`]: runtime-held WebSocket connections and each object's socket registry.
 //! - [`worker`]: the stateless worker in front of the objects, and its pool of instances.
+//! - [`rpc`]: RPC calls on stubs (`stub.method(...args)`), which ride the event path of `fetch`.
 //! - [`outbound`]: outgoing HTTP — which hosts each class and the worker may fetch, and how one
 //!   request is bounded (the guest side, `wasi:http`, with the output gate, is `abi::http`).
 //! - [`storage`]: redb schema, per-object storage views, group commit with its write-ahead log,
@@ -54,6 +55,7 @@ pub mod memory;
 pub mod metrics;
 pub mod object;
 pub mod outbound;
+pub mod rpc;
 pub mod storage;
 pub mod websocket;
 pub mod worker;

@@ -8,6 +8,7 @@ import * as raw from "duro:object/namespaces@0.1.0";
 import * as vars from "duro:object/env@0.1.0";
 import { lift } from "./errors.js";
 import { fromRequest, toResponse } from "./http.js";
+import { withMethods } from "./rpc.js";
 
 function call(f) {
   return lift("call", f);
@@ -31,13 +32,17 @@ export class DurableObjectId {
   }
 }
 
-/** A client for one object: `fetch` delivers a request to the object's `fetch`. */
+/**
+ * A client for one object: `fetch` delivers a request to the object's `fetch`, and any other
+ * method name is an RPC call of the class's method (`await stub.sayHello("world")`).
+ */
 export class DurableObjectStub {
   #stub;
   constructor(stub, id) {
     this.#stub = stub;
     this.id = id;
     this.name = id.name;
+    return withMethods(this, (method, args) => call(() => stub.call(method, args)));
   }
   /** Takes what `fetch` takes (`"http://do/path"`, a Request, init); answers a Response. */
   async fetch(input, init) {

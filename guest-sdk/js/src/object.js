@@ -9,6 +9,7 @@ import { env, DurableObjectId } from "./namespaces.js";
 import { Storage } from "./storage.js";
 import { Sockets, message } from "./websockets.js";
 import { toRequest, fromResponse, errorResponse } from "./http.js";
+import { decode, encode, encodeThrown, rpcMethod } from "./rpc.js";
 
 /** `this.ctx` of an object. */
 export class DurableObjectState {
@@ -124,6 +125,14 @@ export function objectExports(module) {
     async websocketError(id, error) {
       const { object, sockets } = live();
       await onSocket(object, "webSocketError", [sockets.get(id), new Error(error)]);
+    },
+    async rpc(method, args) {
+      try {
+        const { object } = live();
+        return encode(await rpcMethod(object, method).apply(object, decode(args)));
+      } catch (error) {
+        throw encodeThrown(error);
+      }
     },
     evict(id) {
       objects.delete(id);

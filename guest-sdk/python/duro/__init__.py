@@ -20,6 +20,7 @@ from .storage import Storage, StorageError, Transaction
 from .websockets import WebSocket
 from .namespaces import DurableObjectId, Namespace, Stub, CallError, env
 from .object import DurableObject, DurableObjectState, AlarmInfo
+from .rpc import RemoteError
 
 __all__ = [
     "AlarmInfo",
@@ -29,6 +30,7 @@ __all__ = [
     "DurableObjectId",
     "DurableObjectState",
     "Namespace",
+    "RemoteError",
     "Request",
     "Response",
     "Storage",

@@ -4,6 +4,9 @@
 from wit_world.imports import env as _vars
 from wit_world.imports import namespaces as _raw
 
+from componentize_py_types import Err
+
+from . import rpc
 from .errors import lift
 
 from .http import Request, Response
@@ -46,6 +49,20 @@ class Stub:
         if not isinstance(request, Request):
             request = Request(request, method, headers, body)
         return Response._from_wit(_call(self._stub.fetch, request._to_wit()))
+
+    def call(self, method, *args):
+        """Calls the object's method `method` (RPC) with `args`; returns what it returned, raises
+        `RemoteError` with what it threw."""
+        outcome = _call(self._stub.call, method, rpc.encode(list(args)))
+        if isinstance(outcome, Err):
+            raise rpc.thrown(outcome.value)
+        return rpc.decode(outcome.value)
+
+    def __getattr__(self, name):
+        """`stub.say_hello("Ann")` is `stub.call("say_hello", "Ann")`."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: self.call(name, *args)
 
 
 class Namespace:

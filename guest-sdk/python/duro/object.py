@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from wit_world.imports import state as _state
 
+from . import rpc
 from .http import BadRequest, Request, Response, error_response
 from .namespaces import DurableObjectId, env
 from .storage import Storage
@@ -135,6 +136,16 @@ def object_world(base, *modules):
         def websocket_error(self, ws, error):
             o, sockets = live()
             on_socket(o, "web_socket_error", sockets.get(ws), error)
+
+        def rpc(self, method, args):
+            from componentize_py_types import Err
+
+            try:
+                return rpc.encode(rpc.method_of(live()[0], method)(*rpc.decode(args)))
+            except Exception as error:
+                if not isinstance(error, rpc.RemoteError):
+                    _report(f"rpc {method}")
+                raise Err(rpc.encode(error))
 
         def evict(self, id):
             objects.pop(id, None)

@@ -188,32 +188,17 @@ impl Calls {
         target: Stub,
         request: WitRequest,
     ) -> wasmtime::Result<Result<WitResponse, CallError>> {
-        let Stub { class, id, name } = target;
-        let key = ObjectKey::of(&class, id);
-        let callers = match self.chain_to(&key, &class.name) {
-            Ok(chain) => chain,
-            Err(e) => return Ok(Err(e)),
-        };
         let request = Request {
             method: request.method,
             url: request.url,
             headers: request.headers,
             body: request.body.into(),
-            callers,
+            callers: Default::default(),
+            rpc: None,
         };
-        let _waiting = self.watch.as_ref().map(CallWatch::begin);
-        crate::http::access::reached(&class.name, name.as_deref(), id);
-        let called = self.directory.fetch(class.clone(), id, name, request);
-        let response = match tokio::time::timeout(self.timeout, called).await {
-            Err(_) => {
-                return Ok(Err(CallError::Timeout(format!(
-                    "{} {id} did not answer within {} ms",
-                    class.name,
-                    self.timeout.as_millis()
-                ))));
-            }
-            Ok(Err(error)) => return Ok(Err(call_error(error))),
-            Ok(Ok(response)) => response,
+        let response = match self.send(target, request).await {
+            Ok(response) => response,
+            Err(e) => return Ok(Err(e)),
         };
         if let Some(accepted) = response.websocket {
             self.forward(accepted).await;
@@ -223,6 +208,55 @@ impl Calls {
             headers: response.headers,
             body: response.body.into(),
         }))
+    }
+
+    /// Calls the method `method` of the stub's object with encoded `args` (see [`crate::rpc`]):
+    /// the encoded value it returned (`Ok`) or threw (`Err`). The caller's own writes must be
+    /// durable by now.
+    pub async fn call(
+        &mut self,
+        target: Stub,
+        method: String,
+        args: Vec<u8>,
+    ) -> Result<Result<Vec<u8>, Vec<u8>>, CallError> {
+        let request = Request {
+            method: "POST".to_string(),
+            url: format!("rpc:{method}"),
+            headers: Vec::new(),
+            body: args.into(),
+            callers: Default::default(),
+            rpc: Some(method),
+        };
+        let response = self.send(target, request).await?;
+        let value = response.body.into();
+        Ok(match response.status {
+            crate::rpc::RETURNED => Ok(value),
+            _ => Err(value),
+        })
+    }
+
+    /// Delivers `request` to the stub's object as an event, with this store's chain of calls,
+    /// under the call timeout.
+    async fn send(
+        &mut self,
+        target: Stub,
+        mut request: Request,
+    ) -> Result<crate::object::Response, CallError> {
+        let Stub { class, id, name } = target;
+        let key = ObjectKey::of(&class, id);
+        request.callers = self.chain_to(&key, &class.name)?;
+        let _waiting = self.watch.as_ref().map(CallWatch::begin);
+        crate::http::access::reached(&class.name, name.as_deref(), id);
+        let called = self.directory.fetch(class.clone(), id, name, request);
+        match tokio::time::timeout(self.timeout, called).await {
+            Err(_) => Err(CallError::Timeout(format!(
+                "{} {id} did not answer within {} ms",
+                class.name,
+                self.timeout.as_millis()
+            ))),
+            Ok(Err(error)) => Err(call_error(error)),
+            Ok(Ok(response)) => Ok(response),
+        }
     }
 
     /// Keeps a socket a callee accepted; one left over from an earlier call never opened.
@@ -329,6 +363,28 @@ macro_rules! namespaces_host {
                     .await;
                 $crate::abi::Metered::meter(self).waited = true;
                 answer
+            }
+
+            async fn call(
+                &mut self,
+                stub: wasmtime::component::Resource<$crate::abi::calls::Stub>,
+                method: String,
+                args: Vec<u8>,
+            ) -> wasmtime::Result<Result<Result<Vec<u8>, Vec<u8>>, $crate::abi::calls::CallError>>
+            {
+                let target = {
+                    let (calls, table) = $crate::abi::calls::CallSite::calls(self);
+                    calls.target(table, &stub)?
+                };
+                if let Err(error) = $crate::abi::calls::CallSite::before_call(self).await? {
+                    return Ok(Err(error));
+                }
+                let answer = $crate::abi::calls::CallSite::calls(self)
+                    .0
+                    .call(target, method, args)
+                    .await;
+                $crate::abi::Metered::meter(self).waited = true;
+                Ok(answer)
             }
 
             fn drop(

@@ -37,7 +37,10 @@ mod generated {
     wasmtime::component::bindgen!({
         world: "object-core",
         path: "../wit",
-        imports: { "duro:object/namespaces.[method]stub.fetch": async | trappable },
+        imports: {
+            "duro:object/namespaces.[method]stub.fetch": async | trappable,
+            "duro:object/namespaces.[method]stub.call": async | trappable,
+        },
         exports: { default: async },
         with: { "duro:object/namespaces.stub": super::calls::Stub },
     });
@@ -89,6 +92,7 @@ type WsMessageFunc = TypedFunc<(SocketId, WitMessage), ()>;
 type WsCloseFunc = TypedFunc<(SocketId, u16, String, bool), ()>;
 type WsErrorFunc = TypedFunc<(SocketId, String), ()>;
 type EvictFunc = TypedFunc<(String,), ()>;
+type RpcFunc = TypedFunc<(String, Vec<u8>), (Result<Vec<u8>, Vec<u8>>,)>;
 
 /// Export indices of the optional handlers.
 #[derive(Clone)]
@@ -98,6 +102,7 @@ struct OptionalExports {
     ws_close: Option<ComponentExportIndex>,
     ws_error: Option<ComponentExportIndex>,
     evict: Option<ComponentExportIndex>,
+    rpc: Option<ComponentExportIndex>,
 }
 
 /// The optional handlers of one instance, type-checked.
@@ -107,6 +112,7 @@ struct Handlers {
     ws_close: Option<WsCloseFunc>,
     ws_error: Option<WsErrorFunc>,
     evict: Option<EvictFunc>,
+    rpc: Option<RpcFunc>,
 }
 
 /// What of an object outlives its instance: its storage view and its sockets.
@@ -127,6 +133,7 @@ impl ClassCode {
             ws_close: export("websocket-close"),
             ws_error: export("websocket-error"),
             evict: export("evict"),
+            rpc: export("rpc"),
         };
         Ok(Self { pre, exports })
     }
@@ -301,6 +308,7 @@ impl Instance {
                 ws_close: handler!(&exports.ws_close, "websocket-close"),
                 ws_error: handler!(&exports.ws_error, "websocket-error"),
                 evict: handler!(&exports.evict, "evict"),
+                rpc: handler!(&exports.rpc, "rpc"),
             };
             wasmtime::Result::Ok((bindings, handlers))
         }
@@ -341,6 +349,31 @@ impl Instance {
             }),
             Err(error) => Err(classify(&error, self.store.data(), &self.limits)),
         }
+    }
+
+    /// Runs the guest's `rpc` (an RPC call of `method` with encoded `args`): the answer's status
+    /// says whether the method returned or threw, its body is the encoded value (see
+    /// [`crate::rpc`]); a class without `rpc` throws a `TypeError`. On error (a trap) the
+    /// instance must not be used again.
+    pub async fn rpc(&mut self, method: String, args: Vec<u8>) -> Result<Response, GuestError> {
+        let answer = match self.handlers.rpc {
+            Some(rpc) => self.call(rpc, (method, args)).await?.0,
+            None => Err(crate::rpc::type_error(&format!(
+                "the class {} has no RPC methods (its component does not export `rpc`; rebuild \
+                 it with a current SDK)",
+                self.store.data().identity.class
+            ))),
+        };
+        let (status, body) = match answer {
+            Ok(value) => (crate::rpc::RETURNED, value),
+            Err(thrown) => (crate::rpc::THREW, thrown),
+        };
+        Ok(Response {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            websocket: None,
+        })
     }
 
     /// Runs the guest's `alarm`: `Ok(Err(_))` is the guest's own error (retry; the instance stays

@@ -268,6 +268,7 @@ pub(super) async fn object_request(
         headers,
         body,
         callers: Default::default(),
+        rpc: None,
     })
 }
 

@@ -462,7 +462,8 @@ impl Actor {
         Ok(())
     }
 
-    async fn fetch(&mut self, request: Request) -> Result<Response, ObjectError> {
+    /// Runs a request (or an RPC call, see [`crate::rpc`]) as an event of the object.
+    async fn fetch(&mut self, mut request: Request) -> Result<Response, ObjectError> {
         self.follow_class()?;
         let upgrade = request.is_upgrade();
         let max_response = self.shared.limits.max_response_body_bytes;
@@ -471,7 +472,10 @@ impl Actor {
         instance.storage().begin_event();
         instance.sockets().begin_event(upgrade);
         instance.calls().begin_event(chain);
-        let outcome = instance.fetch(request).await;
+        let outcome = match request.rpc.take() {
+            Some(method) => instance.rpc(method, request.body.into()).await,
+            None => instance.fetch(request).await,
+        };
         // A socket a callee accepted for an upgrade this object forwarded to it.
         let mut forwarded = instance.calls().forwarded.take();
         let result = match outcome {

@@ -30,6 +30,9 @@ pub struct Request {
     /// The objects whose events wait on this request (a call from another object); empty for
     /// a request from the ingress or a worker.
     pub callers: crate::abi::CallChain,
+    /// An RPC call of this method (`body`: its encoded arguments) instead of a `fetch`; see
+    /// [`crate::rpc`].
+    pub rpc: Option<String>,
 }
 
 /// An object's answer.

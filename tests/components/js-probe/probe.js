@@ -93,6 +93,58 @@ export class Probe extends DurableObject {
         if (!res.ok) return new Response(await res.text(), { status: res.status });
         return Response.json({ hits: [this.hits, ...(await res.json()).hits] });
       }
+      case "/rpc": {
+        // RPC to the Probe named ?to=: every encodable type there and back, errors, storage.
+        const other = this.env.PROBE.getByName(url.searchParams.get("to"));
+        const values = {
+          text: "é\u0000", int: 7, float: 1.5, negZero: -0, nan: NaN, inf: -Infinity, nil: null,
+          undef: undefined, yes: true, big: 12345678901234567890n, date: new Date(1700000000000),
+          map: new Map([[1, "one"], ["k", { nested: [1, 2] }]]), set: new Set(["a", 3]),
+          bytes: new Uint8Array([0, 1, 255]), buffer: new Uint16Array([513, 65535]).buffer,
+          floats: new Float64Array([0.5, -2]), regexp: /a+b/gi, error: new RangeError("out of range"),
+          tricky: { $type: "Date", value: "not a date" }, list: [1, [2, [3]]],
+        };
+        const [back] = await other.echo(values);
+        const same = {
+          text: back.text === values.text, int: back.int === 7, float: back.float === 1.5,
+          negZero: Object.is(back.negZero, -0), nan: Number.isNaN(back.nan), inf: back.inf === -Infinity,
+          nil: back.nil === null, undef: "undef" in back && back.undef === undefined, yes: back.yes === true,
+          big: back.big === values.big, date: back.date instanceof Date && back.date.getTime() === 1700000000000,
+          map: back.map instanceof Map && back.map.get(1) === "one" && back.map.get("k").nested[1] === 2,
+          set: back.set instanceof Set && back.set.has("a") && back.set.has(3),
+          bytes: back.bytes instanceof Uint8Array && back.bytes.join() === "0,1,255",
+          buffer: back.buffer instanceof ArrayBuffer && new Uint16Array(back.buffer).join() === "513,65535",
+          floats: back.floats instanceof Float64Array && back.floats.join() === "0.5,-2",
+          regexp: back.regexp instanceof RegExp && back.regexp.source === "a+b" && back.regexp.flags === "gi",
+          error: back.error instanceof RangeError && back.error.message === "out of range",
+          tricky: back.tricky.$type === "Date" && back.tricky.value === "not a date",
+          list: JSON.stringify(back.list) === "[1,[2,[3]]]",
+        };
+        const thrown = async (f) => {
+          try {
+            await f();
+            return null;
+          } catch (error) {
+            if (!(error instanceof Error)) return { value: error };
+            return { name: error.name, message: error.message, remote: error.remote ?? false };
+          }
+        };
+        return Response.json({
+          same,
+          sum: await other.add(2, 3),
+          who: await other.whoAmI(),
+          counts: [await other.count(), await other.count()],
+          // Calls through one stub arrive in the order they were made (E-order).
+          ordered: await Promise.all([other.count(), other.count()]),
+          thrownRange: await thrown(() => other.fail("range")),
+          thrownPlain: await thrown(() => other.fail("string")),
+          missing: await thrown(() => other.nope()),
+          handler: await thrown(() => other.alarm()),
+          uncloneable: await thrown(() => other.echo(() => 1)),
+          fetched: await (await other.fetch("http://do/id")).json(),
+          rust: url.searchParams.has("rust") ? await this.env.CALLS.getByName("r").add(40, 2) : null,
+        });
+      }
       case "/spin":
         for (;;);
       case "/env":
@@ -112,6 +164,26 @@ export class Probe extends DurableObject {
       default:
         return new Response("Not found", { status: 404 });
     }
+  }
+
+  // RPC methods (the /rpc route calls them on another Probe; Rust classes call them too).
+  echo(...args) {
+    return args;
+  }
+  add(a, b) {
+    return a + b;
+  }
+  async whoAmI() {
+    return { id: this.ctx.id.toString(), name: this.ctx.id.name ?? null };
+  }
+  async count() {
+    const n = ((await this.ctx.storage.get("rpc-count")) ?? 0) + 1;
+    await this.ctx.storage.put("rpc-count", n);
+    return n;
+  }
+  fail(kind) {
+    if (kind === "range") throw new RangeError("too far");
+    throw "a plain string";
   }
 
   async webSocketMessage(ws, message) {

@@ -4,7 +4,7 @@ Durable Object API and answers what it saw as JSON."""
 import time
 from urllib.parse import urlparse
 
-from duro import DurableObject, Response
+from duro import DurableObject, RemoteError, Response
 from duro.storage import StorageError
 
 
@@ -68,4 +68,21 @@ class PyProbe(DurableObject):
         if path == "/env":
             # A var or secret of the deploy config, by the query's name.
             return Response.json({"value": getattr(self.env, urlparse(request.url).query)})
+        if path == "/rpc":
+            # RPC to the Probe (JavaScript) named by the query: a method with arguments, and one
+            # that throws.
+            stub = self.env.PROBE.get_by_name(urlparse(request.url).query)
+            try:
+                stub.fail("range")
+                thrown = None
+            except RemoteError as error:
+                thrown = {"name": error.name, "message": error.message}
+            return Response.json({"sum": stub.add(20, 22), "echo": [repr(v) for v in stub.echo(b"\x01", {1, 2})], "thrown": thrown})
         return Response("Not found", status=404)
+
+    # RPC methods, called from JavaScript as `stub.sayHello(...)` and from Rust as `call("sayHello")`.
+    def say_hello(self, name):
+        return f"Hello, {name}!"
+
+    def fail(self):
+        raise ValueError("python says no")

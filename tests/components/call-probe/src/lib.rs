@@ -15,6 +15,12 @@
 //! - `/events`: how many events this instance ran (memory only)
 //! - `/trap`: panics
 //! - `/upgrade?b=..&n=..&p=..`: forwards this (upgrade) request to the callee, answers its answer
+//! - `/rpc?b=..&n=..&m=METHOD`: an RPC call of METHOD with the request body's JSON array as the
+//!   arguments; answers `{"returned": value}` or `{"thrown": value}`
+//!
+//! RPC methods (`DurableObject::call`): `add(a, b)`, `echo(...args)` (the arguments as a list),
+//! `whoAmI()` (`{"id", "name"}`), `fail()` (throws a TypeError), `relay(binding, name, method,
+//! ...args)` (calls that method of that object and returns its value).
 
 use duro_sdk::{DurableObject, Error, Namespace, Request, Response, Result, State, json};
 
@@ -132,7 +138,41 @@ impl DurableObject for CallProbe {
             }
             "/events" => Response::json(&json!({ "events": self.events })),
             "/trap" => panic!("trap requested"),
+            "/rpc" => {
+                let namespace = Namespace::new(&param(&request, "b"));
+                let stub = namespace.get(&namespace.id_from_name(&param(&request, "n"))?)?;
+                let args: Vec<duro_sdk::serde_json::Value> = request.json()?;
+                match stub.call(&param(&request, "m"), &args) {
+                    Ok(value) => Response::json(&json!({ "returned": value })),
+                    Err(Error::Thrown(value)) => Response::json(&json!({ "thrown": value })),
+                    Err(other) => Err(other),
+                }
+            }
             _ => Ok(Response::text(404, "Not found")),
+        }
+    }
+
+    fn call(
+        &mut self,
+        method: &str,
+        args: Vec<duro_sdk::serde_json::Value>,
+    ) -> Result<duro_sdk::serde_json::Value> {
+        let number = |i: usize| args.get(i).and_then(|v| v.as_i64()).unwrap_or(0);
+        match method {
+            "add" => Ok(json!(number(0) + number(1))),
+            "echo" => Ok(json!(args)),
+            "whoAmI" => Ok(json!({ "id": self.state.id(), "name": self.state.name() })),
+            "fail" => Err(Error::Thrown(duro_sdk::rpc::error(
+                "TypeError",
+                "failed on purpose",
+            ))),
+            "relay" => {
+                let text = |i: usize| args.get(i).and_then(|v| v.as_str()).unwrap_or_default();
+                let namespace = Namespace::new(text(0));
+                let stub = namespace.get(&namespace.id_from_name(text(1))?)?;
+                stub.call(text(2), args.get(3..).unwrap_or_default())
+            }
+            _ => Err(duro_sdk::rpc::no_method(method)),
         }
     }
 }
