@@ -32,6 +32,7 @@ const WORLDS = { object: "shared-instance", "shared-instance": "shared-instance"
 const OBJECT_ONLY = {
   storage: ["get", "getMany", "put", "putMany", "delete", "deleteMany", "list", "deleteAll", "getAlarm", "setAlarm", "deleteAlarm", "transactionBegin", "transactionCommit", "transactionRollback"],
   state: ["id", "name", "className"],
+  timers: ["wakeAfter"],
   websockets: ["accept", "getWebsockets", "send", "close", "getTags", "serializeAttachment", "deserializeAttachment", "setAutoResponse"],
 };
 
@@ -79,6 +80,7 @@ export const websocketMessage = exports.websocketMessage;
 export const websocketClose = exports.websocketClose;
 export const websocketError = exports.websocketError;
 export const rpc = exports.rpc;
+export const wake = exports.wake;
 ${WORLDS[world] === "shared-instance" ? "export const evict = exports.evict;\n" : ""}`;
 }
 
@@ -86,7 +88,7 @@ ${WORLDS[world] === "shared-instance" ? "export const evict = exports.evict;\n" 
 const workerStubs = {
   name: "duro-worker-stubs",
   setup(build) {
-    build.onResolve({ filter: /^duro:object\/(storage|state|websockets)@/ }, (args) => ({
+    build.onResolve({ filter: /^duro:object\/(storage|state|websockets|timers)@/ }, (args) => ({
       path: args.path.slice("duro:object/".length).split("@")[0],
       namespace: "duro-worker-stub",
     }));

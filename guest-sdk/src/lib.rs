@@ -557,8 +557,10 @@ macro_rules! export {
                 fn rpc(method: String, args: Vec<u8>) -> ::core::result::Result<Vec<u8>, Vec<u8>> {
                     $crate::__private::rpc::<$ty>(method, args)
                 }
+                // A Rust class keeps no timers: the runtime never asks it to wake.
+                fn wake() {}
             }
-            $crate::wit::__export_duro_world!(DuroGuest with_types_in $crate::wit);
+    $crate::wit::__export_duro_world!(DuroGuest with_types_in $crate::wit);
         };
     };
 }

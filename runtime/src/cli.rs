@@ -179,6 +179,10 @@ struct ServeArgs {
     /// CPU time one event may use, in milliseconds.
     #[arg(long, env = "DURO_EVENT_CPU_MS", default_value_t = 30_000)]
     event_cpu_ms: u64,
+    /// How long an object's timers and `waitUntil` work may keep it in memory after its last
+    /// event from outside, in milliseconds (Cloudflare's 15 minutes).
+    #[arg(long, env = "DURO_BACKGROUND_LIMIT_MS", default_value_t = 900_000)]
+    background_limit_ms: u64,
     /// Linear memory one instance may use, in MiB.
     #[arg(long, env = "DURO_INSTANCE_MEMORY_MIB", default_value_t = 128)]
     instance_memory_mib: usize,
@@ -518,6 +522,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<Config> {
     let limits = &mut config.limits;
     limits.max_ws_message_bytes = args.max_ws_message_bytes;
     limits.event_cpu = Duration::from_millis(args.event_cpu_ms);
+    limits.background = Duration::from_millis(args.background_limit_ms);
     limits.instance_memory_bytes = mib(args.instance_memory_mib);
     if let Some(budget) = args.memory_budget_mib {
         limits.memory_budget_bytes = mib(budget);

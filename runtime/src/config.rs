@@ -132,6 +132,7 @@ impl Config {
         let l = &self.limits;
         let positive_durations = [
             ("event-cpu-ms", l.event_cpu),
+            ("background-limit-ms", l.background),
             ("idle-timeout-ms", self.idle_timeout),
             ("hibernate-after-ms", self.hibernate_after),
             ("checkpoint-interval-ms", self.checkpoint_interval),
@@ -285,6 +286,9 @@ pub struct Limits {
     pub max_event_write_bytes: usize,
     /// Guest time one event may use before it is interrupted.
     pub event_cpu: Duration,
+    /// How long an object's background work (timers, `waitUntil`) may keep it in memory after
+    /// its last event from outside; then its instance is dropped and the work with it.
+    pub background: Duration,
     /// Linear memory one instance may grow to.
     pub instance_memory_bytes: usize,
     /// Linear memory of all live instances together. Growing past it first evicts idle objects;
@@ -317,6 +321,7 @@ impl Default for Limits {
             max_list_bytes: 32 * MIB,
             max_event_write_bytes: 16 * MIB,
             event_cpu: Duration::from_secs(30),
+            background: Duration::from_secs(15 * 60),
             instance_memory_bytes: 128 * MIB,
             memory_budget_bytes: default_memory_budget(),
             max_request_body_bytes: 8 * MIB,

@@ -10,12 +10,15 @@ import { Storage } from "./storage.js";
 import { Sockets, message } from "./websockets.js";
 import { toRequest, fromResponse, errorResponse } from "./http.js";
 import { decode, encode, encodeThrown, rpcMethod } from "./rpc.js";
+import { Background, enter, install } from "./timers.js";
 
 /** `this.ctx` of an object. */
 export class DurableObjectState {
   #sockets;
-  constructor(sockets) {
+  #background;
+  constructor(sockets, background) {
     this.#sockets = sockets;
+    this.#background = background;
     this.id = new DurableObjectId(state.id(), state.name());
     this.storage = new Storage();
   }
@@ -34,13 +37,16 @@ export class DurableObjectState {
   setWebSocketAutoResponse(pair) {
     this.#sockets.setAutoResponse(pair);
   }
-  /** Events are already one at a time: runs `f`. */
-  async blockConcurrencyWhile(f) {
-    return f();
+  /**
+   * Runs `f`; no other event of the object (request, RPC call, socket message, alarm) starts
+   * until it settles, timers it waits on included. Resolves as `f` does.
+   */
+  blockConcurrencyWhile(f) {
+    return this.#background.blockConcurrencyWhile(f);
   }
-  /** The promise runs to its end within the event. */
+  /** Keeps `promise` running after the event (the object stays in memory meanwhile). */
   waitUntil(promise) {
-    Promise.resolve(promise).catch((error) => console.error(`waitUntil: ${error}`));
+    this.#background.waitUntil(promise);
   }
 }
 
@@ -70,25 +76,48 @@ function findClass(module, className) {
  * event and dropped when the runtime evicts it.
  */
 export function objectExports(module) {
+  install();
   const objects = new Map();
   let Class = null;
-  /** The running event's object: its class instance and its sockets. */
+  /** The running event's object: its class instance, sockets and background work. */
   const live = () => {
     const id = state.id();
     let entry = objects.get(id);
     if (entry === undefined) {
       Class ??= findClass(module, state.className());
       const sockets = new Sockets();
-      entry = { object: new Class(new DurableObjectState(sockets), env), sockets };
+      const background = new Background();
+      enter(background);
+      entry = { object: null, sockets, background };
       objects.set(id, entry);
+      try {
+        entry.object = new Class(new DurableObjectState(sockets, background), env);
+      } catch (error) {
+        objects.delete(id);
+        throw error;
+      }
     }
+    enter(entry.background);
     return entry;
   };
+  /**
+   * Runs an event's handler: a pending `blockConcurrencyWhile` first, the object's timers driven
+   * until the handler settles, then its next wake told to the runtime.
+   */
+  const run = async ({ background }, handler) => {
+    try {
+      await background.settleBlock();
+      return await background.drive(handler());
+    } finally {
+      background.changed();
+    }
+  };
   // A socket handler's error has no caller to go to: it goes to the runtime's log.
-  const onSocket = async (object, handler, args) => {
+  const onSocket = async (entry, handler, args) => {
+    const { object } = entry;
     if (typeof object[handler] !== "function") return;
     try {
-      await object[handler](...args);
+      await run(entry, () => object[handler](...args));
     } catch (error) {
       console.error(`${handler} failed: ${error instanceof Error ? error.stack || error.message : error}`);
     }
@@ -96,45 +125,57 @@ export function objectExports(module) {
   return {
     async fetch(request) {
       try {
-        const { object } = live();
+        const entry = live();
+        const { object } = entry;
         if (typeof object.fetch !== "function") throw new Error("the class has no fetch method");
-        return await fromResponse(await object.fetch(toRequest(request)));
+        return await fromResponse(await run(entry, () => object.fetch(toRequest(request))));
       } catch (error) {
         return errorResponse("fetch", error);
       }
     },
     async alarm(info) {
-      const { object } = live();
+      const entry = live();
+      const { object } = entry;
       if (typeof object.alarm !== "function") throw "the class has no alarm method";
       try {
-        await object.alarm({ retryCount: info.retryCount, isRetry: info.isRetry });
+        await run(entry, () => object.alarm({ retryCount: info.retryCount, isRetry: info.isRetry }));
       } catch (error) {
         console.error(`alarm failed: ${error instanceof Error ? error.stack || error.message : error}`);
         throw error instanceof Error ? error.message : String(error);
       }
     },
     async websocketMessage(id, value) {
-      const { object, sockets } = live();
-      await onSocket(object, "webSocketMessage", [sockets.get(id), message(value)]);
+      const entry = live();
+      await onSocket(entry, "webSocketMessage", [entry.sockets.get(id), message(value)]);
     },
     async websocketClose(id, code, reason, wasClean) {
-      const { object, sockets } = live();
-      await onSocket(object, "webSocketClose", [sockets.closed(id), code, reason, wasClean]);
-      sockets.forget(id);
+      const entry = live();
+      await onSocket(entry, "webSocketClose", [entry.sockets.closed(id), code, reason, wasClean]);
+      entry.sockets.forget(id);
     },
     async websocketError(id, error) {
-      const { object, sockets } = live();
-      await onSocket(object, "webSocketError", [sockets.get(id), new Error(error)]);
+      const entry = live();
+      await onSocket(entry, "webSocketError", [entry.sockets.get(id), new Error(error)]);
     },
     async rpc(method, args) {
       try {
-        const { object } = live();
-        return encode(await rpcMethod(object, method).apply(object, decode(args)));
+        const entry = live();
+        const { object } = entry;
+        const callee = rpcMethod(object, method);
+        return encode(await run(entry, () => callee.apply(object, decode(args))));
       } catch (error) {
         throw encodeThrown(error);
       }
     },
+    async wake() {
+      // After a reset nothing of the object's timers is left: nothing to run, nothing to make.
+      const entry = objects.get(state.id());
+      if (entry === undefined) return;
+      enter(entry.background);
+      await entry.background.wake();
+    },
     evict(id) {
+      objects.get(id)?.background.forget();
       objects.delete(id);
     },
   };

@@ -147,6 +147,9 @@ def object_world(base, *modules):
                     _report(f"rpc {method}")
                 raise Err(rpc.encode(error))
 
+        def wake(self):
+            """A Python class keeps no timers: the runtime never asks it to wake."""
+
         def evict(self, id):
             objects.pop(id, None)
 

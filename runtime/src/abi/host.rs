@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::ObjectState;
 use super::generated::duro::object::namespaces::CallError;
-use super::generated::duro::object::{state, storage, types, websockets};
+use super::generated::duro::object::{state, storage, timers, types, websockets};
 use crate::storage::{ListOptions, ObjectStorage, StorageError};
 use crate::websocket::{Message, SocketError, SocketId, Sockets};
 
@@ -218,6 +218,12 @@ impl state::Host for ObjectState {
 
     fn class_name(&mut self) -> String {
         self.identity.class.to_string()
+    }
+}
+
+impl timers::Host for ObjectState {
+    fn wake_after(&mut self, delay_ms: Option<u64>) {
+        self.wake_request = Some(delay_ms.map(std::time::Duration::from_millis));
     }
 }
 

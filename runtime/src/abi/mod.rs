@@ -93,6 +93,7 @@ type WsCloseFunc = TypedFunc<(SocketId, u16, String, bool), ()>;
 type WsErrorFunc = TypedFunc<(SocketId, String), ()>;
 type EvictFunc = TypedFunc<(String,), ()>;
 type RpcFunc = TypedFunc<(String, Vec<u8>), (Result<Vec<u8>, Vec<u8>>,)>;
+type WakeFunc = TypedFunc<(), ()>;
 
 /// Export indices of the optional handlers.
 #[derive(Clone)]
@@ -103,6 +104,7 @@ struct OptionalExports {
     ws_error: Option<ComponentExportIndex>,
     evict: Option<ComponentExportIndex>,
     rpc: Option<ComponentExportIndex>,
+    wake: Option<ComponentExportIndex>,
 }
 
 /// The optional handlers of one instance, type-checked.
@@ -113,6 +115,7 @@ struct Handlers {
     ws_error: Option<WsErrorFunc>,
     evict: Option<EvictFunc>,
     rpc: Option<RpcFunc>,
+    wake: Option<WakeFunc>,
 }
 
 /// What of an object outlives its instance: its storage view and its sockets.
@@ -134,6 +137,7 @@ impl ClassCode {
             ws_error: export("websocket-error"),
             evict: export("evict"),
             rpc: export("rpc"),
+            wake: export("wake"),
         };
         Ok(Self { pre, exports })
     }
@@ -223,6 +227,9 @@ pub struct ObjectState {
     committer: crate::storage::Committer,
     /// Outgoing HTTP requests.
     http: http::HttpState,
+    /// What the running event asked of `timers.wake-after`, if it called it: a wake after this
+    /// long, or none.
+    wake_request: Option<Option<Duration>>,
 }
 
 impl WasiView for ObjectState {
@@ -279,6 +286,7 @@ impl Instance {
             identity,
             calls: Calls::new(limits.directory.clone(), limits.call_timeout),
             committer: limits.committer.clone(),
+            wake_request: None,
         };
         let mut store = Store::new(code.pre.engine(), state);
         meter_store(&mut store);
@@ -309,6 +317,7 @@ impl Instance {
                 ws_error: handler!(&exports.ws_error, "websocket-error"),
                 evict: handler!(&exports.evict, "evict"),
                 rpc: handler!(&exports.rpc, "rpc"),
+                wake: handler!(&exports.wake, "wake"),
             };
             wasmtime::Result::Ok((bindings, handlers))
         }
@@ -374,6 +383,20 @@ impl Instance {
             body: body.into(),
             websocket: None,
         })
+    }
+
+    /// Runs the guest's `wake` (its timers are due; ignored if not exported).
+    pub async fn wake(&mut self) -> Result<(), GuestError> {
+        match self.handlers.wake {
+            Some(wake) => self.call(wake, ()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// What the event that just ran asked of `timers.wake-after`: `Some(None)` withdraws the
+    /// object's wake, `Some(Some(delay))` sets it, `None` leaves it as it was.
+    pub fn take_wake_request(&mut self) -> Option<Option<Duration>> {
+        self.store.data_mut().wake_request.take()
     }
 
     /// Runs the guest's `alarm`: `Ok(Err(_))` is the guest's own error (retry; the instance stays
@@ -507,6 +530,7 @@ impl Instance {
     }
 
     fn start_event(&mut self) {
+        self.store.data_mut().wake_request = None;
         self.store.data_mut().meter.start_event(&self.limits);
         self.store.set_epoch_deadline(1);
     }

@@ -56,6 +56,8 @@ pub(super) enum Envelope {
     Wipe {
         reply: oneshot::Sender<Gated<Result<(), ObjectError>>>,
     },
+    /// The guest's timers are due (`timers.wake-after`); made by the actor itself, never sent.
+    Wake,
 }
 
 /// The outcome of one of the object's commits: (generation, sequence number, result).
@@ -96,8 +98,12 @@ pub(super) struct Actor {
     /// The object's place in its class's shared instances (shared classes only).
     tenancy: Option<Tenancy>,
     /// When the object's last event ended: it goes idle (or hibernates) counting from here. An
-    /// operator's look at it (`Envelope::View`) is not an event and keeps nothing awake.
+    /// operator's look at it (`Envelope::View`) is not an event and keeps nothing awake, nor is
+    /// a wake (background work counts from the last event from outside).
     quiet_since: tokio::time::Instant,
+    /// When the guest asked to be woken (`timers.wake-after`): its timers are due then. While
+    /// set, the object stays in memory (no idling, no hibernation) up to the background limit.
+    wake_at: Option<tokio::time::Instant>,
     /// Holds one unit of the live-object bound. Last field on purpose: fields drop in order, and
     /// the instance (a pooled slot) must be gone before the slot is offered to another object.
     _permit: OwnedSemaphorePermit,
@@ -129,6 +135,7 @@ impl Actor {
             outbox: VecDeque::new(),
             tenancy: None,
             quiet_since: tokio::time::Instant::now(),
+            wake_at: None,
         }
     }
 
@@ -155,7 +162,12 @@ impl Actor {
                         self.idle_timeout()
                     },
             );
-            let can_idle = self.commits.is_empty() && !(has_sockets && self.is_cold());
+            let can_idle = self.commits.is_empty()
+                && !(has_sockets && self.is_cold())
+                && self.wake_at.is_none();
+            // Due at the guest's wake, or at the background limit if that comes first.
+            let cut_at = self.quiet_since + self.shared.limits.background;
+            let wake = tokio::time::sleep_until(self.wake_at.map_or(cut_at, |at| at.min(cut_at)));
             let front = self.outbox.front().and_then(|r| r.barrier.clone());
             tokio::select! {
                 biased;
@@ -169,19 +181,25 @@ impl Actor {
                     Some(envelope) => {
                         self.shared.metrics.queued_events.dec();
                         let is_event = !matches!(*envelope, Envelope::View { .. });
-                        // Boxed so that an idle actor's task stays small (the event's future
-                        // exists only while the event runs): ~5 KiB less per live object.
-                        let event = std::panic::AssertUnwindSafe(Box::pin(self.handle(*envelope)));
-                        if let Err(panic) = event.catch_unwind().await {
-                            let cause = crate::metrics::panic_text(panic.as_ref());
-                            self.recover_from_panic(cause).await;
-                        }
+                        self.dispatch(*envelope).await;
                         if is_event {
                             self.quiet_since = tokio::time::Instant::now();
                         }
                     }
                     None => break,
                 },
+                () = wake, if self.wake_at.is_some() => {
+                    if self.quiet_since.elapsed() < self.shared.limits.background {
+                        self.dispatch(Envelope::Wake).await;
+                    } else {
+                        tracing::warn!(class = %self.class.name, object = %self.key.id,
+                            limit_ms = self.shared.limits.background.as_millis() as u64,
+                            "background work (timers, waitUntil) cut: no event from outside \
+                             within the background limit; instance dropped");
+                        self.drop_instance();
+                        self.tenancy = None;
+                    }
+                }
                 () = idle, if can_idle => {
                     if self.go_idle() {
                         break;
@@ -208,9 +226,21 @@ impl Actor {
         self.shared.metrics.live_objects.dec();
     }
 
+    /// Runs one envelope; a panic inside the runtime resets the object (`recover_from_panic`).
+    async fn dispatch(&mut self, envelope: Envelope) {
+        // Boxed so that an idle actor's task stays small (the event's future exists only while
+        // the event runs): ~5 KiB less per live object.
+        let event = std::panic::AssertUnwindSafe(Box::pin(self.handle(envelope)));
+        if let Err(panic) = event.catch_unwind().await {
+            let cause = crate::metrics::panic_text(panic.as_ref());
+            self.recover_from_panic(cause).await;
+        }
+    }
+
     async fn handle(&mut self, envelope: Envelope) {
         let cold = self.is_cold().then(Instant::now);
         self.run_event(envelope).await;
+        self.note_wake_request();
         self.leave();
         if let Some(started) = cold
             && !self.is_cold()
@@ -258,6 +288,24 @@ impl Actor {
             }
             Envelope::SocketOpened { id, tx } => self.sockets().connected(id, tx),
             Envelope::Socket { id, event } => self.socket_event(id, event).await,
+            Envelope::Wake => {
+                self.wake_at = None;
+                if self.follow_class().is_ok() {
+                    self.background_event(None).await;
+                }
+            }
+        }
+    }
+
+    /// Takes what the event asked of `timers.wake-after` from the instance it ran on.
+    fn note_wake_request(&mut self) {
+        let instance = match self.body.as_mut() {
+            Some(Body::Live(instance)) => instance,
+            Some(Body::Visiting(visit)) => visit.mounted(),
+            _ => return,
+        };
+        if let Some(request) = instance.take_wake_request() {
+            self.wake_at = request.map(|delay| tokio::time::Instant::now() + delay);
         }
     }
 
@@ -326,25 +374,38 @@ impl Actor {
             }
             return;
         }
+        let closed = matches!(event, SocketEvent::Closed { .. });
+        self.background_event(Some((id, event))).await;
+        if closed {
+            self.sockets().remove(id);
+        }
+    }
+
+    /// Runs an event no caller waits on — a socket's message, error or close, or (with no
+    /// socket event) a `wake` for the object's timers — then commits it and queues its messages.
+    /// A trap drops the instance.
+    async fn background_event(&mut self, socket: Option<(SocketId, SocketEvent)>) {
         let chain = self.chain(&CallChain::default());
         let Ok(instance) = self.instance().await else {
-            if let SocketEvent::Closed { .. } = event {
-                self.sockets().remove(id);
-            }
             return;
         };
         instance.storage().begin_event();
         instance.sockets().begin_event(false);
         instance.calls().begin_event(chain);
-        let closed = matches!(event, SocketEvent::Closed { .. });
-        let outcome = match event {
-            SocketEvent::Message(message) => instance.websocket_message(id, message).await,
-            SocketEvent::Error(error) => instance.websocket_error(id, error).await,
-            SocketEvent::Closed {
-                code,
-                reason,
-                was_clean,
-            } => instance.websocket_close(id, code, reason, was_clean).await,
+        let outcome = match socket {
+            Some((id, SocketEvent::Message(message))) => {
+                instance.websocket_message(id, message).await
+            }
+            Some((id, SocketEvent::Error(error))) => instance.websocket_error(id, error).await,
+            Some((
+                id,
+                SocketEvent::Closed {
+                    code,
+                    reason,
+                    was_clean,
+                },
+            )) => instance.websocket_close(id, code, reason, was_clean).await,
+            None => instance.wake().await,
         };
         match outcome {
             Ok(()) => {
@@ -353,13 +414,10 @@ impl Actor {
                 self.queue_release(messages);
             }
             Err(error) => {
-                tracing::warn!(class = %self.class.name, object = %self.key.id, %error, "websocket event failed; instance reset");
+                tracing::warn!(class = %self.class.name, object = %self.key.id, %error, "event failed; instance reset");
                 self.shared.metrics.traps.inc();
                 self.drop_instance();
             }
-        }
-        if closed {
-            self.sockets().remove(id);
         }
     }
 
@@ -671,6 +729,8 @@ impl Actor {
     }
 
     fn drop_instance(&mut self) {
+        // The guest's timers go with its memory.
+        self.wake_at = None;
         let mut parts = match self.body.take() {
             Some(Body::Live(instance)) => instance.into_parts().expect("its object is mounted"),
             // What the shared instance holds of its other objects cannot be trusted either.

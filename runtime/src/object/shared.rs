@@ -105,14 +105,22 @@ impl SharedPool {
 }
 
 impl Tenancy {
-    /// Waits for the instance to be free, or returns `None` as soon as its guest waits on a call:
-    /// the object must then move (drop this tenancy and lodge again).
+    /// Waits for the instance to be free, or returns `None` as soon as it is busy with an event
+    /// whose guest waits on a call: the object must then move (drop this tenancy and lodge
+    /// again). A free instance is entered even while a call of its guest is in flight (an
+    /// outgoing request left running after its event, `waitUntil`): nothing waits on it.
     pub async fn enter(&self) -> Option<Visit> {
         let host = &self.host;
         loop {
             let call_started = host.watch.call_started();
             tokio::pin!(call_started);
             call_started.as_mut().enable();
+            if let Ok(slot) = host.slot.clone().try_lock_owned() {
+                return Some(Visit {
+                    slot,
+                    host: host.clone(),
+                });
+            }
             if host.watch.is_calling() {
                 return None;
             }

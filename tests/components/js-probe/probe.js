@@ -145,6 +145,63 @@ export class Probe extends DurableObject {
           rust: url.searchParams.has("rust") ? await this.env.CALLS.getByName("r").add(40, 2) : null,
         });
       }
+      case "/timer": {
+        // A timer that outlives the event: it writes when it fires.
+        const ms = Number(url.searchParams.get("ms"));
+        setTimeout(async (at) => {
+          await storage.put("fired", { at, late: Date.now() - at });
+        }, ms, Date.now() + ms);
+        return Response.json({ set: ms });
+      }
+      case "/fired":
+        return Response.json({ fired: (await storage.get("fired")) ?? null, hits: (this.hits = (this.hits ?? 0) + 1) });
+      case "/sleep": {
+        // A handler that waits on a timer set after an await: driven inside the event.
+        const started = Date.now();
+        await storage.get("nothing");
+        await new Promise((resolve) => setTimeout(resolve, Number(url.searchParams.get("ms"))));
+        return Response.json({ slept: Date.now() - started });
+      }
+      case "/interval": {
+        // setInterval after the event: it counts in storage n times, then clears itself.
+        const n = Number(url.searchParams.get("n"));
+        let ticks = 0;
+        const handle = setInterval(async () => {
+          ticks += 1;
+          await storage.put("ticks", ticks);
+          if (ticks === n) clearInterval(handle);
+        }, Number(url.searchParams.get("ms")));
+        const cancelled = setTimeout(() => storage.put("cancelled", true), 1);
+        clearTimeout(cancelled);
+        return Response.json({ interval: true });
+      }
+      case "/ticks":
+        return Response.json({ ticks: (await storage.get("ticks")) ?? 0, cancelled: (await storage.get("cancelled")) ?? false });
+      case "/wait-until": {
+        // waitUntil: work on a timer, and on an outgoing request (?url=), after the response.
+        this.ctx.waitUntil((async () => {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          await storage.put("waited", true);
+        })());
+        if (url.searchParams.has("url")) {
+          this.ctx.waitUntil(fetch(url.searchParams.get("url")).then((res) => res.text()).then((text) => storage.put("fetched", text)));
+        }
+        return Response.json({ waiting: true });
+      }
+      case "/waited":
+        return Response.json({ waited: (await storage.get("waited")) ?? false, fetched: (await storage.get("fetched")) ?? null });
+      case "/block": {
+        // blockConcurrencyWhile on a timer, not awaited: the object's next event waits for it.
+        this.ctx.blockConcurrencyWhile(async () => {
+          await new Promise((resolve) => setTimeout(resolve, Number(url.searchParams.get("ms"))));
+          this.ready = true;
+        });
+        return Response.json({ ready: this.ready ?? false });
+      }
+      case "/ready":
+        return Response.json({ ready: this.ready ?? false });
+      case "/global-timer":
+        return Response.json(await failure(async () => globalThis.setTimeout.call(null, "not a function", 1)));
       case "/spin":
         for (;;);
       case "/env":
