@@ -4,15 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use common::{eventually, get_json, read_guest};
+use common::{Dev, eventually, get_json, read_guest};
 
 const CONFIG: &str = r#"{
   // the build picks the component named by src/version.txt; while a file `hold` exists it
@@ -21,35 +18,6 @@ const CONFIG: &str = r#"{
   "durable_objects": { "bindings": [{ "name": "COUNTER", "class_name": "Counter", "component": "build/counter.wasm" }] },
   "migrations": [{ "tag": "v1", "new_classes": ["Counter"] }]
 }"#;
-
-/// A `duro dev` process and what it printed so far.
-struct Dev {
-    child: std::process::Child,
-    out: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Dev {
-    fn printed(&self) -> String {
-        self.out.lock().unwrap().join("\n")
-    }
-
-    /// Waits for a line starting with `prefix` and returns the rest.
-    async fn line(&self, prefix: &str) -> String {
-        eventually(Duration::from_secs(60), || async {
-            let out = self.out.lock().unwrap();
-            out.iter()
-                .find_map(|l| l.strip_prefix(prefix).map(str::to_string))
-        })
-        .await
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_rebuilds_and_swaps_a_changed_class_keeping_storage() {
@@ -64,24 +32,7 @@ async fn dev_rebuilds_and_swaps_a_changed_class_keeping_storage() {
     std::fs::write(dir.join("src/version.txt"), "1").unwrap();
     std::fs::write(dir.join("duro.jsonc"), CONFIG).unwrap();
 
-    let mut child = common::dev_command(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning duro dev");
-    let out = Arc::new(Mutex::new(Vec::new()));
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let out = out.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                out.lock().unwrap().push(line);
-            }
-        });
-    }
-    let dev = Dev { child, out };
+    let dev = Dev::start(common::dev_command(dir));
     let ingress = dev.line("ingress: ").await;
     let admin = dev.line("admin: ").await;
     let http = reqwest::Client::new();

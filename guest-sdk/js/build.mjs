@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds a JavaScript or TypeScript module into a duro component.
 //
-//   node build.mjs [--world object|durable-object|worker] [--out FILE] [--wit DIR] ENTRY
+//   node build.mjs [--world object|durable-object|worker] [--out FILE] [--wit DIR] [--rules JSON] ENTRY
+//   node build.mjs --project DIR [--objects] [--rules JSON] ENTRY
 //
 // `--world object` (the default) makes a Durable Object class component: every class the module
 // exports that extends `DurableObject` is in it, and the runtime runs the one named like the class
@@ -13,6 +14,12 @@
 // Steps: esbuild bundles the entry (TypeScript included; `cloudflare:workers` resolves to this
 // SDK) into one ES module, then componentize-js turns it into a component against duro's WIT.
 // The component is rebuilt only when the bundle, the world or the toolchain changed.
+//
+// `--project DIR` builds a wrangler project's `main` as duro runs it: DIR/worker.wasm from the
+// module's default export (when it has one), DIR/objects.wasm with its classes (with `--objects`),
+// and DIR/manifest.json saying which were built. `--rules` takes wrangler's module rules
+// (`[{"type": "Text", "globs": ["**/*.html"]}]`): imports of matching files give their text
+// (Text) or an ArrayBuffer (Data); wrangler's defaults (Text: .txt .html .sql, Data: .bin) follow.
 
 import { componentize } from "@bytecodealliance/componentize-js";
 import * as esbuild from "esbuild";
@@ -37,20 +44,26 @@ const OBJECT_ONLY = {
 };
 
 function usage(message) {
-  console.error(`error: ${message}\nusage: node build.mjs [--world object|durable-object|worker] [--out FILE] [--wit DIR] ENTRY`);
+  console.error(
+    `error: ${message}\nusage: node build.mjs [--world object|durable-object|worker] [--out FILE] [--wit DIR] [--rules JSON] ENTRY\n` +
+      `       node build.mjs --project DIR [--objects] [--rules JSON] ENTRY`,
+  );
   process.exit(2);
 }
 
 function parse(argv) {
   // The WIT beside the SDK (a copy made by `duro init`), else this repository's.
   const wit = existsSync(join(SDK, "wit")) ? join(SDK, "wit") : resolve(SDK, "../../wit");
-  const options = { world: "object", out: null, wit, entry: null };
+  const options = { world: "object", out: null, wit, entry: null, rules: [], project: null, objects: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);
     if (arg === "--world") options.world = value();
     else if (arg === "--out" || arg === "-o") options.out = value();
     else if (arg === "--wit") options.wit = resolve(value());
+    else if (arg === "--rules") options.rules = JSON.parse(value());
+    else if (arg === "--project") options.project = resolve(value());
+    else if (arg === "--objects") options.objects = true;
     else if (arg.startsWith("-")) usage(`unknown option ${arg}`);
     else if (options.entry === null) options.entry = resolve(arg);
     else usage(`one entry module, got ${options.entry} and ${arg}`);
@@ -101,6 +114,77 @@ const workerStubs = {
   },
 };
 
+// wrangler's default module rules, after the project's own.
+const DEFAULT_RULES = [
+  { type: "Text", globs: ["**/*.txt", "**/*.html", "**/*.sql"] },
+  { type: "Data", globs: ["**/*.bin"] },
+  { type: "CompiledWasm", globs: ["**/*.wasm", "**/*.wasm?module"] },
+];
+
+/**
+ * An esbuild plugin for wrangler's module rules: a matching import gives the file's text (Text)
+ * or its bytes as an ArrayBuffer (Data). For each type only the first rule without
+ * `fallthrough: true` counts, as in wrangler. Globs are `**\/*.ext` (or `*.ext`).
+ */
+function moduleRules(rules) {
+  const byExtension = new Map();
+  const closed = new Set();
+  for (const rule of [...rules, ...DEFAULT_RULES]) {
+    if (closed.has(rule.type)) continue;
+    if (!rule.fallthrough) closed.add(rule.type);
+    for (const glob of rule.globs ?? []) {
+      const match = /^(?:\*\*\/)?\*(\.[^/*?]+)(?:\?module)?$/.exec(glob);
+      if (!match) throw new Error(`module rule glob ${JSON.stringify(glob)}: duro takes globs of the form **/*.ext`);
+      if (!byExtension.has(match[1])) byExtension.set(match[1], rule.type);
+    }
+  }
+  const filter = new RegExp(`(${[...byExtension.keys()].map((e) => e.replace(/[.?]/g, "\\$&")).join("|")})$`);
+  return {
+    name: "duro-module-rules",
+    setup(build) {
+      build.onLoad({ filter }, async (args) => {
+        const [, type] = [...byExtension].find(([extension]) => args.path.endsWith(extension));
+        const bytes = await readFile(args.path);
+        switch (type) {
+          case "Text":
+            return { contents: bytes.toString("utf8"), loader: "text" };
+          case "Data":
+            return {
+              contents: `const text = atob(${JSON.stringify(bytes.toString("base64"))});\n` +
+                "const bytes = new Uint8Array(text.length);\n" +
+                "for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);\n" +
+                "export default bytes.buffer;\n",
+              loader: "js",
+            };
+          case "CompiledWasm":
+            return { errors: [{ text: `${args.path}: CompiledWasm modules (WebAssembly.Module) are not supported on duro` }] };
+          default:
+            return { errors: [{ text: `${args.path}: module rule type ${type} is not supported on duro (Text, Data)` }] };
+        }
+      });
+    },
+  };
+}
+
+/** The names the entry module exports (`default` for a worker). */
+async function exportsOf(entry) {
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    write: false,
+    metafile: true,
+    format: "esm",
+    platform: "neutral",
+    mainFields: ["module", "main"],
+    conditions: ["workerd", "worker", "browser"],
+    alias: { "cloudflare:workers": join(SDK, "src/index.js"), "duro:workers": join(SDK, "src/index.js") },
+    external: ["duro:object/*", "cloudflare:*"],
+    plugins: [moduleRules(options.rules)],
+    logLevel: "silent",
+  });
+  return Object.values(result.metafile.outputs)[0].exports;
+}
+
 async function bundle(world, entry) {
   const result = await esbuild.build({
     stdin: { contents: wrapper(world, entry), resolveDir: dirname(entry), sourcefile: "duro-entry.js", loader: "js" },
@@ -113,7 +197,7 @@ async function bundle(world, entry) {
     conditions: ["workerd", "worker", "browser"],
     alias: { "cloudflare:workers": join(SDK, "src/index.js"), "duro:workers": join(SDK, "src/index.js") },
     external: ["duro:object/*"],
-    plugins: world === "worker" ? [workerStubs] : [],
+    plugins: world === "worker" ? [workerStubs, moduleRules(options.rules)] : [moduleRules(options.rules)],
     logLevel: "warning",
   });
   return result.outputFiles[0].text;
@@ -137,35 +221,49 @@ async function witDigest(dir) {
 }
 
 const options = parse(process.argv.slice(2));
-const world = WORLDS[options.world];
-const started = Date.now();
-const code = await bundle(options.world, options.entry);
-const { version } = JSON.parse(await readFile(installed("@bytecodealliance/componentize-js/package.json"), "utf8"));
-const inputs = createHash("sha256")
-  .update(`${world}\n${version}\n${await witDigest(options.wit)}\n`)
-  .update(code)
-  .digest("hex");
-const stamp = `${options.out}.inputs`;
-const previous = await readFile(stamp, "utf8").catch(() => null);
-const built = await readFile(options.out).then(() => true, () => false);
-if (built && previous === inputs) {
-  console.log(`${options.out}: up to date`);
-  process.exit(0);
+
+/** Builds `entry` as a component of `world` into `out`, unless it is up to date. */
+async function build(worldOption, entry, out) {
+  const world = WORLDS[worldOption];
+  const started = Date.now();
+  const code = await bundle(worldOption, entry);
+  const { version } = JSON.parse(await readFile(installed("@bytecodealliance/componentize-js/package.json"), "utf8"));
+  const inputs = createHash("sha256")
+    .update(`${world}\n${version}\n${await witDigest(options.wit)}\n`)
+    .update(code)
+    .digest("hex");
+  const stamp = `${out}.inputs`;
+  const previous = await readFile(stamp, "utf8").catch(() => null);
+  const built = await readFile(out).then(() => true, () => false);
+  if (built && previous === inputs) {
+    console.log(`${out}: up to date`);
+    return;
+  }
+  const work = await mkdtemp(join(tmpdir(), "duro-js-"));
+  try {
+    const source = join(work, "bundle.js");
+    await writeFile(source, code);
+    console.log(`componentizing ${entry} (${world} world, ${(code.length / 1024).toFixed(0)} KiB of JS)...`);
+    const { component } = await componentize({ sourcePath: source, witPath: options.wit, worldName: world });
+    await mkdir(dirname(out), { recursive: true });
+    const partial = `${out}.partial`;
+    await writeFile(partial, component);
+    await rename(partial, out);
+    await writeFile(stamp, inputs);
+    const mb = (component.length / 1048576).toFixed(1);
+    console.log(`${out}: ${mb} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }
 
-const work = await mkdtemp(join(tmpdir(), "duro-js-"));
-try {
-  const source = join(work, "bundle.js");
-  await writeFile(source, code);
-  console.log(`componentizing ${options.entry} (${world} world, ${(code.length / 1024).toFixed(0)} KiB of JS)...`);
-  const { component } = await componentize({ sourcePath: source, witPath: options.wit, worldName: world });
-  await mkdir(dirname(options.out), { recursive: true });
-  const partial = `${options.out}.partial`;
-  await writeFile(partial, component);
-  await rename(partial, options.out);
-  await writeFile(stamp, inputs);
-  const mb = (component.length / 1048576).toFixed(1);
-  console.log(`${options.out}: ${mb} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-} finally {
-  await rm(work, { recursive: true, force: true });
+if (options.project === null) {
+  await build(options.world, options.entry, options.out);
+} else {
+  const names = await exportsOf(options.entry);
+  const manifest = { worker: names.includes("default"), objects: options.objects, exports: names };
+  if (options.objects) await build("object", options.entry, join(options.project, "objects.wasm"));
+  if (manifest.worker) await build("worker", options.entry, join(options.project, "worker.wasm"));
+  await mkdir(options.project, { recursive: true });
+  await writeFile(join(options.project, "manifest.json"), JSON.stringify(manifest, null, 2));
 }

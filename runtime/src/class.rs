@@ -112,13 +112,12 @@ pub enum ClassError {
 pub struct Migration {
     pub tag: String,
     /// Classes the config's bindings may create. Nothing to do here: an upload creates a class.
-    /// (`new_sqlite_classes`, from newer wrangler files, means the same.)
-    #[serde(
-        default,
-        alias = "new_sqlite_classes",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new_classes: Vec<String>,
+    /// The same, from newer wrangler files (Cloudflare's SQLite-backed classes; on duro they have
+    /// the key-value storage API until SQL storage lands).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_sqlite_classes: Vec<String>,
     /// Classes that take a new name, keeping their objects, ids, storage and alarms (a missing
     /// one is skipped; renaming onto an existing class is refused).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -4,7 +4,7 @@
 //! by `serve --config` in-process and by `deploy --config` over HTTP.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -334,6 +334,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let DevArgs { file, serve } = *args;
             let path = file
                 .or(serve.config.clone())
+                .or_else(|| DeployConfig::find(Path::new(".")))
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
             crate::dev::run(path, server_config(&serve)?).await
         }
@@ -343,14 +344,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             admin,
         } => {
             let client = admin.client();
-            if let Some(path) = config_path(config, &classes) {
-                if classes.is_empty() && !path.exists() {
-                    bail!(
-                        "nothing to deploy: give CLASS=FILE.wasm pairs or --config FILE \
-                         (./{DEFAULT_CONFIG} is used when it exists)"
-                    );
-                }
-                let config = DeployConfig::load(&path)?;
+            if let Some(path) = config_path(config, &classes)? {
+                let config = DeployConfig::open(&path).await?;
                 let steps = config.apply(&client).await?;
                 if admin.json {
                     println!("{}", serde_json::json!({ "steps": steps }));
@@ -474,7 +469,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(|pair| parse_deploy(pair))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let deploy_config = args.config.as_deref().map(DeployConfig::load).transpose()?;
+    let deploy_config = match args.config.as_deref() {
+        Some(path) => Some(DeployConfig::open(path).await?),
+        None => None,
+    };
 
     // The ingress serves once what the flags deploy is in place.
     let server = crate::start_closed(config).await?;
@@ -552,17 +550,29 @@ fn mib(value: usize) -> usize {
 /// The deploy config `duro deploy` applies when given no argument at all.
 const DEFAULT_CONFIG: &str = "duro.jsonc";
 
-/// The deploy config `duro deploy` was given: `--config FILE`, one `FILE.json[c]` argument, or
-/// `./duro.jsonc` when there is no argument at all.
-fn config_path(config: Option<PathBuf>, classes: &[String]) -> Option<PathBuf> {
-    match classes {
+/// The deploy config `duro deploy` was given: `--config FILE`, one `FILE.json[c]` or `.toml`
+/// argument, or with no argument at all the one in the current folder (`duro.jsonc`,
+/// `wrangler.json`, `wrangler.jsonc` or `wrangler.toml`).
+fn config_path(config: Option<PathBuf>, classes: &[String]) -> anyhow::Result<Option<PathBuf>> {
+    Ok(match classes {
         _ if config.is_some() => config,
-        [] => Some(PathBuf::from(DEFAULT_CONFIG)),
-        [one] if !one.contains('=') && (one.ends_with(".jsonc") || one.ends_with(".json")) => {
+        [] => Some(DeployConfig::find(Path::new(".")).ok_or_else(|| {
+            anyhow::anyhow!(
+                "nothing to deploy: give CLASS=FILE.wasm pairs or --config FILE (a {} in the \
+                 current folder is used when there is one)",
+                crate::deploy::CONFIG_NAMES.join(", ")
+            )
+        })?),
+        [one]
+            if !one.contains('=')
+                && [".jsonc", ".json", ".toml"]
+                    .iter()
+                    .any(|e| one.ends_with(e)) =>
+        {
             Some(PathBuf::from(one))
         }
         _ => None,
-    }
+    })
 }
 
 fn parse_deploy(pair: &str) -> anyhow::Result<(ClassName, PathBuf)> {

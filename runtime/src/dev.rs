@@ -22,10 +22,10 @@ const SKIPPED: &[&str] = &["target", "node_modules", "__pycache__", "data"];
 
 /// Builds, serves and watches `config_path` until SIGTERM or Ctrl-C.
 pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<()> {
-    let deploy = DeployConfig::load(&config_path)?;
-    if let Some(error) = build(&deploy).await {
-        bail!("{error}");
-    }
+    let deploy = match prepare(&config_path).await {
+        Ok(deploy) => deploy,
+        Err(error) => bail!("{error}"),
+    };
     let server = crate::start_closed(server_config).await?;
     if let Err(error) = apply(&server, &deploy).await {
         server.shutdown().await;
@@ -52,13 +52,10 @@ pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<
         tokio::time::sleep(POLL).await;
         watched.changed();
         let started = Instant::now();
-        let deploy = DeployConfig::load(&config_path);
+        let deploy = prepare(&config_path).await;
         let rebuilt = match &deploy {
-            Err(error) => Err(format!("{error:#}")),
-            Ok(deploy) => match build(deploy).await {
-                Some(error) => Err(error),
-                None => apply(&server, deploy).await.map_err(|e| format!("{e:#}")),
-            },
+            Err(error) => Err(error.clone()),
+            Ok(deploy) => apply(&server, deploy).await.map_err(|e| format!("{e:#}")),
         };
         match rebuilt {
             Ok(()) => println!("reloaded in {:.1} s", started.elapsed().as_secs_f64()),
@@ -71,6 +68,17 @@ pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// Loads the config, runs its build command, then builds its `main` (as wrangler runs a custom
+/// build before bundling); the reason when any step fails.
+async fn prepare(config_path: &Path) -> Result<DeployConfig, String> {
+    let mut deploy = DeployConfig::load(config_path).map_err(|e| format!("{e:#}"))?;
+    if let Some(error) = build(&deploy).await {
+        return Err(error);
+    }
+    deploy.build_main().await.map_err(|e| format!("{e:#}"))?;
+    Ok(deploy)
 }
 
 /// Runs the config's build command, if it has one; `Some(reason)` when it fails.
@@ -125,7 +133,8 @@ struct Watched {
 }
 
 impl Watched {
-    /// The build's `watch_dir`s, or (without one) the components themselves; and the config.
+    /// The build's `watch_dir`s, or (without one) `main`'s folder and the components; and the
+    /// config.
     fn new(config_path: &Path, deploy: &DeployConfig) -> Self {
         let (roots, outputs) = Self::roots(config_path, deploy);
         let mut watched = Self {
@@ -148,7 +157,17 @@ impl Watched {
                 (roots, components.collect())
             }
             None => {
-                roots.extend(components);
+                // wrangler watches `main`'s folder (its `./src` default); what duro builds from it
+                // lands in `.duro/`, which is never watched.
+                let main = deploy
+                    .main
+                    .as_ref()
+                    .and_then(|m| m.parent())
+                    .map(Path::to_path_buf);
+                roots.extend(main);
+                roots.extend(
+                    components.filter(|c| !c.components().any(|p| p.as_os_str() == ".duro")),
+                );
                 (roots, Vec::new())
             }
         }

@@ -158,6 +158,12 @@ impl Names {
     }
 }
 
+/// The SDK of `lang` as this binary was built with it, its WIT included: `(path, text)` with paths
+/// relative to the SDK's folder.
+pub fn sdk_files(lang: Lang) -> impl Iterator<Item = (&'static str, &'static str)> {
+    lang.sdk().iter().chain([&WIT]).copied()
+}
+
 /// Writes a new class project in `lang` into `dir` (which must not exist, or be empty).
 pub fn create(dir: &Path, lang: Lang, names: &Names) -> anyhow::Result<()> {
     if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
@@ -177,12 +183,8 @@ pub fn create(dir: &Path, lang: Lang, names: &Names) -> anyhow::Result<()> {
             (path.to_string(), names.fill(text))
         })
         .collect();
-    files.extend(
-        lang.sdk()
-            .iter()
-            .chain([&WIT])
-            .map(|(path, text)| (format!("duro-sdk/{path}"), text.to_string())),
-    );
+    files
+        .extend(sdk_files(lang).map(|(path, text)| (format!("duro-sdk/{path}"), text.to_string())));
     if lang == Lang::Js {
         files.push(("package.json".into(), package_json(names)?));
     }

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use duro::{Config, Server};
@@ -309,6 +309,80 @@ pub fn dev_command(dir: &Path) -> Command {
         .args(["dev", "--listen", "127.0.0.1:0"])
         .args(["--admin-listen", "127.0.0.1:0"]);
     command
+}
+
+/// A `duro dev` process and what it printed so far (stdout and stderr); killed on drop.
+pub struct Dev {
+    child: Mutex<Child>,
+    out: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Dev {
+    /// Spawns `command` (a `dev_command`), collecting its lines.
+    pub fn start(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning duro dev");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    out.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self {
+            child: Mutex::new(child),
+            out,
+        }
+    }
+
+    pub fn printed(&self) -> String {
+        self.out.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a line starting with `prefix` (3 minutes at most: a first build may install
+    /// npm packages) and returns the rest.
+    pub async fn line(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let found = self
+                .out
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix).map(str::to_string));
+            if let Some(rest) = found {
+                return rest;
+            }
+            if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+                panic!(
+                    "duro dev exited ({status}) before printing {prefix:?}:\n{}",
+                    self.printed()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {prefix:?} line:\n{}",
+                self.printed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 pub struct Process {

@@ -9,6 +9,7 @@
 //! sets the bindings (the names the worker and the objects call classes by) and the outbound
 //! policies (which hosts each class and the worker may fetch), and uploads the `worker`, if any. Component paths are relative to the config file.
 
+pub mod js;
 mod strict;
 
 use std::collections::HashSet;
@@ -47,10 +48,29 @@ pub struct DeployConfig {
     /// or from `.dev.vars` beside it (wrangler's file), never from the config itself.
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// wrangler's `main`: a JavaScript or TypeScript module that duro builds (relative to the
+    /// config file): its default export is the worker, its classes the bindings' without a
+    /// `component` (see [`js`]).
+    #[serde(default)]
+    pub main: Option<PathBuf>,
+    /// wrangler's module rules for `main`'s imports (Text, Data).
+    #[serde(default)]
+    pub rules: Vec<js::Rule>,
+    /// wrangler keys in the file that duro does not implement (named in a warning).
+    #[serde(skip)]
+    pub unsupported: Vec<String>,
     /// The config file's folder (set by `load`).
     #[serde(skip)]
     folder: PathBuf,
 }
+
+/// The names a deploy config is found by in a folder, in order.
+pub const CONFIG_NAMES: &[&str] = &[
+    "duro.jsonc",
+    "wrangler.json",
+    "wrangler.jsonc",
+    "wrangler.toml",
+];
 
 /// wrangler's local secrets file, beside the config: `NAME=value` lines.
 const DEV_VARS: &str = ".dev.vars";
@@ -103,9 +123,16 @@ pub struct Binding {
     /// The name the worker and the objects call the class by (`env.COUNTER`).
     pub name: String,
     pub class_name: String,
-    /// The component's `.wasm` file; relative to the config file.
-    #[serde(alias = "path", alias = "wasm", alias = "component_path")]
-    pub component: PathBuf,
+    /// The component's `.wasm` file; relative to the config file. Without one, the class comes
+    /// from the config's `main`.
+    #[serde(default, alias = "path", alias = "wasm", alias = "component_path")]
+    pub component: Option<PathBuf>,
+    /// wrangler's class of another Worker: not supported (refused by `check`).
+    #[serde(default)]
+    pub script_name: Option<String>,
+    /// wrangler's environment of that Worker: not supported (refused by `check`).
+    #[serde(default)]
+    pub environment: Option<String>,
     /// The hosts the class may fetch (none when absent), its timeout and response limit.
     #[serde(default)]
     pub outbound: Option<Policy>,
@@ -212,8 +239,18 @@ impl Target for crate::class::Classes {
 }
 
 impl DeployConfig {
-    /// Reads, parses (JSON with comments and trailing commas) and checks a config file; resolves
-    /// component paths against its folder.
+    /// The deploy config in `folder`, as wrangler finds its own: `duro.jsonc`, `wrangler.json`,
+    /// `wrangler.jsonc` or `wrangler.toml`, the first that exists.
+    pub fn find(folder: &Path) -> Option<PathBuf> {
+        CONFIG_NAMES
+            .iter()
+            .map(|name| folder.join(name))
+            .find(|path| path.is_file())
+    }
+
+    /// Reads, parses (JSON with comments and trailing commas; TOML for a `.toml` file) and checks
+    /// a config file; resolves component paths and `main` against its folder; warns about the
+    /// wrangler keys in it that duro does not implement.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
@@ -221,20 +258,29 @@ impl DeployConfig {
             }
             _ => anyhow::anyhow!("cannot read the deploy config {}: {e}", path.display()),
         })?;
-        let mut config = Self::parse(&text)
+        let toml = path.extension().is_some_and(|e| e == "toml");
+        let mut config = Self::parse_as(&text, toml)
             .map_err(|e| anyhow::anyhow!("invalid deploy config {}: {e}", path.display()))?;
         let folder = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         for binding in &mut config.durable_objects.bindings {
-            binding.component = folder.join(&binding.component);
+            if let Some(component) = &mut binding.component {
+                *component = folder.join(&*component);
+            }
         }
         if let Some(worker) = &mut config.worker {
             let path = worker.component_mut();
             *path = folder.join(&*path);
         }
+        if let Some(main) = &mut config.main {
+            *main = folder.join(&*main);
+        }
         config.folder = folder.to_path_buf();
+        if let Some(warning) = config.unsupported_warning() {
+            tracing::warn!("{}: {warning}", path.display());
+        }
         if let Some(build) = &mut config.build {
             build.cwd = Some(folder.join(build.cwd.take().unwrap_or_default()));
             build.watch_dir = build
@@ -245,11 +291,64 @@ impl DeployConfig {
         Ok(config)
     }
 
+    /// Loads a config file (see [`load`](Self::load)) and builds its `main` (see
+    /// [`build_main`](Self::build_main)).
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        let mut config = Self::load(path)?;
+        config.build_main().await?;
+        Ok(config)
+    }
+
     /// Parses (strictly: see [`strict`]) and checks a config's text (paths stay as written).
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let config: Self = strict::parse(text)?;
+        Self::parse_as(text, false)
+    }
+
+    fn parse_as(text: &str, toml: bool) -> anyhow::Result<Self> {
+        let (mut config, unsupported): (Self, _) = if toml {
+            strict::parse_toml(text)?
+        } else {
+            strict::parse(text)?
+        };
+        config.unsupported = unsupported;
         config.check()?;
         Ok(config)
+    }
+
+    /// The warning for the wrangler keys duro does not implement, if the file has any.
+    pub fn unsupported_warning(&self) -> Option<String> {
+        (!self.unsupported.is_empty()).then(|| {
+            format!(
+                "the deploy config's {} not implemented by duro: ignored",
+                match self.unsupported.as_slice() {
+                    [one] => format!("key {one:?} is"),
+                    many => format!("keys {} are", many.join(", ")),
+                }
+            )
+        })
+    }
+
+    /// Builds `main`, if the config has one: the bindings without a component get its classes'
+    /// component, and its default export (if any) is the worker unless the config names one.
+    pub async fn build_main(&mut self) -> anyhow::Result<()> {
+        let Some(main) = &self.main else {
+            return Ok(());
+        };
+        let objects = self
+            .durable_objects
+            .bindings
+            .iter()
+            .any(|b| b.component.is_none());
+        let built = js::build(main, &self.folder, &self.rules, objects).await?;
+        for binding in &mut self.durable_objects.bindings {
+            if binding.component.is_none() {
+                binding.component = built.objects.clone();
+            }
+        }
+        if self.worker.is_none() {
+            self.worker = built.worker.map(WorkerEntry::Path);
+        }
+        Ok(())
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -264,6 +363,21 @@ impl DeployConfig {
             }
             if !classes.insert(&binding.class_name) {
                 anyhow::bail!("two bindings have class_name {:?}", binding.class_name);
+            }
+            if binding.script_name.is_some() || binding.environment.is_some() {
+                anyhow::bail!(
+                    "binding {:?}: script_name and environment (a class of another Worker) are not \
+                     supported: deploy that Worker's classes in this config",
+                    binding.name
+                );
+            }
+            if binding.component.is_none() && self.main.is_none() {
+                anyhow::bail!(
+                    "binding {:?}: no component: name the class's .wasm file in `component`, or \
+                     give the config a `main` (a JavaScript or TypeScript module exporting the \
+                     class)",
+                    binding.name
+                );
             }
             if !declared.contains(binding.class_name.as_str()) {
                 anyhow::bail!(
@@ -306,6 +420,7 @@ impl DeployConfig {
                 declared.insert(rename.to.as_str());
             }
             declared.extend(migration.new_classes.iter().map(String::as_str));
+            declared.extend(migration.new_sqlite_classes.iter().map(String::as_str));
         }
         declared
     }
@@ -380,7 +495,9 @@ impl DeployConfig {
     pub fn components(&self) -> impl Iterator<Item = &Path> {
         let bindings = self.durable_objects.bindings.iter();
         let worker = self.worker.as_ref().map(WorkerEntry::component);
-        bindings.map(|b| b.component.as_path()).chain(worker)
+        bindings
+            .filter_map(|b| b.component.as_deref())
+            .chain(worker)
     }
 
     /// Checks every component, then applies the migrations in order, uploads every binding's
@@ -395,7 +512,10 @@ impl DeployConfig {
         let mut components = Vec::new();
         for binding in &self.durable_objects.bindings {
             let what = format!("binding {}", binding.name);
-            let component = read(&binding.component, &what)?;
+            let path = binding.component.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("{what}: no component (the config's main is not built)")
+            })?;
+            let component = read(path, &what)?;
             target
                 .check(component.clone(), false)
                 .await
@@ -509,7 +629,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.durable_objects.bindings[0].class_name, "Tally");
         assert_eq!(config.migrations.len(), 2);
-        assert_eq!(config.migrations[0].new_classes, ["Counter"]);
+        assert_eq!(config.migrations[0].new_sqlite_classes, ["Counter"]);
         assert_eq!(config.migrations[1].renamed_classes[0].to, "Tally");
     }
 
@@ -582,8 +702,8 @@ mod tests {
                 "unknown key \"worker.outbound.allowed_host\" (did you mean \"allowed_hosts\"?)",
             ),
             (
-                "{\"kv_namespaces\": []}",
-                "line 1 column 2: unknown key \"kv_namespaces\"",
+                "{\"frobnicate\": []}",
+                "line 1 column 2: unknown key \"frobnicate\"",
             ),
             (
                 "{\n  \"migrations\": [\n    {\"tag\": \"v1\"}\n    {\"tag\": \"v2\"}\n  ]\n}",
@@ -599,12 +719,76 @@ mod tests {
             let error = DeployConfig::parse(text).expect_err(text).to_string();
             assert!(error.contains(reason), "{text}\n{error}");
         }
-        // A wrangler file's own keys are accepted and ignored.
-        DeployConfig::parse(
+        // A wrangler file's own keys are accepted; those of what duro lacks are named.
+        let config = DeployConfig::parse(
             r#"{"$schema": "x", "name": "app", "main": "src/index.ts",
-                "compatibility_date": "2024-01-01", "observability": {"enabled": true}}"#,
+                "compatibility_date": "2024-01-01", "observability": {"enabled": true},
+                "kv_namespaces": [{"binding": "KV", "id": "x"}]}"#,
         )
         .unwrap();
+        assert_eq!(config.unsupported, ["observability", "kv_namespaces"]);
+        let warning = config.unsupported_warning().unwrap();
+        assert!(
+            warning.contains("keys observability, kv_namespaces are not implemented"),
+            "{warning}"
+        );
+    }
+
+    #[test]
+    fn a_wrangler_toml_reads_as_its_json_form() {
+        let config = DeployConfig::parse_as(
+            r#"
+            name = "edge-chat-demo"
+            compatibility_date = "2024-01-01"
+            main = "src/chat.mjs"
+
+            [durable_objects]
+            bindings = [
+              { name = "rooms", class_name = "ChatRoom" },
+              { name = "limiters", class_name = "RateLimiter" },
+            ]
+
+            [[rules]]
+            type = "Data"
+            globs = ["**/*.html"]
+            fallthrough = false
+
+            [[migrations]]
+            tag = "v1"
+            new_sqlite_classes = ["ChatRoom", "RateLimiter"]
+            "#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(config.main.as_deref(), Some(Path::new("src/chat.mjs")));
+        assert_eq!(config.durable_objects.bindings[1].class_name, "RateLimiter");
+        assert!(config.durable_objects.bindings[0].component.is_none());
+        assert_eq!(config.rules[0].kind, "Data");
+        let error = DeployConfig::parse_as("[durable_object]\nbindings = []\n", true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("did you mean \"durable_objects\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_binding_without_a_component_needs_a_main_and_other_workers_are_refused() {
+        let migrations = r#""migrations": [{"tag": "v1", "new_classes": ["X"]}]"#;
+        let error = DeployConfig::parse(&format!(
+            r#"{{"durable_objects": {{"bindings": [{{"name": "A", "class_name": "X"}}]}}, {migrations}}}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("give the config a `main`"), "{error}");
+        let error = DeployConfig::parse(&format!(
+            r#"{{"main": "i.ts", "durable_objects": {{"bindings": [{{"name": "A", "class_name": "X",
+                "script_name": "other"}}]}}, {migrations}}}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("script_name and environment"), "{error}");
     }
 
     #[test]

@@ -1,35 +1,79 @@
 //! Strict reading of a deploy config: JSON with comments and trailing commas and nothing looser
 //! (a missing comma is an error), every key known — a misspelled one is an error with its line,
 //! column and the key it probably meant —, and type errors placed at their line and column with
-//! their path (`durable_objects.bindings[1].class_name`). Keys of a wrangler file that duro does
-//! not use (`name`, `compatibility_date`, …) are accepted and ignored.
+//! their path (`durable_objects.bindings[1].class_name`). A `wrangler.toml` is read as the same
+//! document. Keys of a wrangler file that change nothing on duro (`name`, `compatibility_date`, …)
+//! are accepted; wrangler's keys for what duro does not implement (`kv_namespaces`,
+//! `observability`, `routes`, …) are accepted and named, for one warning at start.
 
 use jsonc_parser::ast::{ObjectPropName, Value};
 use serde::de::DeserializeOwned;
 
-/// Keys a wrangler file may carry that duro accepts and ignores.
+/// Keys of a wrangler file that change nothing on duro: accepted in silence.
 const WRANGLER_KEYS: &[&str] = &[
     "$schema",
     "name",
-    "main",
     "compatibility_date",
     "compatibility_flags",
     "account_id",
     "workers_dev",
     "preview_urls",
+    "minify",
+    "keep_names",
+    "no_bundle",
+    "upload_source_maps",
+    "send_metrics",
+    "keep_vars",
+    "tsconfig",
+    "base_dir",
+    "preserve_file_names",
+    "find_additional_modules",
+    "jsx_factory",
+    "jsx_fragment",
+    "node_compat",
+];
+
+/// Keys of a wrangler file for what duro does not implement (other bindings, routing, Cloudflare
+/// services): accepted, and named in one warning at start.
+const UNSUPPORTED_KEYS: &[&str] = &[
     "route",
     "routes",
     "observability",
     "placement",
     "limits",
     "triggers",
-    "minify",
-    "upload_source_maps",
-    "send_metrics",
-    "keep_vars",
     "logpush",
     "usage_model",
     "dev",
+    "env",
+    "define",
+    "exports",
+    "site",
+    "tail_consumers",
+    "kv_namespaces",
+    "r2_buckets",
+    "d1_databases",
+    "queues",
+    "services",
+    "analytics_engine_datasets",
+    "ai",
+    "vectorize",
+    "hyperdrive",
+    "browser",
+    "mtls_certificates",
+    "send_email",
+    "dispatch_namespaces",
+    "pipelines",
+    "workflows",
+    "version_metadata",
+    "images",
+    "secrets_store_secrets",
+    "containers",
+    "wasm_modules",
+    "text_blobs",
+    "data_blobs",
+    "unsafe",
+    "python_modules",
 ];
 
 /// What keys an object at some place in the config may have.
@@ -59,6 +103,8 @@ const OUTBOUND: Shape = Object(&[
 const BINDING: Shape = Object(&[
     ("name", Any),
     ("class_name", Any),
+    ("script_name", Any),
+    ("environment", Any),
     COMPONENT_KEYS[0],
     COMPONENT_KEYS[1],
     COMPONENT_KEYS[2],
@@ -89,6 +135,15 @@ const TOP: Shape = Object(&[
         ]),
     ),
     ("object_routes", Any),
+    ("main", Any),
+    (
+        "rules",
+        Each(&Object(&[
+            ("type", Any),
+            ("globs", Any),
+            ("fallthrough", Any),
+        ])),
+    ),
     ("vars", Any),
     ("secrets", Any),
     (
@@ -97,8 +152,9 @@ const TOP: Shape = Object(&[
     ),
 ]);
 
-/// Parses `text` into `T`, strictly (see the module docs).
-pub fn parse<T: DeserializeOwned>(text: &str) -> anyhow::Result<T> {
+/// Parses `text` into `T`, strictly (see the module docs), with the wrangler keys it carries that
+/// duro does not implement.
+pub fn parse<T: DeserializeOwned>(text: &str) -> anyhow::Result<(T, Vec<String>)> {
     let options = jsonc_parser::ParseOptions {
         allow_comments: true,
         allow_trailing_commas: true,
@@ -115,16 +171,24 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> anyhow::Result<T> {
     let root = parsed
         .value
         .ok_or_else(|| anyhow::anyhow!("the file is empty"))?;
-    check_keys(text, &root, &TOP, "", true)?;
+    let mut unsupported = Vec::new();
+    check_keys(text, &root, &TOP, "", Some(&mut unsupported))?;
     let value = jsonc_parser::parse_to_serde_value::<Option<serde_json::Value>>(text, &options)?
         .ok_or_else(|| anyhow::anyhow!("the file is empty"))?;
-    serde_path_to_error::deserialize(value).map_err(|error| {
+    let parsed = serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let at = locate(&root, error.path())
             .map(|offset| format!("line {}: ", position(text, offset)))
             .unwrap_or_default();
         anyhow::anyhow!("{at}{path}: {}", error.inner())
-    })
+    })?;
+    Ok((parsed, unsupported))
+}
+
+/// Parses a `wrangler.toml` as [`parse`] does its JSON form (positions then refer to that form).
+pub fn parse_toml<T: DeserializeOwned>(text: &str) -> anyhow::Result<(T, Vec<String>)> {
+    let value: serde_json::Value = toml::from_str(text)?;
+    parse(&serde_json::to_string_pretty(&value)?)
 }
 
 /// Refuses a key `shape` does not know, where it is, with the closest known key.
@@ -133,7 +197,7 @@ fn check_keys(
     value: &Value,
     shape: &Shape,
     path: &str,
-    top: bool,
+    mut top: Option<&mut Vec<String>>,
 ) -> anyhow::Result<()> {
     match (value, shape) {
         (Value::Object(object), Object(keys)) => {
@@ -146,9 +210,14 @@ fn check_keys(
                 };
                 match keys.iter().find(|(key, _)| *key == name) {
                     Some((_, inner_shape)) => {
-                        check_keys(text, &prop.value, inner_shape, &inner, false)?
+                        check_keys(text, &prop.value, inner_shape, &inner, None)?
                     }
-                    None if top && WRANGLER_KEYS.contains(&name) => {}
+                    None if top.is_some() && WRANGLER_KEYS.contains(&name) => {}
+                    None if top.is_some() && UNSUPPORTED_KEYS.contains(&name) => {
+                        if let Some(unsupported) = top.as_deref_mut() {
+                            unsupported.push(name.to_string());
+                        }
+                    }
                     None => {
                         let start = match &prop.name {
                             ObjectPropName::String(lit) => lit.range.start,
@@ -169,7 +238,7 @@ fn check_keys(
         }
         (Value::Array(array), Each(element)) => {
             for (index, item) in array.elements.iter().enumerate() {
-                check_keys(text, item, element, &format!("{path}[{index}]"), false)?;
+                check_keys(text, item, element, &format!("{path}[{index}]"), None)?;
             }
             Ok(())
         }
