@@ -7,8 +7,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use common::Dev;
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 /// A copy of `tests/projects/{name}` in a temporary folder (the build writes `.duro/` into it).
 fn project(name: &str) -> tempfile::TempDir {
@@ -69,4 +73,98 @@ async fn the_hello_world_template_runs_from_its_wrangler_json() {
             format!("Hello, world! (greeting {n} of {path})")
         );
     }
+}
+
+/// The next text message of `ws`, as JSON.
+async fn next_json(ws: &mut common::WsClient) -> Value {
+    match common::ws_next(ws).await {
+        Message::Text(text) => serde_json::from_str(&text).unwrap(),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
+/// A chat app shaped as Cloudflare's workers chat demo: `wrangler.toml`, plain classes, an HTML
+/// page imported by a Data rule, rooms by name and private rooms by `newUniqueId` /
+/// `idFromString`, hibernatable sockets, a backlog read with `list({reverse, limit})`, and a rate
+/// limiter per client address (`CF-Connecting-IP`) called through a stub from a socket message,
+/// whose cooldown a `setTimeout` outliving the event ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_demo_runs_from_its_wrangler_toml() {
+    let dir = project("chat");
+    let (_dev, ingress) = dev(dir.path()).await;
+    let http = reqwest::Client::new();
+    let page = http.get(format!("{ingress}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html;charset=UTF-8");
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("<title>duro chat</title>")
+    );
+
+    let mut ann = common::ws_connect_to(&ingress, "/api/room/lobby/websocket").await;
+    assert_eq!(
+        next_json(&mut ann).await,
+        json!({"ready": true, "ip": "127.0.0.1"})
+    );
+    ann.send(Message::text(r#"{"name": "ann"}"#)).await.unwrap();
+    assert_eq!(next_json(&mut ann).await, json!({"joined": "ann"}));
+    let mut bob = common::ws_connect_to(&ingress, "/api/room/lobby/websocket").await;
+    assert_eq!(next_json(&mut bob).await["ready"], true);
+    bob.send(Message::text(r#"{"name": "bob"}"#)).await.unwrap();
+    assert_eq!(next_json(&mut ann).await, json!({"joined": "bob"}));
+    assert_eq!(next_json(&mut bob).await, json!({"joined": "bob"}));
+
+    // Six messages, each sent again while the limiter says no: the first few go at once, then
+    // the limiter makes ann wait; each refusal ends when its setTimeout fires.
+    let mut refused = 0;
+    for n in 1..=6 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = format!("message {n}");
+            ann.send(Message::text(json!({ "message": text }).to_string()))
+                .await
+                .unwrap();
+            let answer = next_json(&mut ann).await;
+            if answer["message"] == text {
+                assert_eq!(answer["name"], "ann");
+                assert_eq!(next_json(&mut bob).await["message"], text);
+                break;
+            }
+            assert!(
+                answer["error"].as_str().unwrap().contains("rate-limited"),
+                "{answer}"
+            );
+            refused += 1;
+            assert!(Instant::now() < deadline, "message {n} still refused");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(refused > 0, "the limiter never refused a message");
+
+    // A newcomer gets the backlog, oldest first, then joins.
+    let mut cy = common::ws_connect_to(&ingress, "/api/room/lobby/websocket").await;
+    for n in 1..=6 {
+        assert_eq!(next_json(&mut cy).await["message"], format!("message {n}"));
+    }
+    assert_eq!(next_json(&mut cy).await["ready"], true);
+
+    // A private room, by its id; a made-up id is refused.
+    let id = http
+        .post(format!("{ingress}/api/room"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(id.len(), 64, "{id}");
+    let mut private = common::ws_connect_to(&ingress, &format!("/api/room/{id}/websocket")).await;
+    assert_eq!(next_json(&mut private).await["ready"], true);
+    let made_up = format!("{ingress}/api/room/{}/websocket", "0".repeat(64));
+    let response = http.get(made_up).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("bad-id"), "{text}");
 }

@@ -572,7 +572,12 @@ pub type WsClient =
 
 /// Opens a WebSocket to `path` on the server's ingress; the handshake must answer 101.
 pub async fn ws_connect(s: &TestServer, path: &str) -> WsClient {
-    let url = format!("{}{path}", s.ingress.replace("http://", "ws://"));
+    ws_connect_to(&s.ingress, path).await
+}
+
+/// A WebSocket to `path` of the ingress at `ingress` (`http://host:port`).
+pub async fn ws_connect_to(ingress: &str, path: &str) -> WsClient {
+    let url = format!("{}{path}", ingress.replace("http://", "ws://"));
     let (client, response) = tokio_tungstenite::connect_async(url)
         .await
         .expect("handshake");

@@ -243,6 +243,9 @@ impl Upgrade {
     }
 }
 
+/// The header naming the client's address.
+const CF_CONNECTING_IP: &str = "cf-connecting-ip";
+
 /// The request as an object (or the worker) sees it, at `url`.
 pub(super) async fn object_request(
     request: http::Request<Incoming>,
@@ -252,7 +255,7 @@ pub(super) async fn object_request(
 ) -> Result<Request, ApiError> {
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body, max_body, body_timeout).await?;
-    let headers = parts
+    let mut headers: Vec<_> = parts
         .headers
         .iter()
         .map(|(name, value)| {
@@ -262,6 +265,15 @@ pub(super) async fn object_request(
             )
         })
         .collect();
+    // The client's address, as Cloudflare gives it: set by the runtime, never taken from the
+    // client (a client could otherwise pick the address a per-client limit counts against).
+    if let Some(super::ClientAddr(peer)) = parts.extensions.get() {
+        headers.retain(|(name, _)| name != CF_CONNECTING_IP);
+        headers.push((
+            CF_CONNECTING_IP.to_string(),
+            peer.ip().to_canonical().to_string(),
+        ));
+    }
     Ok(Request {
         method: parts.method.as_str().to_string(),
         url,

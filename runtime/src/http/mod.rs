@@ -29,6 +29,11 @@ use tokio::task::JoinSet;
 use crate::metrics::Metrics;
 use error::ApiError;
 
+/// The address of the client a request came from (a request extension): objects and the worker
+/// see it as `CF-Connecting-IP`, as on Cloudflare.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// How one listener treats its connections.
 #[derive(Clone)]
 pub struct Listening {
@@ -132,7 +137,7 @@ pub async fn serve<H, F, B>(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         // Out of file descriptors, most likely: wait for some to close.
@@ -148,7 +153,8 @@ pub async fn serve<H, F, B>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                let service = service_fn(move |request| {
+                let service = service_fn(move |mut request: http::Request<Incoming>| {
+                    request.extensions_mut().insert(ClientAddr(peer));
                     let handler = handler.clone();
                     async move { Ok::<_, Infallible>(handler(request).await) }
                 });
