@@ -40,7 +40,7 @@ const OBJECT_ONLY = {
   storage: ["get", "getMany", "put", "putMany", "delete", "deleteMany", "list", "deleteAll", "getAlarm", "setAlarm", "deleteAlarm", "transactionBegin", "transactionCommit", "transactionRollback"],
   state: ["id", "name", "className"],
   timers: ["wakeAfter"],
-  websockets: ["accept", "getWebsockets", "send", "close", "getTags", "serializeAttachment", "deserializeAttachment", "setAutoResponse"],
+  websockets: ["accept", "getWebsockets", "send", "close", "getTags", "serializeAttachment", "deserializeAttachment", "setAutoResponse", "hold"],
 };
 
 function usage(message) {

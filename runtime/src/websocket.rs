@@ -82,6 +82,8 @@ struct Entry {
     early: Vec<Outgoing>,
     /// The object closed it (or it was found too slow).
     closing: bool,
+    /// Its handlers live in the instance (`hold`): the object stays in memory while it is open.
+    held: bool,
 }
 
 /// What bounds one object's sockets.
@@ -192,6 +194,7 @@ impl Sockets {
                 tx: None,
                 early: Vec::new(),
                 closing: false,
+                held: false,
             },
         );
         self.accepted = Some(id);
@@ -234,6 +237,41 @@ impl Sockets {
         self.entry(id)?.closing = true;
         self.outbox.push((id, Outgoing::Close { code, reason }));
         Ok(())
+    }
+
+    /// Keeps the object in memory while socket `id` is open (its handlers live in the instance).
+    pub fn hold(&mut self, id: SocketId) -> Result<(), SocketError> {
+        self.entry(id)?.held = true;
+        Ok(())
+    }
+
+    /// Whether an open socket keeps the object in memory.
+    pub fn holds_memory(&self) -> bool {
+        self.open.values().any(|e| e.held && !e.closing)
+    }
+
+    /// The instance that held sockets' handlers is gone: those sockets close (1011), now.
+    pub fn close_held(&mut self) {
+        let held: Vec<_> = (self.open.iter())
+            .filter(|(_, e)| e.held && !e.closing)
+            .map(|(id, _)| *id)
+            .collect();
+        let reason = "the Durable Object was reset";
+        let close = |id| {
+            (
+                id,
+                Outgoing::Close {
+                    code: 1011,
+                    reason: reason.into(),
+                },
+            )
+        };
+        self.deliver(held.iter().copied().map(close).collect());
+        for id in held {
+            if let Some(entry) = self.open.get_mut(&id) {
+                entry.closing = true;
+            }
+        }
     }
 
     pub fn tags(&self, id: SocketId) -> Result<Vec<String>, SocketError> {

@@ -20,6 +20,12 @@ export class Request extends NativeRequest {
   get headers() {
     return this.#headers;
   }
+  /** A copy that keeps every header too (the platform's clone would drop "forbidden" ones). */
+  clone() {
+    const copy = new this.constructor(super.clone(), { headers: this.#headers });
+    copy.cf = this.cf;
+    return copy;
+  }
 }
 
 /**
@@ -37,8 +43,36 @@ export class BadRequest extends Error {
   }
 }
 
-/** The request a handler receives: `json()` throws `BadRequest` on a body that is not JSON. */
+/**
+ * What duro knows of a request, as Cloudflare's `request.cf`: no geolocation or TLS details (the
+ * runtime terminates no TLS and looks nothing up), the protocol, and what the client accepts.
+ */
+function cfOf(headers) {
+  return {
+    colo: "duro",
+    httpProtocol: "HTTP/1.1",
+    clientAcceptEncoding: headers.get("accept-encoding") ?? "",
+    clientTcpRtt: 0,
+    asn: 0,
+    asOrganization: "",
+    tlsVersion: "",
+    tlsCipher: "",
+    requestPriority: "",
+  };
+}
+
+/**
+ * The request a handler receives: `json()` throws `BadRequest` on a body that is not JSON, and
+ * `cf` says what duro knows of it.
+ */
 class IncomingRequest extends Request {
+  #cf;
+  get cf() {
+    return (this.#cf ??= cfOf(this.headers));
+  }
+  set cf(value) {
+    this.#cf = value;
+  }
   async json() {
     const text = await this.text();
     try {

@@ -2,6 +2,9 @@
 // `cloudflare:workers` here too, so Cloudflare's examples build with their imports unchanged.
 
 export { DurableObject, DurableObjectState } from "./object.js";
+export { RpcTarget, RpcStub } from "./rpc.js";
+export { WorkerEntrypoint } from "./worker.js";
+export { waitUntil } from "./timers.js";
 export { DurableObjectId, DurableObjectNamespace, DurableObjectStub, env } from "./namespaces.js";
-export { WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
+export { CloseEvent, ErrorEvent, MessageEvent, WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
 export { Request, Response } from "./http.js";

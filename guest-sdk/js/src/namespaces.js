@@ -78,21 +78,47 @@ export class DurableObjectNamespace {
 
 const namespaces = new Map();
 
-/** The vars and secrets, then the bindings, by name: `env.COUNTER` is the namespace bound as COUNTER. */
+/** The names `env` has: the vars and secrets, then the bindings. */
+function names() {
+  const all = new Set(Array.from(vars.all(), ([name]) => name));
+  for (const name of raw.bindingNames()) all.add(name);
+  return [...all];
+}
+
+/** `env.NAME`: a var or secret's value, else the namespace bound as NAME. */
+function lookup(name) {
+  const value = vars.get(name);
+  if (value !== undefined && value !== null) return value;
+  let namespace = namespaces.get(name);
+  if (namespace === undefined) {
+    namespace = new DurableObjectNamespace(name);
+    namespaces.set(name, namespace);
+  }
+  return namespace;
+}
+
+/**
+ * The vars and secrets, then the bindings, by name: `env.COUNTER` is the namespace bound as
+ * COUNTER. `env` enumerates as a plain object does (`Object.keys(env)`, `{...env}`), so libraries
+ * that look for their namespaces among its values find them.
+ */
 export const env = new Proxy(
   {},
   {
     get(_target, name) {
       // Not bindings: what promise and JSON machinery probe for.
       if (typeof name !== "string" || name === "then" || name === "toJSON") return undefined;
-      const value = vars.get(name);
-      if (value !== undefined && value !== null) return value;
-      let namespace = namespaces.get(name);
-      if (namespace === undefined) {
-        namespace = new DurableObjectNamespace(name);
-        namespaces.set(name, namespace);
-      }
-      return namespace;
+      return lookup(name);
+    },
+    has(_target, name) {
+      return typeof name === "string" && names().includes(name);
+    },
+    ownKeys() {
+      return names();
+    },
+    getOwnPropertyDescriptor(_target, name) {
+      if (typeof name !== "string" || !names().includes(name)) return undefined;
+      return { value: lookup(name), writable: false, enumerable: true, configurable: true };
     },
   },
 );

@@ -7,7 +7,7 @@
 import * as state from "duro:object/state@0.1.0";
 import { env, DurableObjectId } from "./namespaces.js";
 import { Storage } from "./storage.js";
-import { Sockets, message } from "./websockets.js";
+import { CloseEvent, ErrorEvent, MessageEvent, Sockets, WebSocket, enterSockets, message } from "./websockets.js";
 import { toRequest, fromResponse, errorResponse } from "./http.js";
 import { decode, encode, encodeThrown, rpcMethod } from "./rpc.js";
 import { Background, enter, install } from "./timers.js";
@@ -112,14 +112,20 @@ export function objectExports(module) {
       background.changed();
     }
   };
-  // A socket handler's error has no caller to go to: it goes to the runtime's log.
-  const onSocket = async (entry, handler, args) => {
+  /**
+   * A socket's event: to its listeners for a socket accepted with `ws.accept()`, else to the
+   * class's handler (`webSocketMessage` …). An error has no caller to go to: it goes to the
+   * runtime's log.
+   */
+  const onSocket = async (entry, ws, event, handler, args) => {
     const { object } = entry;
-    if (typeof object[handler] !== "function") return;
+    const standard = WebSocket._isStandard(ws);
+    if (!standard && typeof object[handler] !== "function") return;
     try {
-      await run(entry, () => object[handler](...args));
+      await run(entry, () => (standard ? Promise.all(ws.dispatchEvent(event)) : object[handler](ws, ...args)));
     } catch (error) {
-      console.error(`${handler} failed: ${error instanceof Error ? error.stack || error.message : error}`);
+      const what = standard ? `WebSocket ${event.type} listener` : handler;
+      console.error(`${what} failed: ${error instanceof Error ? error.stack || error.message : error}`);
     }
   };
   return {
@@ -128,6 +134,7 @@ export function objectExports(module) {
         const entry = live();
         const { object } = entry;
         if (typeof object.fetch !== "function") throw new Error("the class has no fetch method");
+        enterSockets(entry.sockets);
         return await fromResponse(await run(entry, () => object.fetch(toRequest(request))));
       } catch (error) {
         return errorResponse("fetch", error);
@@ -146,16 +153,20 @@ export function objectExports(module) {
     },
     async websocketMessage(id, value) {
       const entry = live();
-      await onSocket(entry, "webSocketMessage", [entry.sockets.get(id), message(value)]);
+      const data = message(value);
+      const event = new MessageEvent("message", { data });
+      await onSocket(entry, entry.sockets.get(id), event, "webSocketMessage", [data]);
     },
     async websocketClose(id, code, reason, wasClean) {
       const entry = live();
-      await onSocket(entry, "webSocketClose", [entry.sockets.closed(id), code, reason, wasClean]);
+      const event = new CloseEvent("close", { code, reason, wasClean });
+      await onSocket(entry, entry.sockets.closed(id), event, "webSocketClose", [code, reason, wasClean]);
       entry.sockets.forget(id);
     },
     async websocketError(id, error) {
       const entry = live();
-      await onSocket(entry, "webSocketError", [entry.sockets.get(id), new Error(error)]);
+      const event = new ErrorEvent("error", { error: new Error(error) });
+      await onSocket(entry, entry.sockets.get(id), event, "webSocketError", [new Error(error)]);
     },
     async rpc(method, args) {
       try {

@@ -82,6 +82,9 @@ function tagObject(value, seen) {
     return { $type: value.constructor.name, value: base64(bytes) };
   }
   if (value instanceof Error) return { $type: "Error", name: String(value.name), message: String(value.message) };
+  if (value instanceof RpcTarget) {
+    throw cloneError(`${value.constructor.name} (an RpcTarget: passing objects by reference is not supported by duro yet)`);
+  }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) {
     throw cloneError((proto.constructor && proto.constructor.name) || "object");
@@ -134,6 +137,17 @@ function untagEntries(json) {
   const out = {};
   for (const [key, item] of Object.entries(json)) out[key] = untag(item);
   return out;
+}
+
+/** Cloudflare's base class for objects passed by reference over RPC (not supported yet: such a
+ * value is refused when it would cross). */
+export class RpcTarget {}
+
+/** Cloudflare's stub type for RpcTargets; duro's stubs are `DurableObjectStub`s. */
+export class RpcStub {
+  constructor() {
+    throw new Error("RpcStub: passing objects by reference over RPC is not supported by duro yet");
+  }
 }
 
 /** `value` in the RPC encoding, as bytes. */

@@ -228,3 +228,12 @@ export function install() {
   globalThis.clearTimeout = clear;
   globalThis.clearInterval = clear;
 }
+
+/**
+ * `waitUntil(promise)` of `cloudflare:workers`: in an object, the running event's object's
+ * `ctx.waitUntil`; in a worker, the promise runs on within the request.
+ */
+export function waitUntil(promise) {
+  if (current !== null) current.waitUntil(promise);
+  else Promise.resolve(promise).catch((error) => console.error(`waitUntil: ${error}`));
+}

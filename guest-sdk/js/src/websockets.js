@@ -1,7 +1,9 @@
-// Hibernatable WebSockets: `WebSocketPair`, the `WebSocket` a handler is given, and the socket
-// registry of one object instance. The runtime holds the connections; a `WebSocket` here is a
-// handle (the runtime's socket id) that keeps its identity for the instance's life, so
-// `socket !== ws` in a broadcast loop works as on Cloudflare.
+// WebSockets: `WebSocketPair`, the `WebSocket` a handler is given, and the socket registry of one
+// object instance. The runtime holds the connections; a `WebSocket` here is a handle (the
+// runtime's socket id) that keeps its identity for the instance's life, so `socket !== ws` in a
+// broadcast loop works as on Cloudflare. Both of Cloudflare's APIs: hibernatable sockets
+// (`ctx.acceptWebSocket(ws)`, events to the class's `webSocketMessage` …) and the standard one
+// (`ws.accept()`, events to the socket's listeners, the object kept in memory while it is open).
 
 import * as raw from "duro:object/websockets@0.1.0";
 import { lift } from "./errors.js";
@@ -19,10 +21,25 @@ export class WebSocket {
   static OPEN = 1;
   static CLOSING = 2;
   static CLOSED = 3;
+  // Cloudflare's names for the same states.
+  static READY_STATE_CONNECTING = 0;
+  static READY_STATE_OPEN = 1;
+  static READY_STATE_CLOSING = 2;
+  static READY_STATE_CLOSED = 3;
+  url = null;
+  protocol = "";
+  extensions = "";
 
   /** The runtime's id once accepted; null for a pair's client end. */
   #id = null;
+  /** Accepted with `accept()`: its events go to its listeners. */
+  #standard = false;
+  #listeners = new Map();
   readyState = WebSocket.OPEN;
+  binaryType = "arraybuffer";
+  onmessage = null;
+  onclose = null;
+  onerror = null;
 
   /** Sends a string or binary data (ArrayBuffer or a typed array). */
   send(message) {
@@ -58,15 +75,44 @@ export class WebSocket {
     return data === undefined ? null : JSON.parse(decoder.decode(data));
   }
 
-  /** Not in duro: sockets are hibernatable only. */
-  accept() {
-    throw new Error("ws.accept() is not supported: accept with this.ctx.acceptWebSocket(ws, tags)");
+  /**
+   * Accepts this server end with the standard API: its events go to its listeners
+   * (`addEventListener("message" | "close" | "error")`, `onmessage` …), and the object stays in
+   * memory while it is open (it cannot hibernate). Only in the fetch that upgrades.
+   */
+  accept(_options) {
+    if (this.#id !== null) throw new Error("Can't accept() WebSocket twice (or after acceptWebSocket)");
+    if (currentSockets === null) throw new Error("ws.accept() outside a Durable Object's fetch");
+    currentSockets.accept(this, []);
+    call(() => raw.hold(this.#id));
+    this.#standard = true;
   }
 
-  addEventListener() {
-    throw new Error(
-      "WebSocket events are not supported: implement webSocketMessage / webSocketClose on the class",
-    );
+  addEventListener(type, listener) {
+    if (typeof listener !== "function" && typeof listener?.handleEvent !== "function") return;
+    if (!this.#listeners.has(type)) this.#listeners.set(type, []);
+    this.#listeners.get(type).push(listener);
+  }
+
+  removeEventListener(type, listener) {
+    const list = this.#listeners.get(type);
+    if (list) this.#listeners.set(type, list.filter((l) => l !== listener));
+  }
+
+  /** Delivers an event to the `on…` handler and the listeners, in order; returns what they
+   * returned (promises, for the event to wait on). */
+  dispatchEvent(event) {
+    const handlers = [this[`on${event.type}`], ...(this.#listeners.get(event.type) ?? [])];
+    const results = [];
+    for (const handler of handlers) {
+      if (typeof handler === "function") results.push(handler.call(this, event));
+      else if (handler && typeof handler.handleEvent === "function") results.push(handler.handleEvent(event));
+    }
+    return results;
+  }
+
+  static _isStandard(socket) {
+    return socket.#standard;
   }
 
   #accepted(what) {
@@ -103,6 +149,38 @@ export class WebSocketRequestResponsePair {
   constructor(request, response) {
     this.request = request;
     this.response = response;
+  }
+}
+
+/** The running fetch's sockets (for `ws.accept()`), set by the object's exports. */
+let currentSockets = null;
+
+export function enterSockets(sockets) {
+  currentSockets = sockets;
+}
+
+/** The events of the standard API. */
+export class MessageEvent {
+  constructor(type, init = {}) {
+    this.type = type;
+    this.data = init.data;
+  }
+}
+
+export class CloseEvent {
+  constructor(type, init = {}) {
+    this.type = type;
+    this.code = init.code ?? 1005;
+    this.reason = init.reason ?? "";
+    this.wasClean = init.wasClean ?? false;
+  }
+}
+
+export class ErrorEvent {
+  constructor(type, init = {}) {
+    this.type = type;
+    this.error = init.error;
+    this.message = init.message ?? String(init.error);
   }
 }
 
@@ -161,6 +239,9 @@ export class Sockets {
 globalThis.WebSocketPair ??= WebSocketPair;
 globalThis.WebSocketRequestResponsePair ??= WebSocketRequestResponsePair;
 globalThis.WebSocket ??= WebSocket;
+globalThis.MessageEvent ??= MessageEvent;
+globalThis.CloseEvent ??= CloseEvent;
+globalThis.ErrorEvent ??= ErrorEvent;
 
 /** A WIT message as a handler gets it: a string, or an ArrayBuffer. */
 export function message(value) {

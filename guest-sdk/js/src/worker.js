@@ -13,12 +13,31 @@ const context = {
   passThroughOnException() {},
 };
 
+/**
+ * Cloudflare's class-based worker: `export default class extends WorkerEntrypoint { fetch(request)
+ * { … } }`, with `this.env` and `this.ctx`; one instance per request.
+ */
+export class WorkerEntrypoint {
+  constructor(ctx, env) {
+    this.ctx = ctx;
+    this.env = env;
+  }
+}
+
+/** The handler of one request: the default export, or an instance of its class. */
+function handlerOf(exported) {
+  if (typeof exported === "function" && exported.prototype instanceof WorkerEntrypoint) {
+    return new exported(context, env);
+  }
+  return exported;
+}
+
 /** The component's `fetch` export for `module`'s default export. */
 export function workerExports(module) {
-  const handler = module.default;
   return {
     async fetch(request) {
       try {
+        const handler = handlerOf(module.default);
         if (!handler || typeof handler.fetch !== "function") {
           throw new Error("the worker module has no default export with a fetch method");
         }

@@ -134,6 +134,11 @@ impl Calls {
         Ok(id.to_hex())
     }
 
+    /// The deploy config's binding names, as they are now.
+    pub fn binding_names(&self) -> Vec<String> {
+        self.directory.classes().bindings().into_keys().collect()
+    }
+
     pub fn new_unique_id(&mut self, binding: &str) -> Result<String, CallError> {
         Ok(self.class_of(binding)?.ids.new_unique().to_hex())
     }
@@ -317,6 +322,10 @@ macro_rules! namespaces_host {
                 $crate::abi::calls::CallSite::calls(self)
                     .0
                     .id_from_string(&binding, &id)
+            }
+
+            fn binding_names(&mut self) -> Vec<String> {
+                $crate::abi::calls::CallSite::calls(self).0.binding_names()
             }
 
             fn get(

@@ -121,6 +121,10 @@ impl websockets::Host for ObjectState {
         self.sockets()?.close(ws, code, reason).map_err(ws_to_wit)
     }
 
+    fn hold(&mut self, ws: SocketId) -> WsResult<()> {
+        self.sockets()?.hold(ws).map_err(ws_to_wit)
+    }
+
     fn get_tags(&mut self, ws: SocketId) -> WsResult<Vec<String>> {
         self.sockets()?.tags(ws).map_err(ws_to_wit)
     }

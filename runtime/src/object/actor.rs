@@ -164,7 +164,8 @@ impl Actor {
             );
             let can_idle = self.commits.is_empty()
                 && !(has_sockets && self.is_cold())
-                && self.wake_at.is_none();
+                && self.wake_at.is_none()
+                && !self.sockets().holds_memory();
             // Due at the guest's wake, or at the background limit if that comes first.
             let cut_at = self.quiet_since + self.shared.limits.background;
             let wake = tokio::time::sleep_until(self.wake_at.map_or(cut_at, |at| at.min(cut_at)));
@@ -196,8 +197,7 @@ impl Actor {
                             limit_ms = self.shared.limits.background.as_millis() as u64,
                             "background work (timers, waitUntil) cut: no event from outside \
                              within the background limit; instance dropped");
-                        self.drop_instance();
-                        self.tenancy = None;
+                        self.forget();
                     }
                 }
                 () = idle, if can_idle => {
@@ -342,8 +342,7 @@ impl Actor {
     fn go_idle(&mut self) -> bool {
         if !self.sockets().is_empty() {
             if !self.is_cold() {
-                self.drop_instance();
-                self.tenancy = None;
+                self.forget();
                 self.shared.metrics.hibernations.inc();
             }
             return false;
@@ -505,8 +504,7 @@ impl Actor {
     /// in memory: its next event starts from empty storage. Its WebSockets stay open.
     async fn wipe(&mut self) -> Result<(), ObjectError> {
         self.follow_class()?;
-        self.drop_instance();
-        self.tenancy = None;
+        self.forget();
         let storage = self.storage();
         storage.begin_event();
         let deleted = storage.delete_all().and_then(|()| storage.delete_alarm());
@@ -607,8 +605,7 @@ impl Actor {
             .classes
             .by_incarnation(self.key.incarnation)
             .ok_or_else(|| ObjectError::UnknownClass(self.class.name.clone()))?;
-        self.drop_instance();
-        self.tenancy = None;
+        self.forget();
         self.class = current;
         Ok(())
     }
@@ -656,7 +653,10 @@ impl Actor {
             match tenancy.enter().await {
                 Some(visit) => break visit,
                 // Its guest waits on a call: move rather than queue behind it.
-                None => self.tenancy = None,
+                None => {
+                    self.tenancy = None;
+                    self.memory_lost();
+                }
             }
         };
         for id in visit.departed() {
@@ -728,9 +728,22 @@ impl Actor {
         }
     }
 
-    fn drop_instance(&mut self) {
-        // The guest's timers go with its memory.
+    /// Drops everything of the object in memory: its instance, or its place in a shared one.
+    fn forget(&mut self) {
+        self.drop_instance();
+        if self.tenancy.take().is_some() {
+            self.memory_lost();
+        }
+    }
+
+    /// What the object kept in its guest's memory is gone: its timers, and the handlers of the
+    /// sockets that needed them (those close).
+    fn memory_lost(&mut self) {
         self.wake_at = None;
+        self.sockets().close_held();
+    }
+
+    fn drop_instance(&mut self) {
         let mut parts = match self.body.take() {
             Some(Body::Live(instance)) => instance.into_parts().expect("its object is mounted"),
             // What the shared instance holds of its other objects cannot be trusted either.
@@ -749,6 +762,7 @@ impl Actor {
         parts.sockets.abort_event();
         let poisoned = parts.storage.is_poisoned();
         self.body = Some(Body::Cold(parts));
+        self.memory_lost();
         if poisoned {
             // A commit made mid-event (before a call) failed: the view's cache cannot be
             // trusted. Start over from what is durable; the old commits are ignored.

@@ -202,6 +202,33 @@ export class Probe extends DurableObject {
         return Response.json({ ready: this.ready ?? false });
       case "/global-timer":
         return Response.json(await failure(async () => globalThis.setTimeout.call(null, "not a function", 1)));
+      case "/ws-standard": {
+        // The standard API: accept(), listeners; the object stays in memory while it is open.
+        const [client, server] = Object.values(new WebSocketPair());
+        server.accept();
+        server.addEventListener("message", async (event) => {
+          this.heard = (this.heard ?? 0) + 1;
+          if (event.data === "sleep") await new Promise((resolve) => setTimeout(resolve, 50));
+          server.send(`echo ${event.data} (${this.heard} heard, open=${server.readyState === WebSocket.READY_STATE_OPEN})`);
+        });
+        server.onclose = (event) => storage.put("closed", { code: event.code, wasClean: event.wasClean });
+        server.send("welcome");
+        return new Response(null, { status: 101, webSocket: client });
+      }
+      case "/standard-closed":
+        return Response.json({ closed: (await storage.get("closed")) ?? null });
+      case "/compat": {
+        // Cloudflare's API around requests and env, as libraries use it.
+        const copy = request.clone();
+        return Response.json({
+          envKeys: Object.keys(this.env).sort(),
+          spreadHasCounter: "COUNTER" in { ...this.env },
+          cloneKeepsHeaders: copy.headers.get("x-custom"),
+          ip: request.headers.get("cf-connecting-ip"),
+          colo: request.cf.colo,
+          readyStates: [WebSocket.READY_STATE_CONNECTING, WebSocket.READY_STATE_OPEN, WebSocket.READY_STATE_CLOSING, WebSocket.READY_STATE_CLOSED],
+        });
+      }
       case "/spin":
         for (;;);
       case "/env":

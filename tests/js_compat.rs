@@ -1,0 +1,107 @@
+//! The JS SDK's Cloudflare API around the examples' (the JS probe): WebSockets of the standard
+//! API (`ws.accept()` with listeners; the object kept in memory while one is open), `env` that
+//! enumerates its vars and bindings, `request.clone()` keeping every header, `request.cf`,
+//! `CF-Connecting-IP`, `WebSocket.READY_STATE_*`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, eventually};
+use futures_util::SinkExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn probe(adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
+    let s = TestServer::start_with(|c| {
+        common::shared_cache(c);
+        adjust(c);
+    })
+    .await;
+    let probe = std::fs::read(&common::js_build().probe).expect("the JS probe component");
+    assert_eq!(s.upload("Probe", probe).await.0, StatusCode::CREATED);
+    s.deploy("Counter", "duro-example-counter").await;
+    s.bind(&[("COUNTER", "Counter"), ("PROBE", "Probe")]).await;
+    s
+}
+
+async fn text(ws: &mut common::WsClient) -> String {
+    match common::ws_next(ws).await {
+        Message::Text(text) => text.to_string(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// A socket accepted with `ws.accept()` gets its messages through its listeners (which may wait
+/// on timers), keeps the object in memory past its hibernation and idle times while it is open,
+/// and its `close` listener runs when the client leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_websockets_reach_their_listeners_and_hold_the_object() {
+    let s = probe(|c| {
+        c.idle_timeout = Duration::from_millis(100);
+        c.hibernate_after = Duration::from_millis(100);
+    })
+    .await;
+    let mut ws = common::ws_connect(&s, "/objects/Probe/std/ws-standard").await;
+    assert_eq!(text(&mut ws).await, "welcome");
+    ws.send(Message::text("one")).await.unwrap();
+    assert_eq!(text(&mut ws).await, "echo one (1 heard, open=true)");
+    // Longer than the idle and hibernation times: the listeners (memory) are still there.
+    let view = "/classes/Probe/objects/by-name/std";
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, object) = s.admin_call(Method::GET, view, Vec::new()).await;
+    assert_eq!(object["in_memory"], true, "{object}");
+    ws.send(Message::text("sleep")).await.unwrap();
+    assert_eq!(text(&mut ws).await, "echo sleep (2 heard, open=true)");
+    ws.close(None).await.unwrap();
+    let closed = eventually(Duration::from_secs(10), || async {
+        let (_, out) = s.get("/objects/Probe/std/standard-closed").await;
+        (!out["closed"].is_null()).then_some(out["closed"].clone())
+    })
+    .await;
+    assert_eq!(closed["code"], 1005, "{closed}");
+    // Closed, it lets the object go.
+    eventually(Duration::from_secs(10), || async {
+        let (_, object) = s.admin_call(Method::GET, view, Vec::new()).await;
+        (object["in_memory"] == false).then_some(())
+    })
+    .await;
+}
+
+/// `env` enumerates, `request.clone()` keeps every header, `request.cf` and `CF-Connecting-IP`
+/// are there (the latter set by the runtime, whatever the client sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_requests_and_constants_behave_as_on_cloudflare() {
+    let s = probe(|_| {}).await;
+    let (status, body) = s
+        .admin_call(
+            Method::PUT,
+            "/vars",
+            json!({"vars": {"GREETING": "hello"}})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("{}/objects/Probe/c/compat", s.ingress))
+        .header("x-custom", "kept")
+        .header("cf-connecting-ip", "6.6.6.6")
+        .send()
+        .await
+        .unwrap();
+    let out: Value = response.json().await.unwrap();
+    assert_eq!(
+        out,
+        json!({
+            "envKeys": ["COUNTER", "GREETING", "PROBE"],
+            "spreadHasCounter": true,
+            "cloneKeepsHeaders": "kept",
+            "ip": "127.0.0.1",
+            "colo": "duro",
+            "readyStates": [0, 1, 2, 3],
+        })
+    );
+}
