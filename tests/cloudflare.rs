@@ -168,3 +168,77 @@ async fn the_chat_demo_runs_from_its_wrangler_toml() {
     let text = response.text().await.unwrap();
     assert!(text.contains("bad-id"), "{text}");
 }
+
+/// A room server built on the `partyserver` npm package (installed by duro from the project's
+/// `package.json`): `routePartykitRequest` finds the namespace among `env`'s values, the server's
+/// name arrives (`this.name`, also through `getServerByName`'s RPC call), `onStart` runs under
+/// `blockConcurrencyWhile` with a timer before anything else, connections use the standard
+/// WebSocket API (partyserver's default), and its hooks refuse and redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partyserver_class_runs_from_its_wrangler_jsonc() {
+    let dir = project("party");
+    let (dev, ingress) = dev(dir.path()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = async |path: &str| {
+        let response = http.get(format!("{ingress}{path}")).send().await.unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        (status, location, response.text().await.unwrap())
+    };
+    let (status, _, body) = get("/parties/chat/lobby").await;
+    assert_eq!(status, 200, "{body}\n{}", dev.printed());
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"room": "lobby", "messages": [], "starts": 1})
+    );
+    let (status, location, _) = get("/parties/chat/lobby?old=1").await;
+    assert_eq!(status, 302);
+    assert!(location.unwrap().ends_with("/parties/chat/lobby"));
+    let (status, _, body) = get("/direct/elsewhere").await;
+    assert_eq!(
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap()["room"].clone()
+        ),
+        (200, json!("elsewhere"))
+    );
+
+    // Connections: refused without the token; with it, greeted, then every message broadcast.
+    let refused = tokio_tungstenite::connect_async(format!(
+        "{}/parties/chat/lobby",
+        ingress.replace("http://", "ws://")
+    ))
+    .await;
+    assert!(
+        refused.is_err(),
+        "a connection without the token was accepted"
+    );
+    let path = "/parties/chat/lobby?token=letmein";
+    let mut ann = common::ws_connect_to(&ingress, path).await;
+    let hello = next_json(&mut ann).await;
+    assert_eq!(
+        (hello["room"].clone(), hello["backlog"].clone()),
+        (json!("lobby"), json!([]))
+    );
+    let mut bob = common::ws_connect_to(&ingress, path).await;
+    assert_eq!(next_json(&mut bob).await["room"], "lobby");
+    ann.send(Message::text("hi all")).await.unwrap();
+    for ws in [&mut ann, &mut bob] {
+        let got = next_json(ws).await;
+        assert_eq!(
+            (got["from"].clone(), got["message"].clone()),
+            (hello["id"].clone(), json!("hi all"))
+        );
+    }
+    let (_, _, body) = get("/parties/chat/lobby").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["messages"],
+        json!(["hi all"])
+    );
+}

@@ -20,6 +20,10 @@ export class Request extends NativeRequest {
   get headers() {
     return this.#headers;
   }
+  /** Any request is a `Request` (the platform's too, from `fetch` machinery). */
+  static [Symbol.hasInstance](value) {
+    return this === Request ? value instanceof NativeRequest : Function.prototype[Symbol.hasInstance].call(this, value);
+  }
   /** A copy that keeps every header too (the platform's clone would drop "forbidden" ones). */
   clone() {
     const copy = new this.constructor(super.clone(), { headers: this.#headers });
@@ -100,7 +104,14 @@ export class Response extends NativeResponse {
     this.webSocket = (init && init.webSocket) || null;
   }
   static _bytes(response) {
-    return response instanceof Response ? response.#bytes : null;
+    return #bytes in response ? response.#bytes : null;
+  }
+  /** Any response is a `Response`: the platform's too (what `fetch` answers). */
+  static [Symbol.hasInstance](value) {
+    return this === Response ? value instanceof NativeResponse : Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+  static redirect(url, status = 302) {
+    return new Response(null, { status, headers: { location: String(url) } });
   }
   get status() {
     return this.#upgrade ? 101 : super.status;
