@@ -6,7 +6,8 @@
 //! - [`engine`]: wasmtime configuration, epoch ticker, compiling components (with a cache).
 //! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
 //! - [`class`]: the registry of uploaded classes, persisted in redb, and their migrations.
-//! - [`deploy`]: the deploy config (`duro.jsonc`: bindings, migrations, worker, outbound).
+//! - [`deploy`]: the deploy config (`duro.jsonc`, or a wrangler file as it is: bindings,
+//!   migrations, worker, outbound), and building a wrangler `main` with the JS SDK.
 //! - [`object`]: the directory of live objects, the actor that runs each one's events, the
 //!   shared instances that hold many objects of a JS or Python class, and the reaper thread that
 //!   drops retired actors (their pooled slots) off the async threads.
@@ -26,11 +27,13 @@
 //! # The path of an event
 //! 1. **Enters**: `http::ingress` parses the route once (`http::route`) and builds an
 //!    `object::Request`; due alarms enter at `alarm::Scheduler`, WebSocket frames at
-//!    `websocket::run_connection`.
+//!    `websocket::run_connection`, calls from other objects and the worker (`stub.fetch`, RPC)
+//!    at `abi::calls`; a guest's due timers come back as a wake made by its actor.
 //! 2. **Queued**: `object::Directory::fetch` finds or starts the object's actor and puts the event
 //!    in its bounded mailbox (full: 503).
-//! 3. **Runs**: `object::actor` runs events one at a time through `abi::Instance`; storage calls go
-//!    to `storage::ObjectStorage` (a trap discards the event's writes and the instance).
+//! 3. **Runs**: `object::actor` runs events one at a time through `abi::Instance` (what each kind
+//!    does: `object::actor::events`); storage calls go to `storage::ObjectStorage` (a trap
+//!    discards the event's writes and the instance).
 //! 4. **Commits**: the event's writes go to `storage::Committer`, which makes the writes of many
 //!    objects durable as one record of the write-ahead log (`storage::wal`, one fdatasync) and
 //!    applies them in one redb transaction (group commit). The actor goes on with its next event.

@@ -111,6 +111,8 @@ pub struct Sockets {
     /// What the running event sent, to release once its writes are durable.
     outbox: Vec<(SocketId, Outgoing)>,
     auto_response: AutoResponse,
+    /// How many open sockets are held (`hold`): the object stays in memory while any is.
+    held: usize,
 }
 
 impl Sockets {
@@ -124,6 +126,7 @@ impl Sockets {
             accepted: None,
             outbox: Vec::new(),
             auto_response: AutoResponse::default(),
+            held: 0,
         }
     }
 
@@ -144,7 +147,7 @@ impl Sockets {
         self.may_accept = false;
         let accepted = self.accepted.take();
         if let Some(id) = accepted.filter(|_| !keep_accepted) {
-            self.open.remove(&id);
+            self.remove(id);
         }
         let outbox = std::mem::take(&mut self.outbox);
         self.outbox_bytes = 0;
@@ -241,17 +244,23 @@ impl Sockets {
 
     /// Keeps the object in memory while socket `id` is open (its handlers live in the instance).
     pub fn hold(&mut self, id: SocketId) -> Result<(), SocketError> {
-        self.entry(id)?.held = true;
+        let entry = self.entry(id)?;
+        if !std::mem::replace(&mut entry.held, true) {
+            self.held += 1;
+        }
         Ok(())
     }
 
     /// Whether an open socket keeps the object in memory.
     pub fn holds_memory(&self) -> bool {
-        self.open.values().any(|e| e.held && !e.closing)
+        self.held > 0
     }
 
     /// The instance that held sockets' handlers is gone: those sockets close (1011), now.
     pub fn close_held(&mut self) {
+        if self.held == 0 {
+            return;
+        }
         let held: Vec<_> = (self.open.iter())
             .filter(|(_, e)| e.held && !e.closing)
             .map(|(id, _)| *id)
@@ -317,7 +326,9 @@ impl Sockets {
 
     /// The connection is gone.
     pub fn remove(&mut self, id: SocketId) {
-        self.open.remove(&id);
+        if self.open.remove(&id).is_some_and(|e| e.held) {
+            self.held -= 1;
+        }
     }
 
     /// Hands released messages to their connections. A connection whose queue is full is a

@@ -17,6 +17,8 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
+mod events;
+
 use super::directory::{ObjectKey, Shared};
 use super::shared::{SharedPool, Tenancy, Visit};
 use super::{AlarmOutcome, ObjectError, Request, Response};
@@ -360,66 +362,6 @@ impl Actor {
         matches!(self.body, Some(Body::Cold(_))) && self.tenancy.is_none()
     }
 
-    /// Runs `websocket-message` / `websocket-close` as an event of the object.
-    async fn socket_event(&mut self, id: SocketId, event: SocketEvent) {
-        if self.follow_class().is_err() {
-            // The class is gone: nothing can handle this socket any more.
-            if let SocketEvent::Closed { .. } = event {
-                self.sockets().remove(id);
-            } else {
-                let reason = "the object's class was deleted".to_string();
-                let close = Outgoing::Close { code: 1001, reason };
-                self.sockets().deliver(vec![(id, close)]);
-            }
-            return;
-        }
-        let closed = matches!(event, SocketEvent::Closed { .. });
-        self.background_event(Some((id, event))).await;
-        if closed {
-            self.sockets().remove(id);
-        }
-    }
-
-    /// Runs an event no caller waits on — a socket's message, error or close, or (with no
-    /// socket event) a `wake` for the object's timers — then commits it and queues its messages.
-    /// A trap drops the instance.
-    async fn background_event(&mut self, socket: Option<(SocketId, SocketEvent)>) {
-        let chain = self.chain(&CallChain::default());
-        let Ok(instance) = self.instance().await else {
-            return;
-        };
-        instance.storage().begin_event();
-        instance.sockets().begin_event(false);
-        instance.calls().begin_event(chain);
-        let outcome = match socket {
-            Some((id, SocketEvent::Message(message))) => {
-                instance.websocket_message(id, message).await
-            }
-            Some((id, SocketEvent::Error(error))) => instance.websocket_error(id, error).await,
-            Some((
-                id,
-                SocketEvent::Closed {
-                    code,
-                    reason,
-                    was_clean,
-                },
-            )) => instance.websocket_close(id, code, reason, was_clean).await,
-            None => instance.wake().await,
-        };
-        match outcome {
-            Ok(()) => {
-                let (_, messages) = instance.sockets().finish_event(false);
-                self.commit_event().await;
-                self.queue_release(messages);
-            }
-            Err(error) => {
-                tracing::warn!(class = %self.class.name, object = %self.key.id, %error, "event failed; instance reset");
-                self.shared.metrics.traps.inc();
-                self.drop_instance();
-            }
-        }
-    }
-
     /// Queues an event's messages behind its commit and releases what is durable.
     fn queue_release(&mut self, messages: Vec<(SocketId, Outgoing)>) {
         if !messages.is_empty() {
@@ -444,153 +386,6 @@ impl Actor {
                 }
             }
         }
-    }
-
-    /// Runs the alarm set for `at_ms` if it is still the object's alarm. The alarm is cleared in
-    /// the same write set as the handler's writes, so a crash before that commit fires it again.
-    /// A failed attempt keeps the alarm for its retry, unless it was the last attempt.
-    async fn alarm(&mut self, at_ms: i64, retry_count: u32, last_attempt: bool) -> AlarmOutcome {
-        if self.follow_class().is_err() {
-            return AlarmOutcome::Stale;
-        }
-        match self.storage().get_alarm() {
-            Ok(Some(current)) if current == at_ms => {}
-            Ok(_) => return AlarmOutcome::Stale,
-            Err(error) => return AlarmOutcome::Failed(error.to_string()),
-        }
-        let chain = self.chain(&CallChain::default());
-        let instance = match self.instance().await {
-            Ok(instance) => instance,
-            Err(error) => return AlarmOutcome::Failed(error.to_string()),
-        };
-        instance.calls().begin_event(chain);
-        let storage = instance.storage();
-        storage.begin_event();
-        if let Err(error) = storage.delete_alarm() {
-            storage.abort_event();
-            return AlarmOutcome::Failed(error.to_string());
-        }
-        match instance.alarm(retry_count).await {
-            Ok(Ok(())) => {
-                self.commit_event().await;
-                AlarmOutcome::Done
-            }
-            Ok(Err(error)) => {
-                let storage = instance.storage();
-                storage.discard_alarm_change();
-                if last_attempt {
-                    let _ = storage.delete_alarm();
-                }
-                self.commit_event().await;
-                AlarmOutcome::Failed(error)
-            }
-            Err(error) => {
-                tracing::warn!(class = %self.class.name, object = %self.key.id, %error, "alarm trapped; instance reset");
-                self.shared.metrics.traps.inc();
-                self.drop_instance();
-                if last_attempt {
-                    let storage = self.storage();
-                    storage.begin_event();
-                    let _ = storage.delete_alarm();
-                    self.commit_event().await;
-                }
-                AlarmOutcome::Failed(error.to_string())
-            }
-        }
-    }
-
-    /// Deletes every key and the alarm of the object, as one event of its own (so it lands
-    /// between two of the object's events, never inside one), and forgets what the object keeps
-    /// in memory: its next event starts from empty storage. Its WebSockets stay open.
-    async fn wipe(&mut self) -> Result<(), ObjectError> {
-        self.follow_class()?;
-        self.forget();
-        let storage = self.storage();
-        storage.begin_event();
-        let deleted = storage.delete_all().and_then(|()| storage.delete_alarm());
-        if let Err(error) = deleted {
-            storage.abort_event();
-            return Err(ObjectError::Internal(format!(
-                "deleting the object's storage: {error}"
-            )));
-        }
-        self.commit_event().await;
-        Ok(())
-    }
-
-    /// Runs a request (or an RPC call, see [`crate::rpc`]) as an event of the object.
-    async fn fetch(&mut self, mut request: Request) -> Result<Response, ObjectError> {
-        self.follow_class()?;
-        let upgrade = request.is_upgrade();
-        let max_response = self.shared.limits.max_response_body_bytes;
-        let chain = self.chain(&request.callers);
-        let instance = self.instance().await?;
-        instance.storage().begin_event();
-        instance.sockets().begin_event(upgrade);
-        instance.calls().begin_event(chain);
-        let outcome = match request.rpc.take() {
-            Some(method) => instance.rpc(method, request.body.into()).await,
-            None => instance.fetch(request).await,
-        };
-        // A socket a callee accepted for an upgrade this object forwarded to it.
-        let mut forwarded = instance.calls().forwarded.take();
-        let result = match outcome {
-            Ok(response) if response.body.len() > max_response => {
-                // Undeliverable: the event fails as a trap does (writes dropped, instance reset,
-                // so its memory agrees with storage again).
-                let actual = response.body.len();
-                tracing::warn!(class = %self.class.name, object = %self.key.id, actual, "response body over the limit; instance reset");
-                self.drop_instance();
-                Err(ObjectError::ResponseTooLarge {
-                    limit: max_response,
-                    actual,
-                })
-            }
-            Ok(mut response) => {
-                let switching = response.status == 101;
-                let (accepted, messages) = instance.sockets().finish_event(switching);
-                let auto_response = instance.sockets().auto_response();
-                response.websocket = match accepted {
-                    Some(id) => Some(super::Accepted {
-                        id,
-                        auto_response,
-                        class: self.class.clone(),
-                        object: self.key.id,
-                    }),
-                    None if switching => forwarded.take(),
-                    None => None,
-                };
-                if switching && response.websocket.is_none() {
-                    self.storage().abort_event();
-                    Err(ObjectError::BadUpgrade)
-                } else {
-                    self.commit_event().await;
-                    self.queue_release(messages);
-                    Ok(response)
-                }
-            }
-            Err(error) => {
-                tracing::warn!(class = %self.class.name, object = %self.key.id, %error, "event failed; instance reset");
-                self.shared.metrics.traps.inc();
-                self.drop_instance();
-                Err(error.into())
-            }
-        };
-        if let Some(unused) = forwarded {
-            super::Directory::of(self.shared.clone())
-                .never_opened(unused)
-                .await;
-        }
-        result
-    }
-
-    /// The chain of objects waiting on an event that `callers` sent: they and this object.
-    fn chain(&self, callers: &CallChain) -> CallChain {
-        callers
-            .iter()
-            .cloned()
-            .chain(std::iter::once(self.key.clone()))
-            .collect()
     }
 
     /// Follows the class's registry entry: new code after an upload, or a new name after a
