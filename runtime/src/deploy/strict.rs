@@ -74,6 +74,7 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "data_blobs",
     "unsafe",
     "python_modules",
+    "assets",
 ];
 
 /// What keys an object at some place in the config may have.
