@@ -13,15 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn probe(adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
-    let s = TestServer::start_with(|c| {
-        common::shared_cache(c);
-        adjust(c);
-    })
-    .await;
-    let probe = std::fs::read(&common::js_build().probe).expect("the JS probe component");
-    assert_eq!(s.upload("Probe", probe).await.0, StatusCode::CREATED);
-    s.bind(&[("PROBE", "Probe")]).await;
-    s
+    common::js_probe_server(adjust).await
 }
 
 /// Polls `path` until `ready` holds of its JSON answer (10 s at most); the answer, and how many

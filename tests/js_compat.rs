@@ -14,16 +14,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn probe(adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
-    let s = TestServer::start_with(|c| {
-        common::shared_cache(c);
-        adjust(c);
-    })
-    .await;
-    let probe = std::fs::read(&common::js_build().probe).expect("the JS probe component");
-    assert_eq!(s.upload("Probe", probe).await.0, StatusCode::CREATED);
-    s.deploy("Counter", "duro-example-counter").await;
-    s.bind(&[("COUNTER", "Counter"), ("PROBE", "Probe")]).await;
-    s
+    common::js_probe_server(adjust).await
 }
 
 async fn text(ws: &mut common::WsClient) -> String {

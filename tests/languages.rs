@@ -287,16 +287,7 @@ async fn js_probe() -> TestServer {
 }
 
 async fn js_probe_with(adjust: impl FnOnce(&mut duro::Config)) -> TestServer {
-    let s = TestServer::start_with(|c| {
-        common::shared_cache(c);
-        adjust(c);
-    })
-    .await;
-    let probe = std::fs::read(&common::js_build().probe).expect("the JS probe component");
-    assert_eq!(s.upload("Probe", probe).await.0, StatusCode::CREATED);
-    s.deploy("Counter", "duro-example-counter").await;
-    s.bind(&[("COUNTER", "Counter"), ("PROBE", "Probe")]).await;
-    s
+    common::js_probe_server(adjust).await
 }
 
 /// Instances the server created (for objects, or shared).

@@ -532,6 +532,21 @@ pub fn js_build() -> &'static JsBuild {
     })
 }
 
+/// A server with the JS probe class (`Probe`, tests/components/js-probe) and the Rust Counter,
+/// bound as `PROBE` and `COUNTER`.
+pub async fn js_probe_server(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let s = TestServer::start_with(|c| {
+        shared_cache(c);
+        adjust(c);
+    })
+    .await;
+    let probe = std::fs::read(&js_build().probe).expect("the JS probe component");
+    assert_eq!(s.upload("Probe", probe).await.0, StatusCode::CREATED);
+    s.deploy("Counter", "duro-example-counter").await;
+    s.bind(&[("COUNTER", "Counter"), ("PROBE", "Probe")]).await;
+    s
+}
+
 /// A compiled-component cache every test server may share: a 12 MB JavaScript component is
 /// compiled once per machine, not once per test.
 pub fn shared_cache(config: &mut Config) {

@@ -290,6 +290,19 @@ pub(super) trait CallSite: Send {
     ) -> impl std::future::Future<Output = wasmtime::Result<Result<(), CallError>>> + Send;
 }
 
+/// The object `stub` stands for, once the caller's writes so far are durable (the output gate
+/// covers calls); `Ok(Err(_))` when they could not be made durable.
+pub(super) async fn leave<S: CallSite>(
+    site: &mut S,
+    stub: &Resource<Stub>,
+) -> wasmtime::Result<Result<Stub, CallError>> {
+    let target = {
+        let (calls, table) = site.calls();
+        calls.target(table, stub)?
+    };
+    Ok(site.before_call().await?.map(|()| target))
+}
+
 /// Implements the `namespaces` host traits for a [`CallSite`] store type (bindgen's own
 /// `&mut T` impls rule out a blanket impl).
 macro_rules! namespaces_host {
@@ -359,13 +372,10 @@ macro_rules! namespaces_host {
             ) -> wasmtime::Result<
                 Result<$crate::abi::calls::WitResponse, $crate::abi::calls::CallError>,
             > {
-                let target = {
-                    let (calls, table) = $crate::abi::calls::CallSite::calls(self);
-                    calls.target(table, &stub)?
+                let target = match $crate::abi::calls::leave(self, &stub).await? {
+                    Ok(target) => target,
+                    Err(error) => return Ok(Err(error)),
                 };
-                if let Err(error) = $crate::abi::calls::CallSite::before_call(self).await? {
-                    return Ok(Err(error));
-                }
                 let answer = $crate::abi::calls::CallSite::calls(self)
                     .0
                     .fetch(target, request)
@@ -381,13 +391,10 @@ macro_rules! namespaces_host {
                 args: Vec<u8>,
             ) -> wasmtime::Result<Result<Result<Vec<u8>, Vec<u8>>, $crate::abi::calls::CallError>>
             {
-                let target = {
-                    let (calls, table) = $crate::abi::calls::CallSite::calls(self);
-                    calls.target(table, &stub)?
+                let target = match $crate::abi::calls::leave(self, &stub).await? {
+                    Ok(target) => target,
+                    Err(error) => return Ok(Err(error)),
                 };
-                if let Err(error) = $crate::abi::calls::CallSite::before_call(self).await? {
-                    return Ok(Err(error));
-                }
                 let answer = $crate::abi::calls::CallSite::calls(self)
                     .0
                     .call(target, method, args)
