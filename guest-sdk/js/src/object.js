@@ -100,18 +100,8 @@ export function objectExports(module) {
     enter(entry.background);
     return entry;
   };
-  /**
-   * Runs an event's handler: a pending `blockConcurrencyWhile` first, the object's timers driven
-   * until the handler settles, then its next wake told to the runtime.
-   */
-  const run = async ({ background }, handler) => {
-    try {
-      await background.settleBlock();
-      return await background.drive(handler());
-    } finally {
-      background.changed();
-    }
-  };
+  /** Runs an event's handler (its timers tell the runtime their wake as they change). */
+  const run = ({ background }, handler) => background.run(handler);
   /**
    * A socket's event: to its listeners for a socket accepted with `ws.accept()`, else to the
    * class's handler (`webSocketMessage` …). An error has no caller to go to: it goes to the

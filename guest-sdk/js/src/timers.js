@@ -114,10 +114,41 @@ export class Background {
   }
 
   /**
+   * Runs an event's handler: a pending `blockConcurrencyWhile` first, then `handler()`, driven
+   * until it settles. Settles as the handler does.
+   */
+  run(handler) {
+    if (this.blocked !== null) return this.settleBlock().then(() => this.drive(handler()));
+    return this.drive(handler());
+  }
+
+  /**
    * Waits for `promise` inside the running event, running this object's timers as they fall
    * due (platform work, such as a `fetch`, moves on by itself meanwhile). Settles as it does.
+   * The common case costs one `then`: while no timer is pending the promise is only watched,
+   * and the timer loop starts when one is set.
    */
-  async drive(promise, limitMs) {
+  drive(promise) {
+    if (typeof promise?.then !== "function") return promise;
+    if (this.timers.size > 0) return this.#drive(promise);
+    return new Promise((resolve, reject) => {
+      let watching = true;
+      const stop = () => {
+        watching = false;
+        this.#onAdd = null;
+      };
+      promise.then(
+        (value) => watching && (stop(), resolve(value)),
+        (error) => watching && (stop(), reject(error)),
+      );
+      this.#onAdd = () => {
+        if (watching) stop(), resolve(this.#drive(promise));
+      };
+    });
+  }
+
+  /** `drive`'s timer loop, up to `limitMs` if given (then undefined). */
+  async #drive(promise, limitMs) {
     let settled = false;
     const done = Promise.resolve(promise).then(
       () => (settled = true),
@@ -191,7 +222,7 @@ export class Background {
   async settleBlock() {
     while (this.blocked !== null) {
       const block = this.blocked;
-      const finished = await this.drive(block.then(() => true), BLOCK_LIMIT_MS);
+      const finished = await this.#drive(block.then(() => true), BLOCK_LIMIT_MS);
       if (finished === undefined) {
         this.blocked = null;
         throw new Error(
