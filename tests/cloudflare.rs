@@ -242,3 +242,171 @@ async fn a_partyserver_class_runs_from_its_wrangler_jsonc() {
         json!(["hi all"])
     );
 }
+
+/// A site with an API (tests/projects/assets), shaped as Cloudflare's full-stack templates:
+/// wrangler's `assets` (a folder, a binding, a single-page app's fallback, `run_worker_first`
+/// rules) served before the worker, with Cloudflare's html handling, ETags and content types;
+/// the worker reads an asset through `env.ASSETS`; `duro dev` reloads a changed file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_serves_its_assets_beside_its_worker() {
+    let dir = project("assets");
+    let (dev, ingress) = dev(dir.path()).await;
+    assert!(
+        !dev.printed().contains("not implemented by duro"),
+        "assets are implemented:\n{}",
+        dev.printed()
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| http.get(format!("{ingress}{path}")).send();
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let home = "<!doctype html>\n<title>Site</title>\n<div id=\"app\">home</div>\n";
+
+    // Files, with their content types, ETag and Cloudflare's cache policy.
+    let index = get("/").await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert_eq!(
+        header(&index, "content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        header(&index, "cache-control").as_deref(),
+        Some("public, max-age=0, must-revalidate")
+    );
+    assert_eq!(index.text().await.unwrap(), home);
+    let css = get("/style.css").await.unwrap();
+    assert_eq!(
+        header(&css, "content-type").as_deref(),
+        Some("text/css; charset=utf-8")
+    );
+    let etag = header(&css, "etag").expect("an ETag");
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    assert_eq!(css.text().await.unwrap(), "body { color: teal; }\n");
+    for tag in [etag.clone(), format!("W/{etag}")] {
+        let again = http
+            .get(format!("{ingress}/style.css"))
+            .header("if-none-match", tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304);
+        assert_eq!(again.text().await.unwrap(), "");
+    }
+    let head = http
+        .head(format!("{ingress}/style.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(header(&head, "content-length").as_deref(), Some("22"));
+    let spaced = get("/hello%20world.txt").await.unwrap();
+    assert_eq!(
+        header(&spaced, "content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(
+        spaced.text().await.unwrap(),
+        "hello from a file with a space\n"
+    );
+
+    // html handling (auto-trailing-slash): pages without .html, folders with their slash.
+    let about = get("/about").await.unwrap();
+    assert_eq!(about.status(), 200);
+    assert!(about.text().await.unwrap().contains("about us"));
+    for (from, to) in [
+        ("/about.html", "/about"),
+        ("/docs", "/docs/"),
+        ("/docs/index.html?x=1", "/docs/?x=1"),
+        ("/index.html", "/"),
+    ] {
+        let moved = get(from).await.unwrap();
+        assert_eq!(moved.status(), 307, "{from}");
+        assert_eq!(header(&moved, "location").as_deref(), Some(to), "{from}");
+    }
+    assert!(
+        get("/docs/")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("the docs")
+    );
+
+    // A path with no file: the single-page app's index (its router takes it from there); what
+    // .assetsignore names, and anything outside the folder, is never served.
+    for path in [
+        "/settings/profile",
+        "/app.js.map",
+        "/secret/key.txt",
+        "/../wrangler.jsonc",
+        "/%2e%2e/wrangler.jsonc",
+        "/..%2fwrangler.jsonc",
+        "/public/style.css",
+    ] {
+        let page = get(path).await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        assert_eq!(page.text().await.unwrap(), home, "{path}");
+    }
+
+    // run_worker_first: /api/* is the worker's (a Durable Object behind it), but not the docs.
+    for visits in [1, 2] {
+        let api = http
+            .post(format!("{ingress}/api/visits?page=home"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status(), 200);
+        assert_eq!(
+            api.json::<Value>().await.unwrap(),
+            json!({"page": "home", "visits": visits})
+        );
+    }
+    let missing = get("/api/nothing").await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap(),
+        json!({"error": "no API route /api/nothing"})
+    );
+    let docs = get("/api/docs/").await.unwrap();
+    assert!(docs.text().await.unwrap().contains("API docs"));
+
+    // The worker's ASSETS binding: an asset, rewritten; the binding enumerates in env.
+    let loud = get("/api/loud.css").await.unwrap();
+    assert_eq!(loud.text().await.unwrap(), "BODY { COLOR: TEAL; }\n");
+    let names = get("/api/env")
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(names, json!(["ASSETS", "VISITS"]));
+
+    // duro dev watches the folder: a changed file is served, with its new ETag.
+    std::fs::write(
+        dir.path().join("public/style.css"),
+        "body { color: navy; }\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let css = get("/style.css").await.unwrap();
+        let tag = header(&css, "etag").unwrap();
+        if css.text().await.unwrap() == "body { color: navy; }\n" {
+            assert_ne!(tag, etag);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the changed file was not served:\n{}",
+            dev.printed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

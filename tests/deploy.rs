@@ -304,3 +304,72 @@ async fn serve_applies_its_config_at_every_start() {
     .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"count": 2})));
 }
+
+/// `duro deploy --config` uploads the config's static assets as one bundle; the server keeps it
+/// durable (a kill -9 and a start without the config still serve it), a same bundle changes
+/// nothing, a bad one is refused, and the admin API shows and removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployed_assets_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(dir.path().join("site/img")).unwrap();
+    std::fs::write(dir.path().join("site/index.html"), "<p>home</p>").unwrap();
+    std::fs::write(dir.path().join("site/img/dot.svg"), "<svg/>").unwrap();
+    let config = write_config(
+        dir.path(),
+        "wrangler.jsonc",
+        r#"{ "name": "site", "assets": { "directory": "./site", "not_found_handling": "404-page" } }"#,
+    );
+    let http = reqwest::Client::new();
+    let mut server = Process::start_with(&data, &[], Stdio::null());
+    for change in ["created", "unchanged"] {
+        let (ok, out) = duro_deploy(&server.admin, &["--config", config.to_str().unwrap()]);
+        assert!(ok, "{out}");
+        assert!(
+            out.contains(&format!("assets: {change} (2 files from")),
+            "{out}"
+        );
+    }
+    let info: Value = get_json(&http, &format!("{}/assets", server.admin)).await;
+    assert_eq!(info["files"], json!(2));
+    assert_eq!(info["options"]["not_found_handling"], json!("404-page"));
+
+    server.kill_9();
+    let server = Process::start_with(&data, &[], Stdio::null());
+    let svg = http
+        .get(format!("{}/img/dot.svg", server.ingress))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svg.status(), StatusCode::OK);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert_eq!(svg.text().await.unwrap(), "<svg/>");
+    // The object routes are still the objects'.
+    let counter = http
+        .post(format!("{}/objects/Counter/a/increment", server.ingress))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(counter.status(), StatusCode::OK);
+
+    let bad = http
+        .put(format!("{}/assets", server.admin))
+        .body("not a bundle")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("not an assets bundle"));
+    let gone = http
+        .delete(format!("{}/assets", server.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    let page = http
+        .get(format!("{}/", server.ingress))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+}

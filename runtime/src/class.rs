@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::abi::ClassCode;
 use crate::abi::worker::WorkerCode;
+use crate::assets::Assets;
 use crate::engine::{Engine, InvalidComponent, LoadSource};
 use crate::ids::{ClassIds, ClassName, IdSecret};
 use crate::outbound::{Caller, Outbound, Policy};
@@ -104,6 +105,8 @@ pub enum ClassError {
     Outbound(String),
     #[error("vars not applied: {0}")]
     Vars(String),
+    #[error("{0}")]
+    Assets(String),
 }
 
 /// One entry of a deploy config's `migrations`, applied once per tag, all of it or nothing.
@@ -149,6 +152,8 @@ pub struct Classes {
     outbound: RwLock<Arc<Outbound>>,
     /// The deploy config's vars and secrets.
     vars: RwLock<Arc<Vars>>,
+    /// The deploy config's static assets, if any.
+    assets: RwLock<Option<Arc<Assets>>>,
     /// The pooled slots all worker versions' instances share.
     worker_slots: Arc<tokio::sync::Semaphore>,
     /// Serializes uploads, deletes and migrations; holds the tags of the applied migrations.
@@ -161,6 +166,8 @@ const META_BINDINGS: &str = "bindings";
 const META_WORKER: &str = "worker";
 const META_OUTBOUND: &str = "outbound";
 const META_VARS: &str = "vars";
+/// The assets bundle, as uploaded (not JSON).
+const META_ASSETS: &str = "assets";
 
 /// Binding name (`COUNTER`) -> class name (`Counter`).
 pub type Bindings = std::collections::BTreeMap<String, ClassName>;
@@ -269,6 +276,13 @@ impl Classes {
         };
         let applied: Vec<String> =
             read_meta(db, META_MIGRATIONS, "migration tags")?.unwrap_or_default();
+        let assets =
+            match storage::read_str_table(db, schema::META, META_ASSETS).map_err(storage_error)? {
+                Some(bundle) => Some(Arc::new(
+                    Assets::open(bundle.into()).map_err(|e| ClassError::Storage(e.to_string()))?,
+                )),
+                None => None,
+            };
         let classes = Self {
             engine,
             committer,
@@ -278,6 +292,7 @@ impl Classes {
             worker: RwLock::new(worker),
             outbound: RwLock::new(Arc::new(outbound)),
             vars: RwLock::new(Arc::new(vars)),
+            assets: RwLock::new(assets),
             worker_slots,
             changes: tokio::sync::Mutex::new(applied),
         };
@@ -551,6 +566,47 @@ impl Classes {
             *self.vars.write().expect("vars lock") = Arc::new(v.clone())
         })
         .await
+    }
+
+    /// The deployed static assets, if any.
+    pub fn assets(&self) -> Option<Arc<Assets>> {
+        self.assets.read().expect("assets lock").clone()
+    }
+
+    /// Replaces the static assets with `bundle` (durably), or removes them (`None`). Returns
+    /// whether anything changed (the same bundle again changes nothing).
+    pub async fn set_assets(&self, bundle: Option<Bytes>) -> Result<Change, ClassError> {
+        let _change = self.changes.lock().await;
+        let previous = self.assets();
+        let (op, assets) = match bundle {
+            Some(bundle) => {
+                let assets =
+                    Assets::open(bundle.clone()).map_err(|e| ClassError::Assets(e.to_string()))?;
+                if previous.as_ref().is_some_and(|p| p.digest == assets.digest) {
+                    return Ok(Change::Unchanged);
+                }
+                let op = WriteOp::Put {
+                    table: Table::Meta,
+                    key: META_ASSETS.as_bytes().to_vec(),
+                    value: bundle,
+                };
+                (op, Some(Arc::new(assets)))
+            }
+            None if previous.is_none() => return Ok(Change::Unchanged),
+            None => {
+                let key = META_ASSETS.as_bytes().to_vec();
+                (
+                    WriteOp::Delete {
+                        table: Table::Meta,
+                        key,
+                    },
+                    None,
+                )
+            }
+        };
+        self.committer.submit(vec![op]).await.wait().await?;
+        *self.assets.write().expect("assets lock") = assets;
+        Ok(created_or_replaced(previous.is_none()))
     }
 
     /// The tags of the migrations applied so far, in order.

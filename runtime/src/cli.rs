@@ -766,6 +766,18 @@ impl Target for AdminClient {
         Ok(change_of(answer))
     }
 
+    async fn set_assets(&self, bundle: Vec<u8>) -> anyhow::Result<Change> {
+        let answer = self
+            .send_component(
+                "uploading the assets",
+                reqwest::Method::PUT,
+                "/assets",
+                bundle,
+            )
+            .await?;
+        Ok(change_of(answer))
+    }
+
     async fn migrate(&self, migration: &Migration) -> anyhow::Result<bool> {
         let body = serde_json::to_vec(migration)?;
         let (_, text) = self

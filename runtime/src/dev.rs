@@ -150,6 +150,8 @@ impl Watched {
     /// watched folder: the build writing them is not a change to react to).
     fn roots(config_path: &Path, deploy: &DeployConfig) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let mut roots = vec![config_path.to_path_buf()];
+        // The static assets: a change there is applied like any other (wrangler reloads them).
+        roots.extend(deploy.assets.as_ref().and_then(|a| a.directory.clone()));
         let components = deploy.components().map(Path::to_path_buf);
         match deploy.build.as_ref().and_then(|b| b.watch_dir.as_ref()) {
             Some(dirs) => {

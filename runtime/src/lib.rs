@@ -14,6 +14,8 @@
 //! - [`alarm`]: the scheduler that fires persisted alarms.
 //! - [`websocket`]: runtime-held WebSocket connections and each object's socket registry.
 //! - [`worker`]: the stateless worker in front of the objects, and its pool of instances.
+//! - [`assets`]: static assets (wrangler's `assets`): a folder packed into one bundle, kept by
+//!   the class registry, served by the ingress before the worker and through the assets binding.
 //! - [`rpc`]: RPC calls on stubs (`stub.method(...args)`), which ride the event path of `fetch`.
 //! - [`outbound`]: outgoing HTTP — which hosts each class and the worker may fetch, and how one
 //!   request is bounded (the guest side, `wasi:http`, with the output gate, is `abi::http`).
@@ -25,8 +27,8 @@
 //!   (build, serve, watch, swap); [`init`]: `duro init` (a new class project).
 //!
 //! # The path of an event
-//! 1. **Enters**: `http::ingress` parses the route once (`http::route`) and builds an
-//!    `object::Request`; due alarms enter at `alarm::Scheduler`, WebSocket frames at
+//! 1. **Enters**: `http::ingress` parses the route once (`http::route`), answers what the static
+//!    assets have (`assets`, no event), and builds an `object::Request`; due alarms enter at `alarm::Scheduler`, WebSocket frames at
 //!    `websocket::run_connection`, calls from other objects and the worker (`stub.fetch`, RPC)
 //!    at `abi::calls`; a guest's due timers come back as a wake made by its actor.
 //! 2. **Queued**: `object::Directory::fetch` finds or starts the object's actor and puts the event
@@ -42,6 +44,7 @@
 
 pub mod abi;
 pub mod alarm;
+pub mod assets;
 pub mod class;
 pub mod cli;
 pub mod clock;

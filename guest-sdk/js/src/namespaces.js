@@ -2,10 +2,12 @@
 // and the deploy config's vars and secrets (`env.GREETING`, a string) over `duro:object/env`, for
 // workers and objects alike. A name that is a var or secret gives its value; any other name is a
 // binding, and one the deploy config does not bind fails at its first use with the runtime's
-// "unknown-binding" error.
+// "unknown-binding" error. The static assets' binding (`assets.binding`, e.g. `env.ASSETS`) is a
+// fetcher over `duro:object/assets`.
 
 import * as raw from "duro:object/namespaces@0.1.0";
 import * as vars from "duro:object/env@0.1.0";
+import * as assets from "duro:object/assets@0.1.0";
 import { lift } from "./errors.js";
 import { fromRequest, toResponse } from "./http.js";
 import { withMethods } from "./rpc.js";
@@ -51,6 +53,15 @@ export class DurableObjectStub {
   }
 }
 
+/** `env.ASSETS`: the static assets, fetched by path as the ingress serves them. */
+export class AssetsFetcher {
+  /** Takes what `fetch` takes (only the URL's path and query matter); answers a Response. */
+  async fetch(input, init) {
+    const request = await fromRequest(input, init);
+    return toResponse(assets.fetch(request));
+  }
+}
+
 /** `env.BINDING`: ids and stubs of the binding's class. */
 export class DurableObjectNamespace {
   #binding;
@@ -82,13 +93,18 @@ const namespaces = new Map();
 function names() {
   const all = new Set(Array.from(vars.all(), ([name]) => name));
   for (const name of raw.bindingNames()) all.add(name);
+  const assetsBinding = assets.binding();
+  if (assetsBinding !== undefined && assetsBinding !== null) all.add(assetsBinding);
   return [...all];
 }
 
-/** `env.NAME`: a var or secret's value, else the namespace bound as NAME. */
+let fetcher = null;
+
+/** `env.NAME`: a var or secret's value, else the assets' binding, else the namespace bound as NAME. */
 function lookup(name) {
   const value = vars.get(name);
   if (value !== undefined && value !== null) return value;
+  if (name === assets.binding()) return (fetcher ??= new AssetsFetcher());
   let namespace = namespaces.get(name);
   if (namespace === undefined) {
     namespace = new DurableObjectNamespace(name);

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use wasmtime::component::{Resource, ResourceTable};
 
-pub(super) use super::generated::duro::object::env;
 pub(super) use super::generated::duro::object::namespaces::{
     self, CallError, Request as WitRequest,
 };
 pub(super) use super::generated::duro::object::types::Response as WitResponse;
+pub(super) use super::generated::duro::object::{assets, env};
 use crate::class::LoadedClass;
 use crate::ids::{ClassName, ObjectId};
 use crate::object::directory::ObjectKey;
@@ -105,6 +105,49 @@ impl Calls {
     /// The deploy config's vars and secrets, as they are now.
     pub fn vars(&self) -> Arc<crate::class::Vars> {
         self.directory.classes().vars()
+    }
+
+    /// The deploy config's static assets, as they are now.
+    pub fn assets(&self) -> Option<Arc<crate::assets::Assets>> {
+        self.directory.classes().assets()
+    }
+
+    /// Answers `request` from the static assets (the `assets` binding's `fetch`).
+    pub fn fetch_asset(&self, request: &WitRequest) -> WitResponse {
+        let Some(assets) = self.assets() else {
+            return WitResponse {
+                status: 404,
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                body: b"no assets are deployed".to_vec(),
+            };
+        };
+        // `http://host/path?query`, or a bare path.
+        let after_scheme = request
+            .url
+            .split_once("://")
+            .map_or(&*request.url, |(_, r)| r);
+        let target = after_scheme.find('/').map_or("/", |at| &after_scheme[at..]);
+        let target = target.split_once('#').map_or(target, |(t, _)| t);
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        let method = request.method.to_ascii_uppercase();
+        let answer = assets.fetch(&crate::assets::AssetRequest::new(
+            &method, path, query, header,
+        ));
+        WitResponse {
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body.into(),
+        }
     }
 
     /// Starts an event whose calls carry `chain`.
@@ -434,6 +477,28 @@ macro_rules! env_host {
     };
 }
 pub(super) use env_host;
+
+/// Implements the `assets` host trait (the static assets' binding) for a [`CallSite`] store type.
+macro_rules! assets_host {
+    ($store:ty) => {
+        impl $crate::abi::calls::assets::Host for $store {
+            fn binding(&mut self) -> Option<String> {
+                let calls = $crate::abi::calls::CallSite::calls(self).0;
+                calls.assets().and_then(|a| a.options.binding.clone())
+            }
+
+            fn fetch(
+                &mut self,
+                request: $crate::abi::calls::WitRequest,
+            ) -> $crate::abi::calls::WitResponse {
+                $crate::abi::calls::CallSite::calls(self)
+                    .0
+                    .fetch_asset(&request)
+            }
+        }
+    };
+}
+pub(super) use assets_host;
 
 fn call_error(error: ObjectError) -> CallError {
     use crate::abi::GuestError;

@@ -181,6 +181,7 @@ fn ws_to_wit(error: SocketError) -> websockets::WebsocketError {
 
 super::calls::namespaces_host!(ObjectState);
 super::calls::env_host!(ObjectState);
+super::calls::assets_host!(ObjectState);
 
 impl super::calls::CallSite for ObjectState {
     fn calls(&mut self) -> (&mut super::Calls, &mut wasmtime::component::ResourceTable) {

@@ -22,6 +22,7 @@ mod generated {
             "duro:object/types": super::super::generated::duro::object::types,
             "duro:object/namespaces": super::super::generated::duro::object::namespaces,
             "duro:object/env": super::super::generated::duro::object::env,
+            "duro:object/assets": super::super::generated::duro::object::assets,
         },
     });
 }
@@ -58,6 +59,7 @@ impl Metered for WorkerState {
 
 super::calls::namespaces_host!(WorkerState);
 super::calls::env_host!(WorkerState);
+super::calls::assets_host!(WorkerState);
 
 impl super::generated::duro::object::types::Host for WorkerState {}
 

@@ -56,6 +56,10 @@ pub struct DeployConfig {
     /// wrangler's module rules for `main`'s imports (Text, Data).
     #[serde(default)]
     pub rules: Vec<js::Rule>,
+    /// wrangler's static assets: a folder (relative to the config file) served before the
+    /// worker, and the `env` binding that fetches from it.
+    #[serde(default)]
+    pub assets: Option<crate::assets::Options>,
     /// wrangler keys in the file that duro does not implement (named in a warning).
     #[serde(skip)]
     pub unsupported: Vec<String>,
@@ -196,6 +200,8 @@ pub trait Target {
     fn set_outbound(&self, outbound: &Outbound) -> impl Future<Output = anyhow::Result<()>>;
     /// Replaces the vars and secrets.
     fn set_vars(&self, vars: &Vars) -> impl Future<Output = anyhow::Result<()>>;
+    /// Creates or replaces the static assets (or finds them unchanged).
+    fn set_assets(&self, bundle: Vec<u8>) -> impl Future<Output = anyhow::Result<Change>>;
     /// Creates or replaces the worker (or finds it unchanged).
     fn upload_worker(
         &self,
@@ -227,6 +233,10 @@ impl Target for crate::class::Classes {
 
     async fn set_vars(&self, vars: &Vars) -> anyhow::Result<()> {
         Ok(crate::class::Classes::set_vars(self, vars.clone()).await?)
+    }
+
+    async fn set_assets(&self, bundle: Vec<u8>) -> anyhow::Result<Change> {
+        Ok(crate::class::Classes::set_assets(self, Some(bundle.into())).await?)
     }
 
     async fn upload_worker(
@@ -276,6 +286,13 @@ impl DeployConfig {
         }
         if let Some(main) = &mut config.main {
             *main = folder.join(&*main);
+        }
+        if let Some(assets) = &mut config.assets {
+            let directory = assets
+                .directory
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("{}: assets needs a directory", path.display()))?;
+            assets.directory = Some(folder.join(directory));
         }
         config.folder = folder.to_path_buf();
         if let Some(warning) = config.unsupported_warning() {
@@ -567,6 +584,16 @@ impl DeployConfig {
                 names(&vars.vars),
                 vars.secrets.len(),
                 names(&vars.secrets)
+            ));
+        }
+        if let Some(assets) = &self.assets {
+            let folder = assets.directory.as_deref().expect("set by load");
+            let (bundle, files) = crate::assets::Assets::bundle(folder, assets)?;
+            let change = target.set_assets(bundle).await?;
+            report.push(format!(
+                "assets: {} ({files} files from {})",
+                change.as_str(),
+                folder.display()
             ));
         }
         if let Some(component) = worker {

@@ -74,7 +74,6 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "data_blobs",
     "unsafe",
     "python_modules",
-    "assets",
 ];
 
 /// What keys an object at some place in the config may have.
@@ -144,6 +143,16 @@ const TOP: Shape = Object(&[
             ("globs", Any),
             ("fallthrough", Any),
         ])),
+    ),
+    (
+        "assets",
+        Object(&[
+            ("directory", Any),
+            ("binding", Any),
+            ("html_handling", Any),
+            ("not_found_handling", Any),
+            ("run_worker_first", Any),
+        ]),
     ),
     ("vars", Any),
     ("secrets", Any),

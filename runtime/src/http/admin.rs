@@ -257,6 +257,21 @@ async fn route(
             state.classes.delete_worker().await?,
             "no worker is deployed".into(),
         ),
+        (Admin::Assets, Method::PUT) => {
+            let bytes = body_of(state, request, state.max_component_bytes).await?;
+            let change = state.classes.set_assets(Some(bytes)).await?;
+            let assets = state.classes.assets().expect("just set");
+            Ok(put_answer(change, assets.info()))
+        }
+        (Admin::Assets, Method::GET) => state
+            .classes
+            .assets()
+            .map(|a| json(StatusCode::OK, &a.info()))
+            .ok_or_else(|| ApiError::NotFound("no assets are deployed".into())),
+        (Admin::Assets, Method::DELETE) => deleted(
+            state.classes.set_assets(None).await? != Change::Unchanged,
+            "no assets are deployed".into(),
+        ),
         (Admin::Bindings, Method::GET) => Ok(document(&state.classes.bindings())),
         (Admin::Bindings, Method::PUT) => {
             let bindings: crate::class::Bindings = document_body(

@@ -147,7 +147,8 @@ impl From<ClassError> for ApiError {
             ClassError::Invalid(e) => Self::BadRequest(e.to_string()),
             error @ (ClassError::Migration { .. }
             | ClassError::Outbound(_)
-            | ClassError::Vars(_)) => Self::BadRequest(error.to_string()),
+            | ClassError::Vars(_)
+            | ClassError::Assets(_)) => Self::BadRequest(error.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -12,6 +12,7 @@ use super::access;
 use super::error::{ApiError, Body, json};
 use super::read_body;
 use super::route::{self, Ingress};
+use crate::assets::{Answer, AssetRequest};
 use crate::class::LoadedClass;
 use crate::ids::ObjectId;
 use crate::object::{Directory, ObjectError, Request, Response};
@@ -59,11 +60,19 @@ async fn route(
 ) -> Result<http::Response<Body>, ApiError> {
     let directory = &state.directory;
     let parsed = route::ingress(request.uri().path(), request.uri().query());
+    let worker = directory.classes().worker();
     // With a worker, every request that is not a direct object route (or every request, when
-    // the deploy config switched those off) goes to it.
-    if let Some(worker) = directory.classes().worker()
-        && (!worker.info.object_routes || parsed == Err(route::RouteError::NotFound))
+    // the deploy config switched those off) goes to it; the static assets, if any, answer first
+    // what they have (`run_worker_first` aside).
+    let front = parsed == Err(route::RouteError::NotFound)
+        || worker.as_ref().is_some_and(|w| !w.info.object_routes);
+    if front
+        && let Some(assets) = directory.classes().assets()
+        && let Some(answer) = assets.route(&asset_request(&request), worker.is_some())
     {
+        return Ok(asset_response(answer));
+    }
+    if front && let Some(worker) = worker {
         return to_worker(state, &worker, request).await;
     }
     let route = parsed.map_err(route_error)?;
@@ -357,4 +366,31 @@ fn into_http(response: Response) -> Result<http::Response<Body>, ApiError> {
         }
     }
     Ok(out)
+}
+
+/// What the static assets need of an ingress request.
+fn asset_request(request: &http::Request<Incoming>) -> AssetRequest<'_> {
+    let headers = request.headers();
+    AssetRequest::new(
+        request.method().as_str(),
+        request.uri().path(),
+        request.uri().query(),
+        |name| headers.get(name).and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// An answer of the static assets as the ingress's response.
+fn asset_response(answer: Answer) -> http::Response<Body> {
+    let mut response = http::Response::new(Full::new(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).expect("a valid status");
+    let headers = response.headers_mut();
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    response
 }

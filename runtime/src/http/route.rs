@@ -38,6 +38,8 @@ pub enum Admin {
     Migrations,
     Backup,
     Worker,
+    /// `/assets`: the static assets bundle.
+    Assets,
     Bindings,
     Outbound,
     Vars,
@@ -106,6 +108,7 @@ pub fn admin(path: &str) -> Result<Admin, RouteError> {
         ["migrations"] => Ok(Admin::Migrations),
         ["backup"] => Ok(Admin::Backup),
         ["worker"] => Ok(Admin::Worker),
+        ["assets"] => Ok(Admin::Assets),
         ["bindings"] => Ok(Admin::Bindings),
         ["outbound"] => Ok(Admin::Outbound),
         ["vars"] => Ok(Admin::Vars),
