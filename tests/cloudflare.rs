@@ -246,7 +246,8 @@ async fn a_partyserver_class_runs_from_its_wrangler_jsonc() {
 /// A site with an API (tests/projects/assets), shaped as Cloudflare's full-stack templates:
 /// wrangler's `assets` (a folder, a binding, a single-page app's fallback, `run_worker_first`
 /// rules) served before the worker, with Cloudflare's html handling, ETags and content types;
-/// the worker reads an asset through `env.ASSETS`; `duro dev` reloads a changed file.
+/// the worker reads an asset through `env.ASSETS` and counts a visit after its response
+/// (`ctx.waitUntil`); `duro dev` reloads a changed file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_serves_its_assets_beside_its_worker() {
     let dir = project("assets");
@@ -376,6 +377,32 @@ async fn a_site_serves_its_assets_beside_its_worker() {
     );
     let docs = get("/api/docs/").await.unwrap();
     assert!(docs.text().await.unwrap().contains("API docs"));
+
+    // Work the worker leaves after its response (ctx.waitUntil: a timer, then an RPC call).
+    let later = http
+        .post(format!("{ingress}/api/later?page=later"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(later.status(), 202);
+    // Looked at through the admin API: no request to the worker drives it meanwhile.
+    let admin = dev.line("admin: ").await;
+    let site = format!("{admin}/classes/Visits/objects/by-name/site");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stored: Value = http.get(&site).send().await.unwrap().json().await.unwrap();
+        let entries = stored["entries"].as_array().cloned().unwrap_or_default();
+        if entries.contains(&json!({"key": "later", "value": 1})) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the waitUntil work never ran: {stored}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let count = get("/api/count?page=later").await.unwrap();
+    assert_eq!(count.json::<Value>().await.unwrap()["visits"], json!(1));
 
     // The worker's ASSETS binding: an asset, rewritten; the binding enumerates in env.
     let loud = get("/api/loud.css").await.unwrap();

@@ -33,13 +33,12 @@ import { fileURLToPath } from "node:url";
 const SDK = dirname(fileURLToPath(import.meta.url));
 // `object` is the shared-instance world: one instance holds many objects of the class, as one
 // isolate does in workerd (a JS instance is ~10 MiB). `durable-object` gives each object its own.
-const WORLDS = { object: "shared-instance", "shared-instance": "shared-instance", "durable-object": "durable-object", worker: "worker" };
+const WORLDS = { object: "shared-instance", "shared-instance": "shared-instance", "durable-object": "durable-object", worker: "background-worker" };
 
 // The WIT imports a worker does not have; SDK code that would use them is stubbed in a worker.
 const OBJECT_ONLY = {
   storage: ["get", "getMany", "put", "putMany", "delete", "deleteMany", "list", "deleteAll", "getAlarm", "setAlarm", "deleteAlarm", "transactionBegin", "transactionCommit", "transactionRollback"],
   state: ["id", "name", "className"],
-  timers: ["wakeAfter"],
   websockets: ["accept", "getWebsockets", "send", "close", "getTags", "serializeAttachment", "deserializeAttachment", "setAutoResponse", "hold"],
 };
 
@@ -82,6 +81,7 @@ function wrapper(world, entry) {
 import { workerExports } from ${JSON.stringify(join(SDK, "src/worker.js"))};
 const exports = workerExports(module);
 export const fetch = exports.fetch;
+export const wake = exports.wake;
 `;
   }
   return `import * as module from ${module};
@@ -101,7 +101,7 @@ ${WORLDS[world] === "shared-instance" ? "export const evict = exports.evict;\n" 
 const workerStubs = {
   name: "duro-worker-stubs",
   setup(build) {
-    build.onResolve({ filter: /^duro:object\/(storage|state|websockets|timers)@/ }, (args) => ({
+    build.onResolve({ filter: /^duro:object\/(storage|state|websockets)@/ }, (args) => ({
       path: args.path.slice("duro:object/".length).split("@")[0],
       namespace: "duro-worker-stub",
     }));

@@ -68,8 +68,13 @@ impl Worker {
         }
     }
 
-    /// Runs one request on an instance of its own.
-    pub async fn fetch(&self, env: InstanceEnv, request: Request) -> Result<Response, WorkerError> {
+    /// Runs one request on an instance of its own. Work the request left behind
+    /// (`ctx.waitUntil`) runs on that instance after the response, before it serves another.
+    pub async fn fetch(
+        self: &Arc<Self>,
+        env: InstanceEnv,
+        request: Request,
+    ) -> Result<Response, WorkerError> {
         let idle = self.idle.lock().expect("worker pool lock").pop();
         let (mut instance, slot) = match idle {
             Some(idle) => idle,
@@ -82,11 +87,28 @@ impl Worker {
             }
         };
         let response = instance.fetch(request).await?;
+        if instance.has_background() {
+            let worker = self.clone();
+            tokio::spawn(async move {
+                match instance.background().await {
+                    Ok(()) => worker.give_back(instance, slot),
+                    Err(error) => {
+                        tracing::warn!(%error, "the worker's work after a response failed")
+                    }
+                }
+            });
+        } else {
+            self.give_back(instance, slot);
+        }
+        Ok(response)
+    }
+
+    /// Keeps an instance that served a request for the next one (up to [`MAX_IDLE`]).
+    fn give_back(&self, instance: WorkerInstance, slot: OwnedSemaphorePermit) {
         let mut idle = self.idle.lock().expect("worker pool lock");
         if idle.len() < MAX_IDLE {
             idle.push((instance, slot));
         }
-        Ok(response)
     }
 
     /// Drops the idle instances (at shutdown: they hold the runtime's shared parts).

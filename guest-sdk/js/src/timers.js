@@ -260,11 +260,19 @@ export function install() {
   globalThis.clearInterval = clear;
 }
 
+/** Where `waitUntil` outside an object's event goes: set by a worker (`ctx.waitUntil`). */
+let outside = (promise) => Promise.resolve(promise).catch((error) => console.error(`waitUntil: ${error}`));
+
+/** Makes `keep` what `waitUntil` does outside an object (a worker's request). */
+export function waitUntilOutside(keep) {
+  outside = keep;
+}
+
 /**
  * `waitUntil(promise)` of `cloudflare:workers`: in an object, the running event's object's
- * `ctx.waitUntil`; in a worker, the promise runs on within the request.
+ * `ctx.waitUntil`; in a worker, the request's `ctx.waitUntil`.
  */
 export function waitUntil(promise) {
   if (current !== null) current.waitUntil(promise);
-  else Promise.resolve(promise).catch((error) => console.error(`waitUntil: ${error}`));
+  else outside(promise);
 }

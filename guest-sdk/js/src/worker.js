@@ -2,14 +2,31 @@
 // `export default { fetch(request, env, ctx) }`) handles every ingress request, with the deploy
 // config's bindings as `env`.
 
+import * as timers from "duro:object/timers@0.1.0";
 import { env } from "./namespaces.js";
 import { toRequest, fromResponse, errorResponse } from "./http.js";
+import { waitUntilOutside } from "./timers.js";
 
-/** `ctx` of a worker's fetch. */
+/** `ctx.waitUntil` promises not yet settled. */
+const pending = new Set();
+
+/** Keeps `promise` running after the response (its failure logged). */
+function keep(promise) {
+  const tracked = Promise.resolve(promise).then(
+    () => undefined,
+    (error) => console.error(`waitUntil: ${error instanceof Error ? error.stack || error.message : error}`),
+  );
+  pending.add(tracked);
+  tracked.then(() => pending.delete(tracked));
+}
+waitUntilOutside(keep);
+
+/**
+ * `ctx` of a worker's fetch. `waitUntil(promise)` keeps the promise running after the response:
+ * the runtime then calls `wake` on this instance, which returns once such work has settled.
+ */
 const context = {
-  waitUntil(promise) {
-    Promise.resolve(promise).catch((error) => console.error(`waitUntil: ${error}`));
-  },
+  waitUntil: keep,
   passThroughOnException() {},
 };
 
@@ -44,7 +61,13 @@ export function workerExports(module) {
         return await fromResponse(await handler.fetch(toRequest(request), env, context));
       } catch (error) {
         return errorResponse("fetch", error);
+      } finally {
+        if (pending.size > 0) timers.wakeAfter(0n);
       }
+    },
+    /** After the response: the work the request left, until it settles. */
+    async wake() {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
     },
   };
 }

@@ -3,7 +3,9 @@
 //! interchangeable: the runtime keeps a pool of them and gives each request its own.
 
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{
+    Component, ComponentExportIndex, HasSelf, Linker, ResourceTable, TypedFunc,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::calls::{CallError, CallSite, Calls};
@@ -23,6 +25,7 @@ mod generated {
             "duro:object/namespaces": super::super::generated::duro::object::namespaces,
             "duro:object/env": super::super::generated::duro::object::env,
             "duro:object/assets": super::super::generated::duro::object::assets,
+            "duro:object/timers": super::super::generated::duro::object::timers,
         },
     });
 }
@@ -34,6 +37,8 @@ pub struct WorkerState {
     meter: Meter,
     calls: Calls,
     http: super::http::HttpState,
+    /// The running request asked for a `wake` after its response (`timers.wake-after`).
+    wake_requested: bool,
 }
 
 impl WasiView for WorkerState {
@@ -63,6 +68,12 @@ super::calls::assets_host!(WorkerState);
 
 impl super::generated::duro::object::types::Host for WorkerState {}
 
+impl super::generated::duro::object::timers::Host for WorkerState {
+    fn wake_after(&mut self, delay_ms: Option<u64>) {
+        self.wake_requested = delay_ms.is_some();
+    }
+}
+
 impl CallSite for WorkerState {
     fn calls(&mut self) -> (&mut Calls, &mut ResourceTable) {
         (&mut self.calls, &mut self.table)
@@ -87,6 +98,8 @@ pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<WorkerState>
 #[derive(Clone)]
 pub struct WorkerCode {
     pre: generated::WorkerPre<WorkerState>,
+    /// The optional `wake` export (the `background-worker` world).
+    wake: Option<ComponentExportIndex>,
 }
 
 impl WorkerCode {
@@ -96,7 +109,8 @@ impl WorkerCode {
             .instantiate_pre(component)
             .map_err(super::link_error)?;
         let pre = generated::WorkerPre::new(pre).map_err(|e| format!("{e:#}"))?;
-        Ok(Self { pre })
+        let wake = component.get_export_index(None, "wake");
+        Ok(Self { pre, wake })
     }
 }
 
@@ -104,8 +118,13 @@ impl WorkerCode {
 pub struct WorkerInstance {
     store: Store<WorkerState>,
     bindings: generated::Worker,
+    wake: Option<TypedFunc<(), ()>>,
     env: InstanceEnv,
 }
+
+/// Longest the work a request left behind may run after its response (Cloudflare's bound on
+/// `waitUntil`); then the instance is dropped.
+pub const BACKGROUND_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The name worker log lines carry in place of a class.
 const LOG_CLASS: &str = "worker";
@@ -128,13 +147,33 @@ impl WorkerInstance {
                 crate::outbound::Caller::Worker,
                 env.directory.classes().clone(),
             ),
+            wake_requested: false,
         };
         let mut store = Store::new(code.pre.engine(), state);
         meter_store(&mut store);
-        match code.pre.instantiate_async(&mut store).await {
-            Ok(bindings) => Ok(Self {
+        let instantiated = async {
+            let instance = code
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await?;
+            let bindings = generated::Worker::new(&mut store, &instance)?;
+            let wake = match &code.wake {
+                Some(index) => Some(
+                    instance
+                        .get_typed_func(&mut store, index)
+                        .map_err(|e| e.context("the `wake` export has the wrong type"))?,
+                ),
+                None => None,
+            };
+            wasmtime::Result::Ok((bindings, wake))
+        }
+        .await;
+        match instantiated {
+            Ok((bindings, wake)) => Ok(Self {
                 store,
                 bindings,
+                wake,
                 env,
             }),
             Err(error) => Err(match store.data().meter.classify(&error, &env) {
@@ -149,6 +188,7 @@ impl WorkerInstance {
     pub async fn fetch(&mut self, request: Request) -> Result<Response, GuestError> {
         self.store.data_mut().meter.start_event(&self.env);
         self.store.data_mut().calls.begin_event(Default::default());
+        self.store.data_mut().wake_requested = false;
         self.store.set_epoch_deadline(1);
         let request = super::generated::Request {
             method: request.method,
@@ -180,5 +220,33 @@ impl WorkerInstance {
             body: response.body.into(),
             websocket,
         })
+    }
+}
+
+impl WorkerInstance {
+    /// Whether the last request left work behind it (and the worker can run it: `wake`).
+    pub fn has_background(&self) -> bool {
+        self.wake.is_some() && self.store.data().wake_requested
+    }
+
+    /// Runs the work the last request left behind (its `wake`) until it settles, within the
+    /// event limits and [`BACKGROUND_LIMIT`]. On error the instance must not be used again.
+    pub async fn background(&mut self) -> Result<(), GuestError> {
+        let Some(wake) = self.wake else {
+            return Ok(());
+        };
+        self.store.data_mut().meter.start_event(&self.env);
+        self.store.data_mut().calls.begin_event(Default::default());
+        self.store.data_mut().wake_requested = false;
+        self.store.set_epoch_deadline(1);
+        let run = wake.call_async(&mut self.store, ());
+        match tokio::time::timeout(BACKGROUND_LIMIT, run).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(self.store.data().meter.classify(&error, &self.env)),
+            Err(_) => Err(GuestError::Trap(format!(
+                "the work left after a response ran past {} s",
+                BACKGROUND_LIMIT.as_secs()
+            ))),
+        }
     }
 }

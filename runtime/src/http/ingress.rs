@@ -146,7 +146,7 @@ async fn to_object(
 /// socket the worker forwarded.
 async fn to_worker(
     state: &IngressState,
-    worker: &Worker,
+    worker: &Arc<Worker>,
     mut request: http::Request<Incoming>,
 ) -> Result<http::Response<Body>, ApiError> {
     let upgrade = Upgrade::prepare(state, &mut request)?;
