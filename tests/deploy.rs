@@ -373,3 +373,78 @@ async fn deployed_assets_survive_a_restart() {
         .unwrap();
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
 }
+
+/// `/readyz` answers 503 while `duro serve --config` applies its config (here a JavaScript
+/// component compiling into an empty cache, seconds), then 200 once the ingress serves it;
+/// `/healthz` (liveness) is 200 throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_the_deploy_config() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let js = common::js_build();
+    let config = write_config(
+        dir.path(),
+        "duro.jsonc",
+        &format!(
+            r#"{{ "durable_objects": {{ "bindings": [
+                 {{ "name": "COUNTER", "class_name": "Counter", "component": "{}" }} ] }},
+               "migrations": [ {{ "tag": "v1", "new_classes": ["Counter"] }} ] }}"#,
+            js.objects.display()
+        ),
+    );
+    let mut child = serve_command(&[], &dir.path().join("data"))
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    // The admin listener is up (and logged) before the config is applied.
+    let admin = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("duro logs its addresses");
+        if let Some(rest) = line.split("admin_addr=").nth(1) {
+            break format!("http://{}", rest.split_whitespace().next().unwrap());
+        }
+    };
+    let http = reqwest::Client::new();
+    let (mut not_ready, deadline) = (
+        0,
+        std::time::Instant::now() + std::time::Duration::from_secs(120),
+    );
+    loop {
+        let health = http.get(format!("{admin}/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+        let ready = http.get(format!("{admin}/readyz")).send().await.unwrap();
+        let status = ready.status();
+        let body: Value = ready.json().await.unwrap();
+        if status == StatusCode::OK {
+            assert_eq!(body, json!({"ready": true}));
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["ready"], json!(false));
+        not_ready += 1;
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(not_ready > 0, "not ready while the component compiled");
+    let classes: Value = get_json(&http, &format!("{admin}/classes")).await;
+    assert_eq!(classes[0]["class"], json!("Counter"));
+    let _ = child.kill();
+    let _ = child.wait();
+}

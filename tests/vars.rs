@@ -85,6 +85,21 @@ async fn vars_and_secrets_reach_classes_and_secrets_stay_hidden() {
         json!({"vars": {"GREETING": "hello", "LIMIT": "10"}, "secrets": ["API_KEY", "FROM_FILE"]})
     );
 
+    // A malformed document is refused with where and why, never with the values it carried.
+    let malformed = http
+        .put(format!("{admin}/vars"))
+        .body(format!(r#"{{"vars": {{}}, "secrets": "{SECRET}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), reqwest::StatusCode::BAD_REQUEST);
+    let reason = malformed.text().await.unwrap();
+    assert!(
+        reason.contains("at secrets: invalid type: string"),
+        "{reason}"
+    );
+    assert!(!reason.contains(SECRET), "the secret echoed: {reason}");
+
     // `duro deploy` with a secret it cannot find changes nothing and says which one.
     let deploy = std::process::Command::new(env!("CARGO_BIN_EXE_duro"))
         .args(["deploy", "--config"])

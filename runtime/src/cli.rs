@@ -640,6 +640,10 @@ impl AdminClient {
         let mib = component.len() as f64 / 1_048_576.0;
         let announce = component.len() >= ANNOUNCE_BYTES;
         if announce {
+            // The server answers a bad token before it reads a body: a large upload would end
+            // in a broken pipe instead of the 401. A small authenticated call says it first.
+            self.send(reqwest::Method::GET, "/migrations", Vec::new())
+                .await?;
             eprintln!(
                 "{what} ({mib:.1} MiB; a new component is compiled once, this can take seconds)..."
             );

@@ -299,6 +299,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         token: config.admin_token.as_deref().map(Arc::from),
         max_component_bytes: config.limits.max_component_bytes,
         body_timeout: config.http.body_timeout,
+        ready: open.subscribe(),
     };
     let admin_task = tokio::spawn(http::serve(
         admin,
@@ -325,7 +326,15 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
 impl Server {
     /// Starts serving the ingress (see [`start_closed`]); again, nothing happens.
     pub fn open_ingress(&self) {
-        let _ = self.open.send(true);
+        if !self.open.send_replace(true) {
+            let classes = self.classes.list().len();
+            let worker = self.classes.worker().is_some();
+            tracing::info!(
+                classes,
+                worker,
+                "ready: the ingress serves what is deployed"
+            );
+        }
     }
 
     pub fn ingress_addr(&self) -> SocketAddr {

@@ -44,6 +44,8 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     pub max_component_bytes: usize,
     pub body_timeout: std::time::Duration,
+    /// True once the ingress serves (what the flags and the deploy config deploy is in place).
+    pub ready: tokio::sync::watch::Receiver<bool>,
 }
 
 pub async fn handle(
@@ -99,8 +101,32 @@ async fn document_body<T: serde::de::DeserializeOwned>(
     shape: &str,
 ) -> Result<T, ApiError> {
     let bytes = body_of(state, request, MAX_DOCUMENT_BYTES).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("expected {shape}: {e}")))
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        // A document may carry secrets: the reason never quotes the values it saw.
+        let reason = redact_strings(&e.inner().to_string());
+        ApiError::BadRequest(format!("expected {shape}: at {}: {reason}", e.path()))
+    })
+}
+
+/// `text` with what every `"…"` quotes left out.
+fn redact_strings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    for c in text.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…");
+            }
+            quoted = !quoted;
+            if !quoted {
+                out.push('"');
+            }
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// 204, or 404 with `missing` when there was nothing to delete.
@@ -188,6 +214,16 @@ async fn route(
                 )
             })
         }
+        // Readiness, for orchestrators: `/healthz` says the process is alive and its storage
+        // works; this says it serves what it was configured with.
+        (Admin::Readyz, Method::GET) => Ok(if *state.ready.borrow() {
+            json(StatusCode::OK, &serde_json::json!({"ready": true}))
+        } else {
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({"ready": false, "reason": "applying the deploy config"}),
+            )
+        }),
         (Admin::Metrics, Method::GET) => {
             let mut response = http::Response::new(Body::from(state.metrics.render()));
             response.headers_mut().insert(

@@ -45,6 +45,7 @@ pub enum Admin {
     Vars,
     Check,
     Healthz,
+    Readyz,
     Metrics,
 }
 
@@ -114,6 +115,7 @@ pub fn admin(path: &str) -> Result<Admin, RouteError> {
         ["vars"] => Ok(Admin::Vars),
         ["check"] => Ok(Admin::Check),
         ["healthz"] => Ok(Admin::Healthz),
+        ["readyz"] => Ok(Admin::Readyz),
         ["metrics"] => Ok(Admin::Metrics),
         _ => Err(RouteError::NotFound),
     }
