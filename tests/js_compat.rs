@@ -96,3 +96,34 @@ async fn env_requests_and_constants_behave_as_on_cloudflare() {
         })
     );
 }
+
+/// Out of memory in a shared JS instance behaves as the memory limit documents, although the JS
+/// engine reports it as an exception the code can catch: the event fails with "memory limit
+/// exceeded", the instance is reset (the object's memory starts over) and its memory returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_in_a_shared_instance_resets_it() {
+    let s = probe(|c| c.limits.instance_memory_bytes = 96 << 20).await;
+    for hits in [1, 2] {
+        let (status, body) = s.get("/objects/Probe/a/memory").await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"hits": hits})));
+    }
+    let (status, body) = s.get("/objects/Probe/a/hog").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit exceeded"),
+        "{body}"
+    );
+    let (status, body) = s.get("/objects/Probe/a/memory").await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"hits": 1})));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.metric("duro_instance_memory_bytes").await > (80 << 20) as f64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the memory was not returned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -349,15 +349,14 @@ impl Instance {
             headers: request.headers,
             body: request.body.into(),
         };
-        match self.bindings.call_fetch(&mut self.store, &request).await {
-            Ok(response) => Ok(Response {
-                status: response.status,
-                headers: response.headers,
-                body: response.body.into(),
-                websocket: None,
-            }),
-            Err(error) => Err(classify(&error, self.store.data(), &self.limits)),
-        }
+        let outcome = self.bindings.call_fetch(&mut self.store, &request).await;
+        let response = self.store.data().meter.outcome(outcome, &self.limits)?;
+        Ok(Response {
+            status: response.status,
+            headers: response.headers,
+            body: response.body.into(),
+            websocket: None,
+        })
     }
 
     /// Runs the guest's `rpc` (an RPC call of `method` with encoded `args`): the answer's status
@@ -459,7 +458,7 @@ impl Instance {
     {
         self.start_event();
         let outcome = func.call_async(&mut self.store, params).await;
-        outcome.map_err(|error| classify(&error, self.store.data(), &self.limits))
+        self.store.data().meter.outcome(outcome, &self.limits)
     }
 
     /// Records which name addressed the object, for `state.name`.
@@ -564,6 +563,19 @@ impl Meter {
         self.waited = false;
         self.memory.hit_limit = false;
         self.memory.hit_budget = false;
+    }
+
+    /// A call's outcome under the limits: a call that returned although a growth of its memory
+    /// was refused (a guest such as SpiderMonkey turns that into an exception it may catch, and
+    /// keeps the memory it reached) still failed on that limit, so the instance is reset and its
+    /// memory returned, as when the refusal traps.
+    fn outcome<T>(&self, outcome: wasmtime::Result<T>, env: &InstanceEnv) -> Result<T, GuestError> {
+        match outcome {
+            Ok(_) if self.memory.hit_limit => Err(GuestError::MemoryLimit(env.memory_bytes)),
+            Ok(_) if self.memory.hit_budget => Err(GuestError::MemoryBudget(env.budget.limit())),
+            Ok(value) => Ok(value),
+            Err(error) => Err(self.classify(&error, env)),
+        }
     }
 
     /// Which limit a failed call ran into, or the trap it was.

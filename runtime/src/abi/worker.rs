@@ -197,6 +197,7 @@ impl WorkerInstance {
             body: request.body.into(),
         };
         let outcome = self.bindings.call_fetch(&mut self.store, &request).await;
+        let outcome = self.store.data().meter.outcome(outcome, &self.env);
         let mut forwarded = self.store.data_mut().calls.forwarded.take();
         let response = match outcome {
             Ok(response) => response,
@@ -204,7 +205,7 @@ impl WorkerInstance {
                 if let Some(unused) = forwarded {
                     self.env.directory.never_opened(unused).await;
                 }
-                return Err(self.store.data().meter.classify(&error, &self.env));
+                return Err(error);
             }
         };
         let websocket = match response.status {
@@ -241,8 +242,7 @@ impl WorkerInstance {
         self.store.set_epoch_deadline(1);
         let run = wake.call_async(&mut self.store, ());
         match tokio::time::timeout(BACKGROUND_LIMIT, run).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(self.store.data().meter.classify(&error, &self.env)),
+            Ok(outcome) => self.store.data().meter.outcome(outcome, &self.env),
             Err(_) => Err(GuestError::Trap(format!(
                 "the work left after a response ran past {} s",
                 BACKGROUND_LIMIT.as_secs()

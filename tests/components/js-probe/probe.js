@@ -78,6 +78,15 @@ export class Probe extends DurableObject {
         const res = await fetch(url.searchParams.get("url"));
         return new Response(await res.text(), { status: res.status, headers: { "content-type": "application/json" } });
       }
+      case "/hog": {
+        // Grows until the engine reports out of memory, and answers as code that catches it would.
+        const kept = [];
+        try {
+          for (;;) kept.push(new Array(1 << 20).fill(kept.length));
+        } catch (error) {
+          return Response.json({ caught: String(error) }, { status: 507 });
+        }
+      }
       case "/memory":
         // State kept in memory only: each object counts its own requests.
         this.hits = (this.hits ?? 0) + 1;
