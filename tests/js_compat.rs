@@ -127,3 +127,49 @@ async fn out_of_memory_in_a_shared_instance_resets_it() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A mate spinning in a shared instance holds only itself: the instance's other objects move to
+/// another instance after the bound (`mate_wait`) instead of waiting out its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_mate_does_not_hold_its_neighbours() {
+    let s = probe(|_| {}).await;
+    // More objects than the pool has instances: every instance holds several.
+    let names: Vec<String> = (0..12).map(|i| format!("n{i}")).collect();
+    for name in &names {
+        let (status, _) = s.get(&format!("/objects/Probe/{name}/memory")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let spinner = {
+        let (http, ingress) = (s.http.clone(), s.ingress.clone());
+        tokio::spawn(async move {
+            http.get(format!("{ingress}/objects/Probe/n0/spin?ms=4000"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // The spin has begun (or the mates run first, which holds as well).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let mates = names[1..].iter().map(|name| {
+        let (http, url) = (
+            s.http.clone(),
+            format!("{}/objects/Probe/{name}/memory", s.ingress),
+        );
+        async move {
+            let t = std::time::Instant::now();
+            let status = http.get(url).send().await.unwrap().status();
+            (status, t.elapsed())
+        }
+    });
+    let answers = futures_util::future::join_all(mates).await;
+    let slowest = answers.iter().map(|(_, t)| *t).max().unwrap();
+    eprintln!("slowest mate while n0 spins: {slowest:?}");
+    assert!(answers.iter().all(|(status, _)| *status == StatusCode::OK));
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the mates waited on the spinner: {answers:?}"
+    );
+    assert_eq!(spinner.await.unwrap(), StatusCode::OK);
+}

@@ -183,6 +183,10 @@ struct ServeArgs {
     /// event from outside, in milliseconds (Cloudflare's 15 minutes).
     #[arg(long, env = "DURO_BACKGROUND_LIMIT_MS", default_value_t = 900_000)]
     background_limit_ms: u64,
+    /// How long an object waits behind a mate's one event in a shared instance (JS, Python)
+    /// before it moves to another instance, starting over in memory, in milliseconds.
+    #[arg(long, env = "DURO_MATE_WAIT_MS", default_value_t = 50)]
+    mate_wait_ms: u64,
     /// Linear memory one instance may use, in MiB.
     #[arg(long, env = "DURO_INSTANCE_MEMORY_MIB", default_value_t = 128)]
     instance_memory_mib: usize,
@@ -521,6 +525,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<Config> {
     limits.max_ws_message_bytes = args.max_ws_message_bytes;
     limits.event_cpu = Duration::from_millis(args.event_cpu_ms);
     limits.background = Duration::from_millis(args.background_limit_ms);
+    limits.mate_wait = Duration::from_millis(args.mate_wait_ms);
     limits.instance_memory_bytes = mib(args.instance_memory_mib);
     if let Some(budget) = args.memory_budget_mib {
         limits.memory_budget_bytes = mib(budget);

@@ -289,6 +289,9 @@ pub struct Limits {
     /// How long an object's background work (timers, `waitUntil`) may keep it in memory after
     /// its last event from outside; then its instance is dropped and the work with it.
     pub background: Duration,
+    /// How long an object of a shared instance waits behind a mate's one event before it moves
+    /// to another instance (starting over in memory): a spinning mate holds only itself.
+    pub mate_wait: Duration,
     /// Linear memory one instance may grow to.
     pub instance_memory_bytes: usize,
     /// Linear memory of all live instances together. Growing past it first evicts idle objects;
@@ -322,6 +325,7 @@ impl Default for Limits {
             max_event_write_bytes: 16 * MIB,
             event_cpu: Duration::from_secs(30),
             background: Duration::from_secs(15 * 60),
+            mate_wait: Duration::from_millis(50),
             instance_memory_bytes: 128 * MIB,
             memory_budget_bytes: default_memory_budget(),
             max_request_body_bytes: 8 * MIB,

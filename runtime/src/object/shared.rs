@@ -7,12 +7,14 @@
 //! there) and runs its events there one at a time, with its storage and sockets mounted for the
 //! event. When it retires, the instance is told to `evict` it before its next event; an instance
 //! whose last object left is dropped. An object never queues behind a guest that waits on a call
-//! (the callee might share the instance): it moves to another instance, starting over in memory
-//! as after an eviction. A trap drops the instance, and with it what its objects kept in memory,
-//! as workerd resets an isolate.
+//! (the callee might share the instance), nor behind a mate's event that has held the instance
+//! past a short bound (a mate spinning until its CPU limit): it moves to another instance,
+//! starting over in memory as after an eviction. A trap drops the instance, and with it what its
+//! objects kept in memory, as workerd resets an isolate.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedMutexGuard;
 
@@ -38,6 +40,29 @@ struct Host {
     tenants: AtomicUsize,
     /// Objects that left since the instance last ran: it forgets them before the next event.
     departed: Mutex<Vec<ObjectId>>,
+    /// When the event holding the instance began ([`now`]), or 0 while it is free.
+    busy_since: AtomicU64,
+}
+
+impl Host {
+    /// How long the event holding the instance has run, if one does.
+    fn busy_for(&self) -> Option<Duration> {
+        match self.busy_since.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(Duration::from_nanos(now().saturating_sub(since))),
+        }
+    }
+
+    /// Whether an event has held it past `bound`: objects go elsewhere.
+    fn stuck(&self, bound: Duration) -> bool {
+        self.busy_for().is_some_and(|busy| busy >= bound)
+    }
+}
+
+/// Nanoseconds since the first call, never 0 (a process-wide monotonic clock in one word).
+fn now() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
 }
 
 /// An object's place in a shared instance; dropping it (the object retires or moves) asks the
@@ -64,12 +89,13 @@ impl SharedPool {
     }
 
     /// Lodges object `id`: in a new instance while the pool has fewer than its size, else in the
-    /// least-filled instance that is not waiting on a call (a new one if all are, or are full).
-    pub fn lodge(self: &Arc<Self>, id: ObjectId) -> Tenancy {
+    /// least-filled instance that is not waiting on a call nor held by an event past `bound` (a
+    /// new one if all are, or are full).
+    pub fn lodge(self: &Arc<Self>, id: ObjectId, bound: Duration) -> Tenancy {
         let mut hosts = lock(&self.hosts);
         let open = hosts
             .iter()
-            .filter(|h| !h.watch.is_calling())
+            .filter(|h| !h.watch.is_calling() && !h.stuck(bound))
             .min_by_key(|h| h.tenants.load(Ordering::Relaxed));
         let host = match open {
             Some(host)
@@ -84,6 +110,7 @@ impl SharedPool {
                     watch: Arc::default(),
                     tenants: AtomicUsize::new(0),
                     departed: Mutex::new(Vec::new()),
+                    busy_since: AtomicU64::new(0),
                 });
                 hosts.push(host.clone());
                 host
@@ -106,30 +133,34 @@ impl SharedPool {
 
 impl Tenancy {
     /// Waits for the instance to be free, or returns `None` as soon as it is busy with an event
-    /// whose guest waits on a call: the object must then move (drop this tenancy and lodge
-    /// again). A free instance is entered even while a call of its guest is in flight (an
-    /// outgoing request left running after its event, `waitUntil`): nothing waits on it.
-    pub async fn enter(&self) -> Option<Visit> {
+    /// whose guest waits on a call, or with one that has held it for `bound`: the object must
+    /// then move (drop this tenancy and lodge again). A free instance is entered even while a
+    /// call of its guest is in flight (an outgoing request left running after its event,
+    /// `waitUntil`): nothing waits on it. Short events queued one after another never make it
+    /// move: the bound is on one event.
+    pub async fn enter(&self, bound: Duration) -> Option<Visit> {
         let host = &self.host;
         loop {
             let call_started = host.watch.call_started();
             tokio::pin!(call_started);
             call_started.as_mut().enable();
             if let Ok(slot) = host.slot.clone().try_lock_owned() {
-                return Some(Visit {
-                    slot,
-                    host: host.clone(),
-                });
+                return Some(Visit::new(slot, host.clone()));
             }
             if host.watch.is_calling() {
+                return None;
+            }
+            let busy = host.busy_for().unwrap_or_default();
+            if busy >= bound {
                 return None;
             }
             tokio::select! {
                 biased;
                 slot = host.slot.clone().lock_owned() => {
-                    return Some(Visit { slot, host: host.clone() });
+                    return Some(Visit::new(slot, host.clone()));
                 }
                 () = &mut call_started => {}
+                () = tokio::time::sleep(bound - busy) => {}
             }
         }
     }
@@ -148,6 +179,11 @@ impl Drop for Tenancy {
 }
 
 impl Visit {
+    fn new(slot: OwnedMutexGuard<Option<Instance>>, host: Arc<Host>) -> Self {
+        host.busy_since.store(now(), Ordering::Release);
+        Self { slot, host }
+    }
+
     /// The instance, if it is instantiated (the caller instantiates it otherwise).
     pub fn instance(&mut self) -> Option<&mut Instance> {
         self.slot.as_mut()
@@ -182,19 +218,34 @@ impl Visit {
     }
 }
 
+impl Drop for Visit {
+    fn drop(&mut self) {
+        self.host.busy_since.store(0, Ordering::Release);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const BOUND: Duration = Duration::from_secs(3600);
+
     fn id(n: u8) -> ObjectId {
         ObjectId::from_bytes([n; 32])
+    }
+
+    fn single() -> Arc<SharedPool> {
+        Arc::new(SharedPool {
+            size: 1,
+            hosts: Mutex::new(Vec::new()),
+        })
     }
 
     #[test]
     fn objects_spread_over_the_pool_then_share_and_an_empty_instance_goes() {
         let pool = SharedPool::new();
         let tenancies: Vec<_> = (0..pool.size as u8 * 3)
-            .map(|n| pool.lodge(id(n)))
+            .map(|n| pool.lodge(id(n), BOUND))
             .collect();
         assert_eq!(pool.hosts(), pool.size);
         for host in lock(&pool.hosts).iter() {
@@ -206,21 +257,51 @@ mod tests {
 
     #[tokio::test]
     async fn an_object_moves_instead_of_waiting_on_a_calling_guest() {
-        let pool = SharedPool {
-            size: 1,
-            hosts: Mutex::new(Vec::new()),
-        };
-        let pool = Arc::new(pool);
-        let caller = pool.lodge(id(1));
-        let callee = pool.lodge(id(2));
+        let pool = single();
+        let caller = pool.lodge(id(1), BOUND);
+        let callee = pool.lodge(id(2), BOUND);
         assert!(Arc::ptr_eq(&caller.host, &callee.host));
-        let visit = caller.enter().await.expect("free");
+        let visit = caller.enter(BOUND).await.expect("free");
         let waiting = caller.host.watch.begin();
-        assert!(callee.enter().await.is_none(), "it must move, not wait");
-        let moved = pool.lodge(id(2));
+        assert!(
+            callee.enter(BOUND).await.is_none(),
+            "it must move, not wait"
+        );
+        let moved = pool.lodge(id(2), BOUND);
         assert!(!Arc::ptr_eq(&moved.host, &caller.host), "lodged elsewhere");
         drop(callee);
         assert_eq!(lock(&caller.host.departed).as_slice(), &[id(2)]);
         drop((waiting, visit));
+    }
+
+    #[tokio::test]
+    async fn an_object_moves_instead_of_waiting_past_the_bound_on_one_event() {
+        let bound = Duration::from_millis(30);
+        let pool = single();
+        let (spinner, mate) = (pool.lodge(id(1), bound), pool.lodge(id(2), bound));
+        assert!(Arc::ptr_eq(&spinner.host, &mate.host));
+        // Short events one after another: the mate waits its turn.
+        let short = spinner.enter(bound).await.expect("free");
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            drop(short);
+        });
+        drop(
+            mate.enter(bound)
+                .await
+                .expect("entered after the short event"),
+        );
+        release.await.unwrap();
+        // One long event: the mate gives up after the bound, and lodges elsewhere.
+        let long = spinner.enter(bound).await.expect("free");
+        let started = Instant::now();
+        assert!(mate.enter(bound).await.is_none(), "it must move");
+        assert!(started.elapsed() >= bound);
+        let moved = pool.lodge(id(3), bound);
+        assert!(
+            !Arc::ptr_eq(&moved.host, &spinner.host),
+            "not in the held instance"
+        );
+        drop(long);
     }
 }

@@ -78,6 +78,13 @@ export class Probe extends DurableObject {
         const res = await fetch(url.searchParams.get("url"));
         return new Response(await res.text(), { status: res.status, headers: { "content-type": "application/json" } });
       }
+      case "/spin": {
+        // Holds its instance for ?ms= of CPU (a loop that never awaits).
+        const until = Date.now() + Number(url.searchParams.get("ms"));
+        let turns = 0;
+        while (Date.now() < until) turns++;
+        return Response.json({ turns: turns > 0 });
+      }
       case "/hog": {
         // Grows until the engine reports out of memory, and answers as code that catches it would.
         const kept = [];

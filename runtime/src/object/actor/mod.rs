@@ -443,11 +443,12 @@ impl Actor {
             let tenancy = self.tenancy.get_or_insert_with(|| {
                 // In memory anew: an activation, though the instance may exist already.
                 self.shared.metrics.activations.inc();
-                pool.lodge(self.key.id)
+                pool.lodge(self.key.id, self.shared.limits.mate_wait)
             });
-            match tenancy.enter().await {
+            match tenancy.enter(self.shared.limits.mate_wait).await {
                 Some(visit) => break visit,
-                // Its guest waits on a call: move rather than queue behind it.
+                // Its guest waits on a call, or a mate's event holds it past the bound: move
+                // rather than queue behind it.
                 None => {
                     self.tenancy = None;
                     self.memory_lost();
