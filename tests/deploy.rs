@@ -448,3 +448,32 @@ async fn readiness_waits_for_the_deploy_config() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `duro deploy` of a large component with a wrong token says 401, not a broken pipe (the server
+/// answers a bad token before reading the body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_deploy_with_a_wrong_token_says_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start_with(
+        &dir.path().join("data"),
+        &["--admin-token", "the-right-token"],
+        Stdio::null(),
+    );
+    let big = common::js_build().objects.clone();
+    assert!(std::fs::metadata(&big).unwrap().len() > 10 << 20);
+    let output = Command::new(env!("CARGO_BIN_EXE_duro"))
+        .arg("deploy")
+        .arg(format!("Big={}", big.display()))
+        .args([
+            "--admin-url",
+            &server.admin,
+            "--admin-token",
+            "a-wrong-token",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(text.contains("401"), "{text}");
+    assert!(!text.contains("Broken pipe"), "{text}");
+}

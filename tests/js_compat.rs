@@ -142,7 +142,7 @@ async fn a_spinning_mate_does_not_hold_its_neighbours() {
     let spinner = {
         let (http, ingress) = (s.http.clone(), s.ingress.clone());
         tokio::spawn(async move {
-            http.get(format!("{ingress}/objects/Probe/n0/spin?ms=4000"))
+            http.get(format!("{ingress}/objects/Probe/n0/spin-for?ms=4000"))
                 .send()
                 .await
                 .unwrap()

@@ -273,3 +273,32 @@ async fn the_memory_budget_answers_503_while_busy_objects_hold_it_and_evicts_idl
     assert!(s.metric("duro_evictions_total").await > evictions);
     assert!(s.metric("duro_instance_memory_bytes").await < 40.0 * MIB);
 }
+
+/// A request head over the limit (128 KiB of target and headers) is answered 431 with the JSON
+/// error, on both listeners; the server serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_get_431_with_the_json_error() {
+    let s = TestServer::start().await;
+    let big = "x".repeat(200 * 1024);
+    for url in [
+        format!("{}/objects/Counter/a/get", s.ingress),
+        format!("{}/classes", s.admin),
+    ] {
+        let response = s.http.get(&url).header("x-big", &big).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "{url}"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains("the limit is 131072"), "{error}");
+    }
+    let health = s
+        .http
+        .get(format!("{}/healthz", s.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}

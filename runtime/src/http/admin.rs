@@ -53,7 +53,7 @@ pub async fn handle(
     request: http::Request<Incoming>,
 ) -> http::Response<AdminBody> {
     let answer = match (
-        authorize(&state, &request),
+        super::check_head(&request).and_then(|()| authorize(&state, &request)),
         route::admin(request.uri().path()),
     ) {
         (Err(error), _) => Err(error),

@@ -58,6 +58,7 @@ async fn route(
     state: &IngressState,
     request: http::Request<Incoming>,
 ) -> Result<http::Response<Body>, ApiError> {
+    super::check_head(&request)?;
     let directory = &state.directory;
     let parsed = route::ingress(request.uri().path(), request.uri().query());
     let worker = directory.classes().worker();

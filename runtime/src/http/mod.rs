@@ -107,6 +107,27 @@ retry-after: 1\r\nconnection: close\r\ncontent-length: 51\r\n\r\n\
 /// How long writing that answer may take.
 const REFUSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Most bytes a request's target and headers may take (Cloudflare allows 128 KB); more is
+/// answered 431 with the JSON error. Past hyper's own buffer (~400 KB) hyper answers 431 itself,
+/// with no body, and closes the connection.
+pub const MAX_HEAD_BYTES: usize = 128 * 1024;
+
+/// Refuses a request whose target and headers take more than [`MAX_HEAD_BYTES`].
+pub fn check_head<B>(request: &http::Request<B>) -> Result<(), ApiError> {
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let bytes = headers + request.uri().to_string().len();
+    if bytes > MAX_HEAD_BYTES {
+        return Err(ApiError::HeadersTooLarge(format!(
+            "the request's target and headers take {bytes} bytes; the limit is {MAX_HEAD_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
 /// Serves `listener` with `handler` until `stop` turns true, then drains open connections for at
 /// most the drain timeout and closes what is left.
 pub async fn serve<H, F, B>(

@@ -78,7 +78,7 @@ export class Probe extends DurableObject {
         const res = await fetch(url.searchParams.get("url"));
         return new Response(await res.text(), { status: res.status, headers: { "content-type": "application/json" } });
       }
-      case "/spin": {
+      case "/spin-for": {
         // Holds its instance for ?ms= of CPU (a loop that never awaits).
         const until = Date.now() + Number(url.searchParams.get("ms"));
         let turns = 0;
