@@ -437,3 +437,74 @@ async fn a_site_serves_its_assets_beside_its_worker() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The TypeScript projects above are Cloudflare code as Cloudflare's own types see it: each
+/// type-checks (`tsc --strict`) against `@cloudflare/workers-types` (the version of the workerd
+/// peer), which declares `cloudflare:workers` as the projects import it; a wrong use fails.
+#[test]
+fn the_typescript_projects_type_check_with_cloudflares_types() {
+    let tools = common::root().join("target/typecheck");
+    std::fs::create_dir_all(&tools).unwrap();
+    let source = common::root().join("tests/typecheck");
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(source.join(file), tools.join(file)).unwrap();
+    }
+    let lock = std::fs::read(tools.join("package-lock.json")).unwrap();
+    let stamp = tools.join("node_modules/.duro-lock");
+    if std::fs::read(&stamp).ok().as_deref() != Some(&lock[..]) {
+        let ci = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&tools)
+            .status()
+            .expect("npm");
+        assert!(ci.success(), "npm ci of tests/typecheck");
+        std::fs::write(&stamp, &lock).unwrap();
+    }
+    let tsc = |dir: &Path| {
+        std::process::Command::new(tools.join("node_modules/.bin/tsc"))
+            .arg("-p")
+            .arg(dir)
+            .output()
+            .expect("tsc")
+    };
+    let work = tempfile::tempdir_in(&tools).unwrap();
+    for name in ["hello-world", "assets", "party"] {
+        let dir = work.path().join(name);
+        copy_dir(&common::root().join("tests/projects").join(name), &dir);
+        std::fs::write(
+            dir.join("tsconfig.json"),
+            r#"{ "compilerOptions": { "target": "es2022", "module": "es2022",
+                 "moduleResolution": "bundler", "lib": ["es2022"],
+                 "types": ["@cloudflare/workers-types"], "strict": true, "noEmit": true,
+                 "skipLibCheck": true }, "include": ["src"] }"#,
+        )
+        .unwrap();
+        if dir.join("package.json").exists() {
+            let install = std::process::Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir)
+                .status()
+                .expect("npm");
+            assert!(install.success(), "npm install in {name}");
+        }
+        let checked = tsc(&dir);
+        assert!(
+            checked.status.success(),
+            "{name} does not type-check:\n{}",
+            String::from_utf8_lossy(&checked.stdout)
+        );
+        if name == "hello-world" {
+            std::fs::write(
+                dir.join("src/wrong.ts"),
+                "export const state: DurableObjectState = 42;\n",
+            )
+            .unwrap();
+            let wrong = tsc(&dir);
+            assert!(
+                !wrong.status.success(),
+                "a wrong use must fail to type-check"
+            );
+            assert!(String::from_utf8_lossy(&wrong.stdout).contains("TS2322"));
+        }
+    }
+}
