@@ -156,6 +156,27 @@ impl ClassCode {
 
 use generated::duro::object::types::{AlarmInfo, Message as WitMessage};
 
+/// An optional export of `instance`, type-checked: `None` when the component lacks it.
+fn optional_export<T, P, R>(
+    instance: &wasmtime::component::Instance,
+    store: &mut Store<T>,
+    index: &Option<ComponentExportIndex>,
+    name: &str,
+) -> wasmtime::Result<Option<TypedFunc<P, R>>>
+where
+    P: ComponentNamedList + Lower + Send + Sync + 'static,
+    R: ComponentNamedList + Lift + Send + Sync + 'static,
+{
+    index
+        .as_ref()
+        .map(|index| {
+            instance
+                .get_typed_func(&mut *store, index)
+                .map_err(|e| e.context(format!("the `{name}` export has the wrong type")))
+        })
+        .transpose()
+}
+
 /// Who an object is, as `state` reports it.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -299,14 +320,7 @@ impl Instance {
             let bindings = generated::ObjectCore::new(&mut store, &instance)?;
             macro_rules! handler {
                 ($index:expr, $name:literal) => {
-                    match $index {
-                        Some(index) => {
-                            Some(instance.get_typed_func(&mut store, index).map_err(|e| {
-                                e.context(concat!("the `", $name, "` export has the wrong type"))
-                            })?)
-                        }
-                        None => None,
-                    }
+                    optional_export(&instance, &mut store, $index, $name)?
                 };
             }
             let exports = &code.exports;

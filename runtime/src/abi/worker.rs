@@ -158,14 +158,7 @@ impl WorkerInstance {
                 .instantiate_async(&mut store)
                 .await?;
             let bindings = generated::Worker::new(&mut store, &instance)?;
-            let wake = match &code.wake {
-                Some(index) => Some(
-                    instance
-                        .get_typed_func(&mut store, index)
-                        .map_err(|e| e.context("the `wake` export has the wrong type"))?,
-                ),
-                None => None,
-            };
+            let wake = super::optional_export(&instance, &mut store, &code.wake, "wake")?;
             wasmtime::Result::Ok((bindings, wake))
         }
         .await;
