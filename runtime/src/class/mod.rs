@@ -5,7 +5,8 @@
 //! deletes their storage. A migration (from a deploy config) deletes and renames classes in one
 //! commit, once per tag; a renamed class keeps its incarnation, so its objects, storage and ids.
 //! Changes are serialized and committed through the group committer like any other write, and
-//! take effect in memory only once durable.
+//! take effect in memory only once durable. The deployment's settings kept beside the classes
+//! (bindings, outbound policies, vars and secrets, static assets) are in [`settings`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,12 +17,14 @@ use redb::Database;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod settings;
+
 use crate::abi::ClassCode;
 use crate::abi::worker::WorkerCode;
 use crate::assets::Assets;
 use crate::engine::{Engine, InvalidComponent, LoadSource};
 use crate::ids::{ClassIds, ClassName, IdSecret};
-use crate::outbound::{Caller, Outbound, Policy};
+use crate::outbound::Outbound;
 use crate::storage::{self, CommitError, Committer, WriteOp, schema, schema::Table};
 use crate::worker::{Worker, WorkerInfo};
 
@@ -169,55 +172,8 @@ const META_VARS: &str = "vars";
 /// The assets bundle, as uploaded (not JSON).
 const META_ASSETS: &str = "assets";
 
-/// Binding name (`COUNTER`) -> class name (`Counter`).
-pub type Bindings = std::collections::BTreeMap<String, ClassName>;
+pub use settings::{Bindings, Vars};
 
-/// The deploy config's `vars` and secrets, as the `env` import gives them to guests. Secrets are
-/// kept in the database like the rest, and never shown: not by the admin API, not in logs (this
-/// type has no `Debug`).
-#[derive(Clone, Default, Serialize, Deserialize)]
-pub struct Vars {
-    #[serde(default)]
-    pub vars: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    pub secrets: std::collections::BTreeMap<String, String>,
-}
-
-impl Vars {
-    pub fn get(&self, name: &str) -> Option<&String> {
-        self.secrets.get(name).or_else(|| self.vars.get(name))
-    }
-
-    pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.vars.iter().chain(&self.secrets)
-    }
-
-    /// What may be shown: the vars, and only the names of the secrets.
-    pub fn public(&self) -> serde_json::Value {
-        serde_json::json!({
-            "vars": self.vars,
-            "secrets": self.secrets.keys().collect::<Vec<_>>(),
-        })
-    }
-
-    /// A name in both, or a name that is not an identifier-like word, is refused.
-    pub fn check(&self) -> Result<(), String> {
-        for name in self.vars.keys().chain(self.secrets.keys()) {
-            let valid = !name.is_empty()
-                && name.len() <= 128
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                return Err(format!(
-                    "{name:?} is not a var name: 1 to 128 letters, digits or '_'"
-                ));
-            }
-        }
-        if let Some(both) = self.vars.keys().find(|k| self.secrets.contains_key(*k)) {
-            return Err(format!("{both:?} is both a var and a secret"));
-        }
-        Ok(())
-    }
-}
 /// Longest migration tag accepted.
 const MAX_TAG_BYTES: usize = 128;
 
@@ -491,122 +447,6 @@ impl Classes {
         } else {
             compile(&self.engine, bytes, digest).await.map(drop)
         }
-    }
-
-    /// The class a binding names, if there is such a binding.
-    pub fn binding(&self, name: &str) -> Option<ClassName> {
-        self.bindings
-            .read()
-            .expect("bindings lock")
-            .get(name)
-            .cloned()
-    }
-
-    pub fn bindings(&self) -> Bindings {
-        self.bindings.read().expect("bindings lock").clone()
-    }
-
-    /// Replaces the bindings (durably). A binding may name a class not deployed yet; calls
-    /// through it fail until it is.
-    pub async fn set_bindings(&self, bindings: Bindings) -> Result<(), ClassError> {
-        self.set_meta(META_BINDINGS, &bindings, |b| {
-            *self.bindings.write().expect("bindings lock") = b.clone()
-        })
-        .await
-    }
-
-    /// Makes a settings document durable under `key`, then installs it (under the change lock:
-    /// settings become current in the order they became durable).
-    async fn set_meta<T: Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        install: impl FnOnce(&T),
-    ) -> Result<(), ClassError> {
-        let _change = self.changes.lock().await;
-        let op = put_meta(key, value);
-        self.committer.submit(vec![op]).await.wait().await?;
-        install(value);
-        Ok(())
-    }
-
-    /// Every outbound policy (the admin API's `/outbound` document).
-    pub fn outbound(&self) -> Arc<Outbound> {
-        self.outbound.read().expect("outbound lock").clone()
-    }
-
-    /// What `caller` may fetch: its policy, or none.
-    pub fn outbound_policy(&self, caller: &Caller) -> Policy {
-        let outbound = self.outbound();
-        let policy = match caller {
-            Caller::Class(class) => outbound.classes.get(class),
-            Caller::Worker => outbound.worker.as_ref(),
-        };
-        policy.cloned().unwrap_or_default()
-    }
-
-    /// Replaces every outbound policy (durably); they apply to the next request.
-    pub async fn set_outbound(&self, outbound: Outbound) -> Result<(), ClassError> {
-        outbound.validate().map_err(ClassError::Outbound)?;
-        self.set_meta(META_OUTBOUND, &outbound, |o| {
-            *self.outbound.write().expect("outbound lock") = Arc::new(o.clone())
-        })
-        .await
-    }
-
-    /// The vars and secrets guests see through `env`.
-    pub fn vars(&self) -> Arc<Vars> {
-        self.vars.read().expect("vars lock").clone()
-    }
-
-    /// Replaces the vars and secrets (durably); guests see them from their next call on.
-    pub async fn set_vars(&self, vars: Vars) -> Result<(), ClassError> {
-        vars.check().map_err(ClassError::Vars)?;
-        self.set_meta(META_VARS, &vars, |v| {
-            *self.vars.write().expect("vars lock") = Arc::new(v.clone())
-        })
-        .await
-    }
-
-    /// The deployed static assets, if any.
-    pub fn assets(&self) -> Option<Arc<Assets>> {
-        self.assets.read().expect("assets lock").clone()
-    }
-
-    /// Replaces the static assets with `bundle` (durably), or removes them (`None`). Returns
-    /// whether anything changed (the same bundle again changes nothing).
-    pub async fn set_assets(&self, bundle: Option<Bytes>) -> Result<Change, ClassError> {
-        let _change = self.changes.lock().await;
-        let previous = self.assets();
-        let (op, assets) = match bundle {
-            Some(bundle) => {
-                let assets =
-                    Assets::open(bundle.clone()).map_err(|e| ClassError::Assets(e.to_string()))?;
-                if previous.as_ref().is_some_and(|p| p.digest == assets.digest) {
-                    return Ok(Change::Unchanged);
-                }
-                let op = WriteOp::Put {
-                    table: Table::Meta,
-                    key: META_ASSETS.as_bytes().to_vec(),
-                    value: bundle,
-                };
-                (op, Some(Arc::new(assets)))
-            }
-            None if previous.is_none() => return Ok(Change::Unchanged),
-            None => {
-                let key = META_ASSETS.as_bytes().to_vec();
-                (
-                    WriteOp::Delete {
-                        table: Table::Meta,
-                        key,
-                    },
-                    None,
-                )
-            }
-        };
-        self.committer.submit(vec![op]).await.wait().await?;
-        *self.assets.write().expect("assets lock") = assets;
-        Ok(created_or_replaced(previous.is_none()))
     }
 
     /// The tags of the migrations applied so far, in order.
