@@ -9,6 +9,7 @@
 //! sets the bindings (the names the worker and the objects call classes by) and the outbound
 //! policies (which hosts each class and the worker may fetch), and uploads the `worker`, if any. Component paths are relative to the config file.
 
+mod exports;
 pub mod js;
 mod strict;
 
@@ -30,6 +31,10 @@ pub struct DeployConfig {
     pub durable_objects: DurableObjects,
     #[serde(default)]
     pub migrations: Vec<Migration>,
+    /// wrangler's declarative alternative to `migrations` (see [`exports`]); applied as one
+    /// migration, added to `migrations` when the config is read.
+    #[serde(default)]
+    exports: Option<std::collections::BTreeMap<String, exports::Export>>,
     /// The stateless worker in front of the objects: its component's `.wasm` file (relative to
     /// the config file), or `{"component": ..., "outbound": ...}`.
     #[serde(default)]
@@ -328,6 +333,14 @@ impl DeployConfig {
             strict::parse(text)?
         };
         config.unsupported = unsupported;
+        if let Some(map) = config.exports.take() {
+            if !config.migrations.is_empty() {
+                anyhow::bail!(
+                    "exports and migrations are both set: use one (wrangler refuses both too)"
+                );
+            }
+            config.migrations.push(exports::migration(&map)?);
+        }
         config.check()?;
         Ok(config)
     }

@@ -47,7 +47,6 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "dev",
     "env",
     "define",
-    "exports",
     "site",
     "tail_consumers",
     "kv_namespaces",
@@ -124,6 +123,7 @@ const MIGRATION: Shape = Object(&[
 const TOP: Shape = Object(&[
     ("durable_objects", Object(&[("bindings", Each(&BINDING))])),
     ("migrations", Each(&MIGRATION)),
+    ("exports", Any),
     (
         "worker",
         Object(&[

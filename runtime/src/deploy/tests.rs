@@ -236,3 +236,65 @@ fn mistakes_are_refused_with_the_reason() {
         assert!(error.contains(reason), "{text}: {error}");
     }
 }
+
+#[test]
+fn an_exports_map_is_the_migration_it_amounts_to() {
+    let text = r#"{
+      "main": "src/index.ts",
+      "durable_objects": { "bindings": [{ "name": "CHAT", "class_name": "Chat" }] },
+      "exports": {
+        "Chat": { "type": "durable-object", "storage": "sqlite" },
+        "Gone": { "type": "durable-object", "state": "deleted" },
+        "Old": { "type": "durable-object", "state": "renamed", "renamed_to": "Chat" },
+        "Kv": { "type": "durable-object" }
+      }
+    }"#;
+    let config = DeployConfig::parse(text).unwrap();
+    assert!(config.unsupported.is_empty(), "{:?}", config.unsupported);
+    let [migration] = config.migrations.as_slice() else {
+        panic!("one migration: {:?}", config.migrations)
+    };
+    assert!(migration.tag.starts_with("exports-"), "{}", migration.tag);
+    assert_eq!(migration.new_sqlite_classes, ["Chat"]);
+    assert_eq!(migration.new_classes, ["Kv"]);
+    assert_eq!(migration.deleted_classes, ["Gone"]);
+    assert_eq!(
+        (
+            &*migration.renamed_classes[0].from,
+            &*migration.renamed_classes[0].to
+        ),
+        ("Old", "Chat")
+    );
+    // The same map, the same tag (applied once); another map, another tag.
+    assert_eq!(
+        DeployConfig::parse(text).unwrap().migrations[0].tag,
+        migration.tag
+    );
+    let other = text.replace("\"storage\": \"sqlite\"", "\"storage\": \"legacy-kv\"");
+    assert_ne!(
+        DeployConfig::parse(&other).unwrap().migrations[0].tag,
+        migration.tag
+    );
+
+    for (text, reason) in [
+        (
+            r#"{"exports": {"A": {"type": "durable-object"}}, "migrations": [{"tag": "v1"}]}"#,
+            "both set",
+        ),
+        (
+            r#"{"exports": {"A": {"type": "durable-object", "state": "transferred", "transferred_to": "w"}}}"#,
+            "not supported",
+        ),
+        (
+            r#"{"exports": {"A": {"type": "durable-object", "state": "renamed"}}}"#,
+            "needs renamed_to",
+        ),
+        (
+            r#"{"exports": {"A": {"type": "workflow"}}}"#,
+            "only \"durable-object\"",
+        ),
+    ] {
+        let error = DeployConfig::parse(text).expect_err(text).to_string();
+        assert!(error.contains(reason), "{text}: {error}");
+    }
+}
