@@ -1,6 +1,7 @@
 //! Durability: classes and values survive a restart; a restart loads compiled code from the
 //! cache instead of recompiling; `kill -9` under load loses no acknowledged increment (the
-//! write-ahead log is replayed); a group too big for the log is committed to redb directly.
+//! write-ahead log is replayed); a group too big for the log is committed to redb directly; a
+//! damaged log record is refused, never taken for a torn tail.
 
 mod common;
 
@@ -322,4 +323,51 @@ async fn a_missing_or_cut_log_after_a_crash_refuses_the_start_unless_the_loss_is
         .as_u64()
         .unwrap();
     assert!((100..110).contains(&count), "{count}");
+}
+
+/// Offset of the last record of the log's current round: the last sector after the header
+/// area that is not all zeros (an increment's group takes one sector).
+fn last_record(log: &[u8]) -> usize {
+    const SECTOR: usize = 512;
+    let mut last = None;
+    let mut at = 4096;
+    while at + SECTOR <= log.len() && log[at..at + SECTOR].iter().any(|b| *b != 0) {
+        last = Some(at);
+        at += SECTOR;
+    }
+    last.expect("the log holds records")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_the_last_acknowledged_record_is_refused_and_checked_loudly() {
+    let temp = tempfile::tempdir().unwrap();
+    let wal = temp.path().join("duro.wal");
+    let data_dir = temp.path().to_str().unwrap();
+    let mut process = start_without_checkpoints(temp.path());
+    let http = reqwest::Client::new();
+    increment(&http, &process, 20).await;
+    process.kill_9();
+    let mut log = std::fs::read(&wal).unwrap();
+    let last = last_record(&log);
+    log[last + 100] ^= 0x04;
+    std::fs::write(&wal, &log).unwrap();
+
+    // Not taken for a torn tail: the start is refused, and says where.
+    let stderr = refused_start(temp.path(), &[]);
+    assert!(stderr.contains("may hold acknowledged writes"), "{stderr}");
+    assert!(stderr.contains(&format!("offset {last}")), "{stderr}");
+    // `duro check` fails with the offset too.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_duro"))
+        .args(["check", "--data-dir", data_dir])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains(&format!("offset {last}")), "{said}");
+
+    // Accepting the loss starts with every increment before the damaged one.
+    let process = Process::start_with(temp.path(), &["--accept-log-damage"], Stdio::null());
+    let url = format!("{}/objects/Counter/c/get", process.ingress);
+    assert_eq!(common::get_json(&http, &url).await, json!({"count": 19}));
 }

@@ -192,6 +192,9 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
     if let Some(damage) = &recovery.accepted_damage {
         tracing::warn!(%damage, replayed = recovery.replayed_groups, "started on a damaged write-ahead log (--accept-log-damage): what could not be read is lost");
     }
+    if let Some(torn) = &recovery.dropped {
+        tracing::warn!(%torn, "dropped the incomplete last record of the write-ahead log");
+    }
     if recovery.replayed_groups > 0 {
         tracing::info!(
             groups = recovery.replayed_groups,

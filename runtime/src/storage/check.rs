@@ -59,12 +59,19 @@ pub fn check(data_dir: &Path) -> Result<Report, String> {
             .push(format!("database: reading failed: {e}"));
     }
     match wal::inspect(data_dir, &db) {
-        Ok(0) => report
-            .checked
-            .push("write-ahead log: nothing to replay".into()),
-        Ok(n) => report.checked.push(format!(
-            "write-ahead log: {n} groups will be replayed at the next start (an unclean stop)"
-        )),
+        Ok(found) => {
+            report.checked.push(match found.groups {
+                0 => "write-ahead log: nothing to replay".into(),
+                n => format!(
+                    "write-ahead log: {n} groups will be replayed at the next start (an unclean stop)"
+                ),
+            });
+            if let Some(torn) = found.torn {
+                report
+                    .checked
+                    .push(format!("write-ahead log: {torn}; the next start drops it"));
+            }
+        }
         Err(damage) => report.problems.push(format!("write-ahead log: {damage}")),
     }
     Ok(report)

@@ -22,7 +22,7 @@ pub use check::{Report, check};
 pub use commit::{CommitError, Committer, CommitterThread, Durable, Gated, WriteOp};
 pub use object::{EventWrites, ListOptions, ObjectStorage, StorageError};
 use redb::{Database, ReadableDatabase};
-pub use wal::{Log, LogDamage, LogFile, RecoverError, Recovery, WAL_FILE, fuzz_log};
+pub use wal::{Log, LogDamage, LogFile, RecoverError, Recovery, TornRecord, WAL_FILE, fuzz_log};
 
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "duro.redb";
