@@ -346,7 +346,7 @@ fn key_ordered<'a>(ops: impl Iterator<Item = &'a WriteOp>) -> Option<Vec<&'a Wri
 }
 
 /// Applies `ops` in order inside `txn` (a group commit, or a replay of the log).
-pub(super) fn apply_ops<'a>(
+pub(crate) fn apply_ops<'a>(
     txn: &redb::WriteTransaction,
     ops: impl Iterator<Item = &'a WriteOp>,
 ) -> Result<(), redb::Error> {

@@ -127,6 +127,8 @@ pub fn entries(
         _ => scope.clone(),
     };
     let end = schema::prefix_end(&scope).unwrap_or_else(|| vec![u8::MAX; scope.len() + 1]);
+    // The user's keys only: the SQL database's pages come after them.
+    let end = end.min([object.as_slice(), &[super::sql::pages::INTERNAL]].concat());
     let txn = db.begin_read()?;
     let alarms = txn.open_table(schema::ALARMS)?;
     let alarm_ms = alarms.get(object.as_slice())?.map(|at| at.value());

@@ -6,12 +6,13 @@
 
 mod backup;
 mod check;
-mod commit;
+pub(crate) mod commit;
 pub mod inspect;
 mod object;
 #[cfg(test)]
 mod powercut;
 pub mod schema;
+pub mod sql;
 mod wal;
 
 use std::path::Path;

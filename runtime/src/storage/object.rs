@@ -15,6 +15,7 @@ use redb::{Database, ReadableDatabase};
 
 use super::commit::WriteOp;
 use super::schema::{self, Table};
+use super::sql::SqlDatabase;
 use crate::config::Limits;
 
 /// A range of user keys: (low, high).
@@ -119,6 +120,8 @@ pub struct ObjectStorage {
     /// A commit of this view failed while the event ran (before a call): the cache may hold
     /// writes that are not durable and never will be. The view must be replaced.
     poisoned: bool,
+    /// The object's SQL database, once used; dropped whenever it may be ahead of storage.
+    pub(super) sql: Option<SqlDatabase>,
 }
 
 impl ObjectStorage {
@@ -139,6 +142,7 @@ impl ObjectStorage {
             durable: 0,
             layers: Vec::new(),
             poisoned: false,
+            sql: None,
         }
     }
 
@@ -148,9 +152,10 @@ impl ObjectStorage {
         self.layers.push(Layer::default());
     }
 
-    /// Drops the running event's writes (trap, error).
+    /// Drops the running event's writes (trap, error), SQL ones included.
     pub fn abort_event(&mut self) {
         self.layers.clear();
+        self.sql = None;
     }
 
     /// Ends the event: its writes (transactions still open are rolled back) move into the cache
@@ -310,6 +315,7 @@ impl ObjectStorage {
         top.writes.clear();
         top.bytes = 0;
         top.cleared = true;
+        self.sql = None;
         Ok(())
     }
 
@@ -357,6 +363,8 @@ impl ObjectStorage {
             return Err(StorageError::NoTransaction);
         }
         self.layers.pop();
+        // SQL written inside the transaction is undone with it.
+        self.sql = None;
         Ok(())
     }
 
@@ -482,6 +490,34 @@ impl ObjectStorage {
 
     /// Reads one key through write set, cache and redb; remembers what redb said.
     fn read(&mut self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
+        self.read_through(key, true)
+    }
+
+    /// The most bytes one read may return (a `list`, an SQL result).
+    pub(super) fn max_list_bytes(&self) -> usize {
+        self.max_list_bytes
+    }
+
+    /// Reads an internal entry (a key no user key can be: the SQL pages, see `sql::pages`)
+    /// like any other, without caching what redb says (SQLite keeps its own page cache).
+    pub(super) fn read_internal(&mut self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
+        self.read_through(key, false)
+    }
+
+    /// Writes (`None`: deletes) an internal entry in the running event's write set, within
+    /// its size limit.
+    pub(super) fn write_internal(
+        &mut self,
+        key: &[u8],
+        value: Option<Bytes>,
+    ) -> Result<(), StorageError> {
+        self.check_write_set(write_size(key, value.as_ref()))?;
+        self.top()?;
+        self.insert(key, value);
+        Ok(())
+    }
+
+    fn read_through(&mut self, key: &[u8], remember: bool) -> Result<Option<Bytes>, StorageError> {
         for layer in self.layers.iter().rev() {
             if let Some(value) = layer.writes.get(key) {
                 return Ok(value.clone());
@@ -497,16 +533,22 @@ impl ObjectStorage {
             return Ok(None);
         }
         let value = self.disk_get(key)?;
-        self.trim_cache();
-        self.remember(key.to_vec(), value.clone(), 0);
+        if remember {
+            self.trim_cache();
+            self.remember(key.to_vec(), value.clone(), 0);
+        }
         Ok(value)
     }
 
     fn write(&mut self, key: &str, value: Option<Bytes>) {
+        self.insert(key.as_bytes(), value);
+    }
+
+    fn insert(&mut self, key: &[u8], value: Option<Bytes>) {
         if let Some(top) = self.layers.last_mut() {
-            top.bytes += write_size(key.as_bytes(), value.as_ref());
-            if let Some(old) = top.writes.insert(key.as_bytes().to_vec(), value) {
-                top.bytes -= write_size(key.as_bytes(), old.as_ref());
+            top.bytes += write_size(key, value.as_ref());
+            if let Some(old) = top.writes.insert(key.to_vec(), value) {
+                top.bytes -= write_size(key, old.as_ref());
             }
         }
     }
@@ -696,6 +738,8 @@ fn key_range(options: &ListOptions) -> Option<KeyRange> {
     {
         lower(end);
     }
+    // User keys end before the object's internal entries (the SQL pages).
+    lower(vec![super::sql::pages::INTERNAL]);
     // BTreeMap::range panics on an inverted or empty-excluded range: refuse those here.
     let nonempty = match (&low, &high) {
         (Bound::Included(l), Bound::Excluded(h)) => l < h,

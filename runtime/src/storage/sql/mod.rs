@@ -1,0 +1,416 @@
+//! SQL storage: each object's SQLite database (a real SQLite, bundled), whose file is entries
+//! of that object ([`pages`], through the VFS in [`vfs`]), so an event's SQL writes commit in
+//! the same group commit as its key-value writes and leave through the same output gate.
+//!
+//! One connection per live object, opened on first use with the journal and temporary tables in
+//! memory and exclusive locking (the object is the only writer); each statement autocommits
+//! into the running event's write set. The connection is dropped whenever its view of the file
+//! may be ahead of storage — the event failed (its writes are discarded), `deleteAll`, a
+//! key-value transaction rolled back — and reopened from storage on the next use. Only the host
+//! parses SQL: guests send text and bindings ([`SqlDatabase::exec`]).
+
+mod guard;
+pub mod pages;
+#[cfg(test)]
+mod tests;
+mod vfs;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, StatementStatus};
+
+use super::{ObjectStorage, StorageError};
+use guard::Guard;
+
+/// SQLite's page cache per connection (KiB): hot pages of a live object; the rest is read
+/// from storage again.
+const CACHE_KIB: i64 = 1024;
+
+/// A value bound to a statement or read from a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// What `exec` returns: the last statement's columns and rows (read whole).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Cursor {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    pub rows_read: u64,
+    pub rows_written: u64,
+}
+
+/// A failed SQL call, as the guest will see it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SqlError(pub String);
+
+impl From<StorageError> for SqlError {
+    fn from(e: StorageError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// One object's open database.
+pub struct SqlDatabase {
+    conn: Connection,
+    guard: Guard,
+    /// Open `transactionSync` savepoints.
+    depth: usize,
+}
+
+impl std::fmt::Debug for SqlDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlDatabase")
+            .field("depth", &self.depth)
+            .finish()
+    }
+}
+
+impl SqlDatabase {
+    /// Opens the database of the object behind `view`.
+    pub fn open(view: &mut ObjectStorage) -> Result<Self, SqlError> {
+        let (db, failure) = vfs::with_view(view, || -> rusqlite::Result<SqlDatabase> {
+            let mut conn = Connection::open_with_flags_and_vfs(
+                "object",
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                vfs::NAME,
+            )?;
+            conn.execute_batch(&format!(
+                "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = MEMORY; \
+                 PRAGMA temp_store = MEMORY; PRAGMA synchronous = OFF; \
+                 PRAGMA cache_size = -{CACHE_KIB};"
+            ))?;
+            conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+            let guard = Guard::default();
+            guard.install(&mut conn)?;
+            Ok(SqlDatabase {
+                conn,
+                guard,
+                depth: 0,
+            })
+        });
+        db.map_err(|e| fail(e, failure, None))
+    }
+
+    /// Runs `query` — one statement or several separated by `;`, `bindings` applying to the
+    /// last — and returns the last one's rows.
+    pub fn exec(
+        &mut self,
+        view: &mut ObjectStorage,
+        query: &str,
+        bindings: &[Value],
+        max_bytes: usize,
+    ) -> Result<Cursor, SqlError> {
+        self.guard.take_refusal();
+        let before = self.conn.total_changes();
+        let (result, failure) =
+            vfs::with_view(view, || run(&self.conn, query, bindings, max_bytes));
+        let mut cursor = result.map_err(|e| fail(e, failure, self.guard.take_refusal()))?;
+        cursor.rows_written = self.conn.total_changes().saturating_sub(before);
+        Ok(cursor)
+    }
+
+    /// Bytes the database takes: the pages in use, as Cloudflare counts.
+    pub fn size(&mut self, view: &mut ObjectStorage) -> Result<u64, SqlError> {
+        let conn = &self.conn;
+        let (size, failure) = vfs::with_view(view, || {
+            self.guard.internally(|| {
+                conn.query_row(
+                    "SELECT ((SELECT page_count FROM pragma_page_count()) - \
+                     (SELECT freelist_count FROM pragma_freelist_count())) * \
+                     (SELECT page_size FROM pragma_page_size())",
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+            })
+        });
+        let bytes = size.map_err(|e| fail(e, failure, None))?;
+        Ok(bytes.max(0) as u64)
+    }
+
+    /// `transactionSync` begins: a savepoint (they nest).
+    pub fn savepoint(&mut self, view: &mut ObjectStorage) -> Result<(), SqlError> {
+        self.internal(
+            view,
+            &format!("SAVEPOINT _cf_sync_savepoint_{}", self.depth),
+        )?;
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// `transactionSync`'s function returned: its changes stay.
+    pub fn release(&mut self, view: &mut ObjectStorage) -> Result<(), SqlError> {
+        let depth = self.open_depth()?;
+        self.internal(view, &format!("RELEASE _cf_sync_savepoint_{depth}"))?;
+        self.depth = depth;
+        Ok(())
+    }
+
+    /// `transactionSync`'s function threw: its changes are undone.
+    pub fn rollback(&mut self, view: &mut ObjectStorage) -> Result<(), SqlError> {
+        let depth = self.open_depth()?;
+        self.internal(
+            view,
+            &format!("ROLLBACK TO _cf_sync_savepoint_{depth}; RELEASE _cf_sync_savepoint_{depth}"),
+        )?;
+        self.depth = depth;
+        Ok(())
+    }
+
+    fn open_depth(&self) -> Result<usize, SqlError> {
+        self.depth
+            .checked_sub(1)
+            .ok_or_else(|| SqlError("no transactionSync is open".into()))
+    }
+
+    fn internal(&mut self, view: &mut ObjectStorage, sql: &str) -> Result<(), SqlError> {
+        let conn = &self.conn;
+        let (result, failure) =
+            vfs::with_view(view, || self.guard.internally(|| conn.execute_batch(sql)));
+        result.map_err(|e| fail(e, failure, None))
+    }
+}
+
+/// What the guest is told of a failure: why the authorizer refused, the storage error behind a
+/// failed read or write, or SQLite's own message.
+fn fail(
+    error: rusqlite::Error,
+    storage: Option<StorageError>,
+    refusal: Option<String>,
+) -> SqlError {
+    if let Some(why) = refusal {
+        return SqlError(why);
+    }
+    if let Some(e) = storage {
+        return SqlError(e.to_string());
+    }
+    SqlError(match error {
+        rusqlite::Error::SqliteFailure(e, Some(message)) => {
+            format!("{message}: {}", code_name(e.code))
+        }
+        rusqlite::Error::SqlInputError { error, msg, .. } => {
+            format!("{msg}: {}", code_name(error.code))
+        }
+        rusqlite::Error::SqliteFailure(e, None) => format!("{e}"),
+        other => other.to_string(),
+    })
+}
+
+fn code_name(code: rusqlite::ErrorCode) -> &'static str {
+    use rusqlite::ErrorCode::*;
+    match code {
+        ConstraintViolation => "SQLITE_CONSTRAINT",
+        TooBig => "SQLITE_TOOBIG",
+        AuthorizationForStatementDenied => "SQLITE_AUTH",
+        DatabaseBusy => "SQLITE_BUSY",
+        TypeMismatch => "SQLITE_MISMATCH",
+        ParameterOutOfRange => "SQLITE_RANGE",
+        DiskFull => "SQLITE_FULL",
+        _ => "SQLITE_ERROR",
+    }
+}
+
+/// Runs each statement of `query` in order; the last gets `bindings` and its rows are read.
+fn run(
+    conn: &Connection,
+    query: &str,
+    bindings: &[Value],
+    max_bytes: usize,
+) -> rusqlite::Result<Cursor> {
+    // One statement (the usual case): prepared once and cached.
+    // Otherwise several statements, or one whose tail did not prepare: one by one.
+    if let Ok(mut statement) = conn.prepare_cached(query) {
+        return read_rows(&mut statement, bindings, max_bytes);
+    }
+    let mut rest = query;
+    if is_blank(rest) {
+        return Ok(Cursor::default());
+    }
+    loop {
+        let len = first_statement_len(conn, rest)?;
+        let (statement, tail) = rest.split_at(len);
+        let last = is_blank(tail);
+        let mut prepared = conn.prepare(statement)?;
+        let cursor = read_rows(&mut prepared, if last { bindings } else { &[] }, max_bytes)?;
+        if last {
+            return Ok(cursor);
+        }
+        rest = tail;
+    }
+}
+
+/// Binds `bindings`, steps `statement` to its end and collects its rows.
+fn read_rows(
+    statement: &mut rusqlite::Statement<'_>,
+    bindings: &[Value],
+    max_bytes: usize,
+) -> rusqlite::Result<Cursor> {
+    if bindings.len() != statement.parameter_count() {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_RANGE),
+            Some(format!(
+                "Wrong number of parameter bindings for SQL query. Expected {}, got {}",
+                statement.parameter_count(),
+                bindings.len()
+            )),
+        ));
+    }
+    for (i, value) in bindings.iter().enumerate() {
+        let at = i + 1;
+        match value {
+            Value::Null => statement.raw_bind_parameter(at, rusqlite::types::Null)?,
+            Value::Integer(n) => statement.raw_bind_parameter(at, n)?,
+            Value::Real(x) => statement.raw_bind_parameter(at, x)?,
+            Value::Text(s) => statement.raw_bind_parameter(at, s)?,
+            Value::Blob(b) => statement.raw_bind_parameter(at, b)?,
+        }
+    }
+    let columns: Vec<String> = statement.column_names().map(str::to_string).collect();
+    let width = columns.len();
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    let mut raw = statement.raw_query();
+    while let Some(row) = raw.next()? {
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            let value = match row.get_ref(i)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(n) => Value::Integer(n),
+                ValueRef::Real(x) => Value::Real(x),
+                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            };
+            bytes += match &value {
+                Value::Text(s) => s.len(),
+                Value::Blob(b) => b.len(),
+                _ => 8,
+            };
+            values.push(value);
+        }
+        if bytes > max_bytes {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_TOOBIG),
+                Some(format!(
+                    "SQL query result set is too large to return at once (over {max_bytes} bytes)"
+                )),
+            ));
+        }
+        rows.push(values);
+    }
+    drop(raw);
+    let scanned = statement.get_status(StatementStatus::FullscanStep) as u64;
+    Ok(Cursor {
+        columns,
+        rows_read: scanned.max(rows.len() as u64),
+        rows,
+        rows_written: 0,
+    })
+}
+
+/// The length of the first statement of `sql` (through its `;`), as SQLite's parser sees it.
+fn first_statement_len(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    use rusqlite::ffi;
+    let len = i32::try_from(sql.len())
+        .map_err(|_| rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_TOOBIG), None))?;
+    let mut statement = std::ptr::null_mut();
+    let mut tail = std::ptr::null();
+    // SAFETY: the handle is this open connection's; `sql` outlives the call and `tail` points
+    // into it; the statement is finalized at once (only its length is wanted).
+    let rc = unsafe {
+        let rc = ffi::sqlite3_prepare_v2(
+            conn.handle(),
+            sql.as_ptr().cast(),
+            len,
+            &mut statement,
+            &mut tail,
+        );
+        ffi::sqlite3_finalize(statement);
+        rc
+    };
+    if rc != ffi::SQLITE_OK {
+        // Prepare it through rusqlite for the error with SQLite's message.
+        return Err(conn
+            .prepare(sql)
+            .err()
+            .unwrap_or_else(|| rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None)));
+    }
+    if tail.is_null() {
+        return Ok(sql.len());
+    }
+    Ok((tail as usize - sql.as_ptr() as usize).min(sql.len()))
+}
+
+/// Whether `sql` holds only whitespace, comments and empty statements.
+fn is_blank(sql: &str) -> bool {
+    let mut rest = sql.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+    loop {
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            rest = comment.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            return rest.is_empty();
+        }
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+    }
+}
+
+/// The SQL calls of an object's storage view: each runs on the object's database, opened on
+/// first use.
+impl ObjectStorage {
+    pub fn sql_exec(&mut self, query: &str, bindings: &[Value]) -> Result<Cursor, SqlError> {
+        let max = self.max_list_bytes();
+        self.with_sql(|db, view| db.exec(view, query, bindings, max))
+    }
+
+    pub fn sql_database_size(&mut self) -> Result<u64, SqlError> {
+        self.with_sql(|db, view| db.size(view))
+    }
+
+    pub fn sql_savepoint(&mut self) -> Result<(), SqlError> {
+        self.with_sql(|db, view| db.savepoint(view))
+    }
+
+    pub fn sql_release(&mut self) -> Result<(), SqlError> {
+        self.with_sql(|db, view| db.release(view))
+    }
+
+    pub fn sql_rollback(&mut self) -> Result<(), SqlError> {
+        self.with_sql(|db, view| db.rollback(view))
+    }
+
+    /// Runs `f` on the database with its page writes in a write-set layer of their own: kept
+    /// if it succeeds; if it fails (a statement SQLite rolled back, a write over the event's
+    /// limit, a failed read) the layer and the connection go, so SQLite's view and the pages
+    /// can never disagree — the next call reopens from what the event holds.
+    fn with_sql<T>(
+        &mut self,
+        f: impl FnOnce(&mut SqlDatabase, &mut ObjectStorage) -> Result<T, SqlError>,
+    ) -> Result<T, SqlError> {
+        let mut db = match self.sql.take() {
+            Some(db) => db,
+            None => {
+                self.transaction_begin()?;
+                let opened = SqlDatabase::open(self);
+                self.transaction_commit()?;
+                opened?
+            }
+        };
+        self.transaction_begin()?;
+        let out = f(&mut db, self);
+        if out.is_ok() {
+            self.transaction_commit()?;
+            self.sql = Some(db);
+        } else {
+            self.transaction_rollback()?;
+        }
+        out
+    }
+}

@@ -1,0 +1,211 @@
+//! SQL storage on a real redb file: values, statements, refusals, and that the database always
+//! equals what the object's events committed.
+
+use std::sync::Arc;
+
+use redb::Database;
+
+use super::{Cursor, SqlError, Value};
+use crate::config::Limits;
+use crate::storage::{ListOptions, ObjectStorage};
+
+struct Object {
+    db: Arc<Database>,
+    view: ObjectStorage,
+    _dir: tempfile::TempDir,
+}
+
+impl Object {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::storage::open(dir.path()).unwrap();
+        let view = ObjectStorage::new(db.clone(), vec![7; 40], &Limits::default());
+        Object {
+            db,
+            view,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `f` as one event and commits its writes to redb.
+    fn event<T>(&mut self, f: impl FnOnce(&mut ObjectStorage) -> T) -> T {
+        self.view.begin_event();
+        let out = f(&mut self.view);
+        if let Some(writes) = self.view.finish_event() {
+            let txn = self.db.begin_write().unwrap();
+            crate::storage::commit::apply_ops(&txn, writes.ops.iter()).unwrap();
+            txn.commit().unwrap();
+            self.view.mark_durable(writes.seq);
+        }
+        out
+    }
+
+    /// A fresh view of the same object: what a restart sees.
+    fn reopen(&mut self) {
+        self.view = ObjectStorage::new(self.db.clone(), vec![7; 40], &Limits::default());
+    }
+
+    fn sql(&mut self, query: &str, bindings: &[Value]) -> Result<Cursor, SqlError> {
+        self.event(|view| view.sql_exec(query, bindings))
+    }
+
+    fn rows(&mut self, query: &str) -> Vec<Vec<Value>> {
+        self.sql(query, &[]).unwrap().rows
+    }
+}
+
+fn int(n: i64) -> Value {
+    Value::Integer(n)
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+#[test]
+fn values_round_trip_with_their_types() {
+    let mut o = Object::new();
+    o.sql("CREATE TABLE t (a, b, c, d, e)", &[]).unwrap();
+    let inserted = o
+        .sql(
+            "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+            &[
+                Value::Null,
+                int(i64::MAX),
+                Value::Real(1.5),
+                text("héllo"),
+                Value::Blob(vec![0, 255]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(inserted.rows_written, 1);
+    let cursor = o.sql("SELECT * FROM t", &[]).unwrap();
+    assert_eq!(cursor.columns, ["a", "b", "c", "d", "e"]);
+    assert_eq!(
+        cursor.rows,
+        [[
+            Value::Null,
+            int(i64::MAX),
+            Value::Real(1.5),
+            text("héllo"),
+            Value::Blob(vec![0, 255])
+        ]]
+    );
+    assert_eq!(
+        o.rows("SELECT 'Hello, World!' AS greeting"),
+        [[text("Hello, World!")]]
+    );
+}
+
+#[test]
+fn several_statements_run_in_order_and_bindings_go_to_the_last() {
+    let mut o = Object::new();
+    let cursor = o
+        .sql(
+            "CREATE TABLE t (n); INSERT INTO t VALUES (1); -- a comment\n\
+             INSERT INTO t VALUES (2); SELECT sum(n) + ? AS s FROM t; /* done */",
+            &[int(10)],
+        )
+        .unwrap();
+    assert_eq!(cursor.rows, [[int(13)]]);
+    assert!(o.sql("", &[]).unwrap().rows.is_empty());
+    let wrong = o.sql("SELECT ?", &[]).unwrap_err();
+    assert!(wrong.0.contains("Expected 1, got 0"), "{wrong}");
+}
+
+#[test]
+fn cloudflares_refusals_hold() {
+    let mut o = Object::new();
+    for (query, says) in [
+        ("BEGIN TRANSACTION", "transactionSync"),
+        ("SAVEPOINT x", "transactionSync"),
+        ("ATTACH DATABASE 'x' AS y", "ATTACH"),
+        ("CREATE TABLE _cf_mine (a)", "_cf_"),
+        ("CREATE TABLE _CF_Mine (a)", "_cf_"),
+        ("PRAGMA journal_mode = WAL", "pragma"),
+        ("PRAGMA cache_size = 100000", "pragma"),
+    ] {
+        let error = o.sql(query, &[]).expect_err(query);
+        assert!(error.0.contains(says), "{query}: {error}");
+    }
+    o.sql("CREATE TABLE t (a)", &[]).unwrap();
+    assert_eq!(o.rows("PRAGMA page_size"), [[int(4096)]]);
+    let tables = o.rows("PRAGMA table_list");
+    assert!(
+        tables.iter().any(|row| row.contains(&text("t"))),
+        "{tables:?}"
+    );
+    let error = o.sql("SELECT * FROM missing", &[]).unwrap_err();
+    assert_eq!(error.0, "no such table: missing: SQLITE_ERROR");
+}
+
+#[test]
+fn the_database_is_what_the_events_committed() {
+    let mut o = Object::new();
+    o.sql("CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT)", &[])
+        .unwrap();
+    for i in 0..200 {
+        o.sql("INSERT INTO t (v) VALUES (?)", &[text(&"x".repeat(i))])
+            .unwrap();
+    }
+    // A failed event: its SQL is gone with its other writes.
+    o.view.begin_event();
+    o.view.sql_exec("DELETE FROM t", &[]).unwrap();
+    o.view.put("k", "v".into()).unwrap();
+    o.view.abort_event();
+    assert_eq!(o.rows("SELECT count(*) FROM t"), [[int(200)]]);
+    // A restart reads the same database from storage.
+    o.reopen();
+    assert_eq!(
+        o.rows("SELECT count(*), sum(length(v)) FROM t"),
+        [[int(200), int(19900)]]
+    );
+    let size = o.event(|view| view.sql_database_size()).unwrap();
+    assert!(size > 4096 && size.is_multiple_of(4096), "{size}");
+    // The pages are not the object's keys.
+    let listed = o.event(|view| view.list(&ListOptions::default())).unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+    // deleteAll clears the database too.
+    o.event(|view| view.delete_all()).unwrap();
+    let error = o.sql("SELECT * FROM t", &[]).unwrap_err();
+    assert!(error.0.contains("no such table"), "{error}");
+}
+
+#[test]
+fn savepoints_undo_what_they_cover() {
+    let mut o = Object::new();
+    o.sql("CREATE TABLE t (n)", &[]).unwrap();
+    o.event(|view| {
+        view.sql_exec("INSERT INTO t VALUES (1)", &[]).unwrap();
+        view.sql_savepoint().unwrap();
+        view.sql_exec("INSERT INTO t VALUES (2)", &[]).unwrap();
+        view.sql_savepoint().unwrap();
+        view.sql_exec("INSERT INTO t VALUES (3)", &[]).unwrap();
+        view.sql_release().unwrap();
+        view.sql_rollback().unwrap();
+        assert!(view.sql_release().is_err());
+    });
+    o.reopen();
+    assert_eq!(o.rows("SELECT n FROM t"), [[int(1)]]);
+}
+
+#[test]
+fn a_statement_over_the_write_limit_fails_and_leaves_the_database_whole() {
+    let mut o = Object::new();
+    o.sql("CREATE TABLE t (v BLOB)", &[]).unwrap();
+    o.sql("INSERT INTO t VALUES (zeroblob(1000))", &[]).unwrap();
+    let error = o
+        .event(|view| {
+            view.sql_exec(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20) \
+                 INSERT INTO t SELECT zeroblob(1000000) FROM n",
+                &[],
+            )
+        })
+        .unwrap_err();
+    assert!(error.0.contains("over the limit"), "{error}");
+    assert_eq!(o.rows("SELECT count(*) FROM t"), [[int(1)]]);
+    o.reopen();
+    assert_eq!(o.rows("PRAGMA quick_check"), [[text("ok")]]);
+    assert_eq!(o.rows("SELECT count(*) FROM t"), [[int(1)]]);
+}
