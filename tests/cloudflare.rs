@@ -53,7 +53,8 @@ async fn dev(dir: &Path) -> (Dev, String) {
 
 /// Cloudflare's hello-world Durable Object template: `wrangler.json` as the template writes it
 /// (`new_sqlite_classes`, a binding without a component, `observability`), `main` a TypeScript
-/// module whose worker calls the class's RPC method `sayHello` through `getByName`.
+/// module whose worker calls the class's RPC method `sayHello` through `idFromName` and `get`,
+/// and the method reads its greeting with `ctx.storage.sql` and counts it in a table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hello_world_template_runs_from_its_wrangler_json() {
     let dir = project("hello-world");
@@ -70,7 +71,7 @@ async fn the_hello_world_template_runs_from_its_wrangler_json() {
         assert_eq!(response.status(), 200);
         assert_eq!(
             response.text().await.unwrap(),
-            format!("Hello, world! (greeting {n} of {path})")
+            format!("Hello, World! (greeting {n} of {path})")
         );
     }
 }

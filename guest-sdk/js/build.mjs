@@ -40,6 +40,7 @@ const OBJECT_ONLY = {
   storage: ["get", "getMany", "put", "putMany", "delete", "deleteMany", "list", "deleteAll", "getAlarm", "setAlarm", "deleteAlarm", "transactionBegin", "transactionCommit", "transactionRollback"],
   state: ["id", "name", "className"],
   websockets: ["accept", "getWebsockets", "send", "close", "getTags", "serializeAttachment", "deserializeAttachment", "setAutoResponse", "hold"],
+  sql: ["exec", "databaseSize", "savepoint", "release", "rollback"],
 };
 
 function usage(message) {
@@ -101,7 +102,7 @@ ${WORLDS[world] === "shared-instance" ? "export const evict = exports.evict;\n" 
 const workerStubs = {
   name: "duro-worker-stubs",
   setup(build) {
-    build.onResolve({ filter: /^duro:object\/(storage|state|websockets)@/ }, (args) => ({
+    build.onResolve({ filter: /^duro:object\/(storage|state|websockets|sql)@/ }, (args) => ({
       path: args.path.slice("duro:object/".length).split("@")[0],
       namespace: "duro-worker-stub",
     }));

@@ -4,6 +4,7 @@
 
 import * as raw from "duro:object/storage@0.1.0";
 import { lift } from "./errors.js";
+import { SqlStorage, transactionSync } from "./sql.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -27,13 +28,42 @@ function call(f) {
   return lift("storage", f);
 }
 
+// One key's operations and `list`, shared by the async API and the synchronous `kv`.
+function getOne(key) {
+  const bytes = call(() => raw.get(String(key)));
+  return bytes === undefined ? undefined : decode(bytes);
+}
+
+function putOne(key, value) {
+  const name = String(key);
+  const bytes = encode(name, value);
+  call(() => raw.put(name, bytes));
+}
+
+function deleteOne(key) {
+  return call(() => raw.delete(String(key)));
+}
+
+/** `[key, bytes]` pairs in key order (`prefix`, `start`, `startAfter`, `end`, `reverse`, `limit`). */
+function listEntries({ prefix, start, startAfter, end, reverse, limit } = {}) {
+  return call(() =>
+    raw.list({
+      prefix: prefix ?? undefined,
+      start: start ?? undefined,
+      startAfter: startAfter ?? undefined,
+      end: end ?? undefined,
+      reverse: Boolean(reverse),
+      limit: limit ?? undefined,
+    }),
+  );
+}
+
 /** The operations a transaction's `txn` shares with `storage`. */
 class Operations {
   /** `get(key)`: the value or undefined; `get([keys])`: a Map of the keys that exist. */
   async get(keys) {
     if (Array.isArray(keys)) return entriesMap(call(() => raw.getMany(keys)));
-    const bytes = call(() => raw.get(String(keys)));
-    return bytes === undefined ? undefined : decode(bytes);
+    return getOne(keys);
   }
 
   /** `put(key, value)`, or `put({ key: value, ... })` (all or none). */
@@ -42,33 +72,19 @@ class Operations {
       const entries = Object.entries(keyOrEntries).map(([k, v]) => [k, encode(k, v)]);
       call(() => raw.putMany(entries));
     } else {
-      const key = String(keyOrEntries);
-      const bytes = encode(key, value);
-      call(() => raw.put(key, bytes));
+      putOne(keyOrEntries, value);
     }
   }
 
   /** `delete(key)`: whether it existed; `delete([keys])`: how many existed. */
   async delete(keys) {
     if (Array.isArray(keys)) return call(() => raw.deleteMany(keys));
-    return call(() => raw.delete(String(keys)));
+    return deleteOne(keys);
   }
 
   /** `list({ prefix, start, startAfter, end, reverse, limit })`: a Map in key order. */
   async list(options = {}) {
-    const { prefix, start, startAfter, end, reverse, limit } = options;
-    return entriesMap(
-      call(() =>
-        raw.list({
-          prefix: prefix ?? undefined,
-          start: start ?? undefined,
-          startAfter: startAfter ?? undefined,
-          end: end ?? undefined,
-          reverse: Boolean(reverse),
-          limit: limit ?? undefined,
-        }),
-      ),
-    );
+    return entriesMap(listEntries(options));
   }
 
   /** The alarm's time (ms since the epoch), or null. */
@@ -125,4 +141,41 @@ export class Storage extends Operations {
 
   /** Nothing to wait for: writes become durable before the event's output leaves. */
   async sync() {}
+
+  /** The object's SQL database (`exec`, `databaseSize`). */
+  get sql() {
+    return (this._sql ??= new SqlStorage());
+  }
+
+  /** Runs `fn` synchronously; its SQL writes are kept if it returns, undone if it throws. */
+  transactionSync(fn) {
+    return transactionSync(fn);
+  }
+
+  /** The synchronous key-value API of SQLite-backed objects, over the same keys. */
+  get kv() {
+    return (this._kv ??= new SyncKvStorage());
+  }
+}
+
+/** `ctx.storage.kv`: `get`, `put`, `delete`, `list`, answered at once. */
+class SyncKvStorage {
+  get(key) {
+    return getOne(key);
+  }
+
+  put(key, value) {
+    putOne(key, value);
+  }
+
+  delete(key) {
+    return deleteOne(key);
+  }
+
+  /** An iterator of `[key, value]` in key order. */
+  list(options = {}) {
+    return listEntries(options)
+      .map(([key, bytes]) => [key, decode(bytes)])
+      [Symbol.iterator]();
+  }
 }

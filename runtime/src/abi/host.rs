@@ -150,7 +150,7 @@ impl websockets::Host for ObjectState {
 impl ObjectState {
     /// The mounted object's storage. No object is mounted only while a shared instance is told
     /// to forget one (`evict`): storage calls then fail.
-    fn storage(&mut self) -> WitResult<&mut ObjectStorage> {
+    pub(super) fn storage(&mut self) -> WitResult<&mut ObjectStorage> {
         match self.parts.as_mut() {
             Some(parts) => Ok(&mut parts.storage),
             None => Err(storage::StorageError::Internal(UNMOUNTED.into())),

@@ -11,6 +11,7 @@ mod host;
 mod http;
 mod log;
 mod memory;
+mod sql;
 pub mod worker;
 
 pub use calls::{CallChain, CallWatch, Calls};
@@ -50,7 +51,7 @@ mod generated {
 const IMPORTS_HINT: &str = "duro provides WASI 0.2 (wasi:io, wasi:clocks, wasi:random, wasi:cli, \
      wasi:filesystem with nothing preopened, wasi:sockets without network access, \
      wasi:http/outgoing-handler under the deploy config's outbound policy) and the duro:object \
-     interfaces (storage, state, websockets, namespaces, env, timers, assets); build the component without that \
+     interfaces (storage, state, websockets, namespaces, env, timers, assets, sql); build the component without that \
      import, or stub it (componentize-py --stub-wasi, componentize-js disableFeatures)";
 
 /// A component that cannot be linked: the reason, and for a missing import what duro offers.

@@ -1,42 +1,36 @@
-// Written as Cloudflare's hello-world Durable Object template is: a class with an RPC method,
-// and a Worker that calls it through a stub. (The template's method reads its greeting with
-// `this.ctx.storage.sql`; duro has no SQL storage yet, so this one keeps it in the key-value API.)
+// Written in the shape of Cloudflare's hello-world Durable Object template: a SQLite-backed
+// class whose RPC method reads its greeting with `this.ctx.storage.sql`, and a Worker that
+// calls it through a stub got from `idFromName`. The class also counts its greetings in a table.
 import { DurableObject } from "cloudflare:workers";
 
 interface Env {
 	MY_DURABLE_OBJECT: DurableObjectNamespace<MyDurableObject>;
 }
 
-/** A Durable Object's behavior is defined in an exported JavaScript class. */
+/** The class: one instance per name, each with its own SQLite database. */
 export class MyDurableObject extends DurableObject<Env> {
-	/**
-	 * The constructor is invoked once upon creation of the Durable Object, i.e. the first call to
-	 * `DurableObjectStub::get` for a given identifier (no-op constructors can be omitted).
-	 */
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
 	}
 
-	/** The Durable Object exposes an RPC method `sayHello` which will be invoked when a Durable
-	 * Object instance receives a request from a Worker via the same method invocation on the stub. */
-	async sayHello(name: string): Promise<string> {
-		const greeted = ((await this.ctx.storage.get<number>("greeted")) ?? 0) + 1;
-		await this.ctx.storage.put("greeted", greeted);
-		return `Hello, ${name}! (greeting ${greeted} of ${this.ctx.id.name})`;
+	/** The RPC method the Worker calls on its stub. */
+	async sayHello(): Promise<string> {
+		const result = this.ctx.storage.sql
+			.exec("SELECT 'Hello, World!' as greeting")
+			.one() as { greeting: string };
+		const sql = this.ctx.storage.sql;
+		sql.exec("CREATE TABLE IF NOT EXISTS greetings (n INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER)");
+		const { n } = sql.exec("INSERT INTO greetings (at) VALUES (?) RETURNING n", Date.now()).one() as { n: number };
+		return `${result.greeting} (greeting ${n} of ${this.ctx.id.name})`;
 	}
 }
 
 export default {
-	/** This is the standard fetch handler for a Cloudflare Worker. */
+	/** The Worker: one object per path. */
 	async fetch(request, env, ctx): Promise<Response> {
-		// Create a stub to open a communication channel with the Durable Object instance named
-		// after the request's path.
-		const stub = env.MY_DURABLE_OBJECT.getByName(new URL(request.url).pathname);
-
-		// Call the `sayHello()` RPC method on the stub to invoke the method on the remote
-		// Durable Object instance.
-		const greeting = await stub.sayHello("world");
-
+		const id: DurableObjectId = env.MY_DURABLE_OBJECT.idFromName(new URL(request.url).pathname);
+		const stub = env.MY_DURABLE_OBJECT.get(id);
+		const greeting = await stub.sayHello();
 		return new Response(greeting);
 	},
 } satisfies ExportedHandler<Env>;
