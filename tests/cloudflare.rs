@@ -244,6 +244,88 @@ async fn a_partyserver_class_runs_from_its_wrangler_jsonc() {
     );
 }
 
+/// A chat that keeps its messages in SQL, shaped as Cloudflare's durable-chat template
+/// (tests/projects/durable-chat): a hibernating partyserver room creates its table and reads
+/// its log with `ctx.storage.sql` in `onStart`, upserts each message with bound parameters, and
+/// greets a connection with the whole log; the rest of the site is static assets. Every message
+/// a client saw broadcast — released by the output gate only once its insert was durable —
+/// is in the log after `kill -9` of the server and a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_durable_chat_template_keeps_its_messages_in_sql_across_kill_9() {
+    let dir = project("durable-chat");
+    let (dev, ingress) = dev(dir.path()).await;
+    let page = reqwest::get(format!("{ingress}/rooms/general"))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Durable chat"));
+
+    let path = "/parties/chat/general";
+    let mut ann = common::ws_connect_to(&ingress, path).await;
+    let mut bob = common::ws_connect_to(&ingress, path).await;
+    for ws in [&mut ann, &mut bob] {
+        assert_eq!(
+            next_json(ws).await,
+            json!({"type": "all", "messages": []}),
+            "{}",
+            dev.printed()
+        );
+    }
+    let message = |kind: &str, id: &str, content: &str| json!({"type": kind, "id": id, "content": content, "user": "ann", "role": "user"});
+    ann.send(Message::text(message("add", "m0", "hello").to_string()))
+        .await
+        .unwrap();
+    ann.send(Message::text(
+        message("update", "m0", "hello, edited").to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut bob).await["content"], "hello");
+    assert_eq!(next_json(&mut bob).await["content"], "hello, edited");
+
+    // A stream of messages; the server is killed while it still arrives.
+    for n in 1..=200 {
+        let text = message("add", &format!("m{n}"), &format!("message {n}")).to_string();
+        ann.send(Message::text(text)).await.unwrap();
+    }
+    let mut seen = vec![("m0".to_string(), "hello, edited".to_string())];
+    while seen.len() < 60 {
+        let got = next_json(&mut bob).await;
+        seen.push((
+            got["id"].as_str().unwrap().to_string(),
+            got["content"].as_str().unwrap().to_string(),
+        ));
+    }
+    drop(dev); // SIGKILL
+    drop((ann, bob));
+
+    let (dev, ingress) = self::dev(dir.path()).await;
+    let mut carol = common::ws_connect_to(&ingress, path).await;
+    let log = next_json(&mut carol).await;
+    assert_eq!(log["type"], "all", "{}", dev.printed());
+    let log: Vec<(String, String)> = log["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!((&m["user"], &m["role"]), (&json!("ann"), &json!("user")));
+            let field = |k: &str| m[k].as_str().unwrap().to_string();
+            (field("id"), field("content"))
+        })
+        .collect();
+    assert!(
+        log.len() >= seen.len() && log.len() <= 201,
+        "{} messages kept, {} seen",
+        log.len(),
+        seen.len()
+    );
+    assert_eq!(
+        log[..seen.len()],
+        seen[..],
+        "the log keeps every message seen, in order"
+    );
+}
+
 /// A site with an API (tests/projects/assets), shaped as Cloudflare's full-stack templates:
 /// wrangler's `assets` (a folder, a binding, a single-page app's fallback, `run_worker_first`
 /// rules) served before the worker, with Cloudflare's html handling, ETags and content types;
@@ -469,7 +551,7 @@ fn the_typescript_projects_type_check_with_cloudflares_types() {
             .expect("tsc")
     };
     let work = tempfile::tempdir_in(&tools).unwrap();
-    for name in ["hello-world", "assets", "party"] {
+    for name in ["hello-world", "assets", "party", "durable-chat"] {
         let dir = work.path().join(name);
         copy_dir(&common::root().join("tests/projects").join(name), &dir);
         std::fs::write(

@@ -137,17 +137,3 @@ export class SqlStorage {
     return Number(call(() => raw.databaseSize()));
   }
 }
-
-/** `ctx.storage.transactionSync(fn)`: `fn`'s SQL writes are kept if it returns, undone if it throws. */
-export function transactionSync(fn) {
-  call(() => raw.savepoint());
-  let result;
-  try {
-    result = fn();
-  } catch (error) {
-    call(() => raw.rollback());
-    throw error;
-  }
-  call(() => raw.release());
-  return result;
-}

@@ -4,7 +4,7 @@
 
 import * as raw from "duro:object/storage@0.1.0";
 import { lift } from "./errors.js";
-import { SqlStorage, transactionSync } from "./sql.js";
+import { SqlStorage } from "./sql.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -147,9 +147,19 @@ export class Storage extends Operations {
     return (this._sql ??= new SqlStorage());
   }
 
-  /** Runs `fn` synchronously; its SQL writes are kept if it returns, undone if it throws. */
+  /** Runs `fn` synchronously; its writes (SQL and key-value) are kept if it returns, undone if
+   * it throws. */
   transactionSync(fn) {
-    return transactionSync(fn);
+    call(() => raw.transactionBegin());
+    let result;
+    try {
+      result = fn();
+    } catch (error) {
+      call(() => raw.transactionRollback());
+      throw error;
+    }
+    call(() => raw.transactionCommit());
+    return result;
   }
 
   /** The synchronous key-value API of SQLite-backed objects, over the same keys. */

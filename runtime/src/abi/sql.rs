@@ -16,18 +16,6 @@ impl sql::Host for ObjectState {
     fn database_size(&mut self) -> Result<u64, String> {
         self.sql(ObjectStorage::sql_database_size)
     }
-
-    fn savepoint(&mut self) -> Result<(), String> {
-        self.sql(ObjectStorage::sql_savepoint)
-    }
-
-    fn release(&mut self) -> Result<(), String> {
-        self.sql(ObjectStorage::sql_release)
-    }
-
-    fn rollback(&mut self) -> Result<(), String> {
-        self.sql(ObjectStorage::sql_rollback)
-    }
 }
 
 impl ObjectState {

@@ -59,15 +59,11 @@ impl From<StorageError> for SqlError {
 pub struct SqlDatabase {
     conn: Connection,
     guard: Guard,
-    /// Open `transactionSync` savepoints.
-    depth: usize,
 }
 
 impl std::fmt::Debug for SqlDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlDatabase")
-            .field("depth", &self.depth)
-            .finish()
+        f.debug_struct("SqlDatabase").finish_non_exhaustive()
     }
 }
 
@@ -90,11 +86,7 @@ impl SqlDatabase {
             conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
             let guard = Guard::default();
             guard.install(&mut conn)?;
-            Ok(SqlDatabase {
-                conn,
-                guard,
-                depth: 0,
-            })
+            Ok(SqlDatabase { conn, guard })
         });
         db.map_err(|e| fail(e, failure, None))
     }
@@ -133,48 +125,6 @@ impl SqlDatabase {
         });
         let bytes = size.map_err(|e| fail(e, failure, None))?;
         Ok(bytes.max(0) as u64)
-    }
-
-    /// `transactionSync` begins: a savepoint (they nest).
-    pub fn savepoint(&mut self, view: &mut ObjectStorage) -> Result<(), SqlError> {
-        self.internal(
-            view,
-            &format!("SAVEPOINT _cf_sync_savepoint_{}", self.depth),
-        )?;
-        self.depth += 1;
-        Ok(())
-    }
-
-    /// `transactionSync`'s function returned: its changes stay.
-    pub fn release(&mut self, view: &mut ObjectStorage) -> Result<(), SqlError> {
-        let depth = self.open_depth()?;
-        self.internal(view, &format!("RELEASE _cf_sync_savepoint_{depth}"))?;
-        self.depth = depth;
-        Ok(())
-    }
-
-    /// `transactionSync`'s function threw: its changes are undone.
-    pub fn rollback(&mut self, view: &mut ObjectStorage) -> Result<(), SqlError> {
-        let depth = self.open_depth()?;
-        self.internal(
-            view,
-            &format!("ROLLBACK TO _cf_sync_savepoint_{depth}; RELEASE _cf_sync_savepoint_{depth}"),
-        )?;
-        self.depth = depth;
-        Ok(())
-    }
-
-    fn open_depth(&self) -> Result<usize, SqlError> {
-        self.depth
-            .checked_sub(1)
-            .ok_or_else(|| SqlError("no transactionSync is open".into()))
-    }
-
-    fn internal(&mut self, view: &mut ObjectStorage, sql: &str) -> Result<(), SqlError> {
-        let conn = &self.conn;
-        let (result, failure) =
-            vfs::with_view(view, || self.guard.internally(|| conn.execute_batch(sql)));
-        result.map_err(|e| fail(e, failure, None))
     }
 }
 
@@ -372,18 +322,6 @@ impl ObjectStorage {
 
     pub fn sql_database_size(&mut self) -> Result<u64, SqlError> {
         self.with_sql(|db, view| db.size(view))
-    }
-
-    pub fn sql_savepoint(&mut self) -> Result<(), SqlError> {
-        self.with_sql(|db, view| db.savepoint(view))
-    }
-
-    pub fn sql_release(&mut self) -> Result<(), SqlError> {
-        self.with_sql(|db, view| db.release(view))
-    }
-
-    pub fn sql_rollback(&mut self) -> Result<(), SqlError> {
-        self.with_sql(|db, view| db.rollback(view))
     }
 
     /// Runs `f` on the database with its page writes in a write-set layer of their own: kept

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use redb::Database;
 
 use super::{Cursor, SqlError, Value};
@@ -172,18 +174,22 @@ fn the_database_is_what_the_events_committed() {
 }
 
 #[test]
-fn savepoints_undo_what_they_cover() {
+fn a_rolled_back_transaction_undoes_sql_and_key_value_writes_alike() {
     let mut o = Object::new();
     o.sql("CREATE TABLE t (n)", &[]).unwrap();
     o.event(|view| {
         view.sql_exec("INSERT INTO t VALUES (1)", &[]).unwrap();
-        view.sql_savepoint().unwrap();
+        view.transaction_begin().unwrap();
         view.sql_exec("INSERT INTO t VALUES (2)", &[]).unwrap();
-        view.sql_savepoint().unwrap();
+        view.transaction_begin().unwrap();
         view.sql_exec("INSERT INTO t VALUES (3)", &[]).unwrap();
-        view.sql_release().unwrap();
-        view.sql_rollback().unwrap();
-        assert!(view.sql_release().is_err());
+        view.put("k", Bytes::from_static(b"1")).unwrap();
+        view.transaction_commit().unwrap();
+        view.transaction_rollback().unwrap();
+        // The event goes on with the database as it was before the outer transaction.
+        let seen = view.sql_exec("SELECT n FROM t", &[]).unwrap();
+        assert_eq!(seen.rows, [[int(1)]]);
+        assert_eq!(view.get("k").unwrap(), None);
     });
     o.reopen();
     assert_eq!(o.rows("SELECT n FROM t"), [[int(1)]]);

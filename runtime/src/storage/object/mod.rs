@@ -18,11 +18,14 @@ use super::schema::{self, Table};
 use super::sql::SqlDatabase;
 use crate::config::Limits;
 
+mod list;
+pub use list::ListOptions;
+
 /// A range of user keys: (low, high).
-type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
-type Guard = redb::OwnedAccessGuard<&'static [u8]>;
+pub(super) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+pub(super) type Guard = redb::OwnedAccessGuard<&'static [u8]>;
 /// Stored entries of one object, read as they are consumed: (user key, value).
-type DiskEntries = Box<dyn Iterator<Item = Result<(Vec<u8>, Bytes), StorageError>>>;
+pub(super) type DiskEntries = Box<dyn Iterator<Item = Result<(Vec<u8>, Bytes), StorageError>>>;
 
 /// Cached bytes above which a fully durable cache is dropped (re-read from redb on demand).
 const CACHE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
@@ -49,17 +52,6 @@ pub enum StorageError {
     NoTransaction,
     #[error("storage read failed: {0}")]
     Internal(String),
-}
-
-/// The options of `list`, in domain terms.
-#[derive(Debug, Clone, Default)]
-pub struct ListOptions {
-    pub prefix: Option<String>,
-    pub start: Option<String>,
-    pub start_after: Option<String>,
-    pub end: Option<String>,
-    pub reverse: bool,
-    pub limit: Option<u32>,
 }
 
 /// A finished event's writes, ready for the committer.
@@ -399,95 +391,6 @@ impl ObjectStorage {
         }
     }
 
-    pub fn list(&mut self, options: &ListOptions) -> Result<Vec<(String, Bytes)>, StorageError> {
-        if options.start.is_some() && options.start_after.is_some() {
-            return Err(StorageError::InvalidArgument(
-                "give at most one of `start` and `start-after`".into(),
-            ));
-        }
-        let Some((low, high)) = key_range(options) else {
-            return Ok(Vec::new());
-        };
-        let limit = options.limit.map_or(usize::MAX, |l| l as usize);
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let range = (bound_ref(&low), bound_ref(&high));
-
-        // What overrides redb: the cache (unless this event cleared), then the event's layers.
-        let newest_clear = self.layers.iter().rposition(|l| l.cleared);
-        let mut overlay: BTreeMap<&[u8], Option<&Bytes>> = BTreeMap::new();
-        if newest_clear.is_none() {
-            for (key, cached) in self.cache.range::<[u8], _>(range) {
-                overlay.insert(key, cached.value.as_ref());
-            }
-        }
-        for layer in &self.layers[newest_clear.unwrap_or(0)..] {
-            for (key, value) in layer.writes.range::<[u8], _>(range) {
-                overlay.insert(key, value.as_ref());
-            }
-        }
-        let read_disk = newest_clear.is_none() && self.pending_clear.is_none();
-        // Read lazily: the merge below stops at the limit or the byte cap, and so does the scan.
-        let disk: DiskEntries = if read_disk {
-            self.disk_range(&low, &high, options.reverse)?
-        } else {
-            Box::new(std::iter::empty())
-        };
-
-        let mut overlay: Box<dyn Iterator<Item = (&[u8], Option<&Bytes>)>> = if options.reverse {
-            Box::new(overlay.into_iter().rev())
-        } else {
-            Box::new(overlay.into_iter())
-        };
-        let mut overlay = overlay.by_ref().peekable();
-        let mut disk = disk.peekable();
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        while out.len() < limit {
-            if let Some(Err(_)) = disk.peek() {
-                return Err(disk.next().expect("peeked").expect_err("an error"));
-            }
-            let take_overlay = match (overlay.peek(), disk.peek()) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (_, Some(Err(_))) => unreachable!("errors are returned above"),
-                (Some((ok, _)), Some(Ok((dk, _)))) => {
-                    let overlay_first = if options.reverse {
-                        *ok >= dk.as_slice()
-                    } else {
-                        *ok <= dk.as_slice()
-                    };
-                    if *ok == dk.as_slice() {
-                        disk.next();
-                    }
-                    overlay_first
-                }
-            };
-            let (key, value) = if take_overlay {
-                let (key, value) = overlay.next().expect("peeked");
-                match value {
-                    Some(v) => (key.to_vec(), v.clone()),
-                    None => continue,
-                }
-            } else {
-                disk.next().expect("peeked")?
-            };
-            bytes += key.len() + value.len();
-            if bytes > self.max_list_bytes {
-                return Err(StorageError::ResultTooLarge {
-                    limit: self.max_list_bytes as u64,
-                    actual: bytes as u64,
-                });
-            }
-            let key = String::from_utf8(key)
-                .map_err(|_| StorageError::Internal("a stored key is not UTF-8".into()))?;
-            out.push((key, value));
-        }
-        Ok(out)
-    }
-
     /// Reads one key through write set, cache and redb; remembers what redb said.
     fn read(&mut self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
         self.read_through(key, true)
@@ -611,47 +514,6 @@ impl ObjectStorage {
         Ok(at.map(|v| v.value()))
     }
 
-    /// The redb entries of this object within the user-key range, in the requested order, read
-    /// as they are consumed.
-    fn disk_range(
-        &self,
-        low: &Bound<Vec<u8>>,
-        high: &Bound<Vec<u8>>,
-        reverse: bool,
-    ) -> Result<DiskEntries, StorageError> {
-        let full = |b: &Bound<Vec<u8>>, unbounded_as: Option<Vec<u8>>, inclusive_default| match b {
-            Bound::Included(k) => Bound::Included(self.full_key(k)),
-            Bound::Excluded(k) => Bound::Excluded(self.full_key(k)),
-            Bound::Unbounded => match unbounded_as {
-                Some(k) if inclusive_default => Bound::Included(k),
-                Some(k) => Bound::Excluded(k),
-                None => Bound::Unbounded,
-            },
-        };
-        let low = full(low, Some(self.prefix.clone()), true);
-        let high = full(high, schema::prefix_end(&self.prefix), false);
-        let txn = self.db.begin_read().map_err(internal)?;
-        let table = txn.open_table(schema::DATA).map_err(internal)?;
-        // An owned range pins the snapshot after `txn` and `table` are gone.
-        let range = table
-            .range_owned::<&[u8]>((bound_ref(&low), bound_ref(&high)))
-            .map_err(internal)?;
-        let prefix_len = self.prefix.len();
-        let strip = move |entry: Result<(Guard, Guard), redb::StorageError>| {
-            entry.map_err(internal).map(|(k, v)| {
-                let key = k.value()[prefix_len..].to_vec();
-                (key, Bytes::copy_from_slice(v.value()))
-            })
-        };
-        // The bounds keep the scan inside this object (`prefix_end` of a 40-byte object prefix
-        // is only `None` for an all-0xFF prefix, whose range then ends with the table).
-        Ok(if reverse {
-            Box::new(range.rev().map(strip))
-        } else {
-            Box::new(range.map(strip))
-        })
-    }
-
     fn check_key(&self, key: &str) -> Result<(), StorageError> {
         if key.len() > self.max_key_bytes {
             return Err(StorageError::KeyTooLarge {
@@ -683,126 +545,6 @@ impl ObjectStorage {
     }
 }
 
-fn internal(error: impl std::fmt::Display) -> StorageError {
+pub(super) fn internal(error: impl std::fmt::Display) -> StorageError {
     StorageError::Internal(error.to_string())
-}
-
-fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match bound {
-        Bound::Included(k) => Bound::Included(k.as_slice()),
-        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
-/// The user-key range `list` covers, or `None` when it is empty.
-fn key_range(options: &ListOptions) -> Option<KeyRange> {
-    let mut low: Bound<Vec<u8>> = Bound::Unbounded;
-    let mut raise = |candidate: Bound<Vec<u8>>| {
-        let replace = match (&low, &candidate) {
-            (_, Bound::Unbounded) => false,
-            (Bound::Unbounded, _) => true,
-            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b)) => b > a,
-            (Bound::Included(a), Bound::Excluded(b)) => b >= a,
-            (Bound::Excluded(a), Bound::Excluded(b)) => b > a,
-        };
-        if replace {
-            low = candidate;
-        }
-    };
-    if let Some(p) = &options.prefix {
-        raise(Bound::Included(p.as_bytes().to_vec()));
-    }
-    if let Some(s) = &options.start {
-        raise(Bound::Included(s.as_bytes().to_vec()));
-    }
-    if let Some(s) = &options.start_after {
-        raise(Bound::Excluded(s.as_bytes().to_vec()));
-    }
-    let mut high: Bound<Vec<u8>> = Bound::Unbounded;
-    let mut lower = |candidate: Vec<u8>| {
-        if match &high {
-            Bound::Excluded(h) => candidate < *h,
-            _ => true,
-        } {
-            high = Bound::Excluded(candidate);
-        }
-    };
-    if let Some(e) = &options.end {
-        lower(e.as_bytes().to_vec());
-    }
-    if let Some(end) = options
-        .prefix
-        .as_ref()
-        .and_then(|p| schema::prefix_end(p.as_bytes()))
-    {
-        lower(end);
-    }
-    // User keys end before the object's internal entries (the SQL pages).
-    lower(vec![super::sql::pages::INTERNAL]);
-    // BTreeMap::range panics on an inverted or empty-excluded range: refuse those here.
-    let nonempty = match (&low, &high) {
-        (Bound::Included(l), Bound::Excluded(h)) => l < h,
-        (Bound::Excluded(l), Bound::Excluded(h)) => {
-            let mut next = l.clone();
-            next.push(0);
-            next < *h
-        }
-        _ => true,
-    };
-    nonempty.then_some((low, high))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn opts() -> ListOptions {
-        ListOptions::default()
-    }
-
-    #[test]
-    fn key_range_takes_the_tightest_bounds() {
-        let o = ListOptions {
-            prefix: Some("b".into()),
-            start: Some("a".into()),
-            end: Some("bz".into()),
-            ..opts()
-        };
-        assert_eq!(
-            key_range(&o),
-            Some((
-                Bound::Included(b"b".to_vec()),
-                Bound::Excluded(b"bz".to_vec())
-            ))
-        );
-        let o = ListOptions {
-            prefix: Some("b".into()),
-            end: Some("z".into()),
-            ..opts()
-        };
-        assert_eq!(key_range(&o).unwrap().1, Bound::Excluded(b"c".to_vec()));
-    }
-
-    #[test]
-    fn empty_ranges_are_recognised() {
-        let inverted = ListOptions {
-            start: Some("b".into()),
-            end: Some("a".into()),
-            ..opts()
-        };
-        assert_eq!(key_range(&inverted), None);
-        let touching = ListOptions {
-            start_after: Some("a".into()),
-            end: Some("a\0".into()),
-            ..opts()
-        };
-        assert_eq!(key_range(&touching), None);
-        let equal = ListOptions {
-            start: Some("a".into()),
-            end: Some("a".into()),
-            ..opts()
-        };
-        assert_eq!(key_range(&equal), None);
-    }
 }
