@@ -2,6 +2,7 @@
 // Durable Object API and answers what it saw as JSON.
 
 import { DurableObject, WebSocketRequestResponsePair } from "duro:workers";
+import { sqlApi, sqlCount, sqlRead } from "./sql.js";
 
 /** A Map as a plain object, in order. */
 const plain = (map) => Object.fromEntries(map);
@@ -247,6 +248,20 @@ export class Probe extends DurableObject {
       }
       case "/spin":
         for (;;);
+      case "/sql":
+        return Response.json(sqlApi(storage));
+      case "/sql-count":
+        return Response.json({ value: sqlCount(storage) });
+      case "/sql-then-spin":
+        // SQL and key-value writes, then a trap (the CPU limit): the event's writes all go.
+        sqlCount(storage);
+        await storage.put("beside", "written before the trap");
+        for (;;);
+      case "/sql-read":
+        return Response.json(await sqlRead(storage));
+      case "/sql-delete-all":
+        await storage.deleteAll();
+        return Response.json(await sqlRead(storage).catch((e) => String(e.message)));
       case "/env":
         // A var or secret of the deploy config, by name.
         return Response.json({ value: this.env[url.searchParams.get("name")] });

@@ -1,0 +1,139 @@
+//! SQL storage (`ctx.storage.sql`) through the real server: the JS probe class
+//! (tests/components/js-probe/sql.js) answers Cloudflare's API shapes; an event's SQL writes
+//! are atomic with its key-value writes (a trap discards both, `deleteAll` clears both).
+//! Crash safety of SQL writes under `kill -9` is in tests/cloudflare.rs (the durable chat).
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn probe() -> TestServer {
+    common::js_probe_server(|c| c.limits.event_cpu = Duration::from_millis(300)).await
+}
+
+/// Cloudflare's shapes: typed values (blobs as ArrayBuffers), cursors read by `one`, `next`,
+/// `raw`, iteration and `toArray`, several statements with bindings to the last, `RETURNING`,
+/// SQLite's messages, Cloudflare's refusals, `transactionSync`, the synchronous `kv`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_sql_api_behaves_as_cloudflares() {
+    let s = probe().await;
+    let (status, out) = s.get("/objects/Probe/sql-api/sql").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["sizeEmpty"], 0);
+    assert_eq!(out["insertRows"], json!([0, 1]));
+    assert_eq!(
+        out["row"],
+        json!({"i": 42, "r": 1.5, "t": "text", "b": [1, 2, 3], "blobIsArrayBuffer": true, "n": null})
+    );
+    assert_eq!(out["columnNames"], json!(["a", "b"]));
+    assert_eq!(
+        out["next"],
+        json!({"done": false, "value": {"a": 1, "b": "x"}})
+    );
+    assert_eq!(out["raw"], json!([[2, "y"], [3, "z"]]));
+    assert_eq!(out["exhausted"], json!({"done": true}));
+    assert_eq!(
+        out["iterated"],
+        json!([{"i": 42}, {"i": 9007199254740991_i64}])
+    );
+    assert_eq!(out["rawIterated"], json!([[42], [9007199254740991_i64]]));
+    assert_eq!(out["several"], json!([{"x": 2}]));
+    assert_eq!(out["returning"], json!([{"x": 10}, {"x": 20}]));
+
+    let message = |key: &str| out[key].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        message("oneOfNone"),
+        "Expected exactly one result from SQL query, but got no results."
+    );
+    assert!(message("oneOfMany").contains("multiple results"), "{out}");
+    assert!(message("syntax").contains("syntax error"), "{out}");
+    assert!(message("syntax").contains("SQLITE_ERROR"), "{out}");
+    assert!(
+        message("noTable").contains("no such table: nowhere"),
+        "{out}"
+    );
+    for refused in ["begin", "savepoint"] {
+        assert!(
+            message(refused).contains("state.storage.transactionSync()"),
+            "{refused}: {out}"
+        );
+    }
+    assert!(message("attach").contains("not allowed"), "{out}");
+    assert!(message("reserved").contains("_cf_"), "{out}");
+    assert!(message("pragma").contains("not authorized"), "{out}");
+    assert_eq!(out["tableInfo"], json!(["x"]));
+    assert!(message("badBinding").contains("cannot bind"), "{out}");
+    assert!(!message("tooManyBindings").is_empty(), "{out}");
+    for failed in ["constraint", "severalFailed"] {
+        assert!(
+            message(failed).contains("UNIQUE constraint failed: u.k"),
+            "{failed}: {out}"
+        );
+    }
+    assert_eq!(out["afterConstraint"], 0, "a failed call changes nothing");
+
+    assert_eq!(out["kept"], 3);
+    assert_eq!(out["thrownOut"], "changed my mind");
+    assert_eq!(out["afterThrow"], json!([3, null]));
+    assert_eq!(
+        out["kv"],
+        json!([{"v": 1}, true, false, [["k1", {"v": 1}]]])
+    );
+    let size = out["size"].as_u64().unwrap();
+    assert!(size >= 4096 && size % 4096 == 0, "{out}");
+}
+
+async fn read(s: &TestServer, name: &str) -> Value {
+    let (status, out) = s.get(&format!("/objects/Probe/{name}/sql-read")).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    out
+}
+
+/// A trap (here the CPU limit) after SQL and key-value writes discards both: the object's
+/// database is what was committed before, and it goes on counting from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_discards_the_events_sql_writes_with_its_other_writes() {
+    let s = probe().await;
+    for n in 1..=2 {
+        assert_eq!(
+            s.get("/objects/Probe/trapped/sql-count").await,
+            (StatusCode::OK, json!({"value": n}))
+        );
+    }
+    let (status, out) = s.get("/objects/Probe/trapped/sql-then-spin").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{out}");
+    assert_eq!(read(&s, "trapped").await["value"], 2);
+    assert_eq!(read(&s, "trapped").await["kv"], Value::Null);
+    assert_eq!(
+        s.get("/objects/Probe/trapped/sql-count").await,
+        (StatusCode::OK, json!({"value": 3}))
+    );
+}
+
+/// `deleteAll` clears the database with the key-value entries; the object starts over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_all_clears_the_database_too() {
+    let s = probe().await;
+    assert_eq!(
+        s.get("/objects/Probe/cleared/sql-count").await.1,
+        json!({"value": 1})
+    );
+    let size = read(&s, "cleared").await["size"].as_u64().unwrap();
+    assert!(size > 0);
+    let (status, out) = s.get("/objects/Probe/cleared/sql-delete-all").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert!(
+        out.as_str()
+            .unwrap_or_default()
+            .contains("no such table: counter"),
+        "{out}"
+    );
+    assert_eq!(
+        s.get("/objects/Probe/cleared/sql-count").await.1,
+        json!({"value": 1})
+    );
+}
