@@ -137,3 +137,67 @@ async fn delete_all_clears_the_database_too() {
         json!({"value": 1})
     );
 }
+
+/// A Rust class uses the same database through the SDK's typed API (`storage().sql()`): typed
+/// bindings and rows, SQLite's messages as `Error::Sql`, and a panic discards the SQL writes of
+/// its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_class_has_the_same_sql_storage() {
+    let s = TestServer::start_with(common::shared_cache).await;
+    assert_eq!(
+        s.deploy("Store", "storage-probe").await.0,
+        StatusCode::CREATED
+    );
+    let script = async |statements: Value, trap: bool| {
+        let body = json!({ "statements": statements, "trap": trap }).to_string();
+        s.call(reqwest::Method::POST, "/objects/Store/r/sql", body)
+            .await
+    };
+    let (status, out) = script(
+        json!([
+            [
+                "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT, score REAL, data BLOB)",
+                []
+            ],
+            [
+                "INSERT INTO notes (text, score, data) VALUES (?, ?, ?), (?, ?, ?)",
+                ["one", 1.5, [1, 2], "two", null, null]
+            ],
+            ["SELECT * FROM notes ORDER BY id", []],
+            ["SELECT * FROM missing", []],
+        ]),
+        false,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let results = &out["results"];
+    assert_eq!(results[1]["written"], 2);
+    assert_eq!(
+        results[2]["rows"],
+        json!([
+            {"id": 1, "text": "one", "score": 1.5, "data": [1, 2]},
+            {"id": 2, "text": "two", "score": null, "data": null}
+        ])
+    );
+    assert_eq!(
+        results[2]["columns"],
+        json!(["id", "text", "score", "data"])
+    );
+    assert!(
+        results[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no such table: missing"),
+        "{out}"
+    );
+    assert!(out["size"].as_u64().unwrap() > 0);
+
+    let (status, _) = script(json!([["DELETE FROM notes", []]]), true).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let (_, out) = script(json!([["SELECT count(*) AS n FROM notes", []]]), false).await;
+    assert_eq!(
+        out["results"][0]["rows"],
+        json!([{"n": 2}]),
+        "the trap discarded the delete"
+    );
+}

@@ -28,6 +28,7 @@ mod fetch;
 mod http;
 mod namespace;
 pub mod rpc;
+mod sql;
 mod storage;
 mod websocket;
 pub mod worker;
@@ -59,6 +60,7 @@ pub use serde;
 /// ```
 pub use serde_json;
 pub use serde_json::json;
+pub use sql::{Cursor, Sql, SqlValue};
 pub use storage::{ListOptions, Storage, StorageError};
 pub use websocket::{Message, WebSocket, WebSockets, WebsocketError};
 /// Why a call to another object ([`Stub::fetch`]) failed, a variant per thing a caller may do
@@ -141,6 +143,8 @@ pub enum Error {
     Call(CallError),
     /// An outgoing [`fetch`] failed: the text says why.
     Fetch(String),
+    /// An SQL call failed: SQLite's message, or why duro refused the statement.
+    Sql(String),
     /// A value could not be encoded or decoded as JSON.
     Json(serde_json::Error),
     /// An RPC method threw this value (in the [RPC encoding](rpc): an error is
@@ -178,6 +182,7 @@ impl std::fmt::Display for Error {
             Self::WebSocket(e) => write!(f, "websocket: {}", websocket::describe(e)),
             Self::Call(e) => write!(f, "call: {}", namespace::describe(e)),
             Self::Fetch(reason) => write!(f, "fetch: {reason}"),
+            Self::Sql(reason) => f.write_str(reason),
             Self::Json(e) => write!(f, "json: {e}"),
             Self::Thrown(value) => f.write_str(&rpc::describe(value)),
             Self::Http { message, .. } => f.write_str(message),

@@ -173,6 +173,18 @@ impl Storage {
         Self::default()
     }
 
+    /// The object's SQL database (Cloudflare's `ctx.storage.sql`), committed with the
+    /// key-value writes of the same event.
+    ///
+    /// ```no_run
+    /// let sql = duro_sdk::State::default().storage().sql();
+    /// sql.exec("CREATE TABLE IF NOT EXISTS t (n INTEGER)", &[])?;
+    /// # Ok::<(), duro_sdk::Error>(())
+    /// ```
+    pub fn sql(&self) -> crate::Sql {
+        crate::Sql::new()
+    }
+
     /// The value under `key`, decoded from JSON.
     ///
     /// ```no_run
@@ -366,6 +378,8 @@ impl Storage {
     /// })?;
     /// # Ok::<(), duro_sdk::Error>(())
     /// ```
+    ///
+    /// The transaction covers SQL too ([`sql`](Self::sql)): its statements are undone with it.
     pub fn transaction<R>(&self, body: impl FnOnce(&Storage) -> Result<R>) -> Result<R> {
         raw::transaction_begin()?;
         match body(self) {

@@ -5,10 +5,11 @@
 //! `POST /script` with a JSON array of ops, e.g.
 //! `[{"op":"put","key":"a","value":"1"},{"op":"get","key":"a"}]` answers
 //! `{"results":[{},{"value":"1"}]}`. Values are UTF-8 strings. `{"op":"trap"}` panics (the event's
-//! writes must then be discarded). `GET /state` reports the object's identity.
+//! writes must then be discarded). `GET /state` reports the object's identity. `POST /sql` runs
+//! SQL statements through the SDK's typed API (see [`SqlScript`]).
 
 use duro_sdk::wit::duro::object::storage::{self as raw, LimitExceeded, ListOptions, StorageError};
-use duro_sdk::{DurableObject, Request, Response, Result, State, json};
+use duro_sdk::{DurableObject, Request, Response, Result, SqlValue, State, json};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -79,12 +80,49 @@ impl DurableObject for Probe {
                 Response::json(&json!({ "results": results }))
             }
             "/state" => Response::json(&self.identity()),
+            "/sql" => self.sql(request.json()?),
             _ => Ok(Response::text(404, "not found")),
         }
     }
 }
 
+/// `POST /sql`: statements run in order in one event, through the SDK's typed SQL API.
+#[derive(Deserialize)]
+struct SqlScript {
+    statements: Vec<(String, Vec<Value>)>,
+    /// Panic after the statements (the event's SQL writes must then be discarded).
+    #[serde(default)]
+    trap: bool,
+}
+
 impl Probe {
+    /// Each statement's rows (as JSON objects) and writes, or its error message.
+    fn sql(&self, script: SqlScript) -> Result<Response> {
+        let sql = self.state.storage().sql();
+        let results: Vec<Value> = script
+            .statements
+            .into_iter()
+            .map(|(query, bindings)| {
+                let bindings: Vec<SqlValue> = bindings.into_iter().map(binding).collect();
+                match sql.exec(&query, &bindings) {
+                    Ok(cursor) => {
+                        let written = cursor.rows_written();
+                        let columns = cursor.column_names().to_vec();
+                        match cursor.to_array::<Value>() {
+                            Ok(rows) => {
+                                json!({ "rows": rows, "columns": columns, "written": written })
+                            }
+                            Err(e) => json!({ "error": e.to_string() }),
+                        }
+                    }
+                    Err(e) => json!({ "error": e.to_string() }),
+                }
+            })
+            .collect();
+        assert!(!script.trap, "trap requested after the SQL");
+        Response::json(&json!({ "results": results, "size": sql.database_size()? }))
+    }
+
     fn identity(&self) -> Value {
         json!({
             "id": self.state.id(),
@@ -162,3 +200,21 @@ fn describe(error: StorageError) -> Value {
 }
 
 duro_sdk::export!(Probe);
+
+/// A JSON binding as an SQL value: integers, reals, strings, `null`; an array of bytes a blob.
+fn binding(value: Value) -> SqlValue {
+    match value {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => b.into(),
+        Value::Number(n) => n
+            .as_i64()
+            .map_or(SqlValue::Real(n.as_f64().unwrap_or(0.0)), Into::into),
+        Value::String(s) => s.into(),
+        Value::Array(bytes) => bytes
+            .iter()
+            .map(|b| b.as_u64().unwrap_or(0) as u8)
+            .collect::<Vec<u8>>()
+            .into(),
+        Value::Object(_) => SqlValue::Text(value.to_string()),
+    }
+}
