@@ -201,3 +201,39 @@ async fn a_rust_class_has_the_same_sql_storage() {
         "the trap discarded the delete"
     );
 }
+
+/// The Python SDK's `ctx.storage.sql`: the same values, cursors, errors and `transaction_sync`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_class_has_the_same_sql_storage() {
+    let s = TestServer::start_with(common::shared_cache).await;
+    let probe = std::fs::read(common::python_probe()).expect("the Python probe component");
+    assert_eq!(s.upload("PyProbe", probe).await.0, StatusCode::CREATED);
+    let (status, out) = s.get("/objects/PyProbe/p/sql").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["sizeEmpty"], 0);
+    assert_eq!(out["written"], 1);
+    assert_eq!(
+        out["row"],
+        json!({"i": 7, "r": 0.5, "s": "py", "b": [1, 2], "n": null})
+    );
+    assert_eq!(out["columns"], json!(["i", "s"]));
+    assert_eq!(out["raw"], json!([[7, "py"]]));
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("syntax error"),
+        "{out}"
+    );
+    assert!(
+        out["none"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no results"),
+        "{out}"
+    );
+    assert_eq!(out["undone"]["message"], "changed my mind");
+    assert_eq!(out["afterUndone"], json!([1, null]));
+    assert_eq!(out["kept"], json!({"i": 8}));
+    assert!(out["size"].as_u64().unwrap() > 0);
+}

@@ -17,6 +17,7 @@ calls are answered at once.
 
 from .http import Request, Response, BadRequest
 from .storage import Storage, StorageError, Transaction
+from .sql import Cursor, Sql, SqlError
 from .websockets import WebSocket
 from .namespaces import DurableObjectId, Namespace, Stub, CallError, env
 from .object import DurableObject, DurableObjectState, AlarmInfo
@@ -26,6 +27,7 @@ __all__ = [
     "AlarmInfo",
     "BadRequest",
     "CallError",
+    "Cursor",
     "DurableObject",
     "DurableObjectId",
     "DurableObjectState",
@@ -33,6 +35,8 @@ __all__ = [
     "RemoteError",
     "Request",
     "Response",
+    "Sql",
+    "SqlError",
     "Storage",
     "StorageError",
     "Stub",

@@ -6,6 +6,7 @@ import json as _json
 from wit_world.imports import storage as _raw
 
 from .errors import lift
+from .sql import Sql
 
 
 class StorageError(Exception):
@@ -103,6 +104,17 @@ class Transaction(_Operations):
 class Storage(_Operations):
     def transaction(self):
         return Transaction()
+
+    @property
+    def sql(self):
+        """The object's SQL database (`self.ctx.storage.sql.exec(...)`)."""
+        return Sql()
+
+    def transaction_sync(self, fn):
+        """Runs `fn()`: its writes (SQL and key-value) are kept if it returns, undone if it
+        raises."""
+        with Transaction():
+            return fn()
 
     def delete_all(self):
         _call(_raw.delete_all)

@@ -61,6 +61,8 @@ class PyProbe(DurableObject):
             storage.delete_all()
             out["afterDeleteAll"] = len(storage.list())
             return Response.json(out)
+        if path == "/sql":
+            return Response.json(self.sql_answers())
         if path == "/memory":
             # State kept in memory only: each object counts its own requests.
             self.hits = getattr(self, "hits", 0) + 1
@@ -79,6 +81,33 @@ class PyProbe(DurableObject):
                 thrown = {"name": error.name, "message": error.message}
             return Response.json({"sum": stub.add(20, 22), "echo": [repr(v) for v in stub.echo(b"\x01", {1, 2})], "thrown": thrown})
         return Response("Not found", status=404)
+
+    def sql_answers(self):
+        """The SQL API's answers (`self.ctx.storage.sql`), from a fresh database."""
+        storage = self.ctx.storage
+        sql = storage.sql
+        out = {"sizeEmpty": sql.database_size}
+        sql.exec("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n)")
+        inserted = sql.exec("INSERT INTO t VALUES (?, ?, ?, ?, ?)", 7, 0.5, "py", b"\x01\x02", None)
+        out["written"] = inserted.rows_written
+        row = sql.exec("SELECT * FROM t").one()
+        out["row"] = {**row, "b": list(row["b"])}
+        cursor = sql.exec("SELECT i, s FROM t")
+        out["columns"] = cursor.column_names
+        out["raw"] = list(cursor.raw())
+        out["error"] = failure(lambda: sql.exec("SELEKT 1"))
+        out["none"] = failure(lambda: sql.exec("SELECT 1 WHERE 0").one())
+
+        def undone():
+            sql.exec("DELETE FROM t")
+            storage.put("undone", True)
+            raise ValueError("changed my mind")
+
+        out["undone"] = failure(lambda: storage.transaction_sync(undone))
+        out["afterUndone"] = [sql.exec("SELECT count(*) AS c FROM t").one()["c"], storage.get("undone")]
+        out["kept"] = storage.transaction_sync(lambda: sql.exec("UPDATE t SET i = 8 RETURNING i").one())
+        out["size"] = sql.database_size
+        return out
 
     # RPC methods, called from JavaScript as `stub.sayHello(...)` and from Rust as `call("sayHello")`.
     def say_hello(self, name):
