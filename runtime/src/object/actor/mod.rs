@@ -347,6 +347,7 @@ impl Actor {
                 self.forget();
                 self.shared.metrics.hibernations.inc();
             }
+            self.storage().close_sql();
             return false;
         }
         let retired = self.shared.retire(&self.key, self.actor_id, &mut self.rx);

@@ -24,6 +24,9 @@ use guard::Guard;
 /// SQLite's page cache per connection (KiB): hot pages of a live object; the rest is read
 /// from storage again.
 const CACHE_KIB: i64 = 1024;
+/// Pages a database may grow to: 10 GiB of 4 KiB pages (Cloudflare's 10 GB per object). A write
+/// past it fails with SQLite's "database or disk is full".
+const MAX_PAGES: u64 = 10 * 1024 * 1024 * 1024 / 4096;
 
 /// A value bound to a statement or read from a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +84,7 @@ impl SqlDatabase {
             conn.execute_batch(&format!(
                 "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = MEMORY; \
                  PRAGMA temp_store = MEMORY; PRAGMA synchronous = OFF; \
-                 PRAGMA cache_size = -{CACHE_KIB};"
+                 PRAGMA cache_size = -{CACHE_KIB}; PRAGMA max_page_count = {MAX_PAGES};"
             ))?;
             conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
             let guard = Guard::default();
@@ -318,6 +321,12 @@ impl ObjectStorage {
     pub fn sql_exec(&mut self, query: &str, bindings: &[Value]) -> Result<Cursor, SqlError> {
         let max = self.max_list_bytes();
         self.with_sql(|db, view| db.exec(view, query, bindings, max))
+    }
+
+    /// Closes the database's connection (its page cache goes with it) while the object sleeps;
+    /// the next SQL call reopens it from storage.
+    pub fn close_sql(&mut self) {
+        self.sql = None;
     }
 
     pub fn sql_database_size(&mut self) -> Result<u64, SqlError> {

@@ -215,3 +215,26 @@ fn a_statement_over_the_write_limit_fails_and_leaves_the_database_whole() {
     assert_eq!(o.rows("PRAGMA quick_check"), [[text("ok")]]);
     assert_eq!(o.rows("SELECT count(*) FROM t"), [[int(1)]]);
 }
+
+#[test]
+fn limits_answer_with_sqlites_messages() {
+    let mut o = Object::new();
+    let long = format!("SELECT '{}'", "x".repeat(100_001));
+    let error = o.sql(&long, &[]).unwrap_err();
+    assert_eq!(error.0, "statement too long: SQLITE_TOOBIG");
+    let placeholders = vec!["?"; 101].join(", ");
+    let bindings = vec![int(1); 101];
+    let error = o
+        .sql(&format!("SELECT {placeholders}"), &bindings)
+        .unwrap_err();
+    assert_eq!(error.0, "too many SQL variables: SQLITE_ERROR");
+    let error = o.sql("SELECT zeroblob(2000001)", &[]).unwrap_err();
+    assert_eq!(error.0, "string or blob too big: SQLITE_TOOBIG");
+    let error = o
+        .sql("SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4 UNION SELECT 5 UNION SELECT 6 UNION SELECT 7", &[])
+        .unwrap_err();
+    assert!(
+        error.0.contains("too many terms in compound SELECT"),
+        "{error}"
+    );
+}
