@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestServer;
+use redb::ReadableTable;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -236,4 +237,116 @@ async fn a_python_class_has_the_same_sql_storage() {
     assert_eq!(out["afterUndone"], json!([1, null]));
     assert_eq!(out["kept"], json!({"i": 8}));
     assert!(out["size"].as_u64().unwrap() > 0);
+}
+
+/// The inspector shows an object's SQL tables and rows, read from a snapshot (never through the
+/// live connection, whose object is not even woken), and listings give the database's size
+/// apart from the key-value entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inspector_shows_tables_and_rows() {
+    let s = probe().await;
+    for _ in 0..3 {
+        s.get("/objects/Probe/looked-at/sql-count").await;
+    }
+    let admin = async |path: &str| s.admin_call(reqwest::Method::GET, path, Vec::new()).await;
+    let (status, out) = admin("/classes/Probe/objects/by-name/looked-at/sql").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["name"], "looked-at");
+    assert_eq!(out["tables"][0]["name"], "counter");
+    assert_eq!(out["tables"][0]["rows"], 1);
+    assert!(
+        out["tables"][0]["sql"]
+            .as_str()
+            .unwrap()
+            .starts_with("CREATE TABLE counter")
+    );
+    let size = out["size"].as_u64().unwrap();
+    assert!(size >= 8192, "{out}");
+    let (status, out) = admin("/classes/Probe/objects/by-name/looked-at/sql?table=counter").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["columns"], json!(["id", "value"]));
+    assert_eq!(out["rows"], json!([[1, 3]]));
+    let (status, _) = admin("/classes/Probe/objects/by-name/looked-at/sql?table=nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, out) = admin("/classes/Probe/objects/by-name/never-used/sql").await;
+    assert_eq!(out["tables"], json!([]));
+
+    let (_, listing) = admin("/classes/Probe/objects").await;
+    let object = &listing["objects"][0];
+    assert_eq!(
+        (object["keys"].clone(), object["sql_bytes"].as_u64()),
+        (json!(0), Some(size))
+    );
+    let (_, entries) = admin("/classes/Probe/objects/by-name/looked-at").await;
+    assert_eq!(entries["entries"], json!([]), "the pages are not entries");
+}
+
+/// `duro check` runs SQLite's `integrity_check` on every object's database: a sound one passes;
+/// a page overwritten behind SQLite's back (through redb, so redb's own checksums hold) fails
+/// the check, naming the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_runs_sqlites_integrity_check_on_every_database() {
+    let temp = tempfile::tempdir().unwrap();
+    let probe = format!("Store={}", common::guest("storage-probe").display());
+    let mut process = common::Process::start_with(
+        temp.path(),
+        &["--deploy", &probe],
+        std::process::Stdio::null(),
+    );
+    let statements = json!({"statements": [
+        ["CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)", []],
+        ["WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) INSERT INTO t SELECT i, printf('%0100d', i) FROM n", []],
+    ]});
+    let response = reqwest::Client::new()
+        .post(format!("{}/objects/Store/checked/sql", process.ingress))
+        .body(statements.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    process.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(process.child.wait().unwrap().success());
+    let data_dir = temp.path().to_str().unwrap();
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_duro"))
+            .args(["check", "--data-dir", data_dir])
+            .output()
+            .unwrap()
+    };
+    let output = check();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{printed}");
+    assert!(
+        printed.contains("sql: 1 of 1 databases pass SQLite's integrity_check"),
+        "{printed}"
+    );
+
+    // Overwrite the table's root page (page 2) with garbage, through redb.
+    {
+        let db = redb::Database::open(temp.path().join("duro.redb")).unwrap();
+        let table: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("data");
+        let txn = db.begin_write().unwrap();
+        {
+            let mut data = txn.open_table(table).unwrap();
+            let key = {
+                let mut page = None;
+                for entry in data.iter().unwrap() {
+                    let (key, _) = entry.unwrap();
+                    if key.value().ends_with(&[0xFF, b'p', 0, 0, 0, 1]) {
+                        page = Some(key.value().to_vec());
+                    }
+                }
+                page.expect("page 2 of the database")
+            };
+            data.insert(key.as_slice(), [0x55u8; 4096].as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let output = check();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{printed}");
+    assert!(printed.contains("SQL database of object"), "{printed}");
 }

@@ -13,17 +13,12 @@ use hyper::body::{Frame, Incoming};
 use tokio::io::AsyncReadExt;
 
 use super::error::{ApiError, Body, json};
+use super::inspect;
 use super::read_body;
 use super::route::{self, Admin};
 use crate::class::Change;
 use crate::class::{Classes, Migration};
-use crate::ids::ObjectId;
 use crate::metrics::Metrics;
-use crate::object::directory::ObjectKey;
-
-/// Objects or entries one page lists by default, and at most.
-const PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
 
 /// Largest migration, bindings or outbound body accepted.
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
@@ -351,12 +346,17 @@ async fn route(
             state.classes.check(bytes, worker).await?;
             Ok(json(StatusCode::OK, &serde_json::json!({ "ok": true })))
         }
-        (Admin::Objects(class), Method::GET) => objects(state, &class, request.uri().query()).await,
+        (Admin::Objects(class), Method::GET) => {
+            inspect::objects(state, &class, request.uri().query()).await
+        }
         (Admin::Object(class, object), Method::GET) => {
-            object_entries(state, &class, object, request.uri().query()).await
+            inspect::object_entries(state, &class, object, request.uri().query()).await
+        }
+        (Admin::ObjectSql(class, object), Method::GET) => {
+            inspect::object_sql(state, &class, object, request.uri().query()).await
         }
         (Admin::Object(class, object), Method::DELETE) => {
-            let (loaded, id, _) = find_object(state, &class, object)?;
+            let (loaded, id, _) = inspect::find_object(state, &class, object)?;
             state.directory.wipe(loaded, id).await?;
             Ok(http::Response::builder()
                 .status(StatusCode::NO_CONTENT)
@@ -397,154 +397,6 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// Compares without an early exit, so the time taken does not reveal the token's prefix.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The deployed class `class`, or 404.
-fn loaded_class(
-    state: &AdminState,
-    class: &crate::ids::ClassName,
-) -> Result<Arc<crate::class::LoadedClass>, ApiError> {
-    state
-        .classes
-        .get(class)
-        .ok_or_else(|| ApiError::NotFound(format!("no class named {class}")))
-}
-
-/// The class and id an admin route names an object by (a malformed or foreign id: 400), and its
-/// name when it was named by it.
-fn find_object(
-    state: &AdminState,
-    class: &crate::ids::ClassName,
-    object: route::ObjectRef,
-) -> Result<(Arc<crate::class::LoadedClass>, ObjectId, Option<String>), ApiError> {
-    let loaded = loaded_class(state, class)?;
-    Ok(match object {
-        route::ObjectRef::Id(id) => {
-            let id = loaded.ids.from_string(&id)?;
-            (loaded, id, None)
-        }
-        route::ObjectRef::Name(name) => {
-            let id = loaded.ids.from_name(&name);
-            (loaded, id, Some(name))
-        }
-    })
-}
-
-/// Runs a blocking read of the database off the async threads; a failure is an internal error
-/// that says `what` was being done.
-async fn read_db<T: Send + 'static>(
-    state: &AdminState,
-    what: &str,
-    read: impl FnOnce(&redb::Database) -> Result<T, redb::Error> + Send + 'static,
-) -> Result<T, ApiError> {
-    let db = state.db.clone();
-    let failed = |e: &dyn std::fmt::Display| ApiError::Internal(format!("{what}: {e}"));
-    tokio::task::spawn_blocking(move || read(&db))
-        .await
-        .map_err(|e| failed(&e))?
-        .map_err(|e| failed(&e))
-}
-
-/// A query value, or a bad request that names it.
-fn query(query: Option<&str>, key: &str) -> Result<Option<String>, ApiError> {
-    route::query_value(query, key)
-        .map_err(|_| ApiError::BadRequest(format!("the query value {key} is not valid UTF-8")))
-}
-
-/// `?limit=` (1 to [`MAX_PAGE`], default [`PAGE`]).
-fn page_limit(query_string: Option<&str>) -> Result<usize, ApiError> {
-    match query(query_string, "limit")? {
-        None => Ok(PAGE),
-        Some(limit) => limit
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be a number from 1 to {MAX_PAGE}"))
-            }),
-    }
-}
-
-/// `GET /classes/{class}/objects`: the class's stored objects (with a key or an alarm), in id
-/// order, a page at a time (`?limit=`, `?after=` the last id of the previous page).
-async fn objects(
-    state: &AdminState,
-    class: &crate::ids::ClassName,
-    query_string: Option<&str>,
-) -> Result<http::Response<Body>, ApiError> {
-    let loaded = loaded_class(state, class)?;
-    let limit = page_limit(query_string)?;
-    let after = query(query_string, "after")?
-        .map(|id| loaded.ids.from_string(&id))
-        .transpose()?;
-    let incarnation = loaded.incarnation;
-    let page = read_db(state, "listing objects", move |db| {
-        crate::storage::inspect::objects(db, incarnation, after.as_ref(), limit)
-    })
-    .await?;
-    let objects: Vec<serde_json::Value> = page
-        .items
-        .iter()
-        .map(|object| {
-            serde_json::json!({
-                "id": object.id.to_hex(),
-                "keys": object.keys,
-                "bytes": object.bytes,
-                "alarm_ms": object.alarm_ms,
-                "active": state.directory.is_active(&ObjectKey::of(&loaded, object.id)),
-            })
-        })
-        .collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "class": class, "objects": objects, "next": page.next }),
-    ))
-}
-
-/// `GET /classes/{class}/objects/{id}` (or `/by-name/{name}`): the object's stored entries in key
-/// order (`?prefix=`, `?limit=`, `?after=` the last key of the previous page) and its alarm. A
-/// value is shown as the JSON it is (`"value"`), or as `"hex"` when it is not JSON.
-async fn object_entries(
-    state: &AdminState,
-    class: &crate::ids::ClassName,
-    object: route::ObjectRef,
-    query_string: Option<&str>,
-) -> Result<http::Response<Body>, ApiError> {
-    let (loaded, id, name) = find_object(state, class, object)?;
-    let view = state.directory.view(loaded.clone(), id).await;
-    let limit = page_limit(query_string)?;
-    let prefix = query(query_string, "prefix")?.unwrap_or_default();
-    let after = query(query_string, "after")?;
-    let incarnation = loaded.incarnation;
-    let object = read_db(state, "reading the object", move |db| {
-        crate::storage::inspect::entries(db, incarnation, &id, &prefix, after.as_deref(), limit)
-    })
-    .await?;
-    let entries: Vec<serde_json::Value> = object
-        .entries
-        .items
-        .into_iter()
-        .map(
-            |(key, bytes)| match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(value) => serde_json::json!({ "key": key, "value": value }),
-                Err(_) => serde_json::json!({ "key": key, "hex": hex::encode(&bytes) }),
-            },
-        )
-        .collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "class": class,
-            "id": id.to_hex(),
-            "name": name,
-            "alarm_ms": object.alarm_ms,
-            "active": view.is_some(),
-            "in_memory": view.is_some_and(|v| v.in_memory),
-            "websockets": view.map_or(0, |v| v.websockets),
-            "next": object.entries.next,
-            "entries": entries,
-        }),
-    ))
 }
 
 #[cfg(test)]

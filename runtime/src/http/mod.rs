@@ -6,6 +6,7 @@ pub mod access;
 pub mod admin;
 pub mod error;
 pub mod ingress;
+mod inspect;
 pub mod route;
 
 use std::convert::Infallible;

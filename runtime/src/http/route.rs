@@ -35,6 +35,9 @@ pub enum Admin {
     /// `/classes/{class}/objects/{id}` or `/classes/{class}/objects/by-name/{name}`: one object's
     /// stored entries.
     Object(ClassName, ObjectRef),
+    /// `.../objects/{id}/sql` or `.../objects/by-name/{name}/sql`: one object's SQL tables, or
+    /// the rows of one (`?table=`).
+    ObjectSql(ClassName, ObjectRef),
     Migrations,
     Backup,
     Worker,
@@ -90,11 +93,19 @@ pub fn ingress(path: &str, query: Option<&str>) -> Result<Ingress, RouteError> {
 }
 
 pub fn admin(path: &str) -> Result<Admin, RouteError> {
-    let (head, tail) = split_segments(path, 5);
+    let (head, tail) = split_segments(path, 6);
     if !tail.is_empty() {
         return Err(RouteError::NotFound);
     }
     match head.as_slice() {
+        ["classes", class, "objects", "by-name", name, "sql"] => Ok(Admin::ObjectSql(
+            class_name(class)?,
+            ObjectRef::Name(decode(name)?),
+        )),
+        ["classes", class, "objects", id, "sql"] if *id != "by-name" => Ok(Admin::ObjectSql(
+            class_name(class)?,
+            ObjectRef::Id(decode(id)?),
+        )),
         ["classes"] => Ok(Admin::Classes),
         ["classes", class] => Ok(Admin::Class(class_name(class)?)),
         ["classes", class, "objects"] => Ok(Admin::Objects(class_name(class)?)),
@@ -259,6 +270,31 @@ mod tests {
         );
         assert_eq!(
             admin("/classes/Counter/objects/by-name/a/b"),
+            Err(RouteError::NotFound)
+        );
+        assert_eq!(
+            admin("/classes/Counter/objects/ab12/sql"),
+            Ok(Admin::ObjectSql(
+                class("Counter"),
+                ObjectRef::Id("ab12".into())
+            ))
+        );
+        assert_eq!(
+            admin("/classes/Counter/objects/by-name/sql/sql"),
+            Ok(Admin::ObjectSql(
+                class("Counter"),
+                ObjectRef::Name("sql".into())
+            ))
+        );
+        assert_eq!(
+            admin("/classes/Counter/objects/by-name/sql"),
+            Ok(Admin::Object(
+                class("Counter"),
+                ObjectRef::Name("sql".into())
+            ))
+        );
+        assert_eq!(
+            admin("/classes/Counter/objects/ab12/sql/x"),
             Err(RouteError::NotFound)
         );
     }

@@ -3,15 +3,22 @@
 //! The check verifies redb's checksums over every page (a flipped byte in a value is found), reads
 //! every entry of every table, checks the write-ahead log as a start would (without replaying
 //! it), and checks what the runtime's tables promise each other: every class's component is
-//! stored under its sha256, every alarm has its schedule entry.
+//! stored under its sha256, every alarm has its schedule entry; and runs SQLite's
+//! `integrity_check` on every object's SQL database.
 
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use sha2::{Digest, Sha256};
 
-use super::schema;
+use super::schema::{self, CLASS_PREFIX_LEN};
+use super::sql::{pages, snapshot::Snapshot};
 use super::wal;
+
+/// `[class][id]`: the part of a data key that names its object.
+const OBJECT_PREFIX_LEN: usize = CLASS_PREFIX_LEN + 32;
+/// Largest SQL database checked (it is copied into memory for SQLite to read).
+const MAX_CHECKED_DATABASE: u64 = 4 * 1024 * 1024 * 1024;
 
 /// What a check found: `problems` empty means healthy.
 #[derive(Debug, Default)]
@@ -83,13 +90,19 @@ fn read_everything(db: &Database, report: &mut Report) -> Result<(), redb::Error
     let txn = db.begin_read()?;
     let data = txn.open_table(schema::DATA)?;
     let mut entries = 0u64;
+    let mut databases = Vec::new();
     for entry in data.iter()? {
-        entry?;
+        let (key, _) = entry?;
         entries += 1;
+        let key = key.value();
+        if key.get(OBJECT_PREFIX_LEN..) == Some(&pages::SIZE_KEY[..]) {
+            databases.push(key[..OBJECT_PREFIX_LEN].to_vec());
+        }
     }
     report
         .checked
         .push(format!("data: {entries} entries readable"));
+    check_sql(&txn, &databases, report);
 
     let components = txn.open_table(schema::COMPONENTS)?;
     for entry in components.iter()? {
@@ -141,6 +154,32 @@ fn read_everything(db: &Database, report: &mut Report) -> Result<(), redb::Error
         .push(format!("alarms: {count}, each in the schedule"));
     count_entries(&txn, schema::META, report)?;
     Ok(())
+}
+
+/// Runs SQLite's `integrity_check` on each object's database, as the snapshot holds it.
+fn check_sql(txn: &redb::ReadTransaction, databases: &[Vec<u8>], report: &mut Report) {
+    let mut passed = 0;
+    for object in databases {
+        let name = format!(
+            "SQL database of object {} (class incarnation {})",
+            hex::encode(&object[CLASS_PREFIX_LEN..]),
+            u64::from_be_bytes(object[..CLASS_PREFIX_LEN].try_into().expect("8 bytes"))
+        );
+        let checked = Snapshot::read(txn, object, MAX_CHECKED_DATABASE)
+            .and_then(|s| s.map(|s| s.integrity_check()).transpose());
+        match checked {
+            Ok(Some(found)) if found == ["ok"] => passed += 1,
+            Ok(Some(found)) => report
+                .problems
+                .push(format!("{name}: integrity_check: {}", found.join("; "))),
+            Ok(None) => {}
+            Err(e) => report.problems.push(format!("{name}: {e}")),
+        }
+    }
+    report.checked.push(format!(
+        "sql: {passed} of {} databases pass SQLite's integrity_check",
+        databases.len()
+    ));
 }
 
 fn count_entries(

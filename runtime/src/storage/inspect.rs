@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use redb::{Database, ReadableDatabase};
 
 use super::schema::{self, CLASS_PREFIX_LEN};
+use super::sql::pages;
 use crate::ids::ObjectId;
 
 /// One stored object of a class: one with at least one key or an alarm.
@@ -20,6 +21,8 @@ pub struct StoredObject {
     pub bytes: u64,
     /// When its alarm fires (ms since the Unix epoch), if it has one.
     pub alarm_ms: Option<i64>,
+    /// The size of its SQL database (0: none); its pages are not among `keys` and `bytes`.
+    pub sql_bytes: u64,
 }
 
 /// Some items, and where the next page starts (`None`: this was the last).
@@ -58,7 +61,7 @@ pub fn objects(
     };
     // Counts per object, for the first `limit + 1` objects with keys (the one past the page
     // tells whether there is a next page).
-    let mut found: BTreeMap<[u8; 32], (u64, u64)> = BTreeMap::new();
+    let mut found: BTreeMap<[u8; 32], Counts> = BTreeMap::new();
     let bounds = range(&start);
     for entry in data.range::<&[u8]>(bounds.start.as_slice()..bounds.end.as_slice())? {
         let (key, value) = entry?;
@@ -68,8 +71,15 @@ pub fn objects(
             break;
         }
         let counts = found.entry(id).or_default();
-        counts.0 += 1;
-        counts.1 += (key.len() - CLASS_PREFIX_LEN - 32 + value.value().len()) as u64;
+        let user_key = &key[CLASS_PREFIX_LEN + 32..];
+        if user_key.first() == Some(&pages::INTERNAL) {
+            if user_key == pages::SIZE_KEY {
+                counts.sql_bytes = pages::decode_size(value.value());
+            }
+            continue;
+        }
+        counts.keys += 1;
+        counts.bytes += (user_key.len() + value.value().len()) as u64;
     }
     // Objects that only have an alarm.
     for entry in alarms
@@ -82,20 +92,29 @@ pub fn objects(
         }
     }
     let mut items = Vec::with_capacity(limit.min(found.len()));
-    for (id, (keys, bytes)) in found.iter().take(limit) {
+    for (id, counts) in found.iter().take(limit) {
         let object = [class.as_slice(), id].concat();
         let alarm_ms = alarms.get(object.as_slice())?.map(|at| at.value());
         items.push(StoredObject {
             id: ObjectId::from_bytes(*id),
-            keys: *keys,
-            bytes: *bytes,
+            keys: counts.keys,
+            bytes: counts.bytes,
             alarm_ms,
+            sql_bytes: counts.sql_bytes,
         });
     }
     let next = (found.len() > limit)
         .then(|| items.last().map(|o| o.id.to_hex()))
         .flatten();
     Ok(Page { items, next })
+}
+
+/// What a listing counts of one object.
+#[derive(Default)]
+struct Counts {
+    keys: u64,
+    bytes: u64,
+    sql_bytes: u64,
 }
 
 /// What [`entries`] reads of one object.
@@ -128,7 +147,7 @@ pub fn entries(
     };
     let end = schema::prefix_end(&scope).unwrap_or_else(|| vec![u8::MAX; scope.len() + 1]);
     // The user's keys only: the SQL database's pages come after them.
-    let end = end.min([object.as_slice(), &[super::sql::pages::INTERNAL]].concat());
+    let end = end.min([object.as_slice(), &[pages::INTERNAL]].concat());
     let txn = db.begin_read()?;
     let alarms = txn.open_table(schema::ALARMS)?;
     let alarm_ms = alarms.get(object.as_slice())?.map(|at| at.value());

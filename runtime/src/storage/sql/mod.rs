@@ -11,6 +11,7 @@
 
 mod guard;
 pub mod pages;
+pub mod snapshot;
 #[cfg(test)]
 mod tests;
 mod vfs;
@@ -156,6 +157,22 @@ fn fail(
     })
 }
 
+/// SQLite's message of a failure outside an object's event (snapshots).
+fn fail_plain(error: rusqlite::Error) -> SqlError {
+    fail(error, None, None)
+}
+
+/// A column's value, owned.
+fn column_value(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(n) => Value::Integer(n),
+        ValueRef::Real(x) => Value::Real(x),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
 fn code_name(code: rusqlite::ErrorCode) -> &'static str {
     use rusqlite::ErrorCode::*;
     match code {
@@ -233,13 +250,7 @@ fn read_rows(
     while let Some(row) = raw.next()? {
         let mut values = Vec::with_capacity(width);
         for i in 0..width {
-            let value = match row.get_ref(i)? {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(n) => Value::Integer(n),
-                ValueRef::Real(x) => Value::Real(x),
-                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-            };
+            let value = column_value(row.get_ref(i)?);
             bytes += match &value {
                 Value::Text(s) => s.len(),
                 Value::Blob(b) => b.len(),

@@ -17,7 +17,21 @@ use crate::storage::{ObjectStorage, StorageError};
 pub const CHUNK: usize = 4096;
 /// The first byte of every internal key of an object.
 pub const INTERNAL: u8 = 0xFF;
-const SIZE_KEY: [u8; 2] = [INTERNAL, b's'];
+/// The key of the file's size.
+pub const SIZE_KEY: [u8; 2] = [INTERNAL, b's'];
+/// Where the chunks' keys start.
+pub const CHUNKS: [u8; 2] = [INTERNAL, b'p'];
+
+/// The chunk index of a chunk's key (`None` for any other key).
+pub fn chunk_index(key: &[u8]) -> Option<u64> {
+    let index: [u8; 4] = key.strip_prefix(&CHUNKS)?.try_into().ok()?;
+    Some(u32::from_be_bytes(index).into())
+}
+
+/// The file size a size entry holds.
+pub fn decode_size(value: &[u8]) -> u64 {
+    value.try_into().map_or(0, u64::from_le_bytes)
+}
 
 fn chunk_key(index: u64) -> Result<[u8; 6], StorageError> {
     let index = u32::try_from(index)
@@ -31,8 +45,7 @@ fn chunk_key(index: u64) -> Result<[u8; 6], StorageError> {
 pub fn size(view: &mut ObjectStorage) -> Result<u64, StorageError> {
     Ok(view
         .read_internal(&SIZE_KEY)?
-        .and_then(|v| v.as_ref().try_into().ok())
-        .map_or(0, u64::from_le_bytes))
+        .map_or(0, |v| decode_size(&v)))
 }
 
 fn set_size(view: &mut ObjectStorage, size: u64) -> Result<(), StorageError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use redb::Database;
+use redb::{Database, ReadableDatabase};
 
 use super::{Cursor, SqlError, Value};
 use crate::config::Limits;
@@ -237,4 +237,49 @@ fn limits_answer_with_sqlites_messages() {
         error.0.contains("too many terms in compound SELECT"),
         "{error}"
     );
+}
+
+#[test]
+fn a_snapshot_reads_what_the_events_committed_without_the_live_connection() {
+    use super::snapshot::Snapshot;
+    let mut o = Object::new();
+    let snapshot = |o: &Object| {
+        let txn = o.db.begin_read().unwrap();
+        Snapshot::read(&txn, &[7; 40], 1 << 30).unwrap()
+    };
+    assert!(snapshot(&o).is_none(), "no database yet");
+    o.sql(
+        "CREATE TABLE \"odd \"\"name\" (k TEXT PRIMARY KEY, v BLOB); CREATE TABLE e (x)",
+        &[],
+    )
+    .unwrap();
+    for n in 0..300 {
+        o.sql(
+            "INSERT INTO \"odd \"\"name\" VALUES (?, ?)",
+            &[text(&format!("k{n:03}")), Value::Blob(vec![n as u8; 100])],
+        )
+        .unwrap();
+    }
+    // Not yet committed: the snapshot does not see it.
+    o.view.begin_event();
+    o.view.sql_exec("DELETE FROM e", &[]).unwrap();
+    o.view.sql_exec("INSERT INTO e VALUES (1)", &[]).unwrap();
+    let s = snapshot(&o).unwrap();
+    let tables = s.tables().unwrap();
+    let summary: Vec<_> = tables.iter().map(|t| (t.name.as_str(), t.rows)).collect();
+    assert_eq!(summary, [("e", 0), ("odd \"name", 300)]);
+    assert!(tables[1].sql.starts_with("CREATE TABLE"));
+    let page = s.rows("odd \"name", 298, 10).unwrap();
+    assert_eq!(page.columns, ["k", "v"]);
+    assert_eq!(page.rows.len(), 2);
+    assert_eq!(page.rows[0][0], text("k298"));
+    assert_eq!(s.integrity_check().unwrap(), ["ok"]);
+    assert!(
+        s.rows("nope", 0, 1)
+            .unwrap_err()
+            .0
+            .contains("no such table")
+    );
+    let refused = Snapshot::read(&o.db.begin_read().unwrap(), &[7; 40], 4096);
+    assert!(refused.err().unwrap().0.contains("at most 4096"));
 }

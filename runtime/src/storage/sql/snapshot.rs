@@ -1,0 +1,157 @@
+//! An object's database as one redb snapshot holds it, never through its live connection: the
+//! pages read in one read transaction are copied into a read-only in-memory SQLite. The
+//! inspector routes read tables and rows from it; `duro check` runs `integrity_check` on it.
+
+use redb::ReadTransaction;
+use rusqlite::{Connection, MAIN_DB, OpenFlags};
+
+use super::pages::{self, CHUNK};
+use super::{Cursor, SqlError, Value, column_value, fail_plain};
+use crate::storage::schema;
+
+/// One table of a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub name: String,
+    /// Its `CREATE TABLE` statement.
+    pub sql: String,
+    pub rows: u64,
+}
+
+/// A read-only copy of one object's database.
+pub struct Snapshot {
+    conn: Connection,
+    /// The file's bytes.
+    pub size: u64,
+}
+
+impl Snapshot {
+    /// The database of the object whose keys start with `object` as `txn` sees it; `None` when
+    /// it has none. A database over `max_bytes` is refused (it would be copied into memory).
+    pub fn read(
+        txn: &ReadTransaction,
+        object: &[u8],
+        max_bytes: u64,
+    ) -> Result<Option<Self>, SqlError> {
+        let storage = |e: &dyn std::fmt::Display| SqlError(format!("reading the database: {e}"));
+        let data = txn.open_table(schema::DATA).map_err(|e| storage(&e))?;
+        let size_key = [object, &pages::SIZE_KEY].concat();
+        let size = match data.get(size_key.as_slice()).map_err(|e| storage(&e))? {
+            Some(value) => pages::decode_size(value.value()),
+            None => return Ok(None),
+        };
+        if size > max_bytes {
+            return Err(SqlError(format!(
+                "the database is {size} bytes; a snapshot copies at most {max_bytes}"
+            )));
+        }
+        let len =
+            usize::try_from(size).map_err(|_| SqlError("the database is too large".into()))?;
+        let mut file = vec![0u8; len];
+        let start = [object, &pages::CHUNKS].concat();
+        let end = [object, &pages::SIZE_KEY].concat();
+        for entry in data
+            .range::<&[u8]>(start.as_slice()..end.as_slice())
+            .map_err(|e| storage(&e))?
+        {
+            let (key, value) = entry.map_err(|e| storage(&e))?;
+            let Some(index) = pages::chunk_index(&key.value()[object.len()..]) else {
+                continue;
+            };
+            let at = (index as usize).saturating_mul(CHUNK);
+            if at < len {
+                let n = value.value().len().min(len - at);
+                file[at..at + n].copy_from_slice(&value.value()[..n]);
+            }
+        }
+        let mut conn = Connection::open_with_flags(
+            ":memory:",
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(fail_plain)?;
+        conn.deserialize_read_exact(MAIN_DB, file.as_slice(), len, true)
+            .map_err(fail_plain)?;
+        Ok(Some(Self { conn, size }))
+    }
+
+    /// The user's tables (not SQLite's own), by name, with their row counts.
+    pub fn tables(&self) -> Result<Vec<Table>, SqlError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT name, sql FROM sqlite_schema WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+            )
+            .map_err(fail_plain)?;
+        let named = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(fail_plain)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail_plain)?;
+        named
+            .into_iter()
+            .map(|(name, sql)| {
+                let rows = self
+                    .conn
+                    .query_row(
+                        &format!("SELECT count(*) FROM {}", quoted(&name)),
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .map_err(fail_plain)?;
+                Ok(Table {
+                    name,
+                    sql,
+                    rows: rows.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// Rows of `table` in rowid (or primary key) order: `limit` after the first `offset`.
+    pub fn rows(&self, table: &str, offset: u64, limit: u64) -> Result<Cursor, SqlError> {
+        let query = format!("SELECT * FROM {} LIMIT ? OFFSET ?", quoted(table));
+        let mut statement = self.conn.prepare(&query).map_err(fail_plain)?;
+        let columns: Vec<String> = statement
+            .column_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let width = columns.len();
+        let rows = statement
+            .query_map([limit as i64, offset as i64], |row| {
+                (0..width)
+                    .map(|i| row.get_ref(i).map(column_value))
+                    .collect::<Result<Vec<Value>, _>>()
+            })
+            .map_err(fail_plain)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail_plain)?;
+        Ok(Cursor {
+            columns,
+            rows_read: rows.len() as u64,
+            rows,
+            rows_written: 0,
+        })
+    }
+
+    /// SQLite's `integrity_check`: `["ok"]`, or the problems it found.
+    pub fn integrity_check(&self) -> Result<Vec<String>, SqlError> {
+        let mut statement = self
+            .conn
+            .prepare("PRAGMA integrity_check")
+            .map_err(fail_plain)?;
+        statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(fail_plain)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail_plain)
+    }
+}
+
+/// `name` as an SQL identifier.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
