@@ -114,11 +114,7 @@ impl Snapshot {
     pub fn rows(&self, table: &str, offset: u64, limit: u64) -> Result<Cursor, SqlError> {
         let query = format!("SELECT * FROM {} LIMIT ? OFFSET ?", quoted(table));
         let mut statement = self.conn.prepare(&query).map_err(fail_plain)?;
-        let columns: Vec<String> = statement
-            .column_names()
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let columns: Vec<String> = statement.column_names().map(str::to_string).collect();
         let width = columns.len();
         let rows = statement
             .query_map([limit as i64, offset as i64], |row| {
