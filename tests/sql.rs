@@ -350,3 +350,31 @@ async fn check_runs_sqlites_integrity_check_on_every_database() {
     assert!(!output.status.success(), "{printed}");
     assert!(printed.contains("SQL database of object"), "{printed}");
 }
+
+/// A C class reaches the same database through `duro.h` (`duro_sql_exec` with typed bindings):
+/// the C Counter's `/sql/increment` counts in a table, beside its key-value count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_class_has_the_same_sql_storage() {
+    let s = TestServer::start_with(common::shared_cache).await;
+    let counter = std::fs::read(common::c_build()).expect("the C counter");
+    assert_eq!(s.upload("CCounter", counter).await.0, StatusCode::CREATED);
+    for n in 1..=3 {
+        assert_eq!(
+            s.get("/objects/CCounter/c/sql/increment").await,
+            (StatusCode::OK, json!({"count": n}))
+        );
+    }
+    assert_eq!(
+        s.get("/objects/CCounter/c/increment").await.1,
+        json!({"count": 1}),
+        "the key-value count is apart"
+    );
+    let (_, out) = s
+        .admin_call(
+            reqwest::Method::GET,
+            "/classes/CCounter/objects/by-name/c/sql?table=counter",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(out["rows"], json!([[1, 3]]));
+}

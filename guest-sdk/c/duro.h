@@ -1,6 +1,7 @@
 /* duro.h — write a duro Durable Object class in C: a header-only helper over the wit-bindgen
  * bindings of the `object-core` world (gen/object_core.h). It gives strings from C literals,
- * the request's path and method, storage of JSON integers, and responses built from C strings.
+ * the request's path and method, storage of JSON integers, SQL statements with typed values,
+ * and responses built from C strings.
  * Implement `exports_object_core_fetch` (see examples/c/counter/counter.c):
  *
  *     void exports_object_core_fetch(duro_request *req, duro_response *res) {
@@ -27,6 +28,8 @@ typedef object_core_request_t duro_request;
 typedef object_core_response_t duro_response;
 typedef object_core_string_t duro_string;
 typedef duro_object_storage_storage_error_t duro_storage_error;
+typedef duro_object_sql_value_t duro_sql_value;
+typedef duro_object_sql_cursor_t duro_sql_cursor;
 
 /* A string that borrows a C string (no copy): for arguments. */
 static inline duro_string duro_str(const char *s) {
@@ -129,6 +132,46 @@ static inline bool duro_delete(const char *key, duro_storage_error *err) {
 }
 
 /* Answers `status` with `body` (copied) and a content-type header. */
+/* SQL storage (the object's SQLite database, committed with its other writes). Values to bind;
+ * a text value borrows its C string for the call. */
+static inline duro_sql_value duro_sql_null(void) {
+    duro_sql_value v = {.tag = DURO_OBJECT_SQL_VALUE_NULL};
+    return v;
+}
+
+static inline duro_sql_value duro_sql_int(int64_t n) {
+    duro_sql_value v = {.tag = DURO_OBJECT_SQL_VALUE_INTEGER, .val.integer = n};
+    return v;
+}
+
+static inline duro_sql_value duro_sql_text(const char *s) {
+    duro_sql_value v = {.tag = DURO_OBJECT_SQL_VALUE_TEXT, .val.text = duro_str(s)};
+    return v;
+}
+
+/* Runs `query` (several statements separated by `;` run in order; the `n` bindings go to the
+ * last). On success fills *cursor (free it with duro_sql_cursor_free); on failure *err holds
+ * SQLite's message (free it with object_core_string_free) and nothing changed. */
+static inline bool duro_sql_exec(const char *query, duro_sql_value *bindings, size_t n,
+                                 duro_sql_cursor *cursor, duro_string *err) {
+    duro_string q = duro_str(query);
+    duro_object_sql_list_value_t b = {bindings, n};
+    return duro_object_sql_exec(&q, &b, cursor, err);
+}
+
+/* The integer in row `row`, column `col` of a cursor; false if there is none there. */
+static inline bool duro_sql_get_i64(const duro_sql_cursor *c, size_t row, size_t col, int64_t *out) {
+    if (row >= c->rows.len || col >= c->rows.ptr[row].len) return false;
+    const duro_sql_value *v = &c->rows.ptr[row].ptr[col];
+    if (v->tag != DURO_OBJECT_SQL_VALUE_INTEGER) return false;
+    *out = v->val.integer;
+    return true;
+}
+
+static inline void duro_sql_cursor_free(duro_sql_cursor *c) {
+    duro_object_sql_cursor_free(c);
+}
+
 static inline void duro_respond(duro_response *res, uint16_t status, const char *content_type, const char *body) {
     res->status = status;
     res->headers.len = 1;

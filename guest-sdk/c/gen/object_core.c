@@ -84,6 +84,9 @@ extern void __wasm_import_duro_object_websockets_deserialize_attachment(int64_t,
 __attribute__((__import_module__("duro:object/websockets@0.1.0"), __import_name__("set-auto-response")))
 extern void __wasm_import_duro_object_websockets_set_auto_response(int32_t, uint8_t *, size_t, uint8_t *, size_t);
 
+__attribute__((__import_module__("duro:object/websockets@0.1.0"), __import_name__("hold")))
+extern void __wasm_import_duro_object_websockets_hold(int64_t, uint8_t *);
+
 // Imported Functions from `duro:object/namespaces@0.1.0`
 
 __attribute__((__import_module__("duro:object/namespaces@0.1.0"), __import_name__("[method]stub.id")))
@@ -91,6 +94,9 @@ extern void __wasm_import_duro_object_namespaces_method_stub_id(int32_t, uint8_t
 
 __attribute__((__import_module__("duro:object/namespaces@0.1.0"), __import_name__("[method]stub.fetch")))
 extern void __wasm_import_duro_object_namespaces_method_stub_fetch(int32_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("duro:object/namespaces@0.1.0"), __import_name__("[method]stub.call")))
+extern void __wasm_import_duro_object_namespaces_method_stub_call(int32_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
 __attribute__((__import_module__("duro:object/namespaces@0.1.0"), __import_name__("id-from-name")))
 extern void __wasm_import_duro_object_namespaces_id_from_name(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
@@ -104,6 +110,9 @@ extern void __wasm_import_duro_object_namespaces_id_from_string(uint8_t *, size_
 __attribute__((__import_module__("duro:object/namespaces@0.1.0"), __import_name__("get")))
 extern void __wasm_import_duro_object_namespaces_get(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
+__attribute__((__import_module__("duro:object/namespaces@0.1.0"), __import_name__("binding-names")))
+extern void __wasm_import_duro_object_namespaces_binding_names(uint8_t *);
+
 // Imported Functions from `duro:object/env@0.1.0`
 
 __attribute__((__import_module__("duro:object/env@0.1.0"), __import_name__("get")))
@@ -111,6 +120,27 @@ extern void __wasm_import_duro_object_env_get(uint8_t *, size_t, uint8_t *);
 
 __attribute__((__import_module__("duro:object/env@0.1.0"), __import_name__("all")))
 extern void __wasm_import_duro_object_env_all(uint8_t *);
+
+// Imported Functions from `duro:object/timers@0.1.0`
+
+__attribute__((__import_module__("duro:object/timers@0.1.0"), __import_name__("wake-after")))
+extern void __wasm_import_duro_object_timers_wake_after(int32_t, int64_t);
+
+// Imported Functions from `duro:object/assets@0.1.0`
+
+__attribute__((__import_module__("duro:object/assets@0.1.0"), __import_name__("binding")))
+extern void __wasm_import_duro_object_assets_binding(uint8_t *);
+
+__attribute__((__import_module__("duro:object/assets@0.1.0"), __import_name__("fetch")))
+extern void __wasm_import_duro_object_assets_fetch(uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+// Imported Functions from `duro:object/sql@0.1.0`
+
+__attribute__((__import_module__("duro:object/sql@0.1.0"), __import_name__("exec")))
+extern void __wasm_import_duro_object_sql_exec(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("duro:object/sql@0.1.0"), __import_name__("database-size")))
+extern void __wasm_import_duro_object_sql_database_size(uint8_t *);
 
 // Exported Functions from `object-core`
 
@@ -458,6 +488,22 @@ void duro_object_namespaces_result_response_call_error_free(duro_object_namespac
   }
 }
 
+void duro_object_namespaces_result_list_u8_list_u8_free(duro_object_namespaces_result_list_u8_list_u8_t *ptr) {
+  if (!ptr->is_err) {
+    object_core_list_u8_free(&ptr->val.ok);
+  } else {
+    object_core_list_u8_free(&ptr->val.err);
+  }
+}
+
+void duro_object_namespaces_result_result_list_u8_list_u8_call_error_free(duro_object_namespaces_result_result_list_u8_list_u8_call_error_t *ptr) {
+  if (!ptr->is_err) {
+    duro_object_namespaces_result_list_u8_list_u8_free(&ptr->val.ok);
+  } else {
+    duro_object_namespaces_call_error_free(&ptr->val.err);
+  }
+}
+
 void duro_object_namespaces_result_string_call_error_free(duro_object_namespaces_result_string_call_error_t *ptr) {
   if (!ptr->is_err) {
     object_core_string_free(&ptr->val.ok);
@@ -470,6 +516,80 @@ void duro_object_namespaces_result_own_stub_call_error_free(duro_object_namespac
   if (!ptr->is_err) {
   } else {
     duro_object_namespaces_call_error_free(&ptr->val.err);
+  }
+}
+
+void object_core_option_u64_free(object_core_option_u64_t *ptr) {
+  if (ptr->is_some) {
+  }
+}
+
+void duro_object_assets_request_free(duro_object_assets_request_t *ptr) {
+  duro_object_types_request_free(ptr);
+}
+
+void duro_object_assets_response_free(duro_object_assets_response_t *ptr) {
+  duro_object_types_response_free(ptr);
+}
+
+void duro_object_sql_value_free(duro_object_sql_value_t *ptr) {
+  switch ((int32_t) ptr->tag) {
+    case 1: {
+      break;
+    }
+    case 2: {
+      break;
+    }
+    case 3: {
+      object_core_string_free(&ptr->val.text);
+      break;
+    }
+    case 4: {
+      object_core_list_u8_free(&ptr->val.blob);
+      break;
+    }
+  }
+}
+
+void duro_object_sql_list_value_free(duro_object_sql_list_value_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    duro_object_sql_value_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      duro_object_sql_value_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void duro_object_sql_list_list_value_free(duro_object_sql_list_list_value_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    duro_object_sql_list_value_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      duro_object_sql_list_value_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void duro_object_sql_cursor_free(duro_object_sql_cursor_t *ptr) {
+  object_core_list_string_free(&ptr->columns);
+  duro_object_sql_list_list_value_free(&ptr->rows);
+}
+
+void duro_object_sql_result_cursor_string_free(duro_object_sql_result_cursor_string_t *ptr) {
+  if (!ptr->is_err) {
+    duro_object_sql_cursor_free(&ptr->val.ok);
+  } else {
+    object_core_string_free(&ptr->val.err);
+  }
+}
+
+void duro_object_sql_result_u64_string_free(duro_object_sql_result_u64_string_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    object_core_string_free(&ptr->val.err);
   }
 }
 
@@ -1965,6 +2085,50 @@ void duro_object_websockets_set_auto_response(object_core_tuple2_string_string_t
   __wasm_import_duro_object_websockets_set_auto_response(option, option1, option2, option3, option4);
 }
 
+bool duro_object_websockets_hold(duro_object_websockets_socket_id_t ws, duro_object_websockets_websocket_error_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(16+2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_duro_object_websockets_hold((int64_t) (ws), ptr);
+  duro_object_websockets_result_void_websocket_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      duro_object_websockets_websocket_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + 8));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          break;
+        }
+        case 1: {
+          break;
+        }
+        case 2: {
+          variant.val.too_large = (uint64_t) (*((int64_t*) (ptr + 16)));
+          break;
+        }
+        case 3: {
+          variant.val.invalid_argument = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
 void duro_object_namespaces_method_stub_id(duro_object_namespaces_borrow_stub_t self, object_core_string_t *ret) {
   __attribute__((__aligned__(sizeof(void*))))
   uint8_t ret_area[(2*sizeof(void*))];
@@ -2029,6 +2193,76 @@ bool duro_object_namespaces_method_stub_fetch(duro_object_namespaces_borrow_stub
     return 1;
   } else {
     *err = result.val.err;
+    return 0;
+  }
+}
+
+bool duro_object_namespaces_method_stub_call(duro_object_namespaces_borrow_stub_t self, object_core_string_t *method, object_core_list_u8_t *args, duro_object_namespaces_result_list_u8_list_u8_t *ret, duro_object_namespaces_call_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_duro_object_namespaces_method_stub_call((self).__handle, (uint8_t *) (*method).ptr, (*method).len, (uint8_t *) (*args).ptr, (*args).len, ptr);
+  duro_object_namespaces_result_result_list_u8_list_u8_call_error_t result0;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result0.is_err = false;
+      duro_object_namespaces_result_list_u8_list_u8_t result;
+      switch ((int32_t) *((uint8_t*) (ptr + sizeof(void*)))) {
+        case 0: {
+          result.is_err = false;
+          result.val.ok = (object_core_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          result.is_err = true;
+          result.val.err = (object_core_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result0.val.ok = result;
+      break;
+    }
+    case 1: {
+      result0.is_err = true;
+      duro_object_namespaces_call_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.unknown_binding = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.bad_id = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.overloaded = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          variant.val.timeout = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.cycle = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 5: {
+          variant.val.failed = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result0.val.err = variant;
+      break;
+    }
+  }
+  if (!result0.is_err) {
+    *ret = result0.val.ok;
+    return 1;
+  } else {
+    *err = result0.val.err;
     return 0;
   }
 }
@@ -2257,6 +2491,14 @@ bool duro_object_namespaces_get(object_core_string_t *binding, object_core_strin
   }
 }
 
+void duro_object_namespaces_binding_names(object_core_list_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_duro_object_namespaces_binding_names(ptr);
+  *ret = (object_core_list_string_t) { (object_core_string_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
 bool duro_object_env_get(object_core_string_t *name, object_core_string_t *ret) {
   __attribute__((__aligned__(sizeof(void*))))
   uint8_t ret_area[(3*sizeof(void*))];
@@ -2284,6 +2526,116 @@ void duro_object_env_all(object_core_list_tuple2_string_string_t *ret) {
   uint8_t *ptr = (uint8_t *) &ret_area;
   __wasm_import_duro_object_env_all(ptr);
   *ret = (object_core_list_tuple2_string_string_t) { (object_core_tuple2_string_string_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+void duro_object_timers_wake_after(uint64_t *maybe_delay_ms) {
+  object_core_option_u64_t delay_ms;
+  delay_ms.is_some = maybe_delay_ms != NULL;if (maybe_delay_ms) {
+    delay_ms.val = *maybe_delay_ms;
+  }
+  int32_t option;
+  int64_t option1;
+  if ((delay_ms).is_some) {
+    const uint64_t *payload0 = &(delay_ms).val;
+    option = 1;
+    option1 = (int64_t) (*payload0);
+  } else {
+    option = 0;
+    option1 = 0;
+  }
+  __wasm_import_duro_object_timers_wake_after(option, option1);
+}
+
+bool duro_object_assets_binding(object_core_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_duro_object_assets_binding(ptr);
+  object_core_option_string_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+void duro_object_assets_fetch(duro_object_assets_request_t *request, duro_object_assets_response_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(5*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_duro_object_assets_fetch((uint8_t *) ((*request).method).ptr, ((*request).method).len, (uint8_t *) ((*request).url).ptr, ((*request).url).len, (uint8_t *) ((*request).headers).ptr, ((*request).headers).len, (uint8_t *) ((*request).body).ptr, ((*request).body).len, ptr);
+  *ret = (duro_object_types_response_t) {
+    (uint16_t) (uint16_t) ((int32_t) *((uint16_t*) (ptr + 0))),
+    (object_core_list_tuple2_string_string_t) (object_core_list_tuple2_string_string_t) { (object_core_tuple2_string_string_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) },
+    (object_core_list_u8_t) (object_core_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + (3*sizeof(void*))))), (*((size_t*) (ptr + (4*sizeof(void*))))) },
+  };
+}
+
+bool duro_object_sql_exec(object_core_string_t *query, duro_object_sql_list_value_t *bindings, duro_object_sql_cursor_t *ret, object_core_string_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(24+4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_duro_object_sql_exec((uint8_t *) (*query).ptr, (*query).len, (uint8_t *) (*bindings).ptr, (*bindings).len, ptr);
+  duro_object_sql_result_cursor_string_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (duro_object_sql_cursor_t) {
+        (object_core_list_string_t) (object_core_list_string_t) { (object_core_string_t*)(*((uint8_t **) (ptr + 8))), (*((size_t*) (ptr + (8+1*sizeof(void*))))) },
+        (duro_object_sql_list_list_value_t) (duro_object_sql_list_list_value_t) { (duro_object_sql_list_value_t*)(*((uint8_t **) (ptr + (8+2*sizeof(void*))))), (*((size_t*) (ptr + (8+3*sizeof(void*))))) },
+        (uint64_t) (uint64_t) (*((int64_t*) (ptr + (8+4*sizeof(void*))))),
+        (uint64_t) (uint64_t) (*((int64_t*) (ptr + (16+4*sizeof(void*))))),
+      };
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      result.val.err = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 8))), (*((size_t*) (ptr + (8+1*sizeof(void*))))) };
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool duro_object_sql_database_size(uint64_t *ret, object_core_string_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(8+2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_duro_object_sql_database_size(ptr);
+  duro_object_sql_result_u64_string_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (uint64_t) (*((int64_t*) (ptr + 8)));
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      result.val.err = (object_core_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 8))), (*((size_t*) (ptr + (8+1*sizeof(void*))))) };
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
 }
 
 __attribute__((__export_name__("fetch")))

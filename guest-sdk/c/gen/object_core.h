@@ -315,6 +315,22 @@ typedef struct {
 typedef struct {
   bool is_err;
   union {
+    object_core_list_u8_t ok;
+    object_core_list_u8_t err;
+  } val;
+} duro_object_namespaces_result_list_u8_list_u8_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    duro_object_namespaces_result_list_u8_list_u8_t ok;
+    duro_object_namespaces_call_error_t err;
+  } val;
+} duro_object_namespaces_result_result_list_u8_list_u8_call_error_t;
+
+typedef struct {
+  bool is_err;
+  union {
     object_core_string_t ok;
     duro_object_namespaces_call_error_t err;
   } val;
@@ -327,6 +343,68 @@ typedef struct {
     duro_object_namespaces_call_error_t err;
   } val;
 } duro_object_namespaces_result_own_stub_call_error_t;
+
+typedef struct {
+  bool is_some;
+  uint64_t val;
+} object_core_option_u64_t;
+
+typedef duro_object_types_request_t duro_object_assets_request_t;
+
+typedef duro_object_types_response_t duro_object_assets_response_t;
+
+// A value bound to a statement or read from a row.
+typedef struct duro_object_sql_value_t {
+  uint8_t tag;
+  union {
+    int64_t     integer;
+    double     real;
+    object_core_string_t     text;
+    object_core_list_u8_t     blob;
+  } val;
+} duro_object_sql_value_t;
+
+#define DURO_OBJECT_SQL_VALUE_NULL 0
+#define DURO_OBJECT_SQL_VALUE_INTEGER 1
+#define DURO_OBJECT_SQL_VALUE_REAL 2
+#define DURO_OBJECT_SQL_VALUE_TEXT 3
+#define DURO_OBJECT_SQL_VALUE_BLOB 4
+
+typedef struct {
+  duro_object_sql_value_t *ptr;
+  size_t len;
+} duro_object_sql_list_value_t;
+
+typedef struct {
+  duro_object_sql_list_value_t *ptr;
+  size_t len;
+} duro_object_sql_list_list_value_t;
+
+// What `exec` returns: the last statement's column names and rows, read whole.
+typedef struct duro_object_sql_cursor_t {
+  object_core_list_string_t   columns;
+  duro_object_sql_list_list_value_t   rows;
+  // Rows the statements read (scanned or returned).
+  uint64_t   rows_read;
+  // Rows inserted, updated or deleted.
+  uint64_t   rows_written;
+} duro_object_sql_cursor_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    duro_object_sql_cursor_t ok;
+    object_core_string_t err;
+  } val;
+} duro_object_sql_result_cursor_string_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    uint64_t ok;
+    object_core_string_t err;
+  } val;
+} duro_object_sql_result_u64_string_t;
 
 typedef duro_object_types_request_t object_core_request_t;
 
@@ -383,6 +461,11 @@ extern bool duro_object_websockets_deserialize_attachment(duro_object_websockets
 // A text message (`request`) the runtime answers with `response` on every socket of this
 // object without waking it; `none` removes it.
 extern void duro_object_websockets_set_auto_response(object_core_tuple2_string_string_t *maybe_pair);
+// Keeps the object in memory while the socket is open (Cloudflare's standard WebSocket API:
+// `ws.accept()` with event listeners, which live in the instance): the object is neither
+// hibernated nor evicted meanwhile, and when its instance is reset (a trap, a new version of
+// the class) the socket is closed with 1011.
+extern bool duro_object_websockets_hold(duro_object_websockets_socket_id_t ws, duro_object_websockets_websocket_error_t *err);
 
 // Imported Functions from `duro:object/namespaces@0.1.0`
 // The object's id (64 lowercase hex).
@@ -392,6 +475,14 @@ extern void duro_object_namespaces_method_stub_id(duro_object_namespaces_borrow_
 // object accepts answers 101: a worker returning that response hands the socket to its
 // client.
 extern bool duro_object_namespaces_method_stub_fetch(duro_object_namespaces_borrow_stub_t self, duro_object_namespaces_request_t *request, duro_object_namespaces_response_t *ret, duro_object_namespaces_call_error_t *err);
+// Calls the public method `method` of the object's class (JavaScript's
+// `stub.method(...args)`): an event of the object, serialized with its other events like
+// `fetch`. `args` is the JSON array of the arguments and the answer the value the method
+// returned (`ok`) or threw (`err`), each in duro's RPC encoding: JSON, with the values
+// JSON lacks as tagged objects (`{"$type": "Date", "value": 1700000000000}`; the
+// README's "RPC encoding" lists them). A class without the `rpc` export throws a
+// `TypeError` value.
+extern bool duro_object_namespaces_method_stub_call(duro_object_namespaces_borrow_stub_t self, object_core_string_t *method, object_core_list_u8_t *args, duro_object_namespaces_result_list_u8_list_u8_t *ret, duro_object_namespaces_call_error_t *err);
 // The id of `name` in the binding's class (the same as `GET /ids/{class}?name=`).
 extern bool duro_object_namespaces_id_from_name(object_core_string_t *binding, object_core_string_t *name, object_core_string_t *ret, duro_object_namespaces_call_error_t *err);
 // A new random id in the binding's class.
@@ -401,12 +492,34 @@ extern bool duro_object_namespaces_id_from_string(object_core_string_t *binding,
 // A stub for the object `id` of the binding's class (an id from `id-from-name` keeps the
 // name: the object's `state.name` reports it).
 extern bool duro_object_namespaces_get(object_core_string_t *binding, object_core_string_t *id, duro_object_namespaces_own_stub_t *ret, duro_object_namespaces_call_error_t *err);
+// The names of the deploy config's bindings, in name order (what `env` enumerates).
+extern void duro_object_namespaces_binding_names(object_core_list_string_t *ret);
 
 // Imported Functions from `duro:object/env@0.1.0`
 // The value of `name`, if the config defines it.
 extern bool duro_object_env_get(object_core_string_t *name, object_core_string_t *ret);
 // Every name with its value.
 extern void duro_object_env_all(object_core_list_tuple2_string_string_t *ret);
+
+// Imported Functions from `duro:object/timers@0.1.0`
+// Asks for a `wake` of the running event's object in `delay-ms` milliseconds (0: right after
+// this event), replacing any earlier request; `none` withdraws it.
+extern void duro_object_timers_wake_after(uint64_t *maybe_delay_ms);
+
+// Imported Functions from `duro:object/assets@0.1.0`
+// The binding's name (`assets.binding`), if the deploy config gives one.
+extern bool duro_object_assets_binding(object_core_string_t *ret);
+// Answers `request` from the assets by its url's path, as the ingress would with no worker
+// (html handling and not-found handling included): a 404 when there is no such file, or no
+// assets at all. Only GET and HEAD are served (else 405).
+extern void duro_object_assets_fetch(duro_object_assets_request_t *request, duro_object_assets_response_t *ret);
+
+// Imported Functions from `duro:object/sql@0.1.0`
+// Runs `query`: one statement, or several separated by `;` (run in order, `bindings`
+// applying to the last). The error is SQLite's message, or why duro refused the statement.
+extern bool duro_object_sql_exec(object_core_string_t *query, duro_object_sql_list_value_t *bindings, duro_object_sql_cursor_t *ret, object_core_string_t *err);
+// Bytes the database takes (its pages in use).
+extern bool duro_object_sql_database_size(uint64_t *ret, object_core_string_t *err);
 
 // Exported Functions from `object-core`
 void exports_object_core_fetch(object_core_request_t *request, object_core_response_t *ret);
@@ -485,9 +598,31 @@ extern duro_object_namespaces_borrow_stub_t duro_object_namespaces_borrow_stub(d
 
 void duro_object_namespaces_result_response_call_error_free(duro_object_namespaces_result_response_call_error_t *ptr);
 
+void duro_object_namespaces_result_list_u8_list_u8_free(duro_object_namespaces_result_list_u8_list_u8_t *ptr);
+
+void duro_object_namespaces_result_result_list_u8_list_u8_call_error_free(duro_object_namespaces_result_result_list_u8_list_u8_call_error_t *ptr);
+
 void duro_object_namespaces_result_string_call_error_free(duro_object_namespaces_result_string_call_error_t *ptr);
 
 void duro_object_namespaces_result_own_stub_call_error_free(duro_object_namespaces_result_own_stub_call_error_t *ptr);
+
+void object_core_option_u64_free(object_core_option_u64_t *ptr);
+
+void duro_object_assets_request_free(duro_object_assets_request_t *ptr);
+
+void duro_object_assets_response_free(duro_object_assets_response_t *ptr);
+
+void duro_object_sql_value_free(duro_object_sql_value_t *ptr);
+
+void duro_object_sql_list_value_free(duro_object_sql_list_value_t *ptr);
+
+void duro_object_sql_list_list_value_free(duro_object_sql_list_list_value_t *ptr);
+
+void duro_object_sql_cursor_free(duro_object_sql_cursor_t *ptr);
+
+void duro_object_sql_result_cursor_string_free(duro_object_sql_result_cursor_string_t *ptr);
+
+void duro_object_sql_result_u64_string_free(duro_object_sql_result_u64_string_t *ptr);
 
 void object_core_request_free(object_core_request_t *ptr);
 
