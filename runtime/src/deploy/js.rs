@@ -52,6 +52,8 @@ pub async fn build(
     rules: &[Rule],
     objects: bool,
 ) -> anyhow::Result<Built> {
+    // node runs in `folder`: paths relative to duro's own working directory would not resolve.
+    let (main, folder) = (&std::path::absolute(main)?, &std::path::absolute(folder)?);
     let extension = main
         .extension()
         .and_then(|e| e.to_str())
