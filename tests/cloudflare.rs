@@ -57,8 +57,18 @@ async fn dev(dir: &Path) -> (Dev, String) {
 /// and the method reads its greeting with `ctx.storage.sql` and counts it in a table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hello_world_template_runs_from_its_wrangler_json() {
-    let dir = project("hello-world");
-    let (dev, ingress) = dev(dir.path()).await;
+    // Named by a path relative to where duro runs (the other projects are found in the folder).
+    let parent = tempfile::tempdir().unwrap();
+    copy_dir(
+        &common::root().join("tests/projects/hello-world"),
+        &parent.path().join("hello"),
+    );
+    let mut command = common::dev_command(parent.path());
+    command
+        .arg("hello/wrangler.json")
+        .env("DURO_JS_SDK", js_sdk());
+    let dev = Dev::start(command);
+    let ingress = dev.line("ingress: ").await;
     assert!(
         dev.printed()
             .contains("\"observability\" is not implemented by duro"),
