@@ -52,16 +52,49 @@ fn set_size(view: &mut ObjectStorage, size: u64) -> Result<(), StorageError> {
     view.write_internal(&SIZE_KEY, Some(Bytes::copy_from_slice(&size.to_le_bytes())))
 }
 
+/// The part of one chunk a byte range covers.
+struct Span {
+    /// The chunk.
+    index: u64,
+    /// Where the part starts in the chunk.
+    within: usize,
+    /// Its length.
+    n: usize,
+    /// Where it starts in the range.
+    done: usize,
+}
+
+/// The chunks `len` bytes from `offset` cover, in order.
+fn spans(offset: u64, len: usize) -> impl Iterator<Item = Span> {
+    let mut done = 0;
+    std::iter::from_fn(move || {
+        (done < len).then(|| {
+            let at = offset + done as u64;
+            let within = (at % CHUNK as u64) as usize;
+            let span = Span {
+                index: at / CHUNK as u64,
+                within,
+                n: (CHUNK - within).min(len - done),
+                done,
+            };
+            done += span.n;
+            span
+        })
+    })
+}
+
 /// Fills `buf` from `offset`; `false` if the file ends first (the rest is zeros, as SQLite
 /// requires of a short read).
 pub fn read(view: &mut ObjectStorage, buf: &mut [u8], offset: u64) -> Result<bool, StorageError> {
     let size = size(view)?;
-    let mut done = 0;
-    while done < buf.len() {
-        let at = offset + done as u64;
-        let index = at / CHUNK as u64;
-        let within = (at % CHUNK as u64) as usize;
-        let n = (CHUNK - within).min(buf.len() - done);
+    let len = buf.len();
+    for Span {
+        index,
+        within,
+        n,
+        done,
+    } in spans(offset, len)
+    {
         let out = &mut buf[done..done + n];
         match view.read_internal(&chunk_key(index)?)? {
             Some(chunk) if chunk.len() >= within + n => {
@@ -69,19 +102,19 @@ pub fn read(view: &mut ObjectStorage, buf: &mut [u8], offset: u64) -> Result<boo
             }
             _ => out.fill(0),
         }
-        done += n;
     }
-    Ok(offset + buf.len() as u64 <= size)
+    Ok(offset + len as u64 <= size)
 }
 
 /// Writes `data` at `offset`, growing the file if it ends before.
 pub fn write(view: &mut ObjectStorage, data: &[u8], offset: u64) -> Result<(), StorageError> {
-    let mut done = 0;
-    while done < data.len() {
-        let at = offset + done as u64;
-        let index = at / CHUNK as u64;
-        let within = (at % CHUNK as u64) as usize;
-        let n = (CHUNK - within).min(data.len() - done);
+    for Span {
+        index,
+        within,
+        n,
+        done,
+    } in spans(offset, data.len())
+    {
         let key = chunk_key(index)?;
         let chunk = if n == CHUNK {
             Bytes::copy_from_slice(&data[done..done + n])
@@ -95,7 +128,6 @@ pub fn write(view: &mut ObjectStorage, data: &[u8], offset: u64) -> Result<(), S
             Bytes::from(chunk)
         };
         view.write_internal(&key, Some(chunk))?;
-        done += n;
     }
     let end = offset + data.len() as u64;
     if end > size(view)? {
