@@ -2,7 +2,8 @@
 //! run on a simulated disk that keeps every write in a volatile cache until its file is synced.
 //! A cut keeps what was synced and, of the rest, a random subset of 512-byte sectors (writes
 //! reach the platter in any order and may tear). Recovery from what survived must hold every
-//! write the committer acknowledged before the cut. `kill -9` cannot show this: the page cache
+//! write the committer acknowledged before the cut — key-value writes and SQL rows alike (an
+//! object's SQLite pages are entries of its own). `kill -9` cannot show this: the page cache
 //! survives a killed process.
 
 use std::collections::HashMap;
@@ -12,9 +13,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, StorageBackend};
 
+use super::ObjectStorage;
 use super::commit::{Committer, WriteOp, create_tables};
 use super::schema::{self, Table};
+use super::sql::Value;
 use super::wal::{Log, LogFile};
+use crate::config::Limits;
 use crate::metrics::Metrics;
 
 const SECTOR: usize = 512;
@@ -204,6 +208,13 @@ fn value(round: u64) -> Bytes {
     Bytes::from(value)
 }
 
+/// The storage prefix of SQL writer `writer`'s object.
+fn sql_object(writer: usize) -> Vec<u8> {
+    let mut prefix = vec![0xEE; 40];
+    prefix[39] = writer as u8;
+    prefix
+}
+
 fn key(k: usize) -> Vec<u8> {
     format!("key-{k:03}").into_bytes()
 }
@@ -217,7 +228,7 @@ async fn one_cut(seed: u64) -> (u64, bool) {
     let (db, log, ..) = open(&disk, false);
     let checkpoint_every = Duration::from_millis(1 + rng.next() % 30);
     let (committer, thread) = Committer::start(
-        db,
+        db.clone(),
         log,
         checkpoint_every,
         Arc::new(Metrics::new()),
@@ -244,9 +255,37 @@ async fn one_cut(seed: u64) -> (u64, bool) {
             }
         }));
     }
+    // 4 more, each an object inserting rows through SQL: its pages are entries like any other.
+    let sql_acked: Arc<Mutex<HashMap<usize, u64>>> = Arc::default();
+    for writer in 0..4 {
+        let (committer, acked, db) = (committer.clone(), sql_acked.clone(), db.clone());
+        writers.push(tokio::spawn(async move {
+            let mut view = ObjectStorage::new(db, sql_object(writer), &Limits::default());
+            for round in 1u64.. {
+                view.begin_event();
+                if round == 1 {
+                    view.sql_exec("CREATE TABLE t (n INTEGER, pad BLOB)", &[])
+                        .unwrap();
+                }
+                view.sql_exec(
+                    "INSERT INTO t VALUES (?, zeroblob(300))",
+                    &[Value::Integer(round as i64)],
+                )
+                .unwrap();
+                let writes = view.finish_event().expect("the insert wrote pages");
+                if committer.submit(writes.ops).await.wait().await.is_err() {
+                    return;
+                }
+                view.mark_durable(writes.seq);
+                acked.lock().unwrap().insert(writer, round);
+            }
+        }));
+    }
+    drop(db);
     tokio::time::sleep(Duration::from_millis(20 + rng.next() % 200)).await;
     // What was acknowledged before the cut must survive it.
     let promised = acked.lock().unwrap().clone();
+    let sql_promised = sql_acked.lock().unwrap().clone();
     let survived = disk.cut(&mut rng);
     for writer in writers {
         writer.abort();
@@ -254,11 +293,24 @@ async fn one_cut(seed: u64) -> (u64, bool) {
     drop(committer);
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     assert!(
-        !promised.is_empty(),
+        !promised.is_empty() && !sql_promised.is_empty(),
         "seed {seed}: nothing was acknowledged"
     );
 
     let (db, _log, replayed, torn) = open(&survived, true);
+    for (writer, round) in sql_promised {
+        let mut view = ObjectStorage::new(db.clone(), sql_object(writer), &Limits::default());
+        view.begin_event();
+        let mut rows = |query| view.sql_exec(query, &[]).unwrap().rows;
+        assert_eq!(rows("PRAGMA quick_check"), [[Value::Text("ok".into())]]);
+        let [Value::Integer(stored)] = rows("SELECT max(n) FROM t")[0][..] else {
+            panic!("seed {seed}: SQL object {writer} lost its rows (acknowledged {round})")
+        };
+        assert!(
+            stored as u64 >= round,
+            "seed {seed}: SQL object {writer} went back from acknowledged row {round} to {stored}"
+        );
+    }
     let txn = db.begin_read().unwrap();
     let table = txn.open_table(schema::DATA).unwrap();
     for (k, round) in promised {
