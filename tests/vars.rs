@@ -1,7 +1,7 @@
 //! Vars and secrets: the deploy config's `vars` and the values of its `secrets` (from the
 //! environment, or `.dev.vars` beside the config) reach classes through the `env` import; secret
 //! values never show in the admin API, the CLI's output or the server's log; a secret without a
-//! value stops the deploy before anything changed.
+//! value stops the deploy before anything changed; `--env` reads an environment's section.
 
 mod common;
 
@@ -127,6 +127,36 @@ async fn vars_and_secrets_reach_classes_and_secrets_stay_hidden() {
         "{printed}"
     );
     assert_eq!(env("API_KEY").await, json!("rotated-4b7e"));
+
+    // An environment (wrangler's `env.NAME` with `--env`): its vars, not the top level's, and its
+    // own `.dev.vars.NAME`; its bindings given again (they are not inherited).
+    let mut document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    document["env"] = json!({ "staging": {
+        "vars": { "GREETING": "hello from staging" },
+        "secrets": ["FROM_FILE"],
+        "durable_objects": document["durable_objects"].clone(),
+    }});
+    std::fs::write(&config, document.to_string()).unwrap();
+    std::fs::write(
+        temp.path().join(".dev.vars.staging"),
+        "FROM_FILE=staging-file\n",
+    )
+    .unwrap();
+    let deploy = std::process::Command::new(env!("CARGO_BIN_EXE_duro"))
+        .args(["deploy", "--env", "staging", "--config"])
+        .arg(&config)
+        .args(["--admin-url", &admin])
+        .output()
+        .unwrap();
+    assert!(
+        deploy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deploy.stderr)
+    );
+    assert_eq!(env("GREETING").await, json!("hello from staging"));
+    assert_eq!(env("LIMIT").await, json!(null), "vars are not inherited");
+    assert_eq!(env("FROM_FILE").await, json!("staging-file"));
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

@@ -63,7 +63,7 @@ pub struct Metrics {
     pub storage_writer_ok: Gauge,
     /// Faults of the runtime itself (a panic while running an event).
     pub internal_errors: Counter,
-    /// Linear memory reserved by live instances (the memory budget's use).
+    /// Linear memory reserved by live instances and SQL page caches (the memory budget's use).
     pub instance_memory_bytes: Gauge,
     /// Connections refused because a listener was at its connection cap.
     pub connections_refused: Counter,

@@ -1,5 +1,5 @@
 //! Instance memory: each store's cap on its own linear memory and tables, and the runtime-wide
-//! budget that all live instances' linear memory shares.
+//! budget that all live instances' linear memory shares (with the SQL connections' page caches).
 //!
 //! Every byte an instance's memories grow by (their initial size included) is reserved from the
 //! [`MemoryBudget`] and given back when the store is dropped (eviction, hibernation, reset). When
@@ -94,6 +94,22 @@ impl MemoryBudget {
             self.gauge.dec_by(bytes as i64);
             self.released.notify_waiters();
         }
+    }
+}
+
+/// SQL connections' page caches are counted in the budget too; one that does not fit now asks an
+/// idle object to retire and fails (the SQL call can be retried), since opening is synchronous.
+impl crate::storage::sql::MemoryAccount for MemoryBudget {
+    fn try_reserve(&self, bytes: usize) -> bool {
+        let reserved = MemoryBudget::try_reserve(self, bytes);
+        if !reserved {
+            self.pressure.notify_one();
+        }
+        reserved
+    }
+
+    fn release(&self, bytes: usize) {
+        MemoryBudget::release(self, bytes);
     }
 }
 

@@ -32,6 +32,17 @@ struct Cli {
     /// machines. Which lines: `RUST_LOG` filters (default `info`).
     #[arg(long, global = true, env = "DURO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Read deploy configs as this environment (a wrangler `env.NAME` section: its keys over the
+    /// top level's; bindings and vars are not inherited; secrets from `.dev.vars.NAME` if it
+    /// exists). Default: the top level.
+    #[arg(
+        long = "env",
+        short = 'e',
+        global = true,
+        env = "CLOUDFLARE_ENV",
+        value_name = "NAME"
+    )]
+    environment: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -307,6 +318,7 @@ pub fn main() -> ExitCode {
         _ => false,
     };
     init_logging(cli.log_format, access_log);
+    crate::deploy::select_environment(cli.environment.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(crate::memory::collect_on_park)

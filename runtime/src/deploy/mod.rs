@@ -71,6 +71,9 @@ pub struct DeployConfig {
     /// The config file's folder (set by `load`).
     #[serde(skip)]
     folder: PathBuf,
+    /// The environment (`env.NAME` section) this config was read as.
+    #[serde(skip)]
+    environment: Option<String>,
 }
 
 /// The names a deploy config is found by in a folder, in order.
@@ -83,6 +86,19 @@ pub const CONFIG_NAMES: &[&str] = &[
 
 /// wrangler's local secrets file, beside the config: `NAME=value` lines.
 const DEV_VARS: &str = ".dev.vars";
+
+/// The environment every config file is read as (`--env`, or `CLOUDFLARE_ENV` as wrangler reads
+/// it): one for the whole process, chosen at start.
+static ENVIRONMENT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Chooses the environment config files are read as; `None`: their top level. Call once, at start.
+pub fn select_environment(env: Option<String>) {
+    let _ = ENVIRONMENT.set(env.filter(|e| !e.is_empty()));
+}
+
+fn environment() -> Option<&'static str> {
+    ENVIRONMENT.get().and_then(Option::as_deref)
+}
 
 /// wrangler's `build`: a shell command, the folder it runs in and the files whose changes rerun
 /// it. Paths are relative to the config file.
@@ -274,7 +290,7 @@ impl DeployConfig {
             _ => anyhow::anyhow!("cannot read the deploy config {}: {e}", path.display()),
         })?;
         let toml = path.extension().is_some_and(|e| e == "toml");
-        let mut config = Self::parse_as(&text, toml)
+        let mut config = Self::parse_as(&text, toml, environment())
             .map_err(|e| anyhow::anyhow!("invalid deploy config {}: {e}", path.display()))?;
         let folder = path
             .parent()
@@ -323,16 +339,23 @@ impl DeployConfig {
 
     /// Parses (strictly: see [`strict`]) and checks a config's text (paths stay as written).
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        Self::parse_as(text, false)
+        Self::parse_as(text, false, None)
     }
 
-    fn parse_as(text: &str, toml: bool) -> anyhow::Result<Self> {
+    /// Parses as [`parse`](Self::parse) does, as environment `env` sees the config (wrangler's
+    /// `--env`: its section's keys over the top level's, bindings and vars not inherited).
+    pub fn parse_env(text: &str, env: Option<&str>) -> anyhow::Result<Self> {
+        Self::parse_as(text, false, env)
+    }
+
+    fn parse_as(text: &str, toml: bool, env: Option<&str>) -> anyhow::Result<Self> {
         let (mut config, unsupported): (Self, _) = if toml {
-            strict::parse_toml(text)?
+            strict::parse_toml(text, env)?
         } else {
-            strict::parse(text)?
+            strict::parse(text, env)?
         };
         config.unsupported = unsupported;
+        config.environment = env.map(str::to_string);
         if let Some(map) = config.exports.take() {
             if !config.migrations.is_empty() {
                 anyhow::bail!(
@@ -497,7 +520,13 @@ impl DeployConfig {
                 (name.clone(), text)
             })
             .collect();
-        let file = self.folder.join(DEV_VARS);
+        // An environment's `.dev.vars.NAME` replaces `.dev.vars`, as with wrangler.
+        let file = self
+            .environment
+            .as_ref()
+            .map(|env| self.folder.join(format!("{DEV_VARS}.{env}")))
+            .filter(|file| file.exists())
+            .unwrap_or_else(|| self.folder.join(DEV_VARS));
         let dev_vars = match std::fs::read_to_string(&file) {
             Ok(text) => parse_dev_vars(&text),
             Err(_) => Default::default(),

@@ -4,7 +4,8 @@
 //! their path (`durable_objects.bindings[1].class_name`). A `wrangler.toml` is read as the same
 //! document. Keys of a wrangler file that change nothing on duro (`name`, `compatibility_date`, …)
 //! are accepted; wrangler's keys for what duro does not implement (`kv_namespaces`,
-//! `observability`, `routes`, …) are accepted and named, for one warning at start.
+//! `observability`, `routes`, …) are accepted and named, for one warning at start. Environments
+//! (`env.NAME` sections) are checked like the top level and applied as wrangler's `--env` does.
 
 use jsonc_parser::ast::{ObjectPropName, Value};
 use serde::de::DeserializeOwned;
@@ -31,6 +32,8 @@ const WRANGLER_KEYS: &[&str] = &[
     "jsx_factory",
     "jsx_fragment",
     "node_compat",
+    // Environments: checked key by key like the top level, applied with `--env`.
+    "env",
 ];
 
 /// Keys of a wrangler file for what duro does not implement (other bindings, routing, Cloudflare
@@ -45,7 +48,6 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "logpush",
     "usage_model",
     "dev",
-    "env",
     "define",
     "site",
     "tail_consumers",
@@ -162,9 +164,80 @@ const TOP: Shape = Object(&[
     ),
 ]);
 
-/// Parses `text` into `T`, strictly (see the module docs), with the wrangler keys it carries that
-/// duro does not implement.
-pub fn parse<T: DeserializeOwned>(text: &str) -> anyhow::Result<(T, Vec<String>)> {
+/// Keys an environment does not inherit from the top level (wrangler's non-inheritable keys:
+/// the bindings and vars must be given in each environment).
+const NOT_INHERITED: &[&str] = &[
+    "vars",
+    "durable_objects",
+    "define",
+    "kv_namespaces",
+    "r2_buckets",
+    "d1_databases",
+    "queues",
+    "services",
+    "analytics_engine_datasets",
+    "ai",
+    "vectorize",
+    "hyperdrive",
+    "browser",
+    "mtls_certificates",
+    "send_email",
+    "dispatch_namespaces",
+    "pipelines",
+    "workflows",
+    "version_metadata",
+    "images",
+    "secrets_store_secrets",
+    "tail_consumers",
+    "unsafe",
+];
+
+/// The config as environment `env` sees it: the top level without its `env` sections and, for a
+/// named environment, without the keys environments do not inherit, with that environment's keys
+/// over it (as wrangler's `--env` does).
+fn select(mut value: serde_json::Value, env: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let Some(top) = value.as_object_mut() else {
+        return Ok(value);
+    };
+    let sections = top.remove("env");
+    let Some(name) = env else {
+        return Ok(value);
+    };
+    let section = sections
+        .as_ref()
+        .and_then(|s| s.get(name))
+        .and_then(|s| s.as_object())
+        .ok_or_else(|| {
+            let known: Vec<&String> = sections
+                .as_ref()
+                .and_then(|s| s.as_object())
+                .map(|s| s.keys().collect())
+                .unwrap_or_default();
+            match known.as_slice() {
+                [] => anyhow::anyhow!("no environment {name:?}: the config has no `env` sections"),
+                known => anyhow::anyhow!(
+                    "no environment {name:?} in the config's `env` (it has {})",
+                    known
+                        .iter()
+                        .map(|k| format!("{k:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        })?;
+    top.retain(|key, _| !NOT_INHERITED.contains(&key.as_str()));
+    for (key, inner) in section {
+        top.insert(key.clone(), inner.clone());
+    }
+    Ok(value)
+}
+
+/// Parses `text` into `T`, strictly (see the module docs), as environment `env` sees it (`None`:
+/// the top level), with the wrangler keys it carries that duro does not implement.
+pub fn parse<T: DeserializeOwned>(
+    text: &str,
+    env: Option<&str>,
+) -> anyhow::Result<(T, Vec<String>)> {
     let options = jsonc_parser::ParseOptions {
         allow_comments: true,
         allow_trailing_commas: true,
@@ -183,8 +256,19 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> anyhow::Result<(T, Vec<String>)
         .ok_or_else(|| anyhow::anyhow!("the file is empty"))?;
     let mut unsupported = Vec::new();
     check_keys(text, &root, &TOP, "", Some(&mut unsupported))?;
+    // Each environment is checked as a top level of its own.
+    if let Value::Object(object) = &root
+        && let Some(sections) = object.properties.iter().find(|p| p.name.as_str() == "env")
+        && let Value::Object(sections) = &sections.value
+    {
+        for section in &sections.properties {
+            let path = format!("env.{}", section.name.as_str());
+            check_keys(text, &section.value, &TOP, &path, Some(&mut unsupported))?;
+        }
+    }
     let value = jsonc_parser::parse_to_serde_value::<Option<serde_json::Value>>(text, &options)?
         .ok_or_else(|| anyhow::anyhow!("the file is empty"))?;
+    let value = select(value, env)?;
     let parsed = serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let at = locate(&root, error.path())
@@ -196,9 +280,12 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> anyhow::Result<(T, Vec<String>)
 }
 
 /// Parses a `wrangler.toml` as [`parse`] does its JSON form (positions then refer to that form).
-pub fn parse_toml<T: DeserializeOwned>(text: &str) -> anyhow::Result<(T, Vec<String>)> {
+pub fn parse_toml<T: DeserializeOwned>(
+    text: &str,
+    env: Option<&str>,
+) -> anyhow::Result<(T, Vec<String>)> {
     let value: serde_json::Value = toml::from_str(text)?;
-    parse(&serde_json::to_string_pretty(&value)?)
+    parse(&serde_json::to_string_pretty(&value)?, env)
 }
 
 /// Refuses a key `shape` does not know, where it is, with the closest known key.
@@ -224,7 +311,9 @@ fn check_keys(
                     }
                     None if top.is_some() && WRANGLER_KEYS.contains(&name) => {}
                     None if top.is_some() && UNSUPPORTED_KEYS.contains(&name) => {
-                        if let Some(unsupported) = top.as_deref_mut() {
+                        if let Some(unsupported) = top.as_deref_mut()
+                            && !unsupported.iter().any(|k| k == name)
+                        {
                             unsupported.push(name.to_string());
                         }
                     }

@@ -153,13 +153,14 @@ fn a_wrangler_toml_reads_as_its_json_form() {
         new_sqlite_classes = ["ChatRoom", "RateLimiter"]
         "#,
         true,
+        None,
     )
     .unwrap();
     assert_eq!(config.main.as_deref(), Some(Path::new("src/chat.mjs")));
     assert_eq!(config.durable_objects.bindings[1].class_name, "RateLimiter");
     assert!(config.durable_objects.bindings[0].component.is_none());
     assert_eq!(config.rules[0].kind, "Data");
-    let error = DeployConfig::parse_as("[durable_object]\nbindings = []\n", true)
+    let error = DeployConfig::parse_as("[durable_object]\nbindings = []\n", true, None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -297,4 +298,58 @@ fn an_exports_map_is_the_migration_it_amounts_to() {
         let error = DeployConfig::parse(text).expect_err(text).to_string();
         assert!(error.contains(reason), "{text}: {error}");
     }
+}
+
+/// wrangler's environments: without `--env` the top level (the sections ignored, yet checked key
+/// by key); with one, its keys over the top level's, the bindings and vars not inherited.
+#[test]
+fn an_environment_section_is_applied_as_wranglers_env_does() {
+    let text = r#"{
+        "main": "src/index.ts",
+        "compatibility_date": "2025-01-01",
+        "vars": { "STAGE": "top" },
+        "durable_objects": { "bindings": [{ "name": "ROOMS", "class_name": "Room" }] },
+        "migrations": [{ "tag": "v1", "new_sqlite_classes": ["Room"] }],
+        "env": {
+            "staging": {
+                "vars": { "STAGE": "staging" },
+                "durable_objects": { "bindings": [{ "name": "STAGING_ROOMS", "class_name": "Room" }] },
+                "routes": ["staging.example.com/*"]
+            },
+            "bare": { "main": "src/other.ts" }
+        }
+    }"#;
+    let top = DeployConfig::parse(text).unwrap();
+    assert_eq!(top.vars["STAGE"], "top");
+    assert_eq!(top.durable_objects.bindings[0].name, "ROOMS");
+    assert!(
+        top.unsupported.contains(&"routes".to_string()),
+        "{:?}",
+        top.unsupported
+    );
+    let staging = DeployConfig::parse_env(text, Some("staging")).unwrap();
+    assert_eq!(staging.vars["STAGE"], "staging");
+    assert_eq!(staging.durable_objects.bindings[0].name, "STAGING_ROOMS");
+    assert_eq!(
+        staging.main.as_deref(),
+        Some(Path::new("src/index.ts")),
+        "inherited"
+    );
+    assert_eq!(staging.migrations.len(), 1, "inherited");
+    let bare = DeployConfig::parse_env(text, Some("bare")).unwrap();
+    assert!(bare.vars.is_empty() && bare.durable_objects.bindings.is_empty());
+    assert_eq!(bare.main.as_deref(), Some(Path::new("src/other.ts")));
+    let error = DeployConfig::parse_env(text, Some("prod"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(r#"no environment "prod""#) && error.contains(r#""staging""#),
+        "{error}"
+    );
+    let misspelled = text.replace(r#""routes""#, r#""varz""#);
+    let error = DeployConfig::parse(&misspelled).unwrap_err().to_string();
+    assert!(
+        error.contains("env.staging.varz") && error.contains("did you mean \"vars\""),
+        "{error}"
+    );
 }

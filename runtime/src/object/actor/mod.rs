@@ -673,7 +673,8 @@ fn new_parts(shared: &Shared, class: &LoadedClass, key: &ObjectKey) -> ObjectPar
             shared.db.clone(),
             schema::object_prefix(class.incarnation, &key.id),
             &shared.limits,
-        ),
+        )
+        .with_memory(shared.memory.clone()),
         sockets: Sockets::new(shared.socket_limits),
     }
 }

@@ -1,5 +1,6 @@
-//! `list`: one object's entries in a key range, merged from the event's write set, the cache
-//! and redb, read lazily so that a limit or the byte cap stops the scan.
+//! `list` (and the key-value bytes `databaseSize` counts): one object's entries in a key range,
+//! merged from the event's write set, the cache and redb, read lazily so that a limit or the byte
+//! cap stops the scan.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -35,7 +36,47 @@ impl ObjectStorage {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let range = (bound_ref(&low), bound_ref(&high));
+        let max = self.max_list_bytes;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        self.scan(&low, &high, options.reverse, |key, value| {
+            bytes += key.len() + value.len();
+            if bytes > max {
+                return Err(StorageError::ResultTooLarge {
+                    limit: max as u64,
+                    actual: bytes as u64,
+                });
+            }
+            let key = String::from_utf8(key)
+                .map_err(|_| StorageError::Internal("a stored key is not UTF-8".into()))?;
+            out.push((key, value));
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    /// Bytes of the object's key-value entries (keys and values) as this event sees them: what
+    /// `databaseSize` adds to the SQL pages. Reads every entry.
+    pub fn kv_bytes(&mut self) -> Result<u64, StorageError> {
+        let high = Bound::Excluded(vec![crate::storage::sql::pages::INTERNAL]);
+        let mut total = 0u64;
+        self.scan(&Bound::Unbounded, &high, false, |key, value| {
+            total += (key.len() + value.len()) as u64;
+            Ok(true)
+        })?;
+        Ok(total)
+    }
+
+    /// Visits the entries in `low..high` in key order (or reversed): the event's layers over the
+    /// cache over redb, deletions hidden, until `visit` answers `false`.
+    fn scan(
+        &mut self,
+        low: &Bound<Vec<u8>>,
+        high: &Bound<Vec<u8>>,
+        reverse: bool,
+        mut visit: impl FnMut(Vec<u8>, Bytes) -> Result<bool, StorageError>,
+    ) -> Result<(), StorageError> {
+        let range = (bound_ref(low), bound_ref(high));
 
         // What overrides redb: the cache (unless this event cleared), then the event's layers.
         let newest_clear = self.layers.iter().rposition(|l| l.cleared);
@@ -51,23 +92,21 @@ impl ObjectStorage {
             }
         }
         let read_disk = newest_clear.is_none() && self.pending_clear.is_none();
-        // Read lazily: the merge below stops at the limit or the byte cap, and so does the scan.
+        // Read lazily: the merge below stops when `visit` does, and so does the scan.
         let disk: DiskEntries = if read_disk {
-            self.disk_range(&low, &high, options.reverse)?
+            self.disk_range(low, high, reverse)?
         } else {
             Box::new(std::iter::empty())
         };
 
-        let mut overlay: Box<dyn Iterator<Item = (&[u8], Option<&Bytes>)>> = if options.reverse {
+        let mut overlay: Box<dyn Iterator<Item = (&[u8], Option<&Bytes>)>> = if reverse {
             Box::new(overlay.into_iter().rev())
         } else {
             Box::new(overlay.into_iter())
         };
         let mut overlay = overlay.by_ref().peekable();
         let mut disk = disk.peekable();
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        while out.len() < limit {
+        loop {
             if let Some(Err(_)) = disk.peek() {
                 return Err(disk.next().expect("peeked").expect_err("an error"));
             }
@@ -77,7 +116,7 @@ impl ObjectStorage {
                 (None, Some(_)) => false,
                 (_, Some(Err(_))) => unreachable!("errors are returned above"),
                 (Some((ok, _)), Some(Ok((dk, _)))) => {
-                    let overlay_first = if options.reverse {
+                    let overlay_first = if reverse {
                         *ok >= dk.as_slice()
                     } else {
                         *ok <= dk.as_slice()
@@ -97,18 +136,11 @@ impl ObjectStorage {
             } else {
                 disk.next().expect("peeked")?
             };
-            bytes += key.len() + value.len();
-            if bytes > self.max_list_bytes {
-                return Err(StorageError::ResultTooLarge {
-                    limit: self.max_list_bytes as u64,
-                    actual: bytes as u64,
-                });
+            if !visit(key, value)? {
+                break;
             }
-            let key = String::from_utf8(key)
-                .map_err(|_| StorageError::Internal("a stored key is not UTF-8".into()))?;
-            out.push((key, value));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The redb entries of this object within the user-key range, in the requested order, read

@@ -15,7 +15,7 @@ use redb::{Database, ReadableDatabase};
 
 use super::commit::WriteOp;
 use super::schema::{self, Table};
-use super::sql::SqlDatabase;
+use super::sql::{MemoryAccount, SqlDatabase};
 use crate::config::Limits;
 
 mod list;
@@ -114,6 +114,8 @@ pub struct ObjectStorage {
     poisoned: bool,
     /// The object's SQL database, once used; dropped whenever it may be ahead of storage.
     pub(super) sql: Option<SqlDatabase>,
+    /// Where the SQL connection's page cache is counted (none in tests of storage alone).
+    pub(super) memory: Option<Arc<dyn MemoryAccount>>,
 }
 
 impl ObjectStorage {
@@ -135,7 +137,14 @@ impl ObjectStorage {
             layers: Vec::new(),
             poisoned: false,
             sql: None,
+            memory: None,
         }
+    }
+
+    /// Counts the SQL connection's page cache in `account` (the runtime's memory budget).
+    pub fn with_memory(mut self, account: Arc<dyn MemoryAccount>) -> Self {
+        self.memory = Some(account);
+        self
     }
 
     /// Starts a new event's write set.

@@ -48,6 +48,29 @@ pub struct Cursor {
     pub rows_written: u64,
 }
 
+/// Where a connection's page cache is counted: the runtime's memory budget (which lives above
+/// storage and implements this). A connection reserves its cache's bytes when it opens and gives
+/// them back when it closes.
+pub trait MemoryAccount: Send + Sync {
+    /// Reserves `bytes` if they fit now; `false` (after asking idle objects to make room) if not.
+    fn try_reserve(&self, bytes: usize) -> bool;
+    fn release(&self, bytes: usize);
+}
+
+/// Bytes a connection reserves: its page cache at its largest.
+const CACHE_BYTES: usize = CACHE_KIB as usize * 1024;
+
+/// A connection's reservation, given back when the connection goes.
+struct Charge(Option<std::sync::Arc<dyn MemoryAccount>>);
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(account) = &self.0 {
+            account.release(CACHE_BYTES);
+        }
+    }
+}
+
 /// A failed SQL call, as the guest will see it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -63,6 +86,7 @@ impl From<StorageError> for SqlError {
 pub struct SqlDatabase {
     conn: Connection,
     guard: Guard,
+    _charge: Charge,
 }
 
 impl std::fmt::Debug for SqlDatabase {
@@ -74,7 +98,18 @@ impl std::fmt::Debug for SqlDatabase {
 impl SqlDatabase {
     /// Opens the database of the object behind `view`.
     pub fn open(view: &mut ObjectStorage) -> Result<Self, SqlError> {
-        let (db, failure) = vfs::with_view(view, || -> rusqlite::Result<SqlDatabase> {
+        let account = view.memory.clone();
+        if let Some(account) = &account
+            && !account.try_reserve(CACHE_BYTES)
+        {
+            return Err(SqlError(
+                "the runtime's memory budget is exhausted: the SQL database cannot be opened \
+                 now; retry"
+                    .into(),
+            ));
+        }
+        let charge = Charge(account);
+        let (db, failure) = vfs::with_view(view, || -> rusqlite::Result<(Connection, Guard)> {
             let mut conn = Connection::open_with_flags_and_vfs(
                 "object",
                 OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -90,9 +125,14 @@ impl SqlDatabase {
             conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
             let guard = Guard::default();
             guard.install(&mut conn)?;
-            Ok(SqlDatabase { conn, guard })
+            Ok((conn, guard))
         });
-        db.map_err(|e| fail(e, failure, None))
+        let (conn, guard) = db.map_err(|e| fail(e, failure, None))?;
+        Ok(SqlDatabase {
+            conn,
+            guard,
+            _charge: charge,
+        })
     }
 
     /// Runs `query` — one statement or several separated by `;`, `bindings` applying to the
@@ -340,8 +380,11 @@ impl ObjectStorage {
         self.sql = None;
     }
 
+    /// `databaseSize`: the SQL pages in use and the key-value entries' bytes, as Cloudflare
+    /// counts both (it keeps the key-value entries in a table of the same file).
     pub fn sql_database_size(&mut self) -> Result<u64, SqlError> {
-        self.with_sql(|db, view| db.size(view))
+        let pages = self.with_sql(|db, view| db.size(view))?;
+        Ok(pages + self.kv_bytes()?)
     }
 
     /// Runs `f` on the database with its page writes in a write-set layer of their own: kept

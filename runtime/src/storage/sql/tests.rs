@@ -283,3 +283,52 @@ fn a_snapshot_reads_what_the_events_committed_without_the_live_connection() {
     let refused = Snapshot::read(&o.db.begin_read().unwrap(), &[7; 40], 4096);
     assert!(refused.err().unwrap().0.contains("at most 4096"));
 }
+
+/// An account of bytes with a limit, as the runtime's memory budget is.
+#[derive(Default)]
+struct Account {
+    limit: usize,
+    used: std::sync::Mutex<usize>,
+}
+
+impl super::MemoryAccount for Account {
+    fn try_reserve(&self, bytes: usize) -> bool {
+        let mut used = self.used.lock().unwrap();
+        let fits = *used + bytes <= self.limit;
+        if fits {
+            *used += bytes;
+        }
+        fits
+    }
+
+    fn release(&self, bytes: usize) {
+        *self.used.lock().unwrap() -= bytes;
+    }
+}
+
+#[test]
+fn a_connection_holds_its_page_cache_in_the_memory_budget_while_it_is_open() {
+    let mut o = Object::new();
+    let account = Arc::new(Account {
+        limit: 1536 * 1024,
+        ..Account::default()
+    });
+    let view = |o: &Object| {
+        ObjectStorage::new(o.db.clone(), vec![7; 40], &Limits::default())
+            .with_memory(account.clone())
+    };
+    o.view = view(&o);
+    o.sql("CREATE TABLE t (n)", &[]).unwrap();
+    assert_eq!(*account.used.lock().unwrap(), 1024 * 1024);
+    // A second open connection does not fit: its call fails, saying why, and changes nothing.
+    let mut other = view(&o);
+    other.begin_event();
+    let error = other.sql_exec("INSERT INTO t VALUES (1)", &[]).unwrap_err();
+    assert!(error.0.contains("memory budget"), "{error}");
+    // Closing the first gives its bytes back; the second opens.
+    o.view.close_sql();
+    assert_eq!(*account.used.lock().unwrap(), 0);
+    other.sql_exec("INSERT INTO t VALUES (1)", &[]).unwrap();
+    drop(other);
+    assert_eq!(*account.used.lock().unwrap(), 0);
+}
