@@ -20,8 +20,11 @@
 //! - [`outbound`]: outgoing HTTP — which hosts each class and the worker may fetch, and how one
 //!   request is bounded (the guest side, `wasi:http`, with the output gate, is `abi::http`).
 //! - [`storage`]: redb schema, per-object storage views, group commit with its write-ahead log,
-//!   the output gate, and what an operator sees of the stored objects (`storage::inspect`).
-//! - [`http`]: the ingress and admin listeners, and the access log.
+//!   the output gate, each object's SQL database (`storage::sql`: SQLite over a VFS whose file
+//!   is the object's entries), and what an operator sees of the stored objects
+//!   (`storage::inspect`, `storage::sql::snapshot`).
+//! - [`http`]: the ingress and admin listeners (the object inspector's routes in
+//!   `http::inspect`), and the access log.
 //! - [`memory`]: the global allocator (mimalloc) and returning free heap to the OS.
 //! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line; [`dev`]: `duro dev`
 //!   (build, serve, watch, swap); [`init`]: `duro init` (a new class project).
@@ -34,8 +37,9 @@
 //! 2. **Queued**: `object::Directory::fetch` finds or starts the object's actor and puts the event
 //!    in its bounded mailbox (full: 503).
 //! 3. **Runs**: `object::actor` runs events one at a time through `abi::Instance` (what each kind
-//!    does: `object::actor::events`); storage calls go to `storage::ObjectStorage` (a trap
-//!    discards the event's writes and the instance).
+//!    does: `object::actor::events`); storage calls go to `storage::ObjectStorage`, SQL calls
+//!    through it to the object's SQLite, whose pages join the same write set (a trap discards the
+//!    event's writes and the instance).
 //! 4. **Commits**: the event's writes go to `storage::Committer`, which makes the writes of many
 //!    objects durable as one record of the write-ahead log (`storage::wal`, one fdatasync) and
 //!    applies them in one redb transaction (group commit). The actor goes on with its next event.
