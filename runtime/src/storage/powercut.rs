@@ -1,7 +1,8 @@
 //! "Acknowledged means fsynced", proven with simulated power cuts: redb and the write-ahead log
 //! run on a simulated disk that keeps every write in a volatile cache until its file is synced.
 //! A cut keeps what was synced and, of the rest, a random subset of 512-byte sectors (writes
-//! reach the platter in any order and may tear). Recovery from what survived must hold every
+//! reach the platter in any order and may tear); a file's length, being one value of metadata,
+//! survives as its synced length or one it took since. Recovery from what survived must hold every
 //! write the committer acknowledged before the cut — key-value writes and SQL rows alike (an
 //! object's SQLite pages are entries of its own). `kill -9` cannot show this: the page cache
 //! survives a killed process.
@@ -30,8 +31,11 @@ struct FileState {
     durable: Vec<u8>,
     /// What reads see: `durable` with the unsynced writes applied.
     current: Vec<u8>,
-    /// Unsynced writes in order (a length change is a write of zeros or a cut of `current`).
+    /// Unsynced writes in order (a growth is a write of zeros; a shrink reaches the disk at once).
     unsynced: Vec<(u64, Vec<u8>)>,
+    /// The lengths the file took since its last sync, in order. A length is metadata, one value
+    /// in the inode: a cut leaves the synced one or one of these, never a length in between.
+    lengths: Vec<usize>,
 }
 
 /// The disk: every file behind one lock, so a cut is one instant for all of them.
@@ -62,10 +66,17 @@ impl Disk {
                         }
                     }
                 }
+                let lengths: Vec<usize> = std::iter::once(file.durable.len())
+                    .chain(file.lengths.iter().copied())
+                    .collect();
+                let len = lengths[rng.next() as usize % lengths.len()];
+                // Blocks past the written sectors read as zeros; sectors past the length are gone.
+                bytes.resize(len, 0);
                 let state = FileState {
                     durable: bytes.clone(),
                     current: bytes,
                     unsynced: Vec::new(),
+                    lengths: Vec::new(),
                 };
                 (*name, state)
             })
@@ -96,6 +107,9 @@ impl SimFile {
             }
             file.current[offset as usize..end].copy_from_slice(data);
             file.unsynced.push((offset, data.to_vec()));
+            if file.lengths.last() != Some(&file.current.len()) {
+                file.lengths.push(file.current.len());
+            }
         });
     }
 
@@ -103,6 +117,7 @@ impl SimFile {
         self.disk.with(self.name, |file| {
             file.durable = file.current.clone();
             file.unsynced.clear();
+            file.lengths.clear();
         });
     }
 }
@@ -132,6 +147,7 @@ impl StorageBackend for SimFile {
                 file.current.truncate(len as usize);
                 // A shrink is metadata: modelled as reaching the disk at once.
                 file.durable.truncate(len as usize);
+                file.lengths.retain(|l| *l <= len as usize);
             }
             (len > old).then_some(old)
         });
