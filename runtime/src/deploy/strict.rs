@@ -36,20 +36,10 @@ const WRANGLER_KEYS: &[&str] = &[
     "env",
 ];
 
-/// Keys of a wrangler file for what duro does not implement (other bindings, routing, Cloudflare
-/// services): accepted, and named in one warning at start.
-const UNSUPPORTED_KEYS: &[&str] = &[
-    "route",
-    "routes",
-    "observability",
-    "placement",
-    "limits",
-    "triggers",
-    "logpush",
-    "usage_model",
-    "dev",
+/// wrangler's other bindings (and binding-like keys): not implemented by duro, and not inherited
+/// by an environment from the top level.
+const OTHER_BINDINGS: &[&str] = &[
     "define",
-    "site",
     "tail_consumers",
     "kv_namespaces",
     "r2_buckets",
@@ -69,13 +59,32 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "version_metadata",
     "images",
     "secrets_store_secrets",
+    "unsafe",
+];
+
+/// Keys of a wrangler file for what duro does not implement (routing, Cloudflare services; with
+/// [`OTHER_BINDINGS`]): accepted, and named in one warning at start.
+const UNSUPPORTED_KEYS: &[&str] = &[
+    "route",
+    "routes",
+    "observability",
+    "placement",
+    "limits",
+    "triggers",
+    "logpush",
+    "usage_model",
+    "dev",
+    "site",
     "containers",
     "wasm_modules",
     "text_blobs",
     "data_blobs",
-    "unsafe",
     "python_modules",
 ];
+
+fn unsupported(key: &str) -> bool {
+    UNSUPPORTED_KEYS.contains(&key) || OTHER_BINDINGS.contains(&key)
+}
 
 /// What keys an object at some place in the config may have.
 #[derive(Clone, Copy)]
@@ -164,33 +173,11 @@ const TOP: Shape = Object(&[
     ),
 ]);
 
-/// Keys an environment does not inherit from the top level (wrangler's non-inheritable keys:
+/// Whether an environment inherits `key` from the top level (wrangler's non-inheritable keys:
 /// the bindings and vars must be given in each environment).
-const NOT_INHERITED: &[&str] = &[
-    "vars",
-    "durable_objects",
-    "define",
-    "kv_namespaces",
-    "r2_buckets",
-    "d1_databases",
-    "queues",
-    "services",
-    "analytics_engine_datasets",
-    "ai",
-    "vectorize",
-    "hyperdrive",
-    "browser",
-    "mtls_certificates",
-    "send_email",
-    "dispatch_namespaces",
-    "pipelines",
-    "workflows",
-    "version_metadata",
-    "images",
-    "secrets_store_secrets",
-    "tail_consumers",
-    "unsafe",
-];
+fn inherited(key: &str) -> bool {
+    !["vars", "durable_objects"].contains(&key) && !OTHER_BINDINGS.contains(&key)
+}
 
 /// The config as environment `env` sees it: the top level without its `env` sections and, for a
 /// named environment, without the keys environments do not inherit, with that environment's keys
@@ -225,7 +212,7 @@ fn select(mut value: serde_json::Value, env: Option<&str>) -> anyhow::Result<ser
                 ),
             }
         })?;
-    top.retain(|key, _| !NOT_INHERITED.contains(&key.as_str()));
+    top.retain(|key, _| inherited(key));
     for (key, inner) in section {
         top.insert(key.clone(), inner.clone());
     }
@@ -310,7 +297,7 @@ fn check_keys(
                         check_keys(text, &prop.value, inner_shape, &inner, None)?
                     }
                     None if top.is_some() && WRANGLER_KEYS.contains(&name) => {}
-                    None if top.is_some() && UNSUPPORTED_KEYS.contains(&name) => {
+                    None if top.is_some() && unsupported(name) => {
                         if let Some(unsupported) = top.as_deref_mut()
                             && !unsupported.iter().any(|k| k == name)
                         {
