@@ -13,7 +13,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::class::Classes;
@@ -22,7 +21,7 @@ use crate::ids::ObjectId;
 use crate::metrics::Metrics;
 use crate::object::{AlarmOutcome, Directory};
 use crate::storage::schema::AlarmRetry;
-use crate::storage::{Committer, WriteOp, schema};
+use crate::storage::{BackendError, Committer, WriteOp, schema};
 
 /// Most alarm events in flight at once; bounds the activations a burst of due alarms causes.
 const MAX_IN_FLIGHT: usize = 256;
@@ -93,7 +92,7 @@ enum Attempt {
 
 /// Runs the scheduler until `stop` turns true.
 pub struct Scheduler {
-    pub db: Arc<Database>,
+    pub db: crate::storage::Store,
     pub directory: Directory,
     pub classes: Arc<Classes>,
     pub committer: Committer,
@@ -170,16 +169,9 @@ impl Scheduler {
     }
 
     /// The retries stored with their alarms (a restart continues their backoff), keyed by object.
-    fn stored_retries(&self) -> Result<HashMap<Vec<u8>, Retry>, redb::Error> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(schema::ALARM_RETRIES)?;
+    fn stored_retries(&self) -> Result<HashMap<Vec<u8>, Retry>, BackendError> {
         let mut retries = HashMap::new();
-        for entry in table.iter()? {
-            let (object, value) = entry?;
-            let Some(retry) = AlarmRetry::decode(value.value()) else {
-                continue;
-            };
-            let object = object.value().to_vec();
+        for (object, retry) in self.db.reader()?.retries()? {
             let due = Due {
                 at_ms: retry.at_ms,
                 object: object.clone(),
@@ -292,26 +284,18 @@ impl Scheduler {
         now: i64,
         room: usize,
         busy: &dyn Fn(&[u8]) -> bool,
-    ) -> Result<(Vec<Due>, Option<i64>), redb::Error> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(schema::ALARM_SCHEDULE)?;
+    ) -> Result<(Vec<Due>, Option<i64>), BackendError> {
         let mut due = Vec::new();
         if room == 0 {
             return Ok((due, None));
         }
-        for entry in table.iter()? {
-            let (key, _) = entry?;
-            let Some((at_ms, object)) = schema::decode_schedule_key(key.value()) else {
-                continue;
-            };
+        for entry in self.db.reader()?.schedule()? {
+            let (at_ms, object) = entry?;
             if at_ms > now {
                 return Ok((due, Some(at_ms)));
             }
-            if !busy(object) {
-                due.push(Due {
-                    at_ms,
-                    object: object.to_vec(),
-                });
+            if !busy(&object) {
+                due.push(Due { at_ms, object });
                 if due.len() == room {
                     return Ok((due, None));
                 }

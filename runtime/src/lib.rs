@@ -207,14 +207,16 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
     }
     metrics.log_replayed_groups.inc_by(recovery.replayed_groups);
     let alarm_wake = alarm::AlarmWake::default();
-    let (committer, committer_thread) = Committer::start(
+    let sink = storage::embedded::sink::RedbSink::new(
         db.clone(),
         recovery.log,
         config.checkpoint_interval,
         metrics.clone(),
-        alarm_wake.notify(),
-    )
-    .map_err(StartError::Committer)?;
+    );
+    let store: storage::Store = Arc::new(storage::Redb(db));
+    let (committer, committer_thread) =
+        Committer::start(Box::new(sink), metrics.clone(), alarm_wake.notify())
+            .map_err(StartError::Committer)?;
     let engine = Arc::new(Engine::new(
         &config.cache_dir(),
         &config.limits,
@@ -222,7 +224,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
     )?);
     let classes = Arc::new(
         Classes::open(
-            &db,
+            &store,
             engine,
             committer.clone(),
             config.limits.max_live_objects,
@@ -232,7 +234,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
     let (directory, actors) = Directory::new(
         classes.clone(),
         committer.clone(),
-        db.clone(),
+        store.clone(),
         &config,
         metrics.clone(),
     );
@@ -287,7 +289,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         .await
     });
     let scheduler = alarm::Scheduler {
-        db: db.clone(),
+        db: store.clone(),
         directory: directory.clone(),
         classes: classes.clone(),
         committer,
@@ -300,7 +302,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
     let admin_state = AdminState {
         classes: classes.clone(),
         directory: directory.clone(),
-        db: db.clone(),
+        db: store,
         data_dir: config.data_dir.clone(),
         metrics: metrics.clone(),
         token: config.admin_token.as_deref().map(Arc::from),

@@ -13,7 +13,6 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use redb::Database;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -25,7 +24,7 @@ use crate::assets::Assets;
 use crate::engine::{Engine, InvalidComponent, LoadSource};
 use crate::ids::{ClassIds, ClassName, IdSecret};
 use crate::outbound::Outbound;
-use crate::storage::{self, CommitError, Committer, WriteOp, schema, schema::Table};
+use crate::storage::{CommitError, Committer, Store, WriteOp, schema, schema::Table};
 use crate::worker::{Worker, WorkerInfo};
 
 /// What redb keeps about a class.
@@ -181,26 +180,28 @@ impl Classes {
     /// Loads every persisted class (from the compiled cache when possible), and sweeps the data of
     /// class incarnations that no longer exist.
     pub async fn open(
-        db: &Arc<Database>,
+        db: &Store,
         engine: Arc<Engine>,
         committer: Committer,
         max_live_objects: usize,
     ) -> Result<Self, ClassError> {
         let secret = load_or_create_secret(db, &committer).await?;
-        let records = storage::scan_str_table(db, schema::CLASSES).map_err(storage_error)?;
+        let records = db.scan(Table::Classes).map_err(storage_error)?;
         let mut live = HashMap::new();
         for (name, record) in records {
+            let name = String::from_utf8_lossy(&name);
             let (Ok(name), Ok(record)) = (
                 ClassName::parse(&name),
                 serde_json::from_slice::<ClassRecord>(&record),
             ) else {
-                tracing::error!(class = name, "skipping an unreadable class record");
+                tracing::error!(class = %name, "skipping an unreadable class record");
                 continue;
             };
-            let bytes = storage::read_str_table(db, schema::COMPONENTS, &record.digest)
+            let bytes = db
+                .get(Table::Components, record.digest.as_bytes())
                 .map_err(storage_error)?
                 .ok_or_else(|| ClassError::Storage(format!("component of {name} is missing")))?;
-            let (code, _) = compile(&engine, Bytes::from(bytes), record.digest.clone()).await?;
+            let (code, _) = compile(&engine, bytes, record.digest.clone()).await?;
             let class = LoadedClass::new(
                 name.clone(),
                 secret.class_ids(&name, record.id_label(&name)),
@@ -219,26 +220,29 @@ impl Classes {
         )));
         let worker = match read_meta::<WorkerInfo>(db, META_WORKER, "worker record")? {
             Some(info) => {
-                let bytes = storage::read_str_table(db, schema::COMPONENTS, &info.sha256)
+                let bytes = db
+                    .get(Table::Components, info.sha256.as_bytes())
                     .map_err(storage_error)?
                     .ok_or_else(|| {
                         ClassError::Storage("the worker's component is missing".into())
                     })?;
                 let (code, _) =
-                    compile_worker(&engine, Bytes::from(bytes), info.sha256.clone()).await?;
+                    compile_worker(&engine, bytes, info.sha256.clone()).await?;
                 Some(Arc::new(Worker::new(code, info, worker_slots.clone())))
             }
             None => None,
         };
         let applied: Vec<String> =
             read_meta(db, META_MIGRATIONS, "migration tags")?.unwrap_or_default();
-        let assets =
-            match storage::read_str_table(db, schema::META, META_ASSETS).map_err(storage_error)? {
-                Some(bundle) => Some(Arc::new(
-                    Assets::open(bundle.into()).map_err(|e| ClassError::Storage(e.to_string()))?,
-                )),
-                None => None,
-            };
+        let assets = match db
+            .get(Table::Meta, META_ASSETS.as_bytes())
+            .map_err(storage_error)?
+        {
+            Some(bundle) => Some(Arc::new(
+                Assets::open(bundle).map_err(|e| ClassError::Storage(e.to_string()))?,
+            )),
+            None => None,
+        };
         let classes = Self {
             engine,
             committer,
@@ -538,8 +542,8 @@ impl Classes {
 
     /// Deletes the data of class incarnations that have no class record (deleted classes whose
     /// late writes landed after the delete). One range probe per incarnation found.
-    async fn sweep_orphans(&self, db: &Database) -> Result<(), ClassError> {
-        use redb::ReadableDatabase;
+    async fn sweep_orphans(&self, db: &Store) -> Result<(), ClassError> {
+        use std::ops::Bound;
         let known: Vec<u64> = self
             .live
             .read()
@@ -549,17 +553,20 @@ impl Classes {
             .collect();
         let mut orphans = Vec::new();
         {
-            let txn = db.begin_read().map_err(storage_error)?;
-            let table = txn.open_table(schema::DATA).map_err(storage_error)?;
+            let reader = db.reader().map_err(storage_error)?;
             let mut from = Vec::new();
             loop {
-                let next = table
-                    .range::<&[u8]>(from.as_slice()..)
+                let next = reader
+                    .range(
+                        Table::Data,
+                        (Bound::Included(from), Bound::Unbounded),
+                        false,
+                    )
                     .map_err(storage_error)?
                     .next();
                 let Some(entry) = next else { break };
                 let (key, _) = entry.map_err(storage_error)?;
-                let Some(head) = key.value().get(..schema::CLASS_PREFIX_LEN) else {
+                let Some(head) = key.get(..schema::CLASS_PREFIX_LEN) else {
                     break;
                 };
                 let incarnation = u64::from_be_bytes(head.try_into().expect("8 bytes"));
@@ -649,14 +656,13 @@ async fn compile_worker(
     load_code(engine, bytes, digest, Engine::load_worker).await
 }
 
-async fn load_or_create_secret(
-    db: &Database,
-    committer: &Committer,
-) -> Result<IdSecret, ClassError> {
-    let stored =
-        storage::read_str_table(db, schema::META, META_ID_SECRET).map_err(storage_error)?;
+async fn load_or_create_secret(db: &Store, committer: &Committer) -> Result<IdSecret, ClassError> {
+    let stored = db
+        .get(Table::Meta, META_ID_SECRET.as_bytes())
+        .map_err(storage_error)?;
     if let Some(bytes) = stored {
         let bytes: [u8; 32] = bytes
+            .as_ref()
             .try_into()
             .map_err(|_| ClassError::Storage("the stored id secret is corrupt".into()))?;
         return Ok(IdSecret::from_bytes(bytes));
@@ -707,11 +713,11 @@ fn delete_component(digest: &str) -> WriteOp {
 /// A JSON document of the META table (bindings, outbound policies, the worker record, migration
 /// tags), if it was ever written.
 fn read_meta<T: serde::de::DeserializeOwned>(
-    db: &Database,
+    db: &Store,
     key: &str,
     what: &str,
 ) -> Result<Option<T>, ClassError> {
-    match storage::read_str_table(db, schema::META, key).map_err(storage_error)? {
+    match db.get(Table::Meta, key.as_bytes()).map_err(storage_error)? {
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| ClassError::Storage(format!("unreadable {what}: {e}"))),

@@ -32,7 +32,7 @@ pub struct AdminState {
     pub classes: Arc<Classes>,
     /// Which objects are active, for the object listings.
     pub directory: crate::object::Directory,
-    pub db: Arc<redb::Database>,
+    pub db: crate::storage::Store,
     /// Where backups are staged before they are streamed.
     pub data_dir: PathBuf,
     pub metrics: Arc<Metrics>,
@@ -145,7 +145,14 @@ async fn backup(state: &AdminState) -> Result<http::Response<AdminBody>, ApiErro
             .data_dir
             .join(format!("backup-{}.redb.tmp", crate::ids::random_hex(8))),
     );
-    let (db, path) = (state.db.clone(), staging.0.clone());
+    let Some(db) = state.db.redb().cloned() else {
+        return Err(ApiError::BadRequest(format!(
+            "backups copy the redb database; this server keeps its objects in {} (back that up \
+             with its own tools, e.g. pg_dump)",
+            state.db.name()
+        )));
+    };
+    let path = staging.0.clone();
     let started = std::time::Instant::now();
     tokio::task::spawn_blocking(move || crate::storage::backup(&db, &path))
         .await

@@ -1,5 +1,5 @@
 //! The object inspector's admin routes: a class's stored objects, one object's entries and its
-//! SQL tables and rows — all read from a redb snapshot outside any event, so looking never
+//! SQL tables and rows — all read from storage outside any event, so looking never
 //! activates an object nor waits on one.
 
 use std::sync::Arc;
@@ -54,11 +54,13 @@ pub(super) fn find_object(
 async fn read_db<T: Send + 'static>(
     state: &AdminState,
     what: &str,
-    read: impl FnOnce(&redb::Database) -> Result<T, redb::Error> + Send + 'static,
+    read: impl FnOnce(&dyn crate::storage::Reader) -> Result<T, crate::storage::BackendError>
+    + Send
+    + 'static,
 ) -> Result<T, ApiError> {
     let db = state.db.clone();
     let failed = |e: &dyn std::fmt::Display| ApiError::Internal(format!("{what}: {e}"));
-    tokio::task::spawn_blocking(move || read(&db))
+    tokio::task::spawn_blocking(move || read(db.reader()?.as_ref()))
         .await
         .map_err(|e| failed(&e))?
         .map_err(|e| failed(&e))
@@ -189,9 +191,10 @@ pub(super) async fn object_sql(
     let prefix = crate::storage::schema::object_prefix(loaded.incarnation, &id);
     let db = state.db.clone();
     let answer = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, ApiError> {
-        let txn = redb::ReadableDatabase::begin_read(db.as_ref())
+        let reader = db
+            .reader()
             .map_err(|e| ApiError::Internal(format!("reading the object: {e}")))?;
-        let Some(snapshot) = Snapshot::read(&txn, &prefix, MAX_SNAPSHOT_BYTES)
+        let Some(snapshot) = Snapshot::read(reader.as_ref(), &prefix, MAX_SNAPSHOT_BYTES)
             .map_err(|e| ApiError::Internal(e.0))?
         else {
             return Ok(serde_json::json!({ "size": 0, "tables": [] }));

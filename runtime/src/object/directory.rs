@@ -62,7 +62,7 @@ pub(super) struct Mailbox {
 pub(super) struct Shared {
     pub classes: Arc<Classes>,
     pub committer: Committer,
-    pub db: Arc<redb::Database>,
+    pub db: crate::storage::Store,
     pub limits: Limits,
     pub idle_timeout: Duration,
     pub hibernate_after: Duration,
@@ -129,7 +129,7 @@ impl Directory {
     pub fn new(
         classes: Arc<Classes>,
         committer: Committer,
-        db: Arc<redb::Database>,
+        db: crate::storage::Store,
         config: &Config,
         metrics: Arc<Metrics>,
     ) -> (Self, ActorsStopped) {

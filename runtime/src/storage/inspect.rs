@@ -1,13 +1,13 @@
 //! What an operator sees of the stored objects: a class's objects (their keys, bytes and alarm)
-//! and one object's entries, read from a redb snapshot outside any event. The snapshot holds
-//! every acknowledged write (the group writer applies a group to redb before it resolves it);
+//! and one object's entries, read from storage outside any event. Storage holds every
+//! acknowledged write (the group writer applies a group to the engine before it resolves it);
 //! the writes of an event still running are not in it. Nothing here activates an object.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
-use redb::{Database, ReadableDatabase};
-
-use super::schema::{self, CLASS_PREFIX_LEN};
+use super::backend::{BackendError, Reader};
+use super::schema::{self, CLASS_PREFIX_LEN, Table};
 use super::sql::pages;
 use crate::ids::ObjectId;
 
@@ -34,11 +34,11 @@ pub struct Page<T> {
 
 /// Up to `limit` stored objects of the class `incarnation`, in id order, after `after`.
 pub fn objects(
-    db: &Database,
+    db: &dyn Reader,
     incarnation: u64,
     after: Option<&ObjectId>,
     limit: usize,
-) -> Result<Page<StoredObject>, redb::Error> {
+) -> Result<Page<StoredObject>, BackendError> {
     let class = schema::class_prefix(incarnation);
     let start = match after {
         // Past every key of `after`: the next object's first key.
@@ -51,22 +51,14 @@ pub fn objects(
             next: None,
         });
     };
-    let end = schema::prefix_end(&class);
-    let txn = db.begin_read()?;
-    let data = txn.open_table(schema::DATA)?;
-    let alarms = txn.open_table(schema::ALARMS)?;
-    let range = |table_start: &[u8]| match &end {
-        Some(end) => table_start.to_vec()..end.clone(),
-        None => table_start.to_vec()..vec![u8::MAX; CLASS_PREFIX_LEN + 1],
-    };
+    let end = schema::prefix_end(&class).unwrap_or_else(|| vec![u8::MAX; CLASS_PREFIX_LEN + 1]);
+    let bounds = || (Bound::Included(start.clone()), Bound::Excluded(end.clone()));
     // Counts per object, for the first `limit + 1` objects with keys (the one past the page
     // tells whether there is a next page).
     let mut found: BTreeMap<[u8; 32], Counts> = BTreeMap::new();
-    let bounds = range(&start);
-    for entry in data.range::<&[u8]>(bounds.start.as_slice()..bounds.end.as_slice())? {
+    for entry in db.range(Table::Data, bounds(), false)? {
         let (key, value) = entry?;
-        let key = key.value();
-        let Some(id) = object_id(key) else { continue };
+        let Some(id) = object_id(&key) else { continue };
         if !found.contains_key(&id) && found.len() > limit {
             break;
         }
@@ -74,27 +66,24 @@ pub fn objects(
         let user_key = &key[CLASS_PREFIX_LEN + 32..];
         if user_key.first() == Some(&pages::INTERNAL) {
             if user_key == pages::SIZE_KEY {
-                counts.sql_bytes = pages::decode_size(value.value());
+                counts.sql_bytes = pages::decode_size(&value);
             }
             continue;
         }
         counts.keys += 1;
-        counts.bytes += (user_key.len() + value.value().len()) as u64;
+        counts.bytes += (user_key.len() + value.len()) as u64;
     }
     // Objects that only have an alarm.
-    for entry in alarms
-        .range::<&[u8]>(bounds.start.as_slice()..bounds.end.as_slice())?
-        .take(limit + 1)
-    {
+    for entry in db.alarms(bounds())?.take(limit + 1) {
         let (key, _) = entry?;
-        if let Some(id) = object_id(key.value()) {
+        if let Some(id) = object_id(&key) {
             found.entry(id).or_default();
         }
     }
     let mut items = Vec::with_capacity(limit.min(found.len()));
     for (id, counts) in found.iter().take(limit) {
         let object = [class.as_slice(), id].concat();
-        let alarm_ms = alarms.get(object.as_slice())?.map(|at| at.value());
+        let alarm_ms = db.alarm(&object)?;
         items.push(StoredObject {
             id: ObjectId::from_bytes(*id),
             keys: counts.keys,
@@ -129,13 +118,13 @@ pub struct ObjectEntries {
 /// One object's entries whose keys start with `prefix`, in key order, after the key `after`, at
 /// most `limit`; and its alarm.
 pub fn entries(
-    db: &Database,
+    db: &dyn Reader,
     incarnation: u64,
     id: &ObjectId,
     prefix: &str,
     after: Option<&str>,
     limit: usize,
-) -> Result<ObjectEntries, redb::Error> {
+) -> Result<ObjectEntries, BackendError> {
     let object = schema::object_prefix(incarnation, id);
     let scope = [object.as_slice(), prefix.as_bytes()].concat();
     let start = match after {
@@ -148,10 +137,7 @@ pub fn entries(
     let end = schema::prefix_end(&scope).unwrap_or_else(|| vec![u8::MAX; scope.len() + 1]);
     // The user's keys only: the SQL database's pages come after them.
     let end = end.min([object.as_slice(), &[pages::INTERNAL]].concat());
-    let txn = db.begin_read()?;
-    let alarms = txn.open_table(schema::ALARMS)?;
-    let alarm_ms = alarms.get(object.as_slice())?.map(|at| at.value());
-    let data = txn.open_table(schema::DATA)?;
+    let alarm_ms = db.alarm(&object)?;
     let mut items = Vec::new();
     let mut next = None;
     if start >= end {
@@ -161,16 +147,17 @@ pub fn entries(
             alarm_ms,
         });
     }
-    for entry in data.range::<&[u8]>(start.as_slice()..end.as_slice())? {
+    let range = (Bound::Included(start), Bound::Excluded(end));
+    for entry in db.range(Table::Data, range, false)? {
         let (key, value) = entry?;
         if items.len() == limit {
             next = items.last().map(|(key, _): &(String, Vec<u8>)| key.clone());
             break;
         }
-        let user_key = &key.value()[object.len()..];
+        let user_key = &key[object.len()..];
         items.push((
             String::from_utf8_lossy(user_key).into_owned(),
-            value.value().to_vec(),
+            value.to_vec(),
         ));
     }
     Ok(ObjectEntries {
@@ -189,6 +176,12 @@ fn object_id(key: &[u8]) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::embedded::RedbReader;
+    use redb::{Database, ReadableDatabase};
+
+    fn reader(db: &Database) -> RedbReader {
+        RedbReader(db.begin_read().unwrap())
+    }
 
     /// Objects 1..=3 of class 7 with keys; object 4 with only an alarm; a neighbour class 8.
     fn database() -> (tempfile::TempDir, std::sync::Arc<Database>) {
@@ -230,7 +223,7 @@ mod tests {
     #[test]
     fn objects_come_in_pages_with_their_alarms() {
         let (_dir, db) = database();
-        let all = objects(&db, 7, None, 10).unwrap();
+        let all = objects(&reader(&db), 7, None, 10).unwrap();
         let summary: Vec<_> = all
             .items
             .iter()
@@ -246,10 +239,10 @@ mod tests {
             ]
         );
         assert_eq!(all.next, None);
-        let first = objects(&db, 7, None, 2).unwrap();
+        let first = objects(&reader(&db), 7, None, 2).unwrap();
         assert_eq!(first.items.len(), 2);
         assert_eq!(first.next.as_deref(), Some(hex::encode([2u8; 32]).as_str()));
-        let rest = objects(&db, 7, Some(&id(2)), 2).unwrap();
+        let rest = objects(&reader(&db), 7, Some(&id(2)), 2).unwrap();
         let ids: Vec<_> = rest
             .items
             .iter()
@@ -264,22 +257,22 @@ mod tests {
     #[test]
     fn entries_come_in_pages_within_a_prefix() {
         let (_dir, db) = database();
-        let both = entries(&db, 7, &id(1), "", None, 10).unwrap();
+        let both = entries(&reader(&db), 7, &id(1), "", None, 10).unwrap();
         let keys: Vec<_> = both.entries.items.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["a", "b"]);
-        let first = entries(&db, 7, &id(1), "", None, 1).unwrap();
+        let first = entries(&reader(&db), 7, &id(1), "", None, 1).unwrap();
         assert_eq!(first.entries.next.as_deref(), Some("a"));
-        let second = entries(&db, 7, &id(1), "", Some("a"), 1).unwrap();
+        let second = entries(&reader(&db), 7, &id(1), "", Some("a"), 1).unwrap();
         assert_eq!(second.entries.items[0].0, "b");
         assert_eq!(second.entries.next, None);
         assert!(
-            entries(&db, 7, &id(1), "a", Some("zz"), 5)
+            entries(&reader(&db), 7, &id(1), "a", Some("zz"), 5)
                 .unwrap()
                 .entries
                 .items
                 .is_empty()
         );
-        let alarm_only = entries(&db, 7, &id(4), "", None, 5).unwrap();
+        let alarm_only = entries(&reader(&db), 7, &id(4), "", None, 5).unwrap();
         assert_eq!(
             (alarm_only.entries.items.len(), alarm_only.alarm_ms),
             (0, Some(99))

@@ -1,63 +1,31 @@
-//! Durable storage on one redb database: schema, per-object views, group commit and its
-//! write-ahead log, and a read-only view of the stored objects for operators (`inspect`).
+//! Durable storage: the seam to the engine that keeps the bytes (`backend`), the engines
+//! (`embedded`: redb with a write-ahead log; `postgres`: cluster mode), the write operations
+//! (`ops`), group commit and the output gate (`commit`), per-object views (`object`), each
+//! object's SQL database (`sql`) and a read-only view of the stored objects for operators
+//! (`inspect`).
 //!
 //! Storage sees `(class, object id, key bytes)` and nothing from wasmtime. It never says an output
-//! may leave before the fsync covering its writes: that promise is [`Durable`].
+//! may leave before the commit covering its writes is durable: that promise is [`Durable`].
 
-mod backup;
-mod check;
+pub mod backend;
 pub(crate) mod commit;
+pub mod embedded;
 pub mod inspect;
 mod object;
-#[cfg(test)]
-mod powercut;
+pub mod ops;
 pub mod schema;
 pub mod sql;
-mod wal;
 
-use std::path::Path;
 use std::sync::Arc;
 
-pub use backup::copy as backup;
-pub use check::{Report, check};
+pub use backend::{Backend, BackendError, Reader, Sink, SinkError};
 pub use commit::{CommitError, Committer, CommitterThread, Durable, Gated, WriteOp};
+pub use embedded::check::{Report, check};
+pub use embedded::wal::{
+    Log, LogDamage, LogFile, RecoverError, Recovery, TornRecord, WAL_FILE, fuzz_log,
+};
+pub use embedded::{DB_FILE, Redb, backup::copy as backup, open};
 pub use object::{EventWrites, ListOptions, ObjectStorage, StorageError};
-use redb::{Database, ReadableDatabase};
-pub use wal::{Log, LogDamage, LogFile, RecoverError, Recovery, TornRecord, WAL_FILE, fuzz_log};
 
-/// File name of the database inside the data dir.
-pub const DB_FILE: &str = "duro.redb";
-
-/// Opens (or creates) the database in `data_dir` and makes sure every table exists.
-pub fn open(data_dir: &Path) -> Result<Arc<Database>, redb::Error> {
-    let db = Database::create(data_dir.join(DB_FILE))?;
-    commit::create_tables(&db)?;
-    Ok(Arc::new(db))
-}
-
-/// Reads one value of a string-keyed table (classes, components, meta) outside any event.
-pub fn read_str_table(
-    db: &Database,
-    table: redb::TableDefinition<&str, &[u8]>,
-    key: &str,
-) -> Result<Option<Vec<u8>>, redb::Error> {
-    let txn = db.begin_read()?;
-    let table = txn.open_table(table)?;
-    Ok(table.get(key)?.map(|v| v.value().to_vec()))
-}
-
-/// Every entry of a string-keyed table.
-pub fn scan_str_table(
-    db: &Database,
-    table: redb::TableDefinition<&str, &[u8]>,
-) -> Result<Vec<(String, Vec<u8>)>, redb::Error> {
-    use redb::ReadableTable;
-    let txn = db.begin_read()?;
-    let table = txn.open_table(table)?;
-    let mut out = Vec::new();
-    for entry in table.iter()? {
-        let (k, v) = entry?;
-        out.push((k.value().to_string(), v.value().to_vec()));
-    }
-    Ok(out)
-}
+/// The engine storage reads from, shared by everything above the seam.
+pub type Store = Arc<dyn Backend>;

@@ -65,7 +65,9 @@ pub(super) enum Envelope {
 /// The outcome of one of the object's commits: (generation, sequence number, result).
 type CommitDone = Pin<Box<dyn Future<Output = (u64, u64, Result<(), CommitError>)> + Send>>;
 
-/// The object's instance, or just what outlives it while no instance is live.
+/// The object's instance, or just what outlives it while no instance is live. Not boxed: an
+/// actor holds one, and boxing the parts would cost an allocation at every hibernation.
+#[allow(clippy::large_enum_variant)]
 enum Body {
     Cold(ObjectParts),
     Live(Instance),

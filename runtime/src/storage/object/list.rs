@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use bytes::Bytes;
-use redb::ReadableDatabase;
 
-use super::{DiskEntries, Guard, KeyRange, ObjectStorage, StorageError, internal};
-use crate::storage::schema;
+use super::{DiskEntries, KeyRange, ObjectStorage, StorageError, internal};
+use crate::storage::schema::{self, Table};
 
 /// The options of `list`, in domain terms.
 #[derive(Debug, Clone, Default)]
@@ -162,26 +161,19 @@ impl ObjectStorage {
         };
         let low = full(low, Some(self.prefix.clone()), true);
         let high = full(high, schema::prefix_end(&self.prefix), false);
-        let txn = self.db.begin_read().map_err(internal)?;
-        let table = txn.open_table(schema::DATA).map_err(internal)?;
-        // An owned range pins the snapshot after `txn` and `table` are gone.
-        let range = table
-            .range_owned::<&[u8]>((bound_ref(&low), bound_ref(&high)))
+        let reader = self.store.reader().map_err(internal)?;
+        let range = reader
+            .range(Table::Data, (low, high), reverse)
             .map_err(internal)?;
         let prefix_len = self.prefix.len();
-        let strip = move |entry: Result<(Guard, Guard), redb::StorageError>| {
-            entry.map_err(internal).map(|(k, v)| {
-                let key = k.value()[prefix_len..].to_vec();
-                (key, Bytes::copy_from_slice(v.value()))
-            })
-        };
         // The bounds keep the scan inside this object (`prefix_end` of a 40-byte object prefix
         // is only `None` for an all-0xFF prefix, whose range then ends with the table).
-        Ok(if reverse {
-            Box::new(range.rev().map(strip))
-        } else {
-            Box::new(range.map(strip))
-        })
+        Ok(Box::new(range.map(move |entry| {
+            entry.map_err(internal).map(|(mut key, value)| {
+                key.drain(..prefix_len);
+                (key, value)
+            })
+        })))
     }
 }
 

@@ -11,10 +11,10 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase};
 
+use super::Store;
 use super::commit::WriteOp;
-use super::schema::{self, Table};
+use super::schema::Table;
 use super::sql::{MemoryAccount, SqlDatabase};
 use crate::config::Limits;
 
@@ -23,7 +23,6 @@ pub use list::ListOptions;
 
 /// A range of user keys: (low, high).
 pub(super) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
-pub(super) type Guard = redb::OwnedAccessGuard<&'static [u8]>;
 /// Stored entries of one object, read as they are consumed: (user key, value).
 pub(super) type DiskEntries = Box<dyn Iterator<Item = Result<(Vec<u8>, Bytes), StorageError>>>;
 
@@ -87,7 +86,7 @@ struct Cached {
 
 /// See the module docs.
 pub struct ObjectStorage {
-    db: Arc<Database>,
+    store: Store,
     /// `[class][id]`, prepended to every user key.
     prefix: Vec<u8>,
     max_key_bytes: usize,
@@ -119,9 +118,9 @@ pub struct ObjectStorage {
 }
 
 impl ObjectStorage {
-    pub fn new(db: Arc<Database>, prefix: Vec<u8>, limits: &Limits) -> Self {
+    pub fn new(store: Store, prefix: Vec<u8>, limits: &Limits) -> Self {
         Self {
-            db,
+            store,
             prefix,
             max_key_bytes: limits.max_key_bytes,
             max_value_bytes: limits.max_value_bytes,
@@ -510,17 +509,15 @@ impl ObjectStorage {
     }
 
     fn disk_get(&self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
-        let txn = self.db.begin_read().map_err(internal)?;
-        let table = txn.open_table(schema::DATA).map_err(internal)?;
-        let value = table.get(self.full_key(key).as_slice()).map_err(internal)?;
-        Ok(value.map(|v| Bytes::copy_from_slice(v.value())))
+        let reader = self.store.reader().map_err(internal)?;
+        reader
+            .get(Table::Data, self.full_key(key).as_slice())
+            .map_err(internal)
     }
 
     fn disk_alarm(&self) -> Result<Option<i64>, StorageError> {
-        let txn = self.db.begin_read().map_err(internal)?;
-        let table = txn.open_table(schema::ALARMS).map_err(internal)?;
-        let at = table.get(self.prefix.as_slice()).map_err(internal)?;
-        Ok(at.map(|v| v.value()))
+        let reader = self.store.reader().map_err(internal)?;
+        reader.alarm(&self.prefix).map_err(internal)
     }
 
     fn check_key(&self, key: &str) -> Result<(), StorageError> {

@@ -1,12 +1,14 @@
-//! An object's database as one redb snapshot holds it, never through its live connection: the
-//! pages read in one read transaction are copied into a read-only in-memory SQLite. The
+//! An object's database as one read of storage holds it, never through its live connection: the
+//! pages, read at one point in time, are copied into a read-only in-memory SQLite. The
 //! inspector routes read tables and rows from it; `duro check` runs `integrity_check` on it.
 
-use redb::ReadTransaction;
+use std::ops::Bound;
+
 use rusqlite::{Connection, MAIN_DB, OpenFlags};
 
 use super::pages::{self, CHUNK};
 use super::{Cursor, SqlError, Value, column_value, fail_plain};
+use crate::storage::backend::Reader;
 use crate::storage::schema;
 
 /// One table of a snapshot.
@@ -29,39 +31,47 @@ impl Snapshot {
     /// The database of the object whose keys start with `object` as `txn` sees it; `None` when
     /// it has none. A database over `max_bytes` is refused (it would be copied into memory).
     pub fn read(
-        txn: &ReadTransaction,
+        reader: &dyn Reader,
         object: &[u8],
         max_bytes: u64,
     ) -> Result<Option<Self>, SqlError> {
         let storage = |e: &dyn std::fmt::Display| SqlError(format!("reading the database: {e}"));
-        let data = txn.open_table(schema::DATA).map_err(|e| storage(&e))?;
-        let size_key = [object, &pages::SIZE_KEY].concat();
-        let size = match data.get(size_key.as_slice()).map_err(|e| storage(&e))? {
-            Some(value) => pages::decode_size(value.value()),
-            None => return Ok(None),
+        let too_large = |size: &dyn std::fmt::Display| {
+            SqlError(format!(
+                "the database is {size} bytes; a snapshot copies at most {max_bytes}"
+            ))
+        };
+        // The pages and then the size entry (`[0xFF]['p']...` sorts before `[0xFF]['s']`),
+        // read as of one point in time; keys add a little to the pages' bytes.
+        let start = [object, &pages::CHUNKS].concat();
+        let end = [object, &pages::SIZE_KEY].concat();
+        let cap = max_bytes.saturating_add(max_bytes / 8).saturating_add(4096);
+        let entries = reader
+            .range_at_once(
+                schema::Table::Data,
+                (Bound::Included(start), Bound::Included(end.clone())),
+                cap,
+            )
+            .map_err(|e| storage(&e))?
+            .ok_or_else(|| too_large(&format!("more than {max_bytes}")))?;
+        let size = match entries.last() {
+            Some((key, value)) if *key == end => pages::decode_size(value),
+            _ => return Ok(None),
         };
         if size > max_bytes {
-            return Err(SqlError(format!(
-                "the database is {size} bytes; a snapshot copies at most {max_bytes}"
-            )));
+            return Err(too_large(&size));
         }
         let len =
             usize::try_from(size).map_err(|_| SqlError("the database is too large".into()))?;
         let mut file = vec![0u8; len];
-        let start = [object, &pages::CHUNKS].concat();
-        let end = [object, &pages::SIZE_KEY].concat();
-        for entry in data
-            .range::<&[u8]>(start.as_slice()..end.as_slice())
-            .map_err(|e| storage(&e))?
-        {
-            let (key, value) = entry.map_err(|e| storage(&e))?;
-            let Some(index) = pages::chunk_index(&key.value()[object.len()..]) else {
+        for (key, value) in &entries {
+            let Some(index) = pages::chunk_index(&key[object.len()..]) else {
                 continue;
             };
             let at = (index as usize).saturating_mul(CHUNK);
             if at < len {
-                let n = value.value().len().min(len - at);
-                file[at..at + n].copy_from_slice(&value.value()[..n]);
+                let n = value.len().min(len - at);
+                file[at..at + n].copy_from_slice(&value[..n]);
             }
         }
         let mut conn = Connection::open_with_flags(

@@ -9,7 +9,12 @@ use redb::{Database, ReadableDatabase};
 
 use super::{Cursor, SqlError, Value};
 use crate::config::Limits;
-use crate::storage::{ListOptions, ObjectStorage};
+use crate::storage::embedded::{Redb, RedbReader};
+use crate::storage::{ListOptions, ObjectStorage, Store};
+
+fn store(db: &Arc<Database>) -> Store {
+    Arc::new(Redb(db.clone()))
+}
 
 struct Object {
     db: Arc<Database>,
@@ -21,7 +26,7 @@ impl Object {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::storage::open(dir.path()).unwrap();
-        let view = ObjectStorage::new(db.clone(), vec![7; 40], &Limits::default());
+        let view = ObjectStorage::new(store(&db), vec![7; 40], &Limits::default());
         Object {
             db,
             view,
@@ -35,7 +40,7 @@ impl Object {
         let out = f(&mut self.view);
         if let Some(writes) = self.view.finish_event() {
             let txn = self.db.begin_write().unwrap();
-            crate::storage::commit::apply_ops(&txn, writes.ops.iter()).unwrap();
+            crate::storage::embedded::apply::apply_ops(&txn, writes.ops.iter()).unwrap();
             txn.commit().unwrap();
             self.view.mark_durable(writes.seq);
         }
@@ -44,7 +49,7 @@ impl Object {
 
     /// A fresh view of the same object: what a restart sees.
     fn reopen(&mut self) {
-        self.view = ObjectStorage::new(self.db.clone(), vec![7; 40], &Limits::default());
+        self.view = ObjectStorage::new(store(&self.db), vec![7; 40], &Limits::default());
     }
 
     fn sql(&mut self, query: &str, bindings: &[Value]) -> Result<Cursor, SqlError> {
@@ -244,8 +249,8 @@ fn a_snapshot_reads_what_the_events_committed_without_the_live_connection() {
     use super::snapshot::Snapshot;
     let mut o = Object::new();
     let snapshot = |o: &Object| {
-        let txn = o.db.begin_read().unwrap();
-        Snapshot::read(&txn, &[7; 40], 1 << 30).unwrap()
+        let reader = RedbReader(o.db.begin_read().unwrap());
+        Snapshot::read(&reader, &[7; 40], 1 << 30).unwrap()
     };
     assert!(snapshot(&o).is_none(), "no database yet");
     o.sql(
@@ -280,7 +285,7 @@ fn a_snapshot_reads_what_the_events_committed_without_the_live_connection() {
             .0
             .contains("no such table")
     );
-    let refused = Snapshot::read(&o.db.begin_read().unwrap(), &[7; 40], 4096);
+    let refused = Snapshot::read(&RedbReader(o.db.begin_read().unwrap()), &[7; 40], 4096);
     assert!(refused.err().unwrap().0.contains("at most 4096"));
 }
 
@@ -314,7 +319,7 @@ fn a_connection_holds_its_page_cache_in_the_memory_budget_while_it_is_open() {
         ..Account::default()
     });
     let view = |o: &Object| {
-        ObjectStorage::new(o.db.clone(), vec![7; 40], &Limits::default())
+        ObjectStorage::new(store(&o.db), vec![7; 40], &Limits::default())
             .with_memory(account.clone())
     };
     o.view = view(&o);

@@ -41,8 +41,9 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability};
 
-use super::commit::{WriteOp, apply_ops};
-use super::schema;
+use super::apply::apply_ops;
+use crate::storage::ops::WriteOp;
+use crate::storage::schema;
 use ops::encode_op;
 use reading::{Reading, read};
 pub use reading::{fuzz_log, inspect};

@@ -3,7 +3,7 @@
 
 use super::ops::decode_ops;
 use super::*;
-use crate::storage::commit::put;
+use crate::storage::ops::put;
 use crate::storage::schema::Table;
 use bytes::Bytes;
 
@@ -19,7 +19,7 @@ fn get(db: &Database, key: &str) -> Option<Vec<u8>> {
 
 fn try_open(dir: &Path, accept: bool) -> Result<(Database, Recovery), RecoverError> {
     let db = Database::create(dir.join(super::super::DB_FILE)).unwrap();
-    super::super::commit::create_tables(&db).unwrap();
+    crate::storage::embedded::apply::create_tables(&db).unwrap();
     let recovery = Log::open(dir, &db, true, accept)?;
     Ok((db, recovery))
 }

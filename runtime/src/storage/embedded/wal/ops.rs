@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
-use super::super::commit::WriteOp;
-use super::super::schema::{self, Table};
+use crate::storage::ops::WriteOp;
+use crate::storage::schema::{self, Table};
 
 const OP_PUT: u8 = 1;
 const OP_DELETE: u8 = 2;

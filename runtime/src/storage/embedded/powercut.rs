@@ -14,13 +14,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, StorageBackend};
 
-use super::ObjectStorage;
-use super::commit::{Committer, WriteOp, create_tables};
-use super::schema::{self, Table};
-use super::sql::Value;
+use super::apply::create_tables;
+use super::sink::RedbSink;
 use super::wal::{Log, LogFile};
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::storage::ObjectStorage;
+use crate::storage::commit::{Committer, WriteOp};
+use crate::storage::schema::{self, Table};
+use crate::storage::sql::Value;
 
 const SECTOR: usize = 512;
 
@@ -243,11 +245,11 @@ async fn one_cut(seed: u64) -> (u64, bool) {
     let disk = Disk::default();
     let (db, log, ..) = open(&disk, false);
     let checkpoint_every = Duration::from_millis(1 + rng.next() % 30);
+    let metrics = Arc::new(Metrics::new());
+    let sink = RedbSink::new(db.clone(), log, checkpoint_every, metrics.clone());
     let (committer, thread) = Committer::start(
-        db.clone(),
-        log,
-        checkpoint_every,
-        Arc::new(Metrics::new()),
+        Box::new(sink),
+        metrics,
         Arc::new(tokio::sync::Notify::new()),
     )
     .unwrap();
@@ -276,7 +278,11 @@ async fn one_cut(seed: u64) -> (u64, bool) {
     for writer in 0..4 {
         let (committer, acked, db) = (committer.clone(), sql_acked.clone(), db.clone());
         writers.push(tokio::spawn(async move {
-            let mut view = ObjectStorage::new(db, sql_object(writer), &Limits::default());
+            let mut view = ObjectStorage::new(
+                Arc::new(super::Redb(db)),
+                sql_object(writer),
+                &Limits::default(),
+            );
             for round in 1u64.. {
                 view.begin_event();
                 if round == 1 {
@@ -315,7 +321,11 @@ async fn one_cut(seed: u64) -> (u64, bool) {
 
     let (db, _log, replayed, torn) = open(&survived, true);
     for (writer, round) in sql_promised {
-        let mut view = ObjectStorage::new(db.clone(), sql_object(writer), &Limits::default());
+        let mut view = ObjectStorage::new(
+            Arc::new(super::Redb(db.clone())),
+            sql_object(writer),
+            &Limits::default(),
+        );
         view.begin_event();
         let mut rows = |query| view.sql_exec(query, &[]).unwrap().rows;
         assert_eq!(rows("PRAGMA quick_check"), [[Value::Text("ok".into())]]);

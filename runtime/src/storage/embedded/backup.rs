@@ -10,8 +10,8 @@ use std::path::Path;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::schema;
 use super::wal;
+use crate::storage::schema;
 
 /// Copies the current state of `db` into a new database at `dest` (which must not exist) and
 /// makes it durable.

@@ -11,9 +11,9 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use sha2::{Digest, Sha256};
 
-use super::schema::{self, CLASS_PREFIX_LEN};
-use super::sql::{pages, snapshot::Snapshot};
 use super::wal;
+use crate::storage::schema::{self, CLASS_PREFIX_LEN};
+use crate::storage::sql::{pages, snapshot::Snapshot};
 
 /// `[class][id]`: the part of a data key that names its object.
 const OBJECT_PREFIX_LEN: usize = CLASS_PREFIX_LEN + 32;
@@ -102,7 +102,7 @@ fn read_everything(db: &Database, report: &mut Report) -> Result<(), redb::Error
     report
         .checked
         .push(format!("data: {entries} entries readable"));
-    check_sql(&txn, &databases, report);
+    check_sql(db, &databases, report);
 
     let components = txn.open_table(schema::COMPONENTS)?;
     for entry in components.iter()? {
@@ -156,8 +156,15 @@ fn read_everything(db: &Database, report: &mut Report) -> Result<(), redb::Error
     Ok(())
 }
 
-/// Runs SQLite's `integrity_check` on each object's database, as the snapshot holds it.
-fn check_sql(txn: &redb::ReadTransaction, databases: &[Vec<u8>], report: &mut Report) {
+/// Runs SQLite's `integrity_check` on each object's database, as a snapshot of `db` holds it.
+fn check_sql(db: &Database, databases: &[Vec<u8>], report: &mut Report) {
+    let reader = match db.begin_read() {
+        Ok(txn) => super::RedbReader(txn),
+        Err(e) => {
+            report.problems.push(format!("SQL databases: {e}"));
+            return;
+        }
+    };
     let mut passed = 0;
     for object in databases {
         let name = format!(
@@ -165,7 +172,7 @@ fn check_sql(txn: &redb::ReadTransaction, databases: &[Vec<u8>], report: &mut Re
             hex::encode(&object[CLASS_PREFIX_LEN..]),
             u64::from_be_bytes(object[..CLASS_PREFIX_LEN].try_into().expect("8 bytes"))
         );
-        let checked = Snapshot::read(txn, object, MAX_CHECKED_DATABASE)
+        let checked = Snapshot::read(&reader, object, MAX_CHECKED_DATABASE)
             .and_then(|s| s.map(|s| s.integrity_check()).transpose());
         match checked {
             Ok(Some(found)) if found == ["ok"] => passed += 1,
