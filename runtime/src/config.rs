@@ -46,6 +46,19 @@ pub struct Config {
     pub clock: crate::clock::Clock,
     /// How long a call to an object (from another object or the worker) waits for its answer.
     pub call_timeout: Duration,
+    /// Cluster mode (`--cluster`): objects live in PostgreSQL instead of the data dir's redb.
+    pub cluster: Option<Cluster>,
+}
+
+/// Where a cluster keeps its objects and how this node takes part (`--cluster`, `--node`).
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// The PostgreSQL connection string (`postgres://user@host:port/db` or `host=... dbname=...`).
+    pub url: String,
+    /// This node's name, unique in the cluster.
+    pub node: String,
+    /// How long a node's lease lasts without a heartbeat; a failed node's objects move after it.
+    pub lease_ttl: Duration,
 }
 
 /// Timeouts and connection caps of the two listeners.
@@ -98,6 +111,7 @@ impl Config {
             http: HttpLimits::default(),
             clock: crate::clock::Clock::system(),
             call_timeout: Duration::from_secs(30),
+            cluster: None,
         }
     }
 
@@ -140,6 +154,12 @@ impl Config {
             ("header-timeout-ms", self.http.header_timeout),
             ("body-timeout-ms", self.http.body_timeout),
             ("call-timeout-ms", self.call_timeout),
+            (
+                "lease-ttl-ms",
+                self.cluster
+                    .as_ref()
+                    .map_or(Duration::from_secs(1), |c| c.lease_ttl),
+            ),
         ];
         for (flag, value) in positive_durations {
             if value.is_zero() {

@@ -117,6 +117,8 @@ pub enum StartError {
     },
     #[error("cannot start the storage writer: {0}")]
     Committer(std::io::Error),
+    #[error("cluster mode: {0}")]
+    Cluster(String),
 }
 
 /// A running runtime. Dropping it without `shutdown` leaves it running until the process ends.
@@ -132,6 +134,10 @@ pub struct Server {
     committer: storage::CommitterThread,
     classes: Arc<Classes>,
     metrics: Arc<Metrics>,
+    /// In a cluster: turns `Some(reason)` when this node loses its lease.
+    lease_lost: Option<watch::Receiver<Option<String>>>,
+    /// In a cluster: the lease this node keeps, handed over at shutdown.
+    lease: Option<storage::postgres::lease::Held>,
     _idle_workers: IdleWorkers,
 }
 
@@ -183,39 +189,14 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         cause,
     })?;
     let metrics = Arc::new(Metrics::new());
-    let db = storage::open(&config.data_dir).map_err(|error| match error {
-        redb::Error::DatabaseAlreadyOpen => StartError::DataDirInUse(config.data_dir.clone()),
-        other => other.into(),
-    })?;
-    let recovery = storage::Log::open(
-        &config.data_dir,
-        &db,
-        config.durable_commits,
-        config.accept_log_damage,
-    )?;
-    if let Some(damage) = &recovery.accepted_damage {
-        tracing::warn!(%damage, replayed = recovery.replayed_groups, "started on a damaged write-ahead log (--accept-log-damage): what could not be read is lost");
-    }
-    if let Some(torn) = &recovery.dropped {
-        tracing::warn!(%torn, "dropped the incomplete last record of the write-ahead log");
-    }
-    if recovery.replayed_groups > 0 {
-        tracing::info!(
-            groups = recovery.replayed_groups,
-            "replayed the write-ahead log after an unclean stop"
-        );
-    }
-    metrics.log_replayed_groups.inc_by(recovery.replayed_groups);
     let alarm_wake = alarm::AlarmWake::default();
-    let sink = storage::embedded::sink::RedbSink::new(
-        db.clone(),
-        recovery.log,
-        config.checkpoint_interval,
-        metrics.clone(),
-    );
-    let store: storage::Store = Arc::new(storage::Redb(db));
+    let parts = match &config.cluster {
+        None => open_redb(&config, &metrics)?,
+        Some(cluster) => open_postgres(cluster.clone(), &config).await?,
+    };
+    let store = parts.store;
     let (committer, committer_thread) =
-        Committer::start(Box::new(sink), metrics.clone(), alarm_wake.notify())
+        Committer::start(parts.sink, metrics.clone(), alarm_wake.notify())
             .map_err(StartError::Committer)?;
     let engine = Arc::new(Engine::new(
         &config.cache_dir(),
@@ -288,6 +269,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         )
         .await
     });
+    let lease_lost = parts.lease.as_ref().map(|held| held.fence().watch());
     let scheduler = alarm::Scheduler {
         db: store.clone(),
         directory: directory.clone(),
@@ -329,7 +311,83 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         _idle_workers: IdleWorkers(classes.clone()),
         classes,
         metrics,
+        lease_lost,
+        lease: parts.lease,
     })
+}
+
+/// The engine a server runs on: its reads, its sink and, in a cluster, its fence.
+struct Opened {
+    store: storage::Store,
+    sink: Box<dyn storage::Sink>,
+    lease: Option<storage::postgres::lease::Held>,
+}
+
+/// The data dir's redb database, after replaying its write-ahead log.
+fn open_redb(config: &Config, metrics: &Arc<Metrics>) -> Result<Opened, StartError> {
+    let db = storage::open(&config.data_dir).map_err(|error| match error {
+        redb::Error::DatabaseAlreadyOpen => StartError::DataDirInUse(config.data_dir.clone()),
+        other => other.into(),
+    })?;
+    let recovery = storage::Log::open(
+        &config.data_dir,
+        &db,
+        config.durable_commits,
+        config.accept_log_damage,
+    )?;
+    if let Some(damage) = &recovery.accepted_damage {
+        tracing::warn!(%damage, replayed = recovery.replayed_groups, "started on a damaged write-ahead log (--accept-log-damage): what could not be read is lost");
+    }
+    if let Some(torn) = &recovery.dropped {
+        tracing::warn!(%torn, "dropped the incomplete last record of the write-ahead log");
+    }
+    if recovery.replayed_groups > 0 {
+        tracing::info!(
+            groups = recovery.replayed_groups,
+            "replayed the write-ahead log after an unclean stop"
+        );
+    }
+    metrics.log_replayed_groups.inc_by(recovery.replayed_groups);
+    let sink = storage::embedded::sink::RedbSink::new(
+        db.clone(),
+        recovery.log,
+        config.checkpoint_interval,
+        metrics.clone(),
+    );
+    Ok(Opened {
+        store: Arc::new(storage::Redb(db)),
+        sink: Box::new(sink),
+        lease: None,
+    })
+}
+
+/// Cluster mode: connects to PostgreSQL, joins, and waits until this node holds every shard
+/// (at once on a new cluster; a standby waits for the active node's lease to expire).
+async fn open_postgres(cluster: config::Cluster, config: &Config) -> Result<Opened, StartError> {
+    use storage::postgres::{Pg, Postgres, lease, sink::PgSink};
+    let address = config.listen.to_string();
+    let opened = tokio::task::spawn_blocking(move || {
+        let pg = Pg::connect(&cluster.url)?;
+        let lease = lease::Lease::join(
+            pg.clone(),
+            lease::LeaseConfig {
+                node: cluster.node,
+                address,
+                ttl: cluster.lease_ttl,
+            },
+        )?;
+        lease.acquire_all()?;
+        let held = lease.keep();
+        let sink = PgSink::new(pg.clone(), held.fence().clone())?;
+        Ok::<_, storage::BackendError>(Opened {
+            store: Arc::new(Postgres(pg)),
+            sink: Box::new(sink),
+            lease: Some(held),
+        })
+    })
+    .await
+    .map_err(|e| StartError::Cluster(e.to_string()))?;
+    opened.map_err(|e| StartError::Cluster(e.to_string()))
 }
 
 impl Server {
@@ -356,6 +414,18 @@ impl Server {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Resolves, with the reason, when this node loses its cluster lease (never outside a
+    /// cluster). The node must then stop at once: another node may be running its objects.
+    pub async fn lease_lost(&self) -> String {
+        let Some(mut lost) = self.lease_lost.clone() else {
+            return std::future::pending().await;
+        };
+        match lost.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// The class registry (uploads, deletes, migrations) in-process.
@@ -389,6 +459,9 @@ impl Server {
         self.actors.wait().await;
         let committer = self.committer;
         let _ = tokio::task::spawn_blocking(move || committer.join()).await;
+        if let Some(lease) = self.lease {
+            let _ = tokio::task::spawn_blocking(move || lease.release()).await;
+        }
         tracing::info!("duro stopped");
     }
 }

@@ -226,8 +226,7 @@ impl Classes {
                     .ok_or_else(|| {
                         ClassError::Storage("the worker's component is missing".into())
                     })?;
-                let (code, _) =
-                    compile_worker(&engine, bytes, info.sha256.clone()).await?;
+                let (code, _) = compile_worker(&engine, bytes, info.sha256.clone()).await?;
                 Some(Arc::new(Worker::new(code, info, worker_slots.clone())))
             }
             None => None,

@@ -256,6 +256,18 @@ struct ServeArgs {
     /// How long shutdown waits for open requests before closing their connections, in ms.
     #[arg(long, env = "DURO_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     drain_timeout_ms: u64,
+    /// Cluster mode: keep objects in this PostgreSQL database (`postgres://user@host:port/db`)
+    /// instead of the data dir's redb. One node is active at a time; others wait as standbys and
+    /// take over when its lease expires.
+    #[arg(long, env = "DURO_CLUSTER")]
+    cluster: Option<String>,
+    /// This node's name in the cluster (default: the ingress address).
+    #[arg(long, env = "DURO_NODE")]
+    node: Option<String>,
+    /// How long a node's cluster lease lasts without a heartbeat, in ms: a failed active node's
+    /// objects move to a standby after it.
+    #[arg(long, env = "DURO_LEASE_TTL_MS", default_value_t = 10_000)]
+    lease_ttl_ms: u64,
     /// Start even if the write-ahead log is damaged, missing or belongs to another database:
     /// replay what can be read and LOSE the rest. Without it such a start is refused.
     #[arg(long)]
@@ -515,11 +527,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Machine-readable: tests and scripts read these two lines.
     println!("ingress: http://{}", server.ingress_addr());
     println!("admin: http://{}", server.admin_addr());
-    shutdown_signal().await;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        reason = server.lease_lost() => {
+            // Another node may run this node's objects now: stop at once, committing and
+            // answering nothing more (a graceful shutdown would try to).
+            eprintln!("error: this node lost its cluster lease ({reason}); stopping");
+            std::process::exit(LEASE_LOST_EXIT);
+        }
+    }
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
 }
+
+/// The exit status of a node that lost its cluster lease (a supervisor restarts it; it joins
+/// again as a new incarnation).
+const LEASE_LOST_EXIT: i32 = 3;
 
 /// The server's config from the `serve` flags, checked.
 fn server_config(args: &ServeArgs) -> anyhow::Result<Config> {
@@ -533,6 +557,11 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<Config> {
     config.checkpoint_interval = Duration::from_millis(args.checkpoint_interval_ms);
     config.accept_log_damage = args.accept_log_damage;
     config.call_timeout = Duration::from_millis(args.call_timeout_ms);
+    config.cluster = args.cluster.as_ref().map(|url| crate::config::Cluster {
+        url: url.clone(),
+        node: args.node.clone().unwrap_or_else(|| args.listen.to_string()),
+        lease_ttl: Duration::from_millis(args.lease_ttl_ms),
+    });
     config.alarm_retry.base = Duration::from_millis(args.alarm_retry_base_ms);
     config.hibernate_after = Duration::from_millis(args.hibernate_after_ms);
     let limits = &mut config.limits;

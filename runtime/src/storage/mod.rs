@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod inspect;
 mod object;
 pub mod ops;
+pub mod postgres;
 pub mod schema;
 pub mod sql;
 
