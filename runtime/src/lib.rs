@@ -5,7 +5,7 @@
 //! - [`ids`]: class names and object ids (`id-from-name`, `new-unique-id`, `id-from-string`).
 //! - [`engine`]: wasmtime configuration, epoch ticker, compiling components (with a cache).
 //! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
-//! - [`class`]: the registry of uploaded classes, persisted in redb, and their migrations.
+//! - [`class`]: the registry of uploaded classes, persisted in storage, and their migrations.
 //! - [`deploy`]: the deploy config (`duro.jsonc`, or a wrangler file as it is: bindings,
 //!   migrations, worker, outbound), and building a wrangler `main` with the JS SDK.
 //! - [`object`]: the directory of live objects, the actor that runs each one's events, the
@@ -19,9 +19,12 @@
 //! - [`rpc`]: RPC calls on stubs (`stub.method(...args)`), which ride the event path of `fetch`.
 //! - [`outbound`]: outgoing HTTP — which hosts each class and the worker may fetch, and how one
 //!   request is bounded (the guest side, `wasi:http`, with the output gate, is `abi::http`).
-//! - [`storage`]: redb schema, per-object storage views, group commit with its write-ahead log,
-//!   the output gate, each object's SQL database (`storage::sql`: SQLite over a VFS whose file
-//!   is the object's entries), and what an operator sees of the stored objects
+//! - [`storage`]: the seam to the engine (`storage::backend`: reads, and a sink that makes a
+//!   group durable), its two engines (`storage::embedded`: redb with a write-ahead log, one
+//!   machine; `storage::postgres`: cluster mode, with the shard leases and the fenced commit),
+//!   the key layout (`storage::schema`), per-object storage views, group commit and the output
+//!   gate (`storage::commit`), each object's SQL database (`storage::sql`: SQLite over a VFS
+//!   whose file is the object's entries), and what an operator sees of the stored objects
 //!   (`storage::inspect`, `storage::sql::snapshot`).
 //! - [`http`]: the ingress and admin listeners (the object inspector's routes in
 //!   `http::inspect`), and the access log.
@@ -40,9 +43,10 @@
 //!    does: `object::actor::events`); storage calls go to `storage::ObjectStorage`, SQL calls
 //!    through it to the object's SQLite, whose pages join the same write set (a trap discards the
 //!    event's writes and the instance).
-//! 4. **Commits**: the event's writes go to `storage::Committer`, which makes the writes of many
-//!    objects durable as one record of the write-ahead log (`storage::wal`, one fdatasync) and
-//!    applies them in one redb transaction (group commit). The actor goes on with its next event.
+//! 4. **Commits**: the event's writes go to `storage::Committer`, which hands the writes of many
+//!    objects to the engine's sink as one group: one record of the write-ahead log
+//!    (`storage::embedded::wal`, one fdatasync) applied in one redb transaction, or one fenced
+//!    PostgreSQL transaction (`storage::postgres::sink`). The actor goes on with its next event.
 //! 5. **Leaves**: the response is a `storage::Gated` output; `Directory::fetch` releases it only
 //!    once its commit is durable. WebSocket messages wait in the actor's outbox for the same.
 

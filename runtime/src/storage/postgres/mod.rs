@@ -129,7 +129,9 @@ struct Connection {
 /// The connections to PostgreSQL and the thread that drives them.
 pub struct Pg {
     runtime: tokio::runtime::Handle,
-    readers: Vec<Arc<Connection>>,
+    /// Each slot is replaced by a new connection when its connection closed (a PostgreSQL
+    /// restart, a network cut).
+    readers: Vec<std::sync::Mutex<Arc<Connection>>>,
     next_reader: AtomicUsize,
     url: String,
     /// Keeps the connections' thread alive; it ends when this is dropped.
@@ -187,10 +189,10 @@ impl Pg {
         })
         .map_err(|e| fail(format!("creating the schema: {}", describe(&e))))?;
         let first = pg.prepared(first)?;
-        pg.readers.push(first);
+        pg.readers.push(std::sync::Mutex::new(first));
         for _ in 1..READ_CONNECTIONS {
-            let conn = pg.connect_one()?;
-            pg.readers.push(pg.prepared(conn)?);
+            let conn = pg.prepared(pg.connect_one()?)?;
+            pg.readers.push(std::sync::Mutex::new(conn));
         }
         Ok(Arc::new(pg))
     }
@@ -246,9 +248,16 @@ impl Pg {
         &self.runtime
     }
 
-    fn reader_connection(&self) -> Arc<Connection> {
+    fn reader_connection(&self) -> Result<Arc<Connection>, BackendError> {
         let n = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        self.readers[n % self.readers.len()].clone()
+        let slot = &self.readers[n % self.readers.len()];
+        let conn = crate::lock(slot).clone();
+        if !conn.client.is_closed() {
+            return Ok(conn);
+        }
+        let fresh = self.prepared(self.connect_one()?)?;
+        *crate::lock(slot) = fresh.clone();
+        Ok(fresh)
     }
 }
 
@@ -296,7 +305,7 @@ fn range_page(
     reverse: bool,
     rows: i64,
 ) -> Result<EntryList, BackendError> {
-    let conn = pg.reader_connection();
+    let conn = pg.reader_connection()?;
     let rows = pg
         .block(async move {
             let s = &conn.statements;
@@ -334,55 +343,40 @@ fn range_page(
         .collect())
 }
 
-/// A range read a page at a time, as it is consumed.
-struct Pages {
-    pg: Arc<Pg>,
-    table: i16,
-    low: Vec<u8>,
-    high: Option<Vec<u8>>,
-    reverse: bool,
-    buffered: VecDeque<(Vec<u8>, Bytes)>,
-    done: bool,
-}
-
-impl Iterator for Pages {
-    type Item = Result<(Vec<u8>, Bytes), BackendError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.buffered.is_empty() && !self.done {
-            let page = range_page(
-                &self.pg,
-                self.table,
-                self.low.clone(),
-                self.high.clone(),
-                self.reverse,
-                PAGE_ROWS,
-            );
-            match page {
+/// A sequence read a page of [`PAGE_ROWS`] at a time, as it is consumed: `fetch(last)` reads
+/// the page after `last` (the previous page's last item; `None` for the first).
+fn paged<T: Clone + Send + 'static>(
+    mut fetch: impl FnMut(Option<&T>) -> Result<Vec<T>, BackendError> + Send + 'static,
+) -> impl Iterator<Item = Result<T, BackendError>> + Send {
+    let mut buffered = VecDeque::new();
+    let mut last: Option<T> = None;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if buffered.is_empty() && !done {
+            match fetch(last.as_ref()) {
                 Err(e) => {
-                    self.done = true;
+                    done = true;
                     return Some(Err(e));
                 }
                 Ok(page) => {
-                    self.done = (page.len() as i64) < PAGE_ROWS;
-                    if let Some((last, _)) = page.last() {
-                        if self.reverse {
-                            self.high = Some(last.clone());
-                        } else {
-                            self.low = [last.as_slice(), &[0]].concat();
-                        }
-                    }
-                    self.buffered.extend(page);
+                    done = (page.len() as i64) < PAGE_ROWS;
+                    last = page.last().cloned().or(last.take());
+                    buffered.extend(page);
                 }
             }
         }
-        self.buffered.pop_front().map(Ok)
-    }
+        buffered.pop_front().map(Ok)
+    })
+}
+
+/// The smallest key after `key`.
+fn after(key: &[u8]) -> Vec<u8> {
+    [key, &[0]].concat()
 }
 
 impl Reader for PgReader {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Bytes>, BackendError> {
-        let conn = self.0.reader_connection();
+        let conn = self.0.reader_connection()?;
         let (table, key) = (table_code(table), key.to_vec());
         let row = self
             .0
@@ -397,15 +391,15 @@ impl Reader for PgReader {
 
     fn range(&self, table: Table, range: Range, reverse: bool) -> Result<Entries, BackendError> {
         let (low, high) = normalize(range);
-        Ok(Box::new(Pages {
-            pg: self.0.clone(),
-            table: table_code(table),
-            low,
-            high,
-            reverse,
-            buffered: VecDeque::new(),
-            done: false,
-        }))
+        let (pg, table) = (self.0.clone(), table_code(table));
+        Ok(Box::new(paged(move |last: Option<&(Vec<u8>, Bytes)>| {
+            let (low, high) = match (last, reverse) {
+                (None, _) => (low.clone(), high.clone()),
+                (Some((key, _)), false) => (after(key), high.clone()),
+                (Some((key, _)), true) => (low.clone(), Some(key.clone())),
+            };
+            range_page(&pg, table, low, high, reverse, PAGE_ROWS)
+        })))
     }
 
     /// One statement: one point in time.
@@ -425,7 +419,7 @@ impl Reader for PgReader {
     }
 
     fn alarm(&self, object: &[u8]) -> Result<Option<i64>, BackendError> {
-        let conn = self.0.reader_connection();
+        let conn = self.0.reader_connection()?;
         let object = object.to_vec();
         let row = self
             .0
@@ -439,15 +433,14 @@ impl Reader for PgReader {
     }
 
     fn alarms(&self, range: Range) -> Result<Alarms, BackendError> {
-        let (mut low, high) = normalize(range);
+        let (low, high) = normalize(range);
         let pg = self.0.clone();
-        let mut buffered: VecDeque<(Vec<u8>, i64)> = VecDeque::new();
-        let mut done = false;
-        Ok(Box::new(std::iter::from_fn(move || {
-            if buffered.is_empty() && !done {
-                let conn = pg.reader_connection();
-                let (from, high) = (low.clone(), high.clone());
-                let rows = pg.block(async move {
+        Ok(Box::new(paged(move |last: Option<&(Vec<u8>, i64)>| {
+            let from = last.map_or_else(|| low.clone(), |(object, _)| after(object));
+            let conn = pg.reader_connection()?;
+            let high = high.clone();
+            let rows = pg
+                .block(async move {
                     let s = &conn.statements;
                     match &high {
                         Some(high) => {
@@ -455,65 +448,32 @@ impl Reader for PgReader {
                                 .query(&s.alarms, &[&from, high, &PAGE_ROWS])
                                 .await
                         }
-                        None => {
-                            conn.client
-                                .query(&s.alarms_open, &[&from, &PAGE_ROWS])
-                                .await
-                        }
+                        None => conn.client.query(&s.alarms_open, &[&from, &PAGE_ROWS]).await,
                     }
-                });
-                match rows {
-                    Err(e) => {
-                        done = true;
-                        return Some(Err(fail(describe(&e))));
-                    }
-                    Ok(rows) => {
-                        done = (rows.len() as i64) < PAGE_ROWS;
-                        buffered.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
-                        if let Some((last, _)) = buffered.back() {
-                            low = [last.as_slice(), &[0]].concat();
-                        }
-                    }
-                }
-            }
-            buffered.pop_front().map(Ok)
+                })
+                .map_err(|e| fail(describe(&e)))?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })))
     }
 
     fn schedule(&self) -> Result<Schedule, BackendError> {
         let pg = self.0.clone();
-        let mut after: (i64, Vec<u8>) = (i64::MIN, Vec::new());
-        let mut buffered: VecDeque<(i64, Vec<u8>)> = VecDeque::new();
-        let mut done = false;
-        Ok(Box::new(std::iter::from_fn(move || {
-            if buffered.is_empty() && !done {
-                let conn = pg.reader_connection();
-                let (at, object) = after.clone();
-                let rows = pg.block(async move {
+        Ok(Box::new(paged(move |last: Option<&(i64, Vec<u8>)>| {
+            let (at, object) = last.cloned().unwrap_or((i64::MIN, Vec::new()));
+            let conn = pg.reader_connection()?;
+            let rows = pg
+                .block(async move {
                     conn.client
                         .query(&conn.statements.schedule, &[&at, &object, &PAGE_ROWS])
                         .await
-                });
-                match rows {
-                    Err(e) => {
-                        done = true;
-                        return Some(Err(fail(describe(&e))));
-                    }
-                    Ok(rows) => {
-                        done = (rows.len() as i64) < PAGE_ROWS;
-                        buffered.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
-                        if let Some(last) = buffered.back() {
-                            after = last.clone();
-                        }
-                    }
-                }
-            }
-            buffered.pop_front().map(Ok)
+                })
+                .map_err(|e| fail(describe(&e)))?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })))
     }
 
     fn retries(&self) -> Result<Vec<(Vec<u8>, AlarmRetry)>, BackendError> {
-        let conn = self.0.reader_connection();
+        let conn = self.0.reader_connection()?;
         let rows = self
             .0
             .block(async move { conn.client.query(&conn.statements.retries, &[]).await })
