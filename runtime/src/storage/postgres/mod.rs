@@ -448,7 +448,11 @@ impl Reader for PgReader {
                                 .query(&s.alarms, &[&from, high, &PAGE_ROWS])
                                 .await
                         }
-                        None => conn.client.query(&s.alarms_open, &[&from, &PAGE_ROWS]).await,
+                        None => {
+                            conn.client
+                                .query(&s.alarms_open, &[&from, &PAGE_ROWS])
+                                .await
+                        }
                     }
                 })
                 .map_err(|e| fail(describe(&e)))?;
