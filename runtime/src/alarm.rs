@@ -276,6 +276,12 @@ impl Scheduler {
         }
     }
 
+    /// Whether this node fires the alarm of the object with this prefix (in a cluster, the
+    /// owner of its shard does).
+    fn runs_here(&self, object: &[u8]) -> bool {
+        schema::split_object_prefix(object).is_none_or(|(_, id)| self.directory.runs_here(&id))
+    }
+
     /// Up to `room` due alarms (not busy), and the time of the first alarm after `now` (`None`
     /// when `room` filled up first: completions wake the loop then). Scans past at most the busy
     /// entries, so a backlog of due alarms costs O(room) per pass, not O(backlog).
@@ -294,7 +300,7 @@ impl Scheduler {
             if at_ms > now {
                 return Ok((due, Some(at_ms)));
             }
-            if !busy(&object) {
+            if !busy(&object) && self.runs_here(&object) {
                 due.push(Due { at_ms, object });
                 if due.len() == room {
                     return Ok((due, None));

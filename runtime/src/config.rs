@@ -59,6 +59,9 @@ pub struct Cluster {
     pub node: String,
     /// How long a node's lease lasts without a heartbeat; a failed node's objects move after it.
     pub lease_ttl: Duration,
+    /// Where other nodes reach this one's admin listener (forwarded requests), if not the
+    /// address it listens on (`--advertise`: e.g. a host name when it listens on 0.0.0.0).
+    pub advertise: Option<String>,
 }
 
 /// Timeouts and connection caps of the two listeners.

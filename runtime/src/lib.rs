@@ -192,11 +192,25 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         path: config.data_dir.clone(),
         cause,
     })?;
+    // Bound first: a cluster node tells the others its internal (admin) address.
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|cause| StartError::Listen { addr, cause })
+    };
+    let ingress = bind(config.listen).await?;
+    let admin = bind(config.admin_listen).await?;
+    let local = |l: &TcpListener, addr| {
+        l.local_addr()
+            .map_err(|cause| StartError::Listen { addr, cause })
+    };
+    let ingress_addr = local(&ingress, config.listen)?;
+    let admin_addr = local(&admin, config.admin_listen)?;
     let metrics = Arc::new(Metrics::new());
     let alarm_wake = alarm::AlarmWake::default();
     let parts = match &config.cluster {
         None => open_redb(&config, &metrics)?,
-        Some(cluster) => open_postgres(cluster.clone(), &config).await?,
+        Some(cluster) => open_postgres(cluster.clone(), admin_addr).await?,
     };
     let store = parts.store;
     let (committer, committer_thread) =
@@ -216,27 +230,22 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         )
         .await?,
     );
+    let remote = parts.lease.as_ref().map(|held| {
+        let wait = config
+            .cluster
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |c| c.lease_ttl * 3);
+        let token = config.admin_token.as_deref().map(Arc::from);
+        object::remote::Remote::new(held.map().clone(), token, wait)
+    });
     let (directory, actors) = Directory::new(
         classes.clone(),
         committer.clone(),
         store.clone(),
         &config,
         metrics.clone(),
+        remote,
     );
-
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|cause| StartError::Listen { addr, cause })
-    };
-    let ingress = bind(config.listen).await?;
-    let admin = bind(config.admin_listen).await?;
-    let local = |l: &TcpListener, addr| {
-        l.local_addr()
-            .map_err(|cause| StartError::Listen { addr, cause })
-    };
-    let ingress_addr = local(&ingress, config.listen)?;
-    let admin_addr = local(&admin, config.admin_listen)?;
 
     let (stop, stopped) = watch::channel(false);
     let listening = |max_connections: usize| http::Listening {
@@ -274,6 +283,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         .await
     });
     let lease_lost = parts.lease.as_ref().map(|held| held.fence().watch());
+    let alarm_notify = alarm_wake.notify();
     let scheduler = alarm::Scheduler {
         db: store.clone(),
         directory: directory.clone(),
@@ -285,6 +295,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         clock: config.clock.clone(),
     };
     let scheduler_task = tokio::spawn(scheduler.run(stopped.clone()));
+
     let admin_state = AdminState {
         classes: classes.clone(),
         directory: directory.clone(),
@@ -296,19 +307,37 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         body_timeout: config.http.body_timeout,
         ready: open.subscribe(),
     };
+    let (registry_stopped, mut map_stopped) = (stopped.clone(), stopped.clone());
     let admin_task = tokio::spawn(http::serve(
         admin,
         move |request| http::admin::handle(admin_state.clone(), request),
         stopped,
         listening(config.http.max_admin_connections),
     ));
+    let mut listeners = vec![ingress_task, admin_task, scheduler_task];
+    if let Some(lease) = &parts.lease {
+        listeners.push(tokio::spawn(follow_registry(
+            classes.clone(),
+            registry_stopped,
+        )));
+        // Alarms of shards this node takes over are due here now.
+        let (map, alarms) = (lease.map().clone(), alarm_notify);
+        listeners.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = map.changed() => alarms.notify_one(),
+                    _ = map_stopped.wait_for(|stop| *stop) => return,
+                }
+            }
+        }));
+    }
     tracing::info!(%ingress_addr, %admin_addr, data_dir = %config.data_dir.display(), "duro serving");
     Ok(Server {
         ingress_addr,
         admin_addr,
         stop,
         open,
-        listeners: vec![ingress_task, admin_task, scheduler_task],
+        listeners,
         directory,
         actors,
         committer: committer_thread,
@@ -318,6 +347,20 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         lease_lost,
         lease: parts.lease,
     })
+}
+
+/// Cluster mode: installs the class registry's changes made on other nodes, every second, until
+/// `stop` turns true.
+async fn follow_registry(classes: Arc<Classes>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        if let Err(error) = classes.refresh().await {
+            tracing::warn!(%error, "could not install the class registry's changes; retrying");
+        }
+    }
 }
 
 /// The engine a server runs on: its reads, its sink and, in a cluster, its fence.
@@ -365,11 +408,14 @@ fn open_redb(config: &Config, metrics: &Arc<Metrics>) -> Result<Opened, StartErr
     })
 }
 
-/// Cluster mode: connects to PostgreSQL, joins, and waits until this node holds every shard
-/// (at once on a new cluster; a standby waits for the active node's lease to expire).
-async fn open_postgres(cluster: config::Cluster, config: &Config) -> Result<Opened, StartError> {
+/// Cluster mode: connects to PostgreSQL, joins, and claims this node's first shards (every
+/// shard on a new cluster); `admin` is where other nodes forward requests to this one.
+async fn open_postgres(cluster: config::Cluster, admin: SocketAddr) -> Result<Opened, StartError> {
     use storage::postgres::{Pg, Postgres, lease, sink::PgSink};
-    let address = config.listen.to_string();
+    let address = cluster
+        .advertise
+        .clone()
+        .unwrap_or_else(|| admin.to_string());
     let opened = tokio::task::spawn_blocking(move || {
         let pg = Pg::connect(&cluster.url)?;
         let lease = lease::Lease::join(
@@ -380,8 +426,7 @@ async fn open_postgres(cluster: config::Cluster, config: &Config) -> Result<Open
                 ttl: cluster.lease_ttl,
             },
         )?;
-        lease.acquire_all()?;
-        let held = lease.keep();
+        let held = lease.start()?;
         let sink = PgSink::new(pg.clone(), held.fence().clone())?;
         Ok::<_, storage::BackendError>(Opened {
             store: Arc::new(Postgres(pg)),

@@ -29,7 +29,7 @@ pub fn max_instances(max_live_objects: usize) -> usize {
 const INSTANCE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the admin API shows about the worker.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct WorkerInfo {
     pub sha256: String,
     pub size: u64,

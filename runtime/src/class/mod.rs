@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod settings;
+mod sync;
 
 use crate::abi::ClassCode;
 use crate::abi::worker::WorkerCode;
@@ -26,9 +27,10 @@ use crate::ids::{ClassIds, ClassName, IdSecret};
 use crate::outbound::Outbound;
 use crate::storage::{CommitError, Committer, Store, WriteOp, schema, schema::Table};
 use crate::worker::{Worker, WorkerInfo};
+use sync::Stored;
 
 /// What redb keeps about a class.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ClassRecord {
     digest: String,
     size: u64,
@@ -160,6 +162,8 @@ pub struct Classes {
     worker_slots: Arc<tokio::sync::Semaphore>,
     /// Serializes uploads, deletes and migrations; holds the tags of the applied migrations.
     changes: tokio::sync::Mutex<Vec<String>>,
+    /// Where the registry is kept; in a cluster, other nodes change it too (see `sync`).
+    store: Store,
 }
 
 const META_ID_SECRET: &str = "id-secret";
@@ -170,6 +174,8 @@ const META_OUTBOUND: &str = "outbound";
 const META_VARS: &str = "vars";
 /// The assets bundle, as uploaded (not JSON).
 const META_ASSETS: &str = "assets";
+/// The sha256 of the assets bundle (compared by other cluster nodes without reading the bundle).
+const META_ASSETS_DIGEST: &str = "assets-digest";
 
 pub use settings::{Bindings, Vars};
 
@@ -186,76 +192,27 @@ impl Classes {
         max_live_objects: usize,
     ) -> Result<Self, ClassError> {
         let secret = load_or_create_secret(db, &committer).await?;
-        let records = db.scan(Table::Classes).map_err(storage_error)?;
-        let mut live = HashMap::new();
-        for (name, record) in records {
-            let name = String::from_utf8_lossy(&name);
-            let (Ok(name), Ok(record)) = (
-                ClassName::parse(&name),
-                serde_json::from_slice::<ClassRecord>(&record),
-            ) else {
-                tracing::error!(class = %name, "skipping an unreadable class record");
-                continue;
-            };
-            let bytes = db
-                .get(Table::Components, record.digest.as_bytes())
-                .map_err(storage_error)?
-                .ok_or_else(|| ClassError::Storage(format!("component of {name} is missing")))?;
-            let (code, _) = compile(&engine, bytes, record.digest.clone()).await?;
-            let class = LoadedClass::new(
-                name.clone(),
-                secret.class_ids(&name, record.id_label(&name)),
-                code,
-                record.incarnation,
-                record,
-            );
-            live.insert(name, Arc::new(class));
-        }
-        let bindings: Bindings = read_meta(db, META_BINDINGS, "bindings")?.unwrap_or_default();
-        let outbound: Outbound =
-            read_meta(db, META_OUTBOUND, "outbound policies")?.unwrap_or_default();
-        let vars: Vars = read_meta(db, META_VARS, "vars")?.unwrap_or_default();
         let worker_slots = Arc::new(tokio::sync::Semaphore::new(crate::worker::max_instances(
             max_live_objects,
         )));
-        let worker = match read_meta::<WorkerInfo>(db, META_WORKER, "worker record")? {
-            Some(info) => {
-                let bytes = db
-                    .get(Table::Components, info.sha256.as_bytes())
-                    .map_err(storage_error)?
-                    .ok_or_else(|| {
-                        ClassError::Storage("the worker's component is missing".into())
-                    })?;
-                let (code, _) = compile_worker(&engine, bytes, info.sha256.clone()).await?;
-                Some(Arc::new(Worker::new(code, info, worker_slots.clone())))
-            }
-            None => None,
-        };
-        let applied: Vec<String> =
-            read_meta(db, META_MIGRATIONS, "migration tags")?.unwrap_or_default();
-        let assets = match db
-            .get(Table::Meta, META_ASSETS.as_bytes())
-            .map_err(storage_error)?
-        {
-            Some(bundle) => Some(Arc::new(
-                Assets::open(bundle).map_err(|e| ClassError::Storage(e.to_string()))?,
-            )),
-            None => None,
-        };
+        let stored = Stored::load(db, &engine, &secret, &worker_slots, None).await?;
         let classes = Self {
             engine,
             committer,
             secret,
-            live: RwLock::new(live),
-            bindings: RwLock::new(bindings),
-            worker: RwLock::new(worker),
-            outbound: RwLock::new(Arc::new(outbound)),
-            vars: RwLock::new(Arc::new(vars)),
-            assets: RwLock::new(assets),
+            live: RwLock::new(stored.live),
+            bindings: RwLock::new(stored.bindings),
+            worker: RwLock::new(stored.worker),
+            outbound: RwLock::new(Arc::new(stored.outbound)),
+            vars: RwLock::new(Arc::new(stored.vars)),
+            assets: RwLock::new(stored.assets),
             worker_slots,
-            changes: tokio::sync::Mutex::new(applied),
+            changes: tokio::sync::Mutex::new(stored.applied),
+            store: db.clone(),
         };
+        let change = classes.begin_change().await?;
         classes.sweep_orphans(db).await?;
+        drop(change);
         Ok(classes)
     }
 
@@ -290,7 +247,7 @@ impl Classes {
         name: ClassName,
         bytes: Bytes,
     ) -> Result<(ClassInfo, Change), ClassError> {
-        let _change = self.changes.lock().await;
+        let _change = self.begin_change().await?;
         let digest = hex::encode(Sha256::digest(&bytes));
         if let Some(current) = self.get(&name).filter(|c| c.record.digest == digest) {
             return Ok((current.info(), Change::Unchanged));
@@ -350,7 +307,7 @@ impl Classes {
 
     /// Deletes a class and all of its objects' storage. `false` if there was no such class.
     pub async fn delete(&self, name: &ClassName) -> Result<bool, ClassError> {
-        let _change = self.changes.lock().await;
+        let _change = self.begin_change().await?;
         let Some(class) = self.get(name) else {
             return Ok(false);
         };
@@ -377,7 +334,7 @@ impl Classes {
         bytes: Bytes,
         object_routes: bool,
     ) -> Result<(WorkerInfo, Change), ClassError> {
-        let _change = self.changes.lock().await;
+        let _change = self.begin_change().await?;
         let digest = hex::encode(Sha256::digest(&bytes));
         if let Some(current) = self
             .worker()
@@ -418,7 +375,7 @@ impl Classes {
     /// Removes the worker; ingress requests go to the object routes again. `false` if there was
     /// none.
     pub async fn delete_worker(&self) -> Result<bool, ClassError> {
-        let _change = self.changes.lock().await;
+        let _change = self.begin_change().await?;
         let Some(worker) = self.worker() else {
             return Ok(false);
         };
@@ -461,7 +418,7 @@ impl Classes {
     /// each checked against the classes as the earlier steps leave them; then commits all of it,
     /// with its tag, at once. Returns whether it was applied now.
     pub async fn migrate(&self, migration: &Migration) -> Result<bool, ClassError> {
-        let mut applied = self.changes.lock().await;
+        let mut applied = self.begin_change().await?;
         let tag = &migration.tag;
         let refuse = |reason: String| ClassError::Migration {
             tag: tag.clone(),
@@ -656,6 +613,8 @@ async fn compile_worker(
 }
 
 async fn load_or_create_secret(db: &Store, committer: &Committer) -> Result<IdSecret, ClassError> {
+    // In a cluster, the first node to start creates it; the others wait and read it.
+    let _cluster = sync::lock_registry(db).await?;
     let stored = db
         .get(Table::Meta, META_ID_SECRET.as_bytes())
         .map_err(storage_error)?;

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Change, ClassError, Classes, META_ASSETS, META_BINDINGS, META_OUTBOUND, META_VARS,
-    created_or_replaced, put_meta,
+    Change, ClassError, Classes, META_ASSETS, META_ASSETS_DIGEST, META_BINDINGS, META_OUTBOUND,
+    META_VARS, created_or_replaced, put_meta,
 };
 use crate::assets::Assets;
 use crate::ids::ClassName;
@@ -98,7 +98,7 @@ impl Classes {
         value: &T,
         install: impl FnOnce(&T),
     ) -> Result<(), ClassError> {
-        let _change = self.changes.lock().await;
+        let _change = self.begin_change().await?;
         let op = put_meta(key, value);
         self.committer.submit(vec![op]).await.wait().await?;
         install(value);
@@ -151,35 +151,35 @@ impl Classes {
     /// Replaces the static assets with `bundle` (durably), or removes them (`None`). Returns
     /// whether anything changed (the same bundle again changes nothing).
     pub async fn set_assets(&self, bundle: Option<Bytes>) -> Result<Change, ClassError> {
-        let _change = self.changes.lock().await;
+        let _change = self.begin_change().await?;
         let previous = self.assets();
-        let (op, assets) = match bundle {
+        let (ops, assets) = match bundle {
             Some(bundle) => {
                 let assets =
                     Assets::open(bundle.clone()).map_err(|e| ClassError::Assets(e.to_string()))?;
                 if previous.as_ref().is_some_and(|p| p.digest == assets.digest) {
                     return Ok(Change::Unchanged);
                 }
-                let op = WriteOp::Put {
-                    table: Table::Meta,
-                    key: META_ASSETS.as_bytes().to_vec(),
-                    value: bundle,
-                };
-                (op, Some(Arc::new(assets)))
+                let ops = vec![
+                    WriteOp::Put {
+                        table: Table::Meta,
+                        key: META_ASSETS.as_bytes().to_vec(),
+                        value: bundle,
+                    },
+                    put_meta(META_ASSETS_DIGEST, &assets.digest),
+                ];
+                (ops, Some(Arc::new(assets)))
             }
             None if previous.is_none() => return Ok(Change::Unchanged),
             None => {
-                let key = META_ASSETS.as_bytes().to_vec();
-                (
-                    WriteOp::Delete {
-                        table: Table::Meta,
-                        key,
-                    },
-                    None,
-                )
+                let delete = |key: &str| WriteOp::Delete {
+                    table: Table::Meta,
+                    key: key.as_bytes().to_vec(),
+                };
+                (vec![delete(META_ASSETS), delete(META_ASSETS_DIGEST)], None)
             }
         };
-        self.committer.submit(vec![op]).await.wait().await?;
+        self.committer.submit(ops).await.wait().await?;
         *self.assets.write().expect("assets lock") = assets;
         Ok(created_or_replaced(previous.is_none()))
     }

@@ -257,8 +257,9 @@ struct ServeArgs {
     #[arg(long, env = "DURO_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     drain_timeout_ms: u64,
     /// Cluster mode: keep objects in this PostgreSQL database (`postgres://user@host:port/db`)
-    /// instead of the data dir's redb. One node is active at a time; others wait as standbys and
-    /// take over when its lease expires.
+    /// instead of the data dir's redb. Nodes on the same database share the objects: each runs
+    /// the objects of its shards and forwards the others' requests; a failed node's shards move
+    /// to the others when its lease expires.
     #[arg(long, env = "DURO_CLUSTER")]
     cluster: Option<String>,
     /// This node's name in the cluster (default: the ingress address).
@@ -268,6 +269,11 @@ struct ServeArgs {
     /// objects move to a standby after it.
     #[arg(long, env = "DURO_LEASE_TTL_MS", default_value_t = 10_000)]
     lease_ttl_ms: u64,
+    /// Where other cluster nodes reach this node's admin listener, to forward it the requests
+    /// for its objects (default: the admin listen address; give a routable host:port when
+    /// listening on 0.0.0.0). Nodes authenticate with the admin token.
+    #[arg(long, env = "DURO_ADVERTISE")]
+    advertise: Option<String>,
     /// Start even if the write-ahead log is damaged, missing or belongs to another database:
     /// replay what can be read and LOSE the rest. Without it such a start is refused.
     #[arg(long)]
@@ -561,6 +567,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<Config> {
         url: url.clone(),
         node: args.node.clone().unwrap_or_else(|| args.listen.to_string()),
         lease_ttl: Duration::from_millis(args.lease_ttl_ms),
+        advertise: args.advertise.clone(),
     });
     config.alarm_retry.base = Duration::from_millis(args.alarm_retry_base_ms);
     config.hibernate_after = Duration::from_millis(args.hibernate_after_ms);

@@ -61,7 +61,7 @@ pub async fn handle(
 }
 
 /// The request's whole body, at most `max` bytes.
-async fn body_of(
+pub(super) async fn body_of(
     state: &AdminState,
     request: http::Request<Incoming>,
     max: usize,
@@ -236,6 +236,7 @@ async fn route(
             );
             Ok(response)
         }
+        (Admin::Forward, Method::POST) => super::forward::forward(state, request).await,
         (Admin::Classes, Method::GET) => Ok(json(
             StatusCode::OK,
             &serde_json::to_value(state.classes.list()).expect("class infos serialize"),

@@ -35,6 +35,12 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// Cluster mode: the object's shard is not (or no longer) on this node.
+    #[error("{0}")]
+    Misdirected(String),
+    /// Cluster mode: a failure on the node that runs the object, with its status.
+    #[error("{message}")]
+    Forwarded { status: StatusCode, message: String },
     /// A failure whose details (a guest's trap with its wasm backtrace, an internal fault) are
     /// for the operator: the client gets `public` and an error id, the log gets both.
     #[error("{public}")]
@@ -54,6 +60,8 @@ impl ApiError {
             Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) | Self::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
+            Self::Forwarded { status, .. } => *status,
         }
     }
 
@@ -129,7 +137,13 @@ impl From<ObjectError> for ApiError {
             ObjectError::Overloaded(_)
             | ObjectError::TooManyLive(_)
             | ObjectError::Guest(GuestError::MemoryBudget(_))
-            | ObjectError::ShuttingDown => Self::Unavailable(error.to_string()),
+            | ObjectError::ShuttingDown
+            | ObjectError::Unavailable(_) => Self::Unavailable(error.to_string()),
+            ObjectError::NotHere => Self::Misdirected(error.to_string()),
+            ObjectError::Remote { status, message } => Self::Forwarded {
+                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                message: message.clone(),
+            },
             // The limits say what happened and nothing about the code: shown as they are.
             ObjectError::Guest(GuestError::CpuLimit(_) | GuestError::MemoryLimit(_))
             | ObjectError::ResponseTooLarge { .. }

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod admin;
 pub mod error;
+mod forward;
 pub mod ingress;
 mod inspect;
 pub mod route;

@@ -50,6 +50,8 @@ pub enum Admin {
     Healthz,
     Readyz,
     Metrics,
+    /// `/internal/forward`: cluster mode's route for another node's forwarded event.
+    Forward,
 }
 
 /// How an admin route names an object.
@@ -128,6 +130,7 @@ pub fn admin(path: &str) -> Result<Admin, RouteError> {
         ["healthz"] => Ok(Admin::Healthz),
         ["readyz"] => Ok(Admin::Readyz),
         ["metrics"] => Ok(Admin::Metrics),
+        ["internal", "forward"] => Ok(Admin::Forward),
         _ => Err(RouteError::NotFound),
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::actor::{Actor, Envelope};
 use super::reaper::Reaper;
+use super::remote::Place;
 use super::{AlarmOutcome, ObjectError, Request, Response};
 use crate::abi::{InstanceEnv, MemoryBudget};
 use crate::class::{Classes, LoadedClass};
@@ -88,6 +89,8 @@ pub(super) struct Shared {
     pub next_actor: AtomicU64,
     /// Set by `shutdown`: no new events are accepted.
     pub closing: AtomicBool,
+    /// Cluster mode: where objects of other nodes' shards run.
+    pub remote: Option<super::remote::Remote>,
 }
 
 /// Routes events to objects. Cheap to clone.
@@ -132,6 +135,7 @@ impl Directory {
         db: crate::storage::Store,
         config: &Config,
         metrics: Arc<Metrics>,
+        remote: Option<super::remote::Remote>,
     ) -> (Self, ActorsStopped) {
         let limits = config.limits.clone();
         let (idle_timeout, hibernate_after) = (config.idle_timeout, config.hibernate_after);
@@ -166,6 +170,7 @@ impl Directory {
             hasher: RandomState::new(),
             next_actor: AtomicU64::new(1),
             closing: AtomicBool::new(false),
+            remote,
         };
         (
             Self {
@@ -191,6 +196,45 @@ impl Directory {
         name: Option<String>,
         request: Request,
     ) -> Result<Response, ObjectError> {
+        if let Some(remote) = &self.shared.remote
+            && let Place::There(address) = remote.place(&id).await?
+        {
+            if request.is_upgrade() {
+                return Err(ObjectError::Unavailable(format!(
+                    "this object runs on another node of the cluster ({address}), and WebSockets \
+                     are not forwarded between nodes yet"
+                )));
+            }
+            let name_for_here = name.clone();
+            let request_here = request.clone();
+            match remote
+                .forward(address, &class.name, id, name, request)
+                .await?
+            {
+                Some(response) => return Ok(response),
+                // The object moved here meanwhile.
+                None => {
+                    return self
+                        .fetch_here(class, id, name_for_here, request_here)
+                        .await;
+                }
+            }
+        }
+        self.fetch_here(class, id, name, request).await
+    }
+
+    /// Like `fetch`, for an object this node runs: a forwarded request, which must not travel
+    /// again. In a cluster, an object of another node's shard is refused (`NotHere`).
+    pub async fn fetch_here(
+        &self,
+        class: Arc<LoadedClass>,
+        id: ObjectId,
+        name: Option<String>,
+        request: Request,
+    ) -> Result<Response, ObjectError> {
+        if !self.runs_here(&id) {
+            return Err(ObjectError::NotHere);
+        }
         let (reply, answer) = oneshot::channel();
         let key = ObjectKey::of(&class, id);
         self.deliver(
@@ -215,6 +259,11 @@ impl Directory {
         } else {
             ObjectError::Internal("the event failed inside the runtime".into())
         }
+    }
+
+    /// Whether this node runs the object with `id` (always, outside a cluster).
+    pub fn runs_here(&self, id: &ObjectId) -> bool {
+        self.shared.remote.as_ref().is_none_or(|r| r.is_here(id))
     }
 
     /// Stops accepting events and lets every actor finish what is queued, then stop.

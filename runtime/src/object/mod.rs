@@ -8,6 +8,7 @@
 mod actor;
 pub mod directory;
 mod reaper;
+pub mod remote;
 mod shared;
 
 use bytes::Bytes;
@@ -119,4 +120,15 @@ pub enum ObjectError {
     /// A fault of the runtime itself (a panic while running the event); the object was reset.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Cluster mode: the object cannot be reached now (its node is unreachable, or its shard
+    /// is moving); nothing ran.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Cluster mode: this node does not own the object's shard (a forwarded request arrived
+    /// after the shard moved); nothing ran.
+    #[error("this node does not run that object")]
+    NotHere,
+    /// Cluster mode: the event failed on the node that runs the object (its status and message).
+    #[error("{message}")]
+    Remote { status: u16, message: String },
 }

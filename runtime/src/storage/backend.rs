@@ -58,6 +58,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// A name for logs and errors: "redb" or "postgresql".
     fn name(&self) -> &'static str;
+
+    /// When other processes change this storage too (a cluster): takes the lock that
+    /// serializes changes of the class registry among them, held until the guard is dropped.
+    /// Blocks. `None`: this process is the only writer.
+    fn lock_registry(&self) -> Result<Option<Box<dyn Send>>, BackendError> {
+        Ok(None)
+    }
 }
 
 /// Reads of one view (see [`Backend::reader`]).

@@ -7,12 +7,18 @@
 //! [`GRACE`] ago. Every commit re-checks ownership inside its own transaction (`duro_fence`), so
 //! a node that was paused or cut off can never commit after a takeover, whatever the clocks.
 //!
-//! This first cluster mode runs one active node: a node takes every shard before it serves, and
-//! waits (standby) while another live node holds them. A node that loses its lease (its
-//! heartbeat refused, its own deadline passed, a commit fenced) stops: it must not answer from
-//! state another node may be changing, and a restart joins again as a new incarnation.
+//! Placement: each shard's preferred node is the live node that ranks first for it
+//! (rendezvous hashing of the shard and the node names), so shards spread evenly over the nodes
+//! that start together, and a failed node's shards spread over the survivors. Every tick a node
+//! claims the free or expired shards it prefers, and publishes who owns what ([`ShardMap`]):
+//! requests for objects of other nodes' shards are forwarded to them. Shards do not move while
+//! their owner lives (a node that joins later takes shards as others leave or fail).
+//!
+//! A node that loses its lease (its heartbeat refused, its own deadline passed, a commit fenced,
+//! a shard it held owned by another) stops: it must not answer from state another node may be
+//! changing, and a restart joins again as a new incarnation.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -99,6 +105,7 @@ pub struct Lease {
     client: Arc<Client>,
     config: LeaseConfig,
     fence: Fence,
+    map: Arc<ShardMap>,
 }
 
 fn random_incarnation() -> String {
@@ -145,6 +152,7 @@ impl Lease {
             client,
             config,
             fence,
+            map: Arc::new(ShardMap::default()),
         })
     }
 
@@ -152,75 +160,93 @@ impl Lease {
         &self.fence
     }
 
-    /// Claims every shard that is free or whose owner's lease expired; the number this node
-    /// holds afterwards.
-    fn claim(&self) -> Result<u32, BackendError> {
-        let (c, me) = (self.client.clone(), self.fence.incarnation().to_string());
-        let grace_ms = GRACE.as_millis() as f64;
-        let held: i64 = self
-            .pg
-            .block(async move {
-                c.execute(
-                    "UPDATE duro_shards SET owner = $1, epoch = epoch + 1 \
-                     WHERE owner IS DISTINCT FROM $1 AND (owner IS NULL OR owner NOT IN ( \
-                       SELECT incarnation FROM duro_nodes \
-                       WHERE expires + $2::float8 * interval '1 millisecond' > now()))",
-                    &[&me, &grace_ms],
-                )
-                .await?;
-                let row = c
-                    .query_one("SELECT count(*) FROM duro_shards WHERE owner = $1", &[&me])
-                    .await?;
-                Ok::<i64, tokio_postgres::Error>(row.get(0))
-            })
-            .map_err(|e| fail(format!("claiming shards: {}", describe(&e))))?;
-        Ok(held as u32)
-    }
-
-    /// Renews this node's lease; false when PostgreSQL refused (it expired: another node may
-    /// own its shards now).
-    fn renew(&self) -> Result<bool, BackendError> {
-        let (c, me) = (self.client.clone(), self.fence.incarnation().to_string());
+    /// One round of membership: renews this node's lease, claims the free or expired shards it
+    /// prefers, and publishes who owns what. `Ok(false)`: PostgreSQL refused the renewal (the
+    /// lease expired; another node may own this node's shards now).
+    async fn tick(&self) -> Result<bool, tokio_postgres::Error> {
+        let c = &self.client;
+        let me = self.fence.incarnation().to_string();
         let ttl_ms = self.config.ttl.as_millis() as f64;
-        let renewed = self
-            .pg
-            .block(async move { c.execute(RENEW, &[&me, &ttl_ms]).await })
-            .map_err(|e| fail(format!("renewing the lease: {}", describe(&e))))?;
-        Ok(renewed == 1)
-    }
-
-    /// Waits (renewing this node's own lease) until it holds every shard: at once on a new
-    /// cluster, or once the active node's lease has expired. Blocks.
-    pub fn acquire_all(&self) -> Result<(), BackendError> {
-        let mut said = false;
-        loop {
-            if !self.renew()? {
-                return Err(fail(
-                    "this node's lease expired while it waited; start it again",
-                ));
-            }
-            let held = self.claim()?;
-            if held == SHARDS {
-                tracing::info!(node = %self.config.node, shards = SHARDS, "holding every shard: active");
-                return Ok(());
-            }
-            if !said {
-                tracing::info!(
-                    node = %self.config.node,
-                    held,
-                    "standby: another node holds the shards; taking over when its lease expires"
-                );
-                said = true;
-            }
-            std::thread::sleep(self.config.ttl / 3);
+        if c.execute(RENEW, &[&me, &ttl_ms]).await? != 1 {
+            return Ok(false);
         }
+        let live: Vec<(String, String)> = c
+            .query(
+                "SELECT incarnation, node FROM duro_nodes WHERE expires > now()",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let wanted: Vec<i32> = (0..SHARDS as i32)
+            .filter(|shard| preferred(*shard, &live) == Some(me.as_str()))
+            .collect();
+        let grace_ms = GRACE.as_millis() as f64;
+        c.execute(
+            "UPDATE duro_shards SET owner = $1, epoch = epoch + 1 \
+             WHERE shard = ANY($2) AND owner IS DISTINCT FROM $1 AND (owner IS NULL OR owner NOT IN ( \
+               SELECT incarnation FROM duro_nodes \
+               WHERE expires + $3::float8 * interval '1 millisecond' > now()))",
+            &[&me, &wanted, &grace_ms],
+        )
+        .await?;
+        let rows = c
+            .query(
+                "SELECT s.shard, s.owner, n.address FROM duro_shards s \
+                 LEFT JOIN duro_nodes n ON n.incarnation = s.owner AND n.expires > now() \
+                 ORDER BY s.shard",
+                &[],
+            )
+            .await?;
+        let mut routes = vec![Route::Nobody; SHARDS as usize];
+        for row in &rows {
+            let shard: i32 = row.get(0);
+            let owner: Option<String> = row.get(1);
+            let address: Option<String> = row.get(2);
+            let Some(slot) = routes.get_mut(shard as usize) else {
+                continue;
+            };
+            *slot = match (owner, address) {
+                (Some(owner), _) if owner == me => Route::Here,
+                (Some(_), Some(address)) => Route::There(address.into()),
+                _ => Route::Nobody,
+            };
+        }
+        if let Some(shard) = self.map.taken(&routes) {
+            self.fence.lose(format!(
+                "another node owns shard {shard}, which this node held"
+            ));
+            return Ok(true);
+        }
+        self.map.publish(routes);
+        Ok(true)
     }
 
-    /// Keeps the lease alive from the connections' thread until it is lost: the heartbeat
-    /// renews every third of the lease time; a refused renewal, or a deadline passed without
-    /// one (a pause, a cut), loses the lease.
-    pub fn keep(self) -> Held {
+    /// Takes this node's first shards (all of them on a new cluster), so that it serves at
+    /// once. Blocks.
+    pub fn start(self) -> Result<Held, BackendError> {
         let lease = Arc::new(self);
+        let first = lease.clone();
+        let renewed = lease
+            .pg
+            .block(async move { first.tick().await })
+            .map_err(|e| fail(format!("joining the cluster: {}", describe(&e))))?;
+        if !renewed {
+            return Err(fail(
+                "this node's lease expired as it joined; start it again",
+            ));
+        }
+        let held = lease.map.held();
+        tracing::info!(node = %lease.config.node, shards = held, "joined the cluster");
+        Ok(lease.keep())
+    }
+
+    /// Keeps the lease alive from the connections' thread until it is lost: a tick every third
+    /// of the lease time; a refused renewal, or a deadline passed without one (a pause, a cut),
+    /// loses the lease.
+    fn keep(self: Arc<Self>) -> Held {
+        let lease = self;
         let held = Held(lease.clone());
         let runtime = lease.pg.runtime().clone();
         runtime.spawn(async move {
@@ -242,12 +268,10 @@ impl Lease {
                     return;
                 }
                 let started = Instant::now();
-                let me = lease.fence.incarnation().to_string();
-                let ttl_ms = ttl.as_millis() as f64;
-                let renewed = lease.client.execute(RENEW, &[&me, &ttl_ms]).await;
+                let renewed = lease.tick().await;
                 match renewed {
-                    Ok(1) => last_renewed = started,
-                    Ok(_) => {
+                    Ok(true) => last_renewed = started,
+                    Ok(false) => {
                         lease
                             .fence
                             .lose("PostgreSQL refused this node's lease renewal".into());
@@ -263,12 +287,124 @@ impl Lease {
     }
 }
 
-/// A lease being kept (see [`Lease::keep`]).
+/// Where a shard's objects run, as the last tick saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// On this node.
+    Here,
+    /// On the node whose internal (admin) listener is at this address.
+    There(Arc<str>),
+    /// Nowhere yet: its owner failed or left and no node claimed it yet.
+    Nobody,
+}
+
+/// Who owns which shard; updated by every tick.
+pub struct ShardMap {
+    routes: RwLock<Arc<Vec<Route>>>,
+    /// Woken by every change (waiters for a shard with no owner, the alarm scheduler).
+    published: tokio::sync::Notify,
+}
+
+impl Default for ShardMap {
+    fn default() -> Self {
+        Self {
+            routes: RwLock::new(Arc::new(vec![Route::Nobody; SHARDS as usize])),
+            published: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl ShardMap {
+    /// Where the objects of `shard` run.
+    pub fn route(&self, shard: i32) -> Route {
+        let routes = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        routes.get(shard as usize).cloned().unwrap_or(Route::Nobody)
+    }
+
+    /// Where the object with this id runs.
+    pub fn route_of(&self, id: &crate::ids::ObjectId) -> Route {
+        self.route(shard_of_id(id))
+    }
+
+    /// Resolves at the next change of the map.
+    pub async fn changed(&self) {
+        self.published.notified().await;
+    }
+
+    /// How many shards this node holds.
+    pub fn held(&self) -> usize {
+        let routes = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        routes.iter().filter(|r| **r == Route::Here).count()
+    }
+
+    /// A shard this node held that `next` gives to another node, if any.
+    fn taken(&self, next: &[Route]) -> Option<usize> {
+        let routes = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        routes
+            .iter()
+            .zip(next)
+            .position(|(was, now)| *was == Route::Here && *now != Route::Here)
+    }
+
+    fn publish(&self, routes: Vec<Route>) {
+        let mut current = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        if **current != routes {
+            *current = Arc::new(routes);
+            drop(current);
+            self.published.notify_waiters();
+        }
+    }
+}
+
+/// The shard of the object with this id (see [`shard_of`]).
+pub fn shard_of_id(id: &crate::ids::ObjectId) -> i32 {
+    let n = u32::from_be_bytes(id.as_bytes()[..4].try_into().expect("4 bytes"));
+    (n % SHARDS) as i32
+}
+
+/// The live node that ranks first for `shard` (rendezvous hashing over node names, ties broken
+/// by incarnation): `live` is (incarnation, node name).
+fn preferred(shard: i32, live: &[(String, String)]) -> Option<&str> {
+    live.iter()
+        .max_by_key(|(incarnation, node)| (rank(shard, node), incarnation.clone()))
+        .map(|(incarnation, _)| incarnation.as_str())
+}
+
+/// A node's rank for a shard: FNV-1a of the name, mixed with the shard (splitmix64).
+fn rank(shard: i32, node: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in node.bytes() {
+        h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut z = h ^ (shard as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A lease being kept (see [`Lease::start`]).
 pub struct Held(Arc<Lease>);
 
 impl Held {
     pub fn fence(&self) -> &Fence {
         &self.0.fence
+    }
+
+    /// Who owns which shard, as this node last saw it.
+    pub fn map(&self) -> &Arc<ShardMap> {
+        &self.0.map
     }
 
     /// Hands this node's shards over (a graceful leave, after its last commit): they are free
@@ -291,6 +427,39 @@ impl Held {
             Ok(_) => tracing::info!("handed this node's shards over"),
             Err(e) => {
                 tracing::warn!(error = %describe(&e), "could not hand the shards over; they move when the lease expires")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_spread_over_the_live_nodes_and_a_failed_nodes_shards_over_the_rest() {
+        let nodes = |names: &[&str]| -> Vec<(String, String)> {
+            names
+                .iter()
+                .map(|n| (format!("i-{n}"), n.to_string()))
+                .collect()
+        };
+        let three = nodes(&["n1", "n2", "n3"]);
+        let owner = |live: &[(String, String)], s| preferred(s, live).unwrap().to_string();
+        let mut counts = std::collections::HashMap::new();
+        for s in 0..SHARDS as i32 {
+            *counts.entry(owner(&three, s)).or_insert(0) += 1;
+        }
+        assert_eq!(counts.len(), 3);
+        assert!(
+            counts.values().all(|&n| (50..=120).contains(&n)),
+            "{counts:?}"
+        );
+        // Without n3, n3's shards move and no other shard does.
+        let two = nodes(&["n1", "n2"]);
+        for s in 0..SHARDS as i32 {
+            if owner(&three, s) != "i-n3" {
+                assert_eq!(owner(&three, s), owner(&two, s));
             }
         }
     }

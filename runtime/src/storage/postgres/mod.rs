@@ -36,6 +36,8 @@ const PAGE_ROWS: i64 = 256;
 const SCHEMA: &str = include_str!("schema.sql");
 /// The advisory lock that serializes schema creation.
 const SCHEMA_LOCK: i64 = 0x6475_726f_0001;
+/// The advisory lock that serializes changes of the class registry among nodes.
+const REGISTRY_LOCK: i64 = 0x6475_726f_0002;
 
 /// The number code of a table in `duro_entries.t`.
 fn table_code(table: Table) -> i16 {
@@ -271,6 +273,21 @@ impl Backend for Postgres {
 
     fn name(&self) -> &'static str {
         "postgresql"
+    }
+
+    /// A session-level advisory lock on a connection of its own; dropping the guard closes the
+    /// connection, which releases the lock.
+    fn lock_registry(&self) -> Result<Option<Box<dyn Send>>, BackendError> {
+        let client = Arc::new(self.0.dedicated()?);
+        let locking = client.clone();
+        self.0
+            .block(async move {
+                locking
+                    .execute("SELECT pg_advisory_lock($1)", &[&REGISTRY_LOCK])
+                    .await
+            })
+            .map_err(|e| fail(format!("locking the class registry: {}", describe(&e))))?;
+        Ok(Some(Box::new(client)))
     }
 }
 

@@ -1,0 +1,226 @@
+//! Events for objects that run on another node of the cluster.
+//!
+//! `Directory::fetch` asks [`Remote::place`] where an object runs (the shard map the lease
+//! publishes). Elsewhere: the request goes to the owner's internal route (`POST /internal/forward`
+//! on its admin listener, with the admin token), which runs it there with
+//! `Directory::fetch_here` and sends the object's answer back. A node that does not own the shard
+//! (any more) answers 421 before running anything; the sender waits for the next map and tries
+//! again, so a request runs at most once. Calls between objects, RPC and the worker's stubs all
+//! pass through `Directory::fetch`, so they cross nodes the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{ObjectError, Request, Response};
+use crate::ids::{ClassName, ObjectId};
+use crate::object::directory::ObjectKey;
+use crate::storage::postgres::lease::{Route, ShardMap};
+
+/// The internal route's path on the admin listener.
+pub const FORWARD_PATH: &str = "/internal/forward";
+/// The header carrying a forwarded request's envelope (JSON), and an answer's.
+pub const ENVELOPE_HEADER: &str = "x-duro-envelope";
+
+/// What travels with a forwarded request's body.
+#[derive(Serialize, Deserialize)]
+pub struct Envelope {
+    pub class: String,
+    pub id: String,
+    pub name: Option<String>,
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub rpc: Option<String>,
+    /// The calling objects (class incarnation, id hex), for cycle detection.
+    pub callers: Vec<(u64, String)>,
+}
+
+/// What travels with an answer's body.
+#[derive(Serialize, Deserialize)]
+pub struct Answer {
+    /// The object's response status; `None` when the event failed (`error` says why).
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+    /// The failure's HTTP status and message.
+    pub error: Option<(u16, String)>,
+}
+
+/// Where an object runs.
+pub enum Place {
+    Here,
+    There(Arc<str>),
+}
+
+/// See the module docs.
+pub struct Remote {
+    map: Arc<ShardMap>,
+    http: reqwest::Client,
+    token: Option<Arc<str>>,
+    /// How long a request waits for a shard without an owner to get one.
+    wait: Duration,
+}
+
+impl Remote {
+    pub fn new(map: Arc<ShardMap>, token: Option<Arc<str>>, wait: Duration) -> Self {
+        Self {
+            map,
+            http: reqwest::Client::new(),
+            token,
+            wait,
+        }
+    }
+
+    /// Where the object with `id` runs; waits (up to the lease time) while its shard has no
+    /// owner (its node failed or left and no node claimed it yet).
+    pub async fn place(&self, id: &ObjectId) -> Result<Place, ObjectError> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            let changed = self.map.changed();
+            match self.map.route_of(id) {
+                Route::Here => return Ok(Place::Here),
+                Route::There(address) => return Ok(Place::There(address)),
+                Route::Nobody => {}
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(ObjectError::Unavailable(
+                    "no node of the cluster holds this object's shard yet; retry".into(),
+                ));
+            }
+        }
+    }
+
+    /// Whether this node runs the object with `id` now.
+    pub fn is_here(&self, id: &ObjectId) -> bool {
+        self.map.route_of(id) == Route::Here
+    }
+
+    /// Sends the event to the node at `address`; when that node turns out not to own the
+    /// object (421) or cannot be reached (nothing was sent), waits for the next map and tries
+    /// where it says: a request runs at most once.
+    pub async fn forward(
+        &self,
+        mut address: Arc<str>,
+        class: &ClassName,
+        id: ObjectId,
+        name: Option<String>,
+        request: Request,
+    ) -> Result<Option<Response>, ObjectError> {
+        let envelope = Envelope {
+            class: class.as_str().to_string(),
+            id: id.to_hex(),
+            name,
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            rpc: request.rpc,
+            callers: request
+                .callers
+                .iter()
+                .map(|key| (key.incarnation, key.id.to_hex()))
+                .collect(),
+        };
+        let envelope = serde_json::to_string(&envelope).expect("an envelope serializes");
+        // A request that ran nowhere may try again until the lease time has passed thrice.
+        let deadline = tokio::time::Instant::now() + self.wait;
+        while tokio::time::Instant::now() < deadline {
+            let mut call = self
+                .http
+                .post(format!("http://{address}{FORWARD_PATH}"))
+                .header(ENVELOPE_HEADER, &envelope)
+                .body(request.body.clone());
+            if let Some(token) = &self.token {
+                call = call.bearer_auth(token);
+            }
+            let changed = self.map.changed();
+            let response = match call.send().await {
+                Ok(response) => response,
+                // Nothing was sent: the node is gone (its shards move once its lease expires).
+                Err(e) if e.is_connect() => {
+                    tracing::debug!(%address, error = %e, "a node is unreachable; waiting for the map");
+                    let _ = tokio::time::timeout(self.wait, changed).await;
+                    match self.place(&id).await? {
+                        Place::Here => return Ok(None),
+                        Place::There(next) => address = next,
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    return Err(ObjectError::Unavailable(format!(
+                        "the object's node ({address}) failed during the request: {e}"
+                    )));
+                }
+            };
+            if response.status() == reqwest::StatusCode::MISDIRECTED_REQUEST {
+                // It moved: the next map says where.
+                let _ = tokio::time::timeout(self.wait, changed).await;
+                match self.place(&id).await? {
+                    Place::Here => return Ok(None),
+                    Place::There(next) => address = next,
+                }
+                continue;
+            }
+            return answer(response).await.map(Some);
+        }
+        Err(ObjectError::Unavailable(
+            "the object is moving between nodes; retry".into(),
+        ))
+    }
+}
+
+/// The object's answer from a forwarded request's response.
+async fn answer(response: reqwest::Response) -> Result<Response, ObjectError> {
+    let answer: Option<Answer> = response
+        .headers()
+        .get(ENVELOPE_HEADER)
+        .and_then(|v| serde_json::from_slice(v.as_bytes()).ok());
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ObjectError::Unavailable(format!("reading a forwarded answer: {e}")))?;
+    match answer {
+        Some(Answer {
+            status: Some(status),
+            headers,
+            ..
+        }) => Ok(Response {
+            status,
+            headers,
+            body,
+            websocket: None,
+        }),
+        Some(Answer {
+            error: Some((status, message)),
+            ..
+        }) => Err(ObjectError::Remote { status, message }),
+        _ => Err(ObjectError::Remote {
+            status,
+            message: String::from_utf8_lossy(&body).into_owned(),
+        }),
+    }
+}
+
+impl Envelope {
+    /// The request this envelope and `body` carry, and the calling objects' keys.
+    pub fn request(self, body: Bytes) -> Result<(Request, Option<String>), String> {
+        let mut callers = Vec::with_capacity(self.callers.len());
+        for (incarnation, id) in self.callers {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(&id, &mut bytes).map_err(|_| format!("bad caller id {id}"))?;
+            let id = ObjectId::from_bytes(bytes);
+            callers.push(ObjectKey { incarnation, id });
+        }
+        let request = Request {
+            method: self.method,
+            url: self.url,
+            headers: self.headers,
+            body,
+            callers: callers.into(),
+            rpc: self.rpc,
+        };
+        Ok((request, self.name))
+    }
+}
