@@ -156,7 +156,18 @@ struct Node {
 impl Node {
     /// Starts a node and waits until it serves (it printed its addresses).
     fn start(url: &str, name: &str, dir: &std::path::Path) -> Self {
-        let mut child = common::serve_command(&[], dir)
+        Self::start_with(url, name, dir, &[])
+    }
+
+    /// Like `start`, deploying `(class, guest crate)` beside the Counter.
+    fn start_with(url: &str, name: &str, dir: &std::path::Path, classes: &[(&str, &str)]) -> Self {
+        let mut command = common::serve_command(&[], dir);
+        for (class, crate_name) in classes {
+            command
+                .arg("--deploy")
+                .arg(format!("{class}={}", guest(crate_name).display()));
+        }
+        let mut child = command
             .args(["--cluster", url, "--node", name])
             .arg("--lease-ttl-ms")
             .arg(LEASE_TTL.as_millis().to_string())
@@ -371,6 +382,14 @@ async fn a_frozen_node_past_its_lease_never_commits_after_the_takeover() {
     assert_eq!(increment(&http, &frozen.ingress, "x").await, Some(1));
 
     frozen.signal(nix::sys::signal::Signal::SIGSTOP);
+    // Stopped for sure (state T) before the late request leaves.
+    let stat = format!("/proc/{}/stat", frozen.child.id());
+    eventually(Duration::from_secs(5), || async {
+        let stat = std::fs::read_to_string(&stat).ok()?;
+        let state = stat.rsplit(')').next()?.split_whitespace().next()?.to_string();
+        (state == "T").then_some(())
+    })
+    .await;
     // A request sent to the frozen node waits in its socket until it wakes.
     let late = {
         let (http, ingress) = (http.clone(), frozen.ingress.clone());
@@ -444,6 +463,49 @@ async fn a_graceful_stop_hands_the_shards_over_at_once_and_alarms_move_with_them
     })
     .await;
     assert_eq!(log.len(), 1, "{log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_through_any_node_reaches_its_object_and_closes_when_that_node_dies() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let pg = Postgres::start();
+    let url = pg.database("sockets");
+    let dirs = tempfile::tempdir().unwrap();
+    let chat = [("ChatRoom", "duro-example-chat-room")];
+    let mut first = Node::start_with(&url, "n1", &dirs.path().join("n1"), &chat);
+    let second = Node::start_with(&url, "n2", &dirs.path().join("n2"), &chat);
+    assert_eq!(shards_of(&pg, "sockets", "n1"), 256, "the room lives on n1");
+    // One client through the room's node, one through the other node.
+    let mut direct = common::ws_connect_to(&first.ingress, "/objects/ChatRoom/lobby/ws").await;
+    let mut through = common::ws_connect_to(&second.ingress, "/objects/ChatRoom/lobby/ws").await;
+    through.send(Message::text("from n2")).await.unwrap();
+    assert_eq!(common::ws_next(&mut direct).await, Message::text("from n2"));
+    direct.send(Message::text("from n1")).await.unwrap();
+    assert_eq!(
+        common::ws_next(&mut through).await,
+        Message::text("from n1")
+    );
+
+    // The room's node dies: the socket through n2 closes; clients reconnect and the room
+    // lives on n2.
+    first.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = first.child.wait();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match through.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the socket through n2 stayed open");
+    owns_everything(&pg, "sockets", "n2").await;
+    let mut a = common::ws_connect_to(&second.ingress, "/objects/ChatRoom/lobby/ws").await;
+    let mut b = common::ws_connect_to(&second.ingress, "/objects/ChatRoom/lobby/ws").await;
+    a.send(Message::text("again")).await.unwrap();
+    assert_eq!(common::ws_next(&mut b).await, Message::text("again"));
 }
 
 #[test]

@@ -266,6 +266,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         connections: ingress_listening.connections.clone(),
         stop: stopped.clone(),
     };
+    let admin_ingress = ingress_state.clone();
     let (open, mut opened) = watch::channel(false);
     let mut stopped_early = stopped.clone();
     let ingress_stop = stopped.clone();
@@ -306,6 +307,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         max_component_bytes: config.limits.max_component_bytes,
         body_timeout: config.http.body_timeout,
         ready: open.subscribe(),
+        ingress: admin_ingress,
     };
     let (registry_stopped, mut map_stopped) = (stopped.clone(), stopped.clone());
     let admin_task = tokio::spawn(http::serve(

@@ -41,6 +41,9 @@ pub struct AdminState {
     pub body_timeout: std::time::Duration,
     /// True once the ingress serves (what the flags and the deploy config deploy is in place).
     pub ready: tokio::sync::watch::Receiver<bool>,
+    /// The ingress's settings: a WebSocket forwarded by another cluster node is held here as
+    /// the ingress holds its own.
+    pub ingress: super::ingress::IngressState,
 }
 
 pub async fn handle(
@@ -236,7 +239,10 @@ async fn route(
             );
             Ok(response)
         }
-        (Admin::Forward, Method::POST) => super::forward::forward(state, request).await,
+        // GET: a forwarded WebSocket handshake.
+        (Admin::Forward, Method::POST | Method::GET) => {
+            super::forward::forward(state, request).await
+        }
         (Admin::Classes, Method::GET) => Ok(json(
             StatusCode::OK,
             &serde_json::to_value(state.classes.list()).expect("class infos serialize"),

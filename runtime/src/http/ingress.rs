@@ -222,9 +222,22 @@ impl Upgrade {
             state.max_ws_message,
             state.stop.clone(),
         );
+        let tunnel = accepted.tunnel.as_ref().and_then(|t| t.take());
         tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
+            match (on_upgrade.await, tunnel) {
+                // The socket lives on another node: pass the frames through both ways.
+                (Ok(upgraded), Some(remote)) => {
+                    let mut client = hyper_util::rt::TokioIo::new(upgraded);
+                    let mut remote = hyper_util::rt::TokioIo::new(remote);
+                    let mut stop = stop;
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut remote) => {}
+                        // Shutting down: both connections close (the client reconnects).
+                        _ = stop.wait_for(|stop| *stop) => {}
+                    }
+                    drop(permit);
+                }
+                (Ok(upgraded), None) => {
                     let owner = directory.socket_owner(accepted.class, accepted.object);
                     websocket::run_connection(
                         upgraded,
@@ -237,7 +250,7 @@ impl Upgrade {
                     .await;
                     drop(permit);
                 }
-                Err(_) => directory.never_opened(accepted).await,
+                (Err(_), _) => directory.never_opened(accepted).await,
             }
         });
         let mut switching = into_http(response)?;

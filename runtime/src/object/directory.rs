@@ -199,18 +199,9 @@ impl Directory {
         if let Some(remote) = &self.shared.remote
             && let Place::There(address) = remote.place(&id).await?
         {
-            if request.is_upgrade() {
-                return Err(ObjectError::Unavailable(format!(
-                    "this object runs on another node of the cluster ({address}), and WebSockets \
-                     are not forwarded between nodes yet"
-                )));
-            }
             let name_for_here = name.clone();
             let request_here = request.clone();
-            match remote
-                .forward(address, &class.name, id, name, request)
-                .await?
-            {
+            match remote.forward(address, &class, id, name, request).await? {
                 Some(response) => return Ok(response),
                 // The object moved here meanwhile.
                 None => {
@@ -310,6 +301,10 @@ impl Directory {
     /// switch protocols, or a forwarded upgrade was not answered 101): the object is told it
     /// closed (1006), so its registry forgets it.
     pub async fn never_opened(&self, accepted: super::Accepted) {
+        if accepted.tunnel.is_some() {
+            // Dropping the connection to the object's node closes the socket there (1006).
+            return;
+        }
         let closed = SocketEvent::Closed {
             code: 1006,
             reason: String::new(),

@@ -55,6 +55,24 @@ pub struct Accepted {
     pub auto_response: crate::websocket::AutoResponse,
     pub class: std::sync::Arc<crate::class::LoadedClass>,
     pub object: crate::ids::ObjectId,
+    /// Cluster mode: the socket was accepted by the object on another node; this is the
+    /// upgraded connection to that node, whose frames the client's connection passes through.
+    pub tunnel: Option<Tunnel>,
+}
+
+/// An upgraded connection to the node that holds a WebSocket (see [`Accepted::tunnel`]),
+/// taken once by whoever carries the client's side.
+#[derive(Clone)]
+pub struct Tunnel(std::sync::Arc<std::sync::Mutex<Option<hyper::upgrade::Upgraded>>>);
+
+impl Tunnel {
+    pub fn new(upgraded: hyper::upgrade::Upgraded) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(upgraded))))
+    }
+
+    pub fn take(&self) -> Option<hyper::upgrade::Upgraded> {
+        crate::lock(&self.0).take()
+    }
 }
 
 impl std::fmt::Debug for Accepted {

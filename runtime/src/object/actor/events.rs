@@ -182,6 +182,7 @@ impl Actor {
                         auto_response,
                         class: self.class.clone(),
                         object: self.key.id,
+                        tunnel: None,
                     }),
                     None if switching => forwarded.take(),
                     None => None,
