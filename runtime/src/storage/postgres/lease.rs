@@ -224,8 +224,11 @@ impl Lease {
     }
 
     /// Takes this node's first shards (all of them on a new cluster), so that it serves at
-    /// once. Blocks.
+    /// once. Blocks. It first waits a moment (a third of the lease time, at most 1 s), so that
+    /// nodes started together see each other and share the free shards: shards do not move
+    /// while their owner lives.
     pub fn start(self) -> Result<Held, BackendError> {
+        std::thread::sleep((self.config.ttl / 3).min(Duration::from_secs(1)));
         let lease = Arc::new(self);
         let first = lease.clone();
         let renewed = lease

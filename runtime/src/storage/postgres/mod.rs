@@ -31,8 +31,8 @@ const READ_CONNECTIONS: usize = 4;
 /// Rows fetched per round trip when a range is read lazily.
 const PAGE_ROWS: i64 = 256;
 
-/// The schema, created if missing (idempotent, under an advisory lock so that nodes starting
-/// together do not race).
+/// The schema, created if missing (idempotent, under a transaction-level advisory lock so that
+/// nodes starting together do not race).
 const SCHEMA: &str = include_str!("schema.sql");
 /// The advisory lock that serializes schema creation.
 const SCHEMA_LOCK: i64 = 0x6475_726f_0001;
@@ -182,9 +182,10 @@ impl Pg {
             let first = first.clone();
             async move {
                 first
+                    // One implicit transaction; the lock is held until it commits.
                     .batch_execute(&format!(
-                        "SELECT pg_advisory_lock({SCHEMA_LOCK}); {SCHEMA} \
-                         SELECT pg_advisory_unlock({SCHEMA_LOCK});"
+                        "SET client_min_messages = warning; \
+                         SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA}"
                     ))
                     .await
             }
