@@ -227,6 +227,34 @@ fn shards_of(pg: &Postgres, db: &str, name: &str) -> u32 {
     .expect("a count")
 }
 
+/// Waits until the shards are shared out between `nodes` (each owns some, together all).
+async fn settled(pg: &Postgres, db: &str, nodes: &[&str]) {
+    eventually(Duration::from_secs(30), || async {
+        let owned: Vec<u32> = nodes.iter().map(|n| shards_of(pg, db, n)).collect();
+        (owned.iter().sum::<u32>() == 256 && owned.iter().all(|n| *n > 0)).then_some(())
+    })
+    .await;
+}
+
+/// The node that runs the object `name` of `class` now.
+async fn owner_of(pg: &Postgres, db: &str, ingress: &str, class: &str, name: &str) -> String {
+    let id: Value = reqwest::get(format!("{ingress}/ids/{class}?name={name}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = hex::decode(id["id"].as_str().unwrap()).unwrap();
+    let shard = u32::from_be_bytes(id[..4].try_into().unwrap()) % 256;
+    pg.sql(
+        db,
+        &format!(
+            "SELECT n.node FROM duro_shards s JOIN duro_nodes n ON n.incarnation = s.owner \
+             WHERE s.shard = {shard}"
+        ),
+    )
+}
+
 /// Waits until node `name` owns every shard; returns how long that took.
 async fn owns_everything(pg: &Postgres, db: &str, name: &str) -> Duration {
     let started = Instant::now();
@@ -274,11 +302,8 @@ async fn every_node_serves_every_object_and_a_deploy_on_one_reaches_all() {
             }
         }
     }
-    let owned: u32 = ["n1", "n2", "n3"]
-        .iter()
-        .map(|n| shards_of(&pg, "routing", n))
-        .sum();
-    assert_eq!(owned, 256);
+    // The later nodes took their share from the first, while it served.
+    settled(&pg, "routing", &["n1", "n2", "n3"]).await;
 
     // A class deployed through one node is served by every node.
     let alarm = std::fs::read(guest("alarm-probe")).unwrap();
@@ -308,9 +333,8 @@ async fn a_killed_nodes_shards_move_and_no_acknowledged_increment_is_lost() {
     let url = pg.database("failover");
     let dirs = tempfile::tempdir().unwrap();
     let mut first = Node::start(&url, "n1", &dirs.path().join("n1"));
-    // The first node took every shard; the second forwards to it.
     let second = Node::start(&url, "n2", &dirs.path().join("n2"));
-    assert_eq!(shards_of(&pg, "failover", "n1"), 256);
+    settled(&pg, "failover", &["n1", "n2"]).await;
     let http = reqwest::Client::new();
 
     // Four clients increment their own counters through the second node until told to stop,
@@ -373,6 +397,53 @@ async fn a_killed_nodes_shards_move_and_no_acknowledged_increment_is_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_joins_takes_its_share_while_requests_keep_succeeding() {
+    let pg = Postgres::start();
+    let url = pg.database("rebalance");
+    let dirs = tempfile::tempdir().unwrap();
+    let first = Node::start(&url, "n1", &dirs.path().join("n1"));
+    assert_eq!(shards_of(&pg, "rebalance", "n1"), 256);
+    let http = reqwest::Client::new();
+    // 16 clients, each with its own counter, through the first node; not one request may fail.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..16)
+        .map(|i| {
+            let (http, ingress, stop) = (http.clone(), first.ingress.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut acked = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let count = increment(&http, &ingress, &format!("c{i}")).await;
+                    assert_eq!(count, Some(acked + 1), "c{i}");
+                    acked += 1;
+                }
+                acked
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = Node::start(&url, "n2", &dirs.path().join("n2"));
+    // The first node drains the shards that rank the second first, then hands them over.
+    eventually(Duration::from_secs(30), || async {
+        let (one, two) = (
+            shards_of(&pg, "rebalance", "n1"),
+            shards_of(&pg, "rebalance", "n2"),
+        );
+        (one + two == 256 && one > 60 && two > 60).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for (i, task) in load.into_iter().enumerate() {
+        let acked = task.await.unwrap();
+        // Through either node, the count is every acknowledged increment.
+        assert_eq!(
+            increment(&http, &second.ingress, &format!("c{i}")).await,
+            Some(acked + 1)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_node_past_its_lease_never_commits_after_the_takeover() {
     let pg = Postgres::start();
     let url = pg.database("fencing");
@@ -386,7 +457,12 @@ async fn a_frozen_node_past_its_lease_never_commits_after_the_takeover() {
     let stat = format!("/proc/{}/stat", frozen.child.id());
     eventually(Duration::from_secs(5), || async {
         let stat = std::fs::read_to_string(&stat).ok()?;
-        let state = stat.rsplit(')').next()?.split_whitespace().next()?.to_string();
+        let state = stat
+            .rsplit(')')
+            .next()?
+            .split_whitespace()
+            .next()?
+            .to_string();
         (state == "T").then_some(())
     })
     .await;
@@ -475,10 +551,19 @@ async fn a_websocket_through_any_node_reaches_its_object_and_closes_when_that_no
     let chat = [("ChatRoom", "duro-example-chat-room")];
     let mut first = Node::start_with(&url, "n1", &dirs.path().join("n1"), &chat);
     let second = Node::start_with(&url, "n2", &dirs.path().join("n2"), &chat);
-    assert_eq!(shards_of(&pg, "sockets", "n1"), 256, "the room lives on n1");
+    settled(&pg, "sockets", &["n1", "n2"]).await;
+    // A room that lives on n1.
+    let mut room = String::new();
+    for i in 0.. {
+        room = format!("room{i}");
+        if owner_of(&pg, "sockets", &first.ingress, "ChatRoom", &room).await == "n1" {
+            break;
+        }
+    }
+    let path = format!("/objects/ChatRoom/{room}/ws");
     // One client through the room's node, one through the other node.
-    let mut direct = common::ws_connect_to(&first.ingress, "/objects/ChatRoom/lobby/ws").await;
-    let mut through = common::ws_connect_to(&second.ingress, "/objects/ChatRoom/lobby/ws").await;
+    let mut direct = common::ws_connect_to(&first.ingress, &path).await;
+    let mut through = common::ws_connect_to(&second.ingress, &path).await;
     through.send(Message::text("from n2")).await.unwrap();
     assert_eq!(common::ws_next(&mut direct).await, Message::text("from n2"));
     direct.send(Message::text("from n1")).await.unwrap();
@@ -502,8 +587,8 @@ async fn a_websocket_through_any_node_reaches_its_object_and_closes_when_that_no
     .await;
     assert!(closed.is_ok(), "the socket through n2 stayed open");
     owns_everything(&pg, "sockets", "n2").await;
-    let mut a = common::ws_connect_to(&second.ingress, "/objects/ChatRoom/lobby/ws").await;
-    let mut b = common::ws_connect_to(&second.ingress, "/objects/ChatRoom/lobby/ws").await;
+    let mut a = common::ws_connect_to(&second.ingress, &path).await;
+    let mut b = common::ws_connect_to(&second.ingress, &path).await;
     a.send(Message::text("again")).await.unwrap();
     assert_eq!(common::ws_next(&mut b).await, Message::text("again"));
 }

@@ -19,7 +19,7 @@ use crate::class::Classes;
 use crate::clock::Clock;
 use crate::ids::ObjectId;
 use crate::metrics::Metrics;
-use crate::object::{AlarmOutcome, Directory};
+use crate::object::{AlarmOutcome, Directory, ObjectError};
 use crate::storage::schema::AlarmRetry;
 use crate::storage::{BackendError, Committer, WriteOp, schema};
 
@@ -88,6 +88,8 @@ enum Attempt {
     Ran(AlarmOutcome),
     /// The object's class no longer exists.
     Orphaned,
+    /// Cluster mode: the object's shard is another node's now.
+    Moved,
 }
 
 /// Runs the scheduler until `stop` turns true.
@@ -128,6 +130,10 @@ impl Scheduler {
                     break;
                 }
                 let retry = retries.remove(&object).expect("listed above");
+                if !self.runs_here(&object) {
+                    // Its shard moved: the new owner continues the backoff from storage.
+                    continue;
+                }
                 in_flight.insert(object);
                 self.fire(retry.due, retry.retry_count, &done_tx);
             }
@@ -203,12 +209,17 @@ impl Scheduler {
         self.metrics.alarms_fired.inc();
         tokio::spawn(async move {
             let attempt = match locate(&classes, &due.object) {
-                Some((class, id)) => Attempt::Ran(
-                    directory
+                Some((class, id)) => {
+                    match directory
                         .alarm(class, id, due.at_ms, retry_count, last_attempt)
                         .await
-                        .unwrap_or_else(|e| AlarmOutcome::Failed(e.to_string())),
-                ),
+                    {
+                        Ok(outcome) => Attempt::Ran(outcome),
+                        // Its shard moved: the new owner fires it (this node writes nothing).
+                        Err(ObjectError::NotHere) => Attempt::Moved,
+                        Err(e) => Attempt::Ran(AlarmOutcome::Failed(e.to_string())),
+                    }
+                }
                 None => Attempt::Orphaned,
             };
             let _ = done.send((due, retry_count, attempt)).await;
@@ -224,6 +235,7 @@ impl Scheduler {
                 self.clear(&due).await;
                 return None;
             }
+            Attempt::Moved => return None,
         };
         match outcome {
             AlarmOutcome::Done | AlarmOutcome::Stale => None,

@@ -309,7 +309,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         ready: open.subscribe(),
         ingress: admin_ingress,
     };
-    let (registry_stopped, mut map_stopped) = (stopped.clone(), stopped.clone());
+    let (registry_stopped, map_stopped) = (stopped.clone(), stopped.clone());
     let admin_task = tokio::spawn(http::serve(
         admin,
         move |request| http::admin::handle(admin_state.clone(), request),
@@ -322,16 +322,12 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
             classes.clone(),
             registry_stopped,
         )));
-        // Alarms of shards this node takes over are due here now.
-        let (map, alarms) = (lease.map().clone(), alarm_notify);
-        listeners.push(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = map.changed() => alarms.notify_one(),
-                    _ = map_stopped.wait_for(|stop| *stop) => return,
-                }
-            }
-        }));
+        listeners.push(tokio::spawn(follow_shards(
+            lease.clone(),
+            directory.clone(),
+            alarm_notify,
+            map_stopped,
+        )));
     }
     tracing::info!(%ingress_addr, %admin_addr, data_dir = %config.data_dir.display(), "duro serving");
     Ok(Server {
@@ -362,6 +358,37 @@ async fn follow_registry(classes: Arc<Classes>, mut stop: watch::Receiver<bool>)
         if let Err(error) = classes.refresh().await {
             tracing::warn!(%error, "could not install the class registry's changes; retrying");
         }
+    }
+}
+
+/// Cluster mode: acts on changes of the shard map until `stop` turns true. Alarms of shards
+/// this node takes over are due here now (the scheduler looks again); shards this node hands
+/// over are drained (their objects evicted, their commits durable), then released.
+async fn follow_shards(
+    lease: storage::postgres::lease::Held,
+    directory: Directory,
+    alarms: Arc<tokio::sync::Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use storage::postgres::lease::shard_of_id;
+    let map = lease.map().clone();
+    loop {
+        tokio::select! {
+            () = map.changed() => alarms.notify_one(),
+            // Also now and then: a hand-over that failed is tried again.
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        let leaving = map.leaving();
+        if leaving.is_empty() {
+            continue;
+        }
+        let drain = std::time::Duration::from_secs(10);
+        directory
+            .evict_where(|id| leaving.contains(&shard_of_id(id)), drain)
+            .await;
+        let lease = lease.clone();
+        let _ = tokio::task::spawn_blocking(move || lease.hand_over(&leaving)).await;
     }
 }
 

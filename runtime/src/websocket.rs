@@ -258,25 +258,32 @@ impl Sockets {
 
     /// The instance that held sockets' handlers is gone: those sockets close (1011), now.
     pub fn close_held(&mut self) {
-        if self.held == 0 {
-            return;
+        if self.held > 0 {
+            self.close_where(|e| e.held, 1011, "the Durable Object was reset");
         }
-        let held: Vec<_> = (self.open.iter())
-            .filter(|(_, e)| e.held && !e.closing)
+    }
+
+    /// Closes every open socket with `code` (the object is going away from this node).
+    pub fn close_all(&mut self, code: u16, reason: &str) {
+        self.close_where(|_| true, code, reason);
+    }
+
+    fn close_where(&mut self, pick: impl Fn(&Entry) -> bool, code: u16, reason: &str) {
+        let picked: Vec<_> = (self.open.iter())
+            .filter(|(_, e)| pick(e) && !e.closing)
             .map(|(id, _)| *id)
             .collect();
-        let reason = "the Durable Object was reset";
         let close = |id| {
             (
                 id,
                 Outgoing::Close {
-                    code: 1011,
+                    code,
                     reason: reason.into(),
                 },
             )
         };
-        self.deliver(held.iter().copied().map(close).collect());
-        for id in held {
+        self.deliver(picked.iter().copied().map(close).collect());
+        for id in picked {
             if let Some(entry) = self.open.get_mut(&id) {
                 entry.closing = true;
             }

@@ -252,6 +252,34 @@ impl Directory {
         }
     }
 
+    /// Cluster mode: stops the actors of every object for which `leaving` holds (their shards
+    /// move to other nodes; no new event reaches them here), and waits until each has stopped,
+    /// its commits durable — or until `deadline` passes.
+    pub async fn evict_where(&self, leaving: impl Fn(&ObjectId) -> bool, deadline: Duration) {
+        let mut evicted = Vec::new();
+        for shard in &self.shared.shards {
+            let mut objects = shard.lock().expect("directory lock");
+            objects.retain(|key, mailbox| {
+                let leaves = leaving(&key.id);
+                if leaves {
+                    evicted.push(mailbox.clone());
+                }
+                !leaves
+            });
+        }
+        let until = tokio::time::Instant::now() + deadline;
+        for mailbox in &evicted {
+            if let Ok(Ok(())) =
+                tokio::time::timeout_at(until, mailbox.tx.send(Box::new(Envelope::Evict))).await
+            {
+                self.shared.metrics.queued_events.inc();
+            }
+        }
+        while evicted.iter().any(|m| !m.tx.is_closed()) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Whether this node runs the object with `id` (always, outside a cluster).
     pub fn runs_here(&self, id: &ObjectId) -> bool {
         self.shared.remote.as_ref().is_none_or(|r| r.is_here(id))
@@ -381,6 +409,10 @@ impl Directory {
         class: Arc<LoadedClass>,
         envelope: Envelope,
     ) -> Result<(), ObjectError> {
+        if !self.runs_here(&key.id) {
+            // Its shard moved (or is moving) to another node: nothing may run it here.
+            return Err(ObjectError::NotHere);
+        }
         let envelope = Box::new(envelope);
         let shard = &self.shared.shards[self.shared.hasher.hash_one(&key) as usize % SHARDS];
         let mut permit = None;

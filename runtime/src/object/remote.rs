@@ -83,7 +83,7 @@ impl Remote {
             match self.map.route_of(id) {
                 Route::Here => return Ok(Place::Here),
                 Route::There(address) => return Ok(Place::There(address)),
-                Route::Nobody => {}
+                Route::Nobody | Route::Leaving => {}
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 return Err(ObjectError::Unavailable(

@@ -60,6 +60,9 @@ pub(super) enum Envelope {
     },
     /// The guest's timers are due (`timers.wake-after`); made by the actor itself, never sent.
     Wake,
+    /// Cluster mode: the object's shard moves to another node. Its sockets close (1012, the
+    /// clients reconnect and reach it there) and the actor stops once its commits are durable.
+    Evict,
 }
 
 /// The outcome of one of the object's commits: (generation, sequence number, result).
@@ -183,6 +186,11 @@ impl Actor {
                     self.release_outbox();
                 }
                 envelope = self.rx.recv() => match envelope {
+                    Some(envelope) if matches!(*envelope, Envelope::Evict) => {
+                        self.shared.metrics.queued_events.dec();
+                        self.sockets().close_all(1012, "the object moved to another node");
+                        break;
+                    }
                     Some(envelope) => {
                         self.shared.metrics.queued_events.dec();
                         let is_event = !matches!(*envelope, Envelope::View { .. });
@@ -292,6 +300,8 @@ impl Actor {
             }
             Envelope::SocketOpened { id, tx } => self.sockets().connected(id, tx),
             Envelope::Socket { id, event } => self.socket_event(id, event).await,
+            // Handled by `serve`, which stops.
+            Envelope::Evict => {}
             Envelope::Wake => {
                 self.wake_at = None;
                 if self.follow_class().is_ok() {

@@ -213,6 +213,14 @@ impl Lease {
                 _ => Route::Nobody,
             };
         }
+        // Shards of this node that rank another live node first move there (drained first,
+        // see `Held::hand_over`).
+        for (shard, route) in routes.iter_mut().enumerate() {
+            let preferred = preferred(shard as i32, &live);
+            if *route == Route::Here && preferred.is_some_and(|p| p != me) {
+                *route = Route::Leaving;
+            }
+        }
         if let Some(shard) = self.map.taken(&routes) {
             self.fence.lose(format!(
                 "another node owns shard {shard}, which this node held"
@@ -299,6 +307,9 @@ pub enum Route {
     There(Arc<str>),
     /// Nowhere yet: its owner failed or left and no node claimed it yet.
     Nobody,
+    /// Still this node's, but moving to the node that ranks first for it: its objects are
+    /// being evicted here, and no new event starts here (events wait for the next owner).
+    Leaving,
 }
 
 /// Who owns which shard; updated by every tick.
@@ -348,17 +359,29 @@ impl ShardMap {
         routes.iter().filter(|r| **r == Route::Here).count()
     }
 
-    /// A shard this node held that `next` gives to another node, if any.
+    /// The shards this node is handing over.
+    pub fn leaving(&self) -> Vec<i32> {
+        let routes = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        (routes.iter().enumerate())
+            .filter(|(_, r)| **r == Route::Leaving)
+            .map(|(shard, _)| shard as i32)
+            .collect()
+    }
+
+    /// A shard this node held (not handing over) that `next` gives to another node, if any.
     fn taken(&self, next: &[Route]) -> Option<usize> {
         let routes = self
             .routes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        routes
-            .iter()
-            .zip(next)
-            .position(|(was, now)| *was == Route::Here && *now != Route::Here)
+        routes.iter().zip(next).position(|(was, now)| {
+            *was == Route::Here && !matches!(now, Route::Here | Route::Leaving)
+        })
     }
 
     fn publish(&self, routes: Vec<Route>) {
@@ -398,6 +421,7 @@ fn rank(shard: i32, node: &str) -> u64 {
 }
 
 /// A lease being kept (see [`Lease::start`]).
+#[derive(Clone)]
 pub struct Held(Arc<Lease>);
 
 impl Held {
@@ -408,6 +432,36 @@ impl Held {
     /// Who owns which shard, as this node last saw it.
     pub fn map(&self) -> &Arc<ShardMap> {
         &self.0.map
+    }
+
+    /// Releases `shards` (still handed over: drained of their objects, their commits durable),
+    /// for the node that ranks first for them to claim. Blocks.
+    pub fn hand_over(&self, shards: &[i32]) {
+        let lease = &self.0;
+        let still: Vec<i32> = (shards.iter().copied())
+            .filter(|s| lease.map.route(*s) == Route::Leaving)
+            .collect();
+        if still.is_empty() {
+            return;
+        }
+        let (c, me) = (lease.client.clone(), lease.fence.incarnation().to_string());
+        let count = still.len();
+        let released = lease.pg.block(async move {
+            c.execute(
+                "UPDATE duro_shards SET owner = NULL WHERE shard = ANY($1) AND owner = $2",
+                &[&still, &me],
+            )
+            .await
+        });
+        match released {
+            Ok(_) => tracing::info!(
+                shards = count,
+                "handed shards over to the node that ranks first for them"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %describe(&e), "could not hand shards over; retrying at the next tick")
+            }
+        }
     }
 
     /// Hands this node's shards over (a graceful leave, after its last commit): they are free
