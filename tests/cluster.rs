@@ -265,17 +265,22 @@ async fn owns_everything(pg: &Postgres, db: &str, name: &str) -> Duration {
     started.elapsed()
 }
 
+/// One increment; `None` (and the reason on stderr) when it failed.
 async fn increment(http: &reqwest::Client, ingress: &str, name: &str) -> Option<u64> {
     let response = http
         .post(format!("{ingress}/objects/Counter/{name}/increment"))
         .timeout(Duration::from_secs(10))
         .send()
         .await
+        .inspect_err(|e| eprintln!("increment {name} through {ingress}: {e}"))
         .ok()?;
-    if !response.status().is_success() {
+    let status = response.status();
+    let body: Value = response.json().await.ok()?;
+    if !status.is_success() {
+        eprintln!("increment {name} through {ingress}: {status} {body}");
         return None;
     }
-    response.json::<Value>().await.ok()?["count"].as_u64()
+    body["count"].as_u64()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,23 +344,34 @@ async fn a_killed_nodes_shards_move_and_no_acknowledged_increment_is_lost() {
 
     // Four clients increment their own counters through the second node until told to stop,
     // across the first node's death.
+    // Counters that live on the first node.
+    let mut names = Vec::new();
+    for i in 0.. {
+        let name = format!("c{i}");
+        if owner_of(&pg, "failover", &second.ingress, "Counter", &name).await == "n1" {
+            names.push(name);
+        }
+        if names.len() == 4 {
+            break;
+        }
+    }
     let acked: Arc<Vec<AtomicU64>> = Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load: Vec<_> = (0..4)
         .map(|i| {
             let (http, ingress) = (http.clone(), second.ingress.clone());
-            let (acked, stop) = (acked.clone(), stop.clone());
+            let (acked, stop, name) = (acked.clone(), stop.clone(), names[i].clone());
             tokio::spawn(async move {
                 let mut failures = 0u64;
                 while !stop.load(Ordering::SeqCst) {
-                    match increment(&http, &ingress, &format!("c{i}")).await {
+                    match increment(&http, &ingress, &name).await {
                         Some(count) => {
                             let before = acked[i].swap(count, Ordering::SeqCst);
                             // At most one unacknowledged increment (one in flight when the
                             // node died) between two acknowledged ones.
                             assert!(
                                 count == before + 1 || (failures > 0 && count == before + 2),
-                                "c{i}: {before} then {count}"
+                                "{name}: {before} then {count}"
                             );
                             failures = 0;
                         }
@@ -389,7 +405,7 @@ async fn a_killed_nodes_shards_move_and_no_acknowledged_increment_is_lost() {
     for task in load {
         task.await.unwrap();
     }
-    assert_eq!(shards_of(&pg, "failover", "n2"), 256);
+    owns_everything(&pg, "failover", "n2").await;
     println!(
         "failover: every counter served again by the survivor {} ms after the kill",
         took.as_millis()
@@ -438,6 +454,55 @@ async fn a_node_that_joins_takes_its_share_while_requests_keep_succeeding() {
         // Through either node, the count is every acknowledged increment.
         assert_eq!(
             increment(&http, &second.ingress, &format!("c{i}")).await,
+            Some(acked + 1)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_under_load_fails_no_request() {
+    let pg = Postgres::start();
+    let url = pg.database("rolling");
+    let dirs = tempfile::tempdir().unwrap();
+    let start = |name: &str| Node::start(&url, name, &dirs.path().join(name));
+    let mut nodes = vec![start("n1"), start("n2")];
+    settled(&pg, "rolling", &["n1", "n2"]).await;
+    let http = reqwest::Client::new();
+    // The node the clients go through: never the one restarting.
+    let gateway = Arc::new(std::sync::RwLock::new(nodes[1].ingress.clone()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|i| {
+            let (http, gateway, stop) = (http.clone(), gateway.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut acked = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let ingress = gateway.read().unwrap().clone();
+                    let count = increment(&http, &ingress, &format!("c{i}")).await;
+                    assert_eq!(count, Some(acked + 1), "c{i} through {ingress}");
+                    acked += 1;
+                }
+                acked
+            })
+        })
+        .collect();
+    for (restarting, other) in [(0, 1), (1, 0)] {
+        *gateway.write().unwrap() = nodes[other].ingress.clone();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let name = format!("n{}", restarting + 1);
+        nodes[restarting].signal(nix::sys::signal::Signal::SIGTERM);
+        let status = nodes[restarting].child.wait().unwrap();
+        assert!(status.success(), "{name} stopped with {status}");
+        nodes[restarting] = start(&name);
+        settled(&pg, "rolling", &["n1", "n2"]).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    for (i, task) in load.into_iter().enumerate() {
+        let acked = task.await.unwrap();
+        assert!(acked > 0);
+        assert_eq!(
+            increment(&http, &nodes[0].ingress, &format!("c{i}")).await,
             Some(acked + 1)
         );
     }

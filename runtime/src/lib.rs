@@ -526,6 +526,18 @@ impl Server {
     /// Stops accepting, finishes in-flight requests and events, commits what is queued, and
     /// closes the database.
     pub async fn shutdown(self) {
+        if let Some(lease) = &self.lease {
+            // A cluster node first hands its objects over while it still answers its peers
+            // (421: not here), then waits two ticks so that they see the new owners (and stop
+            // sending here) before its listeners close.
+            lease.leave();
+            self.directory
+                .evict_where(|_| true, std::time::Duration::from_secs(10))
+                .await;
+            let (handing, leaving) = (lease.clone(), lease.map().leaving());
+            let _ = tokio::task::spawn_blocking(move || handing.hand_over(&leaving)).await;
+            tokio::time::sleep(lease.tick() * 2).await;
+        }
         let _ = self.stop.send(true);
         for listener in self.listeners {
             let _ = listener.await;

@@ -106,6 +106,8 @@ pub struct Lease {
     config: LeaseConfig,
     fence: Fence,
     map: Arc<ShardMap>,
+    /// Set by a graceful stop: the node claims nothing and hands every shard over.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 fn random_incarnation() -> String {
@@ -153,6 +155,7 @@ impl Lease {
             config,
             fence,
             map: Arc::new(ShardMap::default()),
+            leaving: Default::default(),
         })
     }
 
@@ -179,8 +182,9 @@ impl Lease {
             .iter()
             .map(|row| (row.get(0), row.get(1)))
             .collect();
+        let leaving = self.leaving.load(std::sync::atomic::Ordering::SeqCst);
         let wanted: Vec<i32> = (0..SHARDS as i32)
-            .filter(|shard| preferred(*shard, &live) == Some(me.as_str()))
+            .filter(|shard| !leaving && preferred(*shard, &live) == Some(me.as_str()))
             .collect();
         let grace_ms = GRACE.as_millis() as f64;
         c.execute(
@@ -217,7 +221,7 @@ impl Lease {
         // see `Held::hand_over`).
         for (shard, route) in routes.iter_mut().enumerate() {
             let preferred = preferred(shard as i32, &live);
-            if *route == Route::Here && preferred.is_some_and(|p| p != me) {
+            if *route == Route::Here && (leaving || preferred.is_some_and(|p| p != me)) {
                 *route = Route::Leaving;
             }
         }
@@ -462,6 +466,36 @@ impl Held {
                 tracing::warn!(error = %describe(&e), "could not hand shards over; retrying at the next tick")
             }
         }
+    }
+
+    /// Starts a graceful leave: from now on this node claims nothing, and every shard it holds
+    /// is handed over like a rebalanced one (no new event starts here).
+    pub fn leave(&self) {
+        let lease = &self.0;
+        lease
+            .leaving
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let routes = lease
+            .map
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let leaving = (routes.iter())
+            .map(|r| {
+                if *r == Route::Here {
+                    Route::Leaving
+                } else {
+                    r.clone()
+                }
+            })
+            .collect();
+        lease.map.publish(leaving);
+    }
+
+    /// How long peers may take to see a change of the map (one tick).
+    pub fn tick(&self) -> Duration {
+        self.0.config.ttl / 3
     }
 
     /// Hands this node's shards over (a graceful leave, after its last commit): they are free
