@@ -465,7 +465,7 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     let url = pg.database("rolling");
     let dirs = tempfile::tempdir().unwrap();
     let start = |name: &str| Node::start(&url, name, &dirs.path().join(name));
-    let mut nodes = vec![start("n1"), start("n2")];
+    let mut nodes = [start("n1"), start("n2")];
     settled(&pg, "rolling", &["n1", "n2"]).await;
     let http = reqwest::Client::new();
     // The node the clients go through: never the one restarting.
