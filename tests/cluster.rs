@@ -8,12 +8,12 @@ mod common;
 #[path = "common/postgres.rs"]
 mod postgres;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, eventually, guest};
+use common::{Process, TestServer, eventually, guest};
 use postgres::Postgres;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -33,19 +33,6 @@ fn cluster_config(url: &str, node: &str) -> impl FnOnce(&mut duro::Config) {
     }
 }
 
-/// Runs a storage-probe script as one event on object `name`.
-async fn script(s: &TestServer, name: &str, ops: Value) -> Vec<Value> {
-    let (status, body) = s
-        .call(
-            Method::POST,
-            &format!("/objects/Probe/{name}/script"),
-            ops.to_string(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["results"].as_array().expect("results").clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_alarms_and_sql_live_in_postgresql() {
     let pg = Postgres::start();
@@ -62,25 +49,24 @@ async fn objects_alarms_and_sql_live_in_postgresql() {
 
     // Key-value storage: batches, lists in both directions with limits, transactions.
     let put = |k: &str, v: &str| json!({"op": "put", "key": k, "value": v});
-    script(
-        &s,
+    s.script(
         "kv",
         json!([put("a", "1"), put("b", "2"), put("c", "3"), put("d", "4")]),
     )
     .await;
-    let out = script(
-        &s,
-        "kv",
-        json!([
-            {"op": "list", "start": "b", "limit": 2},
-            {"op": "list", "reverse": true, "limit": 3},
-            {"op": "begin"},
-            {"op": "delete", "key": "a"},
-            {"op": "rollback"},
-            {"op": "get", "key": "a"},
-        ]),
-    )
-    .await;
+    let out = s
+        .script(
+            "kv",
+            json!([
+                {"op": "list", "start": "b", "limit": 2},
+                {"op": "list", "reverse": true, "limit": 3},
+                {"op": "begin"},
+                {"op": "delete", "key": "a"},
+                {"op": "rollback"},
+                {"op": "get", "key": "a"},
+            ]),
+        )
+        .await;
     assert_eq!(
         out[0]["entries"],
         json!([["b", "2"], ["c", "3"]]),
@@ -94,7 +80,7 @@ async fn objects_alarms_and_sql_live_in_postgresql() {
     assert_eq!(out[5]["value"], "1", "{out:?}");
     // More entries than one page of a PostgreSQL range read.
     let many: Vec<Value> = (0..600).map(|i| put(&format!("k{i:04}"), "x")).collect();
-    script(&s, "many", Value::Array(many)).await;
+    s.script("many", Value::Array(many)).await;
 
     // An SQL database: its pages are entries too.
     let (status, out) = s
@@ -125,14 +111,13 @@ async fn objects_alarms_and_sql_live_in_postgresql() {
     // A new node on the same database (after a graceful stop) sees all of it.
     s.stop().await;
     let s = TestServer::start_with(cluster_config(&url, "b")).await;
-    let out = script(
-        &s,
-        "kv",
-        json!([{"op": "list"}, {"op": "list", "prefix": "k"}]),
-    )
-    .await;
+    let out = s
+        .script("kv", json!([{"op": "list"}, {"op": "list", "prefix": "k"}]))
+        .await;
     assert_eq!(out[0]["entries"].as_array().unwrap().len(), 4, "{out:?}");
-    let out = script(&s, "many", json!([{"op": "list", "prefix": "k"}])).await;
+    let out = s
+        .script("many", json!([{"op": "list", "prefix": "k"}]))
+        .await;
     assert_eq!(out[0]["entries"].as_array().unwrap().len(), 600);
     let (_, out) = s
         .call(
@@ -146,72 +131,20 @@ async fn objects_alarms_and_sql_live_in_postgresql() {
     assert!(rows.parse::<u64>().unwrap() > 600, "{rows}");
 }
 
-/// A `duro serve --cluster` node process with the Counter class.
-struct Node {
-    child: Child,
-    ingress: String,
-    admin: String,
-}
-
-impl Node {
-    /// Starts a node and waits until it serves (it printed its addresses).
-    fn start(url: &str, name: &str, dir: &std::path::Path) -> Self {
-        Self::start_with(url, name, dir, &[])
+/// A `duro serve --cluster` node process with the Counter class and `classes` (class, guest
+/// crate); returns once it serves.
+fn node(url: &str, name: &str, dir: &std::path::Path, classes: &[(&str, &str)]) -> Process {
+    let mut extra: Vec<String> = ["--cluster", url, "--node", name, "--lease-ttl-ms"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    extra.push(LEASE_TTL.as_millis().to_string());
+    for (class, crate_name) in classes {
+        extra.push("--deploy".into());
+        extra.push(format!("{class}={}", guest(crate_name).display()));
     }
-
-    /// Like `start`, deploying `(class, guest crate)` beside the Counter.
-    fn start_with(url: &str, name: &str, dir: &std::path::Path, classes: &[(&str, &str)]) -> Self {
-        let mut command = common::serve_command(&[], dir);
-        for (class, crate_name) in classes {
-            command
-                .arg("--deploy")
-                .arg(format!("{class}={}", guest(crate_name).display()));
-        }
-        let mut child = command
-            .args(["--cluster", url, "--node", name])
-            .arg("--lease-ttl-ms")
-            .arg(LEASE_TTL.as_millis().to_string())
-            .arg("--deploy")
-            .arg(format!(
-                "Counter={}",
-                guest("duro-example-counter").display()
-            ))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning duro");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (mut ingress, mut admin) = (None, None);
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.expect("reading duro's stdout");
-            if let Some(url) = line.strip_prefix("ingress: ") {
-                ingress = Some(url.to_string());
-            }
-            if let Some(url) = line.strip_prefix("admin: ") {
-                admin = Some(url.to_string());
-                break;
-            }
-        }
-        Self {
-            child,
-            ingress: ingress.expect("the node printed its ingress"),
-            admin: admin.expect("the node printed its admin address"),
-        }
-    }
-
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
-            .expect("sending a signal");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    Process::start_with(dir, &extra, Stdio::null())
 }
 
 /// How many shards the live incarnation of node `name` owns.
@@ -288,9 +221,9 @@ async fn every_node_serves_every_object_and_a_deploy_on_one_reaches_all() {
     let pg = Postgres::start();
     let url = pg.database("routing");
     let dirs = tempfile::tempdir().unwrap();
-    let nodes: Vec<Node> = ["n1", "n2", "n3"]
+    let nodes: Vec<Process> = ["n1", "n2", "n3"]
         .iter()
-        .map(|name| Node::start(&url, name, &dirs.path().join(name)))
+        .map(|name| node(&url, name, &dirs.path().join(name), &[]))
         .collect();
     let http = reqwest::Client::new();
     // Each counter is incremented through every node in turn: one owner, one count.
@@ -337,8 +270,8 @@ async fn a_killed_nodes_shards_move_and_no_acknowledged_increment_is_lost() {
     let pg = Postgres::start();
     let url = pg.database("failover");
     let dirs = tempfile::tempdir().unwrap();
-    let mut first = Node::start(&url, "n1", &dirs.path().join("n1"));
-    let second = Node::start(&url, "n2", &dirs.path().join("n2"));
+    let mut first = node(&url, "n1", &dirs.path().join("n1"), &[]);
+    let second = node(&url, "n2", &dirs.path().join("n2"), &[]);
     settled(&pg, "failover", &["n1", "n2"]).await;
     let http = reqwest::Client::new();
 
@@ -417,7 +350,7 @@ async fn a_node_that_joins_takes_its_share_while_requests_keep_succeeding() {
     let pg = Postgres::start();
     let url = pg.database("rebalance");
     let dirs = tempfile::tempdir().unwrap();
-    let first = Node::start(&url, "n1", &dirs.path().join("n1"));
+    let first = node(&url, "n1", &dirs.path().join("n1"), &[]);
     assert_eq!(shards_of(&pg, "rebalance", "n1"), 256);
     let http = reqwest::Client::new();
     // 16 clients, each with its own counter, through the first node; not one request may fail.
@@ -437,7 +370,7 @@ async fn a_node_that_joins_takes_its_share_while_requests_keep_succeeding() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let second = Node::start(&url, "n2", &dirs.path().join("n2"));
+    let second = node(&url, "n2", &dirs.path().join("n2"), &[]);
     // The first node drains the shards that rank the second first, then hands them over.
     eventually(Duration::from_secs(30), || async {
         let (one, two) = (
@@ -464,7 +397,7 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     let pg = Postgres::start();
     let url = pg.database("rolling");
     let dirs = tempfile::tempdir().unwrap();
-    let start = |name: &str| Node::start(&url, name, &dirs.path().join(name));
+    let start = |name: &str| node(&url, name, &dirs.path().join(name), &[]);
     let mut nodes = [start("n1"), start("n2")];
     settled(&pg, "rolling", &["n1", "n2"]).await;
     let http = reqwest::Client::new();
@@ -513,7 +446,7 @@ async fn a_frozen_node_past_its_lease_never_commits_after_the_takeover() {
     let pg = Postgres::start();
     let url = pg.database("fencing");
     let dirs = tempfile::tempdir().unwrap();
-    let mut frozen = Node::start(&url, "n1", &dirs.path().join("n1"));
+    let mut frozen = node(&url, "n1", &dirs.path().join("n1"), &[]);
     let http = reqwest::Client::new();
     assert_eq!(increment(&http, &frozen.ingress, "x").await, Some(1));
 
@@ -541,7 +474,7 @@ async fn a_frozen_node_past_its_lease_never_commits_after_the_takeover() {
                 .await
         })
     };
-    let took_over = Node::start(&url, "n2", &dirs.path().join("n2"));
+    let took_over = node(&url, "n2", &dirs.path().join("n2"), &[]);
     owns_everything(&pg, "fencing", "n2").await;
     assert_eq!(increment(&http, &took_over.ingress, "x").await, Some(2));
     assert_eq!(increment(&http, &took_over.ingress, "x").await, Some(3));
@@ -582,7 +515,7 @@ async fn a_graceful_stop_hands_the_shards_over_at_once_and_alarms_move_with_them
         first.deploy("Alarm", "alarm-probe").await.0,
         StatusCode::CREATED
     );
-    let second = Node::start(&url, "n2", &dirs.path().join("n2"));
+    let second = node(&url, "n2", &dirs.path().join("n2"), &[]);
     // An alarm due after the stop fires on the node that took over.
     first.post("/objects/Alarm/later/set?in=3000").await;
     first.stop().await;
@@ -614,8 +547,8 @@ async fn a_websocket_through_any_node_reaches_its_object_and_closes_when_that_no
     let url = pg.database("sockets");
     let dirs = tempfile::tempdir().unwrap();
     let chat = [("ChatRoom", "duro-example-chat-room")];
-    let mut first = Node::start_with(&url, "n1", &dirs.path().join("n1"), &chat);
-    let second = Node::start_with(&url, "n2", &dirs.path().join("n2"), &chat);
+    let mut first = node(&url, "n1", &dirs.path().join("n1"), &chat);
+    let second = node(&url, "n2", &dirs.path().join("n2"), &chat);
     settled(&pg, "sockets", &["n1", "n2"]).await;
     // A room that lives on n1.
     let mut room = String::new();

@@ -16,19 +16,6 @@ async fn probe() -> TestServer {
     s
 }
 
-/// Runs a script as one event on object `name`; returns the per-op results.
-async fn script(s: &TestServer, name: &str, ops: Value) -> Vec<Value> {
-    let (status, body) = s
-        .call(
-            Method::POST,
-            &format!("/objects/Probe/{name}/script"),
-            ops.to_string(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["results"].as_array().expect("results").clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_json_body_is_the_clients_error() {
     let s = probe().await;
@@ -58,22 +45,22 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_put_delete_and_batches() {
     let s = probe().await;
-    let r = script(
-        &s,
-        "o",
-        json!([
-            {"op": "get", "key": "a"},
-            {"op": "put", "key": "a", "value": "1"},
-            {"op": "get", "key": "a"},
-            {"op": "put-many", "entries": [["b", "2"], ["c", "3"]]},
-            {"op": "get-many", "keys": ["c", "zz", "a"]},
-            {"op": "delete", "key": "a"},
-            {"op": "delete", "key": "a"},
-            {"op": "delete-many", "keys": ["b", "c", "nope"]},
-            {"op": "get-many", "keys": ["a", "b", "c"]},
-        ]),
-    )
-    .await;
+    let r = s
+        .script(
+            "o",
+            json!([
+                {"op": "get", "key": "a"},
+                {"op": "put", "key": "a", "value": "1"},
+                {"op": "get", "key": "a"},
+                {"op": "put-many", "entries": [["b", "2"], ["c", "3"]]},
+                {"op": "get-many", "keys": ["c", "zz", "a"]},
+                {"op": "delete", "key": "a"},
+                {"op": "delete", "key": "a"},
+                {"op": "delete-many", "keys": ["b", "c", "nope"]},
+                {"op": "get-many", "keys": ["a", "b", "c"]},
+            ]),
+        )
+        .await;
     assert_eq!(r[0], json!({"value": null}));
     assert_eq!(r[2], json!({"value": "1"}));
     assert_eq!(entries(&r[4]), pairs(&[("a", "1"), ("c", "3")]));
@@ -83,13 +70,14 @@ async fn get_put_delete_and_batches() {
     assert_eq!(entries(&r[8]), vec![]);
 
     // Writes persist across events; other objects do not see them.
-    script(&s, "o", json!([{"op": "put", "key": "k", "value": "v"}])).await;
+    s.script("o", json!([{"op": "put", "key": "k", "value": "v"}]))
+        .await;
     assert_eq!(
-        script(&s, "o", json!([{"op": "get", "key": "k"}])).await[0],
+        s.script("o", json!([{"op": "get", "key": "k"}])).await[0],
         json!({"value": "v"})
     );
     assert_eq!(
-        script(&s, "p", json!([{"op": "get", "key": "k"}])).await[0],
+        s.script("p", json!([{"op": "get", "key": "k"}])).await[0],
         json!({"value": null})
     );
 }
@@ -99,30 +87,31 @@ async fn list_honours_every_option() {
     let s = probe().await;
     let keys = ["a", "b", "ba", "bb", "bc", "c", "d"];
     let put: Vec<Value> = keys.iter().map(|k| json!([k, k.to_uppercase()])).collect();
-    script(&s, "l", json!([{"op": "put-many", "entries": put}])).await;
+    s.script("l", json!([{"op": "put-many", "entries": put}]))
+        .await;
     let list = |options: Value| {
         let mut op = options;
         op["op"] = json!("list");
         op
     };
-    let r = script(
-        &s,
-        "l",
-        json!([
-            list(json!({})),
-            list(json!({"prefix": "b"})),
-            list(json!({"start": "b", "end": "c"})),
-            list(json!({"startAfter": "b", "end": "c"})),
-            list(json!({"reverse": true, "limit": 3})),
-            list(json!({"prefix": "b", "reverse": true, "limit": 2})),
-            list(json!({"limit": 0})),
-            list(json!({"start": "x"})),
-            list(json!({"start": "c", "end": "b"})),
-            list(json!({"prefix": "b", "start": "bb"})),
-            list(json!({"start": "a", "startAfter": "b"})),
-        ]),
-    )
-    .await;
+    let r = s
+        .script(
+            "l",
+            json!([
+                list(json!({})),
+                list(json!({"prefix": "b"})),
+                list(json!({"start": "b", "end": "c"})),
+                list(json!({"startAfter": "b", "end": "c"})),
+                list(json!({"reverse": true, "limit": 3})),
+                list(json!({"prefix": "b", "reverse": true, "limit": 2})),
+                list(json!({"limit": 0})),
+                list(json!({"start": "x"})),
+                list(json!({"start": "c", "end": "b"})),
+                list(json!({"prefix": "b", "start": "bb"})),
+                list(json!({"start": "a", "startAfter": "b"})),
+            ]),
+        )
+        .await;
     let names = |r: &Value| -> Vec<String> { entries(r).into_iter().map(|(k, _)| k).collect() };
     assert_eq!(names(&r[0]), keys);
     assert_eq!(entries(&r[0])[1], ("b".to_string(), "B".to_string()));
@@ -141,31 +130,30 @@ async fn list_honours_every_option() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_merges_this_events_writes_with_stored_ones() {
     let s = probe().await;
-    script(
-        &s,
+    s.script(
         "m",
         json!([{"op": "put-many", "entries": [["a", "1"], ["c", "3"], ["e", "5"]]}]),
     )
     .await;
-    let r = script(
-        &s,
-        "m",
-        json!([
-            {"op": "put", "key": "b", "value": "2"},
-            {"op": "delete", "key": "c"},
-            {"op": "put", "key": "e", "value": "five"},
-            {"op": "list"},
-            {"op": "list", "reverse": true, "limit": 2},
-        ]),
-    )
-    .await;
+    let r = s
+        .script(
+            "m",
+            json!([
+                {"op": "put", "key": "b", "value": "2"},
+                {"op": "delete", "key": "c"},
+                {"op": "put", "key": "e", "value": "five"},
+                {"op": "list"},
+                {"op": "list", "reverse": true, "limit": 2},
+            ]),
+        )
+        .await;
     assert_eq!(
         entries(&r[3]),
         pairs(&[("a", "1"), ("b", "2"), ("e", "five")])
     );
     assert_eq!(entries(&r[4]), pairs(&[("e", "five"), ("b", "2")]));
     // And the next event sees the same, now from the cache or redb.
-    let r = script(&s, "m", json!([{"op": "list"}])).await;
+    let r = s.script("m", json!([{"op": "list"}])).await;
     assert_eq!(
         entries(&r[0]),
         pairs(&[("a", "1"), ("b", "2"), ("e", "five")])
@@ -175,36 +163,33 @@ async fn list_merges_this_events_writes_with_stored_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_all_clears_everything_of_this_object_only() {
     let s = probe().await;
-    script(
-        &s,
+    s.script(
         "x",
         json!([{"op": "put-many", "entries": [["a", "1"], ["b", "2"]]}]),
     )
     .await;
-    script(
-        &s,
-        "y",
-        json!([{"op": "put", "key": "a", "value": "other"}]),
-    )
-    .await;
-    let r = script(
-        &s,
-        "x",
-        json!([
-            {"op": "delete-all"},
-            {"op": "get", "key": "a"},
-            {"op": "put", "key": "c", "value": "3"},
-            {"op": "list"},
-        ]),
-    )
-    .await;
+    s.script("y", json!([{"op": "put", "key": "a", "value": "other"}]))
+        .await;
+    let r = s
+        .script(
+            "x",
+            json!([
+                {"op": "delete-all"},
+                {"op": "get", "key": "a"},
+                {"op": "put", "key": "c", "value": "3"},
+                {"op": "list"},
+            ]),
+        )
+        .await;
     assert_eq!(r[1], json!({"value": null}));
     assert_eq!(entries(&r[3]), pairs(&[("c", "3")]));
-    let r = script(&s, "x", json!([{"op": "list"}, {"op": "get", "key": "b"}])).await;
+    let r = s
+        .script("x", json!([{"op": "list"}, {"op": "get", "key": "b"}]))
+        .await;
     assert_eq!(entries(&r[0]), pairs(&[("c", "3")]));
     assert_eq!(r[1], json!({"value": null}));
     assert_eq!(
-        script(&s, "y", json!([{"op": "get", "key": "a"}])).await[0],
+        s.script("y", json!([{"op": "get", "key": "a"}])).await[0],
         json!({"value": "other"})
     );
 }
@@ -212,31 +197,31 @@ async fn delete_all_clears_everything_of_this_object_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_commit_roll_back_and_nest() {
     let s = probe().await;
-    let r = script(
-        &s,
-        "t",
-        json!([
-            {"op": "put", "key": "base", "value": "0"},
-            {"op": "begin"},
-            {"op": "put", "key": "kept", "value": "1"},
-            {"op": "begin"},
-            {"op": "put", "key": "dropped", "value": "2"},
-            {"op": "delete", "key": "base"},
-            {"op": "get", "key": "dropped"},
-            {"op": "rollback"},
-            {"op": "get", "key": "dropped"},
-            {"op": "get", "key": "base"},
-            {"op": "commit"},
-            {"op": "commit"},
-            {"op": "rollback"},
-            {"op": "begin"},
-            {"op": "delete-all"},
-            {"op": "rollback"},
-            {"op": "begin"},
-            {"op": "put", "key": "open", "value": "never committed"},
-        ]),
-    )
-    .await;
+    let r = s
+        .script(
+            "t",
+            json!([
+                {"op": "put", "key": "base", "value": "0"},
+                {"op": "begin"},
+                {"op": "put", "key": "kept", "value": "1"},
+                {"op": "begin"},
+                {"op": "put", "key": "dropped", "value": "2"},
+                {"op": "delete", "key": "base"},
+                {"op": "get", "key": "dropped"},
+                {"op": "rollback"},
+                {"op": "get", "key": "dropped"},
+                {"op": "get", "key": "base"},
+                {"op": "commit"},
+                {"op": "commit"},
+                {"op": "rollback"},
+                {"op": "begin"},
+                {"op": "delete-all"},
+                {"op": "rollback"},
+                {"op": "begin"},
+                {"op": "put", "key": "open", "value": "never committed"},
+            ]),
+        )
+        .await;
     assert_eq!(r[6], json!({"value": "2"}));
     assert_eq!(r[8], json!({"value": null}));
     assert_eq!(r[9], json!({"value": "0"}));
@@ -244,7 +229,7 @@ async fn transactions_commit_roll_back_and_nest() {
     assert_eq!(r[11]["error"]["kind"], "no-transaction");
     assert_eq!(r[12]["error"]["kind"], "no-transaction");
     // A transaction left open at the end of the event is rolled back.
-    let r = script(&s, "t", json!([{"op": "list"}])).await;
+    let r = s.script("t", json!([{"op": "list"}])).await;
     assert_eq!(entries(&r[0]), pairs(&[("base", "0"), ("kept", "1")]));
 }
 
@@ -252,8 +237,7 @@ async fn transactions_commit_roll_back_and_nest() {
 async fn every_limit_gives_its_typed_error_and_writes_nothing() {
     let s = probe().await;
     let long_key = "k".repeat(2049);
-    let r = script(
-        &s,
+    let r = s.script(
         "lim",
         json!([
             {"op": "put", "key": long_key, "value": "v"},
@@ -289,17 +273,17 @@ async fn every_limit_gives_its_typed_error_and_writes_nothing() {
     assert_eq!(r[8]["error"]["kind"], "too-many-keys");
     assert_eq!(r[9]["error"]["kind"], "key-too-large");
     // put-many is all-or-nothing; refused batches wrote nothing.
-    let r = script(
-        &s,
-        "lim",
-        json!([
-            {"op": "get", "key": "ok"},
-            {"op": "list", "prefix": "g"},
-            {"op": "list", "prefix": "h", "limit": 200},
-            {"op": "get", "key": "big"},
-        ]),
-    )
-    .await;
+    let r = s
+        .script(
+            "lim",
+            json!([
+                {"op": "get", "key": "ok"},
+                {"op": "list", "prefix": "g"},
+                {"op": "list", "prefix": "h", "limit": 200},
+                {"op": "get", "key": "big"},
+            ]),
+        )
+        .await;
     assert_eq!(r[0], json!({"value": null}));
     assert!(entries(&r[1]).is_empty());
     assert_eq!(entries(&r[2]).len(), 128);
@@ -309,12 +293,8 @@ async fn every_limit_gives_its_typed_error_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trap_discards_the_events_writes_and_the_object_recovers() {
     let s = probe().await;
-    script(
-        &s,
-        "tr",
-        json!([{"op": "put", "key": "a", "value": "before"}]),
-    )
-    .await;
+    s.script("tr", json!([{"op": "put", "key": "a", "value": "before"}]))
+        .await;
     let (status, body) = s
         .call(
             Method::POST,
@@ -330,7 +310,7 @@ async fn a_trap_discards_the_events_writes_and_the_object_recovers() {
         .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body["error"].as_str().unwrap().contains("trap"), "{body}");
-    let r = script(&s, "tr", json!([{"op": "list"}])).await;
+    let r = s.script("tr", json!([{"op": "list"}])).await;
     assert_eq!(entries(&r[0]), pairs(&[("a", "before")]));
 }
 

@@ -206,6 +206,20 @@ impl TestServer {
         status_json(response).await
     }
 
+    /// Runs a storage-probe script (a list of storage ops) as one event on the `Probe` class's
+    /// object `name`; returns the per-op results.
+    pub async fn script(&self, name: &str, ops: Value) -> Vec<Value> {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/objects/Probe/{name}/script"),
+                ops.to_string(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["results"].as_array().expect("results").clone()
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, Vec::new()).await
     }
