@@ -5,12 +5,14 @@
 //! - [`ids`]: class names and object ids (`id-from-name`, `new-unique-id`, `id-from-string`).
 //! - [`engine`]: wasmtime configuration, epoch ticker, compiling components (with a cache).
 //! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
-//! - [`class`]: the registry of uploaded classes, persisted in storage, and their migrations.
+//! - [`class`]: the registry of uploaded classes, persisted in storage, their migrations, and
+//!   (in a cluster) keeping it in step with the other nodes (`class::sync`).
 //! - [`deploy`]: the deploy config (`duro.jsonc`, or a wrangler file as it is: bindings,
 //!   migrations, worker, outbound), and building a wrangler `main` with the JS SDK.
 //! - [`object`]: the directory of live objects, the actor that runs each one's events, the
-//!   shared instances that hold many objects of a JS or Python class, and the reaper thread that
-//!   drops retired actors (their pooled slots) off the async threads.
+//!   shared instances that hold many objects of a JS or Python class, the reaper thread that
+//!   drops retired actors (their pooled slots) off the async threads, and, in a cluster, the
+//!   forwarding of other nodes' objects' events (`object::remote`).
 //! - [`alarm`]: the scheduler that fires persisted alarms.
 //! - [`websocket`]: runtime-held WebSocket connections and each object's socket registry.
 //! - [`worker`]: the stateless worker in front of the objects, and its pool of instances.
@@ -27,7 +29,8 @@
 //!   whose file is the object's entries), and what an operator sees of the stored objects
 //!   (`storage::inspect`, `storage::sql::snapshot`).
 //! - [`http`]: the ingress and admin listeners (the object inspector's routes in
-//!   `http::inspect`), and the access log.
+//!   `http::inspect`; cluster mode's internal route for forwarded events in `http::forward`),
+//!   and the access log.
 //! - [`memory`]: the global allocator (mimalloc) and returning free heap to the OS.
 //! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line; [`dev`]: `duro dev`
 //!   (build, serve, watch, swap); [`init`]: `duro init` (a new class project).
@@ -38,7 +41,8 @@
 //!    `websocket::run_connection`, calls from other objects and the worker (`stub.fetch`, RPC)
 //!    at `abi::calls`; a guest's due timers come back as a wake made by its actor.
 //! 2. **Queued**: `object::Directory::fetch` finds or starts the object's actor and puts the event
-//!    in its bounded mailbox (full: 503).
+//!    in its bounded mailbox (full: 503). In a cluster, an object of another node's shard is
+//!    forwarded there first (`object::remote`, answered by `http::forward` on the owner).
 //! 3. **Runs**: `object::actor` runs events one at a time through `abi::Instance` (what each kind
 //!    does: `object::actor::events`); storage calls go to `storage::ObjectStorage`, SQL calls
 //!    through it to the object's SQLite, whose pages join the same write set (a trap discards the
