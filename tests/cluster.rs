@@ -591,6 +591,96 @@ async fn a_websocket_through_any_node_reaches_its_object_and_closes_when_that_no
     assert_eq!(common::ws_next(&mut b).await, Message::text("again"));
 }
 
+/// The first name `{prefix}{i}` of `class` whose object lives on node `on`.
+async fn name_on(
+    pg: &Postgres,
+    db: &str,
+    ingress: &str,
+    class: &str,
+    prefix: &str,
+    on: &str,
+) -> String {
+    for i in 0.. {
+        let name = format!("{prefix}{i}");
+        if owner_of(pg, db, ingress, class, &name).await == on {
+            return name;
+        }
+    }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_calls_an_object_on_another_node() {
+    let pg = Postgres::start();
+    let url = pg.database("calls");
+    let dirs = tempfile::tempdir().unwrap();
+    let first = TestServer::start_with(cluster_config(&url, "n1")).await;
+    for (class, crate_name) in [
+        ("Counter", "duro-example-counter"),
+        ("CounterGroup", "duro-example-counter-group"),
+    ] {
+        assert_eq!(first.deploy(class, crate_name).await.0, StatusCode::CREATED);
+    }
+    first.bind(&[("COUNTER", "Counter")]).await;
+    let second = node(&url, "n2", &dirs.path().join("n2"), &[]);
+    settled(&pg, "calls", &["n1", "n2"]).await;
+    // A group on n1 calls a counter on n2 (its stub's call is forwarded), through either node.
+    let group = name_on(&pg, "calls", &first.ingress, "CounterGroup", "g", "n1").await;
+    let counter = name_on(&pg, "calls", &first.ingress, "Counter", "c", "n2").await;
+    let http = reqwest::Client::new();
+    for (round, ingress) in [(1, &first.ingress), (2, &second.ingress)] {
+        let answer: Value = http
+            .post(format!(
+                "{ingress}/objects/CounterGroup/{group}/increment?counter={counter}"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"group": round, "count": round}));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_of_a_killed_node_fires_on_the_node_that_takes_its_object() {
+    let pg = Postgres::start();
+    let url = pg.database("alarms");
+    let dirs = tempfile::tempdir().unwrap();
+    let probe = [("Alarm", "alarm-probe")];
+    let mut first = node(&url, "n1", &dirs.path().join("n1"), &probe);
+    let second = node(&url, "n2", &dirs.path().join("n2"), &probe);
+    settled(&pg, "alarms", &["n1", "n2"]).await;
+    let name = name_on(&pg, "alarms", &second.ingress, "Alarm", "a", "n1").await;
+    let http = reqwest::Client::new();
+    let set = http
+        .post(format!(
+            "{}/objects/Alarm/{name}/set?in=2000",
+            second.ingress
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(set.status().is_success());
+    first.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = first.child.wait();
+    let log = eventually(Duration::from_secs(30), || async {
+        let log: Value = http
+            .get(format!("{}/objects/Alarm/{name}/log", second.ingress))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let invocations = log["invocations"].as_array()?.clone();
+        (!invocations.is_empty()).then_some(invocations)
+    })
+    .await;
+    assert_eq!(log.len(), 1, "{log:?}");
+}
+
 #[test]
 fn a_bad_cluster_url_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -388,9 +388,14 @@ async fn follow_shards(
             continue;
         }
         let drain = std::time::Duration::from_secs(10);
-        directory
+        if !directory
             .evict_where(|id| leaving.contains(&shard_of_id(id)), drain)
-            .await;
+            .await
+        {
+            // An object still commits: its shard stays until the next try.
+            tracing::warn!("objects of shards to hand over are still busy; trying again");
+            continue;
+        }
         let lease = lease.clone();
         let _ = tokio::task::spawn_blocking(move || lease.hand_over(&leaving)).await;
     }
@@ -535,9 +540,13 @@ impl Server {
             // (421: not here), then waits two ticks so that they see the new owners (and stop
             // sending here) before its listeners close.
             lease.leave();
-            self.directory
+            let drained = self
+                .directory
                 .evict_where(|_| true, std::time::Duration::from_secs(10))
                 .await;
+            if !drained {
+                tracing::warn!("objects still busy after 10 s; handing their shards over anyway");
+            }
             let (handing, leaving) = (lease.clone(), lease.map().leaving());
             let _ = tokio::task::spawn_blocking(move || handing.hand_over(&leaving)).await;
             tokio::time::sleep(lease.tick() * 2).await;

@@ -91,6 +91,9 @@ pub(super) struct Shared {
     pub closing: AtomicBool,
     /// Cluster mode: where objects of other nodes' shards run.
     pub remote: Option<super::remote::Remote>,
+    /// Cluster mode: the mailboxes of actors told to stop because their shard moves, until
+    /// they have stopped (every eviction waits for all of them, whoever started it).
+    pub evicting: Mutex<Vec<Mailbox>>,
 }
 
 /// Routes events to objects. Cheap to clone.
@@ -171,6 +174,7 @@ impl Directory {
             next_actor: AtomicU64::new(1),
             closing: AtomicBool::new(false),
             remote,
+            evicting: Mutex::new(Vec::new()),
         };
         (
             Self {
@@ -254,8 +258,12 @@ impl Directory {
 
     /// Cluster mode: stops the actors of every object for which `leaving` holds (their shards
     /// move to other nodes; no new event reaches them here), and waits until each has stopped,
-    /// its commits durable — or until `deadline` passes.
-    pub async fn evict_where(&self, leaving: impl Fn(&ObjectId) -> bool, deadline: Duration) {
+    /// its commits durable: true then, false if `deadline` passed first.
+    pub async fn evict_where(
+        &self,
+        leaving: impl Fn(&ObjectId) -> bool,
+        deadline: Duration,
+    ) -> bool {
         let mut evicted = Vec::new();
         for shard in &self.shared.shards {
             let mut objects = shard.lock().expect("directory lock");
@@ -267,6 +275,11 @@ impl Directory {
                 !leaves
             });
         }
+        self.shared
+            .evicting
+            .lock()
+            .expect("evicting lock")
+            .extend(evicted.iter().cloned());
         let until = tokio::time::Instant::now() + deadline;
         for mailbox in &evicted {
             if let Ok(Ok(())) =
@@ -275,7 +288,19 @@ impl Directory {
                 self.shared.metrics.queued_events.inc();
             }
         }
-        while evicted.iter().any(|m| !m.tx.is_closed()) && tokio::time::Instant::now() < until {
+        // Also those another caller evicts: a shard is handed over only once none is left.
+        loop {
+            let left = {
+                let mut evicting = self.shared.evicting.lock().expect("evicting lock");
+                evicting.retain(|m| !m.tx.is_closed());
+                evicting.len()
+            };
+            if left == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

@@ -449,7 +449,6 @@ impl Held {
             return;
         }
         let (c, me) = (lease.client.clone(), lease.fence.incarnation().to_string());
-        let count = still.len();
         let released = lease.pg.block(async move {
             c.execute(
                 "UPDATE duro_shards SET owner = NULL WHERE shard = ANY($1) AND owner = $2",
@@ -458,7 +457,8 @@ impl Held {
             .await
         });
         match released {
-            Ok(_) => tracing::info!(
+            Ok(0) => {}
+            Ok(count) => tracing::info!(
                 shards = count,
                 "handed shards over to the node that ranks first for them"
             ),
