@@ -522,21 +522,7 @@ async fn a_graceful_stop_hands_the_shards_over_at_once_and_alarms_move_with_them
     let took = owns_everything(&pg, "handover", "n2").await;
     // Well before the lease would have expired: the shards were released, not abandoned.
     assert!(took < LEASE_TTL, "the handover took {took:?}");
-    let http = reqwest::Client::new();
-    let log = eventually(Duration::from_secs(20), || async {
-        let log: Value = http
-            .get(format!("{}/objects/Alarm/later/log", second.ingress))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let invocations = log["invocations"].as_array()?.clone();
-        (!invocations.is_empty()).then_some(invocations)
-    })
-    .await;
-    assert_eq!(log.len(), 1, "{log:?}");
+    fired_once(&second.ingress, "later").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -589,6 +575,25 @@ async fn a_websocket_through_any_node_reaches_its_object_and_closes_when_that_no
     let mut b = common::ws_connect_to(&second.ingress, &path).await;
     a.send(Message::text("again")).await.unwrap();
     assert_eq!(common::ws_next(&mut b).await, Message::text("again"));
+}
+
+/// Waits until the alarm-probe object `name` (through `ingress`) logged its alarm; it ran once.
+async fn fired_once(ingress: &str, name: &str) {
+    let http = reqwest::Client::new();
+    let log = eventually(Duration::from_secs(30), || async {
+        let log: Value = http
+            .get(format!("{ingress}/objects/Alarm/{name}/log"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let invocations = log["invocations"].as_array()?.clone();
+        (!invocations.is_empty()).then_some(invocations)
+    })
+    .await;
+    assert_eq!(log.len(), 1, "{log:?}");
 }
 
 /// The first name `{prefix}{i}` of `class` whose object lives on node `on`.
@@ -665,20 +670,7 @@ async fn an_alarm_of_a_killed_node_fires_on_the_node_that_takes_its_object() {
     assert!(set.status().is_success());
     first.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = first.child.wait();
-    let log = eventually(Duration::from_secs(30), || async {
-        let log: Value = http
-            .get(format!("{}/objects/Alarm/{name}/log", second.ingress))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let invocations = log["invocations"].as_array()?.clone();
-        (!invocations.is_empty()).then_some(invocations)
-    })
-    .await;
-    assert_eq!(log.len(), 1, "{log:?}");
+    fired_once(&second.ingress, &name).await;
 }
 
 #[test]

@@ -83,17 +83,7 @@ pub trait Reader {
         range: Range,
         max_bytes: u64,
     ) -> Result<Option<EntryList>, BackendError> {
-        let mut out = Vec::new();
-        let mut bytes = 0u64;
-        for entry in self.range(table, range, false)? {
-            let (key, value) = entry?;
-            bytes += (key.len() + value.len()) as u64;
-            if bytes > max_bytes {
-                return Ok(None);
-            }
-            out.push((key, value));
-        }
-        Ok(Some(out))
+        within(self.range(table, range, false)?, max_bytes)
     }
 
     /// The alarm of the object with this prefix.
@@ -107,6 +97,24 @@ pub trait Reader {
 
     /// The failed alarms' pending retries: (object prefix, retry).
     fn retries(&self) -> Result<Vec<(Vec<u8>, AlarmRetry)>, BackendError>;
+}
+
+/// `entries`, if their keys and values add up to at most `max_bytes` (read no further).
+pub fn within(
+    entries: impl Iterator<Item = Result<(Vec<u8>, Bytes), BackendError>>,
+    max_bytes: u64,
+) -> Result<Option<EntryList>, BackendError> {
+    let mut out = Vec::new();
+    let mut bytes = 0u64;
+    for entry in entries {
+        let (key, value) = entry?;
+        bytes += (key.len() + value.len()) as u64;
+        if bytes > max_bytes {
+            return Ok(None);
+        }
+        out.push((key, value));
+    }
+    Ok(Some(out))
 }
 
 /// Why a group did not become durable.

@@ -429,11 +429,7 @@ impl Reader for PgReader {
     ) -> Result<Option<EntryList>, BackendError> {
         let (low, high) = normalize(range);
         let entries = range_page(&self.0, table_code(table), low, high, false, i64::MAX)?;
-        let bytes: u64 = entries
-            .iter()
-            .map(|(k, v)| (k.len() + v.len()) as u64)
-            .sum();
-        Ok((bytes <= max_bytes).then_some(entries))
+        super::backend::within(entries.into_iter().map(Ok), max_bytes)
     }
 
     fn alarm(&self, object: &[u8]) -> Result<Option<i64>, BackendError> {
