@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::class::Classes;
 use crate::clock::Clock;
+use crate::config::RetryPolicy;
 use crate::ids::ObjectId;
 use crate::metrics::Metrics;
 use crate::object::{AlarmOutcome, Directory, ObjectError};
@@ -27,34 +28,6 @@ use crate::storage::{BackendError, Committer, WriteOp, schema};
 const MAX_IN_FLIGHT: usize = 256;
 /// Longest the scheduler sleeps without looking at the index again (guards against clock jumps).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
-
-/// Retry policy of failed alarms.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Delay before the first retry; each further retry doubles it.
-    pub base: Duration,
-    /// Retries after the first attempt before the alarm is dropped.
-    pub max_retries: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            base: Duration::from_secs(2),
-            max_retries: 6,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Delay before retry number `retry` (1-based): base, 2 base, 4 base, ...
-    pub fn delay(&self, retry: u32) -> Duration {
-        self.base.saturating_mul(
-            1u32.checked_shl(retry.saturating_sub(1))
-                .unwrap_or(u32::MAX),
-        )
-    }
-}
 
 /// One scheduled alarm, as the index holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

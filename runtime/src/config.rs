@@ -29,7 +29,7 @@ pub struct Config {
     /// How long an object whose only activity is open WebSockets keeps its instance.
     pub hibernate_after: Duration,
     /// How failed alarms are retried.
-    pub alarm_retry: crate::alarm::RetryPolicy,
+    pub alarm_retry: RetryPolicy,
     /// Whether each group's log record is fdatasynced before its outputs leave. Only benchmarks
     /// turn this off (checkpoints still sync redb); every guarantee of the output gate assumes
     /// it is on.
@@ -107,7 +107,7 @@ impl Config {
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(30),
             hibernate_after: Duration::from_secs(10),
-            alarm_retry: crate::alarm::RetryPolicy::default(),
+            alarm_retry: RetryPolicy::default(),
             durable_commits: true,
             checkpoint_interval: Duration::from_secs(1),
             accept_log_damage: false,
@@ -254,10 +254,9 @@ impl Config {
         }
         // Every live-object slot reserves address space for its memories (see `engine::pool`):
         // too many slots of too much memory cannot be mapped at all.
-        let slots = l.max_live_objects + crate::worker::max_instances(l.max_live_objects);
-        let reserved = (slots as u128)
-            * crate::engine::MEMORIES_PER_SLOT as u128
-            * (l.instance_memory_bytes as u128 + crate::engine::GUARD_BYTES as u128);
+        let reserved = (l.instance_slots() as u128)
+            * MEMORIES_PER_SLOT as u128
+            * (l.instance_memory_bytes as u128 + GUARD_BYTES as u128);
         if reserved > MAX_RESERVATION {
             return bad(
                 "max-live-objects",
@@ -336,6 +335,53 @@ pub struct Limits {
     pub max_event_outbox_bytes: usize,
     /// Most WebSockets one object may hold open.
     pub max_sockets_per_object: usize,
+}
+
+impl Limits {
+    /// Pooled instance slots: one per live object, and one per worker instance.
+    pub fn instance_slots(&self) -> usize {
+        self.max_live_objects + worker_instances(self.max_live_objects)
+    }
+}
+
+/// Worker instances at once, busy or idle, all versions together, for a runtime of
+/// `max_live_objects`: a quarter of that, between 4 and 256. Each holds a pooled slot beside the
+/// live objects' (see `engine::pool`).
+pub fn worker_instances(max_live_objects: usize) -> usize {
+    (max_live_objects / 4).clamp(4, 256)
+}
+
+/// Guard region after each pooled linear memory (`engine::pool`).
+pub const GUARD_BYTES: u64 = 2 * 1024 * 1024;
+/// Linear memories pooled per instance slot (`engine::pool`).
+pub const MEMORIES_PER_SLOT: u32 = 2;
+
+/// Retry policy of failed alarms.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Delay before the first retry; each further retry doubles it.
+    pub base: Duration,
+    /// Retries after the first attempt before the alarm is dropped.
+    pub max_retries: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(2),
+            max_retries: 6,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `retry` (1-based): base, 2 base, 4 base, ...
+    pub fn delay(&self, retry: u32) -> Duration {
+        self.base.saturating_mul(
+            1u32.checked_shl(retry.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        )
+    }
 }
 
 impl Default for Limits {

@@ -17,15 +17,11 @@ use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::abi::worker::{WorkerCode, WorkerState};
 use crate::abi::{self, ClassCode, EPOCH_TICK, ObjectState};
-use crate::config::Limits;
+use crate::config::{GUARD_BYTES, Limits, MEMORIES_PER_SLOT};
 use crate::metrics::Metrics;
 
 /// Core instances one component may hold (Rust guests use ~20, Python ~65).
 const CORE_INSTANCES_PER_COMPONENT: u32 = 128;
-/// Guard region after each linear memory.
-pub const GUARD_BYTES: u64 = 2 * 1024 * 1024;
-/// Linear memories pooled per live-object slot.
-pub const MEMORIES_PER_SLOT: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -231,9 +227,7 @@ fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component, Invalid
 }
 
 fn pool(limits: &Limits) -> PoolingAllocationConfig {
-    // A slot per live object, and one per worker instance.
-    let slots = limits.max_live_objects + crate::worker::max_instances(limits.max_live_objects);
-    let live = u32::try_from(slots)
+    let live = u32::try_from(limits.instance_slots())
         .unwrap_or(u32::MAX / CORE_INSTANCES_PER_COMPONENT)
         .max(1);
     let mut pool = PoolingAllocationConfig::default();

@@ -139,6 +139,14 @@ impl IdSecret {
     }
 }
 
+/// Identifies an object across the runtime: its class's storage incarnation (not the class's
+/// name, so that a renamed class keeps its live objects) and its id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    pub incarnation: u64,
+    pub id: ObjectId,
+}
+
 /// Mints and verifies the ids of one class.
 #[derive(Clone)]
 pub struct ClassIds {

@@ -4,13 +4,17 @@
 //! - [`config`]: settings and limits. [`clock`]: the time alarms and guests see.
 //! - [`ids`]: class names and object ids (`id-from-name`, `new-unique-id`, `id-from-string`).
 //! - [`engine`]: wasmtime configuration, epoch ticker, compiling components (with a cache).
-//! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`].
-//! - [`class`]: the registry of uploaded classes, persisted in storage, their migrations, and
-//!   (in a cluster) keeping it in step with the other nodes (`class::sync`).
+//! - [`abi`]: the WIT bindings, each object's store data, and [`abi::Instance`]; what an event
+//!   carries (`abi::Request`, `abi::Response`); RPC calls on stubs (`abi::rpc`), which ride the
+//!   event path of `fetch`; and [`abi::Reach`], the one handle through which guests' calls,
+//!   vars and bindings reach the layers above (the directory implements it: `object::reach`).
+//! - [`class`]: the registry of uploaded classes, persisted in storage, their migrations, the
+//!   instances a JS or Python class's objects share (`class::shared`), and (in a cluster)
+//!   keeping it in step with the other nodes (`class::sync`).
 //! - [`deploy`]: the deploy config (`duro.jsonc`, or a wrangler file as it is: bindings,
 //!   migrations, worker, outbound), and building a wrangler `main` with the JS SDK.
 //! - [`object`]: the directory of live objects, the actor that runs each one's events, the
-//!   shared instances that hold many objects of a JS or Python class, the reaper thread that
+//!   reaper thread that
 //!   drops retired actors (their pooled slots) off the async threads, and, in a cluster, the
 //!   forwarding of other nodes' objects' events (`object::remote`).
 //! - [`alarm`]: the scheduler that fires persisted alarms.
@@ -18,7 +22,6 @@
 //! - [`worker`]: the stateless worker in front of the objects, and its pool of instances.
 //! - [`assets`]: static assets (wrangler's `assets`): a folder packed into one bundle, kept by
 //!   the class registry, served by the ingress before the worker and through the assets binding.
-//! - [`rpc`]: RPC calls on stubs (`stub.method(...args)`), which ride the event path of `fetch`.
 //! - [`outbound`]: outgoing HTTP — which hosts each class and the worker may fetch, and how one
 //!   request is bounded (the guest side, `wasi:http`, with the output gate, is `abi::http`).
 //! - [`storage`]: the seam to the engine (`storage::backend`: reads, and a sink that makes a
@@ -29,15 +32,20 @@
 //!   whose file is the object's entries), and what an operator sees of the stored objects
 //!   (`storage::inspect`, `storage::sql::snapshot`).
 //! - [`http`]: the ingress and admin listeners (the object inspector's routes in
-//!   `http::inspect`; cluster mode's internal route for forwarded events in `http::forward`),
-//!   and the access log.
+//!   `http::inspect`; cluster mode's internal route for forwarded events in `http::forward`);
+//!   [`access`]: the access log.
 //! - [`memory`]: the global allocator (mimalloc) and returning free heap to the OS.
-//! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line; [`dev`]: `duro dev`
-//!   (build, serve, watch, swap); [`init`]: `duro init` (a new class project).
+//! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line (`cli::dev`: `duro dev`:
+//!   build, serve, watch, swap); [`init`]: `duro init` (a new class project).
+//!
+//! Each layer imports only the ones below it (`tests/layers.rs` checks it): `cli` -> `deploy`,
+//! `http`, `alarm` -> `object` -> `class` -> `worker`, `engine` -> `abi` -> `storage`, with
+//! `config`, `ids`, `clock`, `metrics`, `outbound`, `assets`, `websocket` and `access` beneath
+//! them all.
 //!
 //! # The path of an event
 //! 1. **Enters**: `http::ingress` parses the route once (`http::route`), answers what the static
-//!    assets have (`assets`, no event), and builds an `object::Request`; due alarms enter at `alarm::Scheduler`, WebSocket frames at
+//!    assets have (`assets`, no event), and builds an `abi::Request`; due alarms enter at `alarm::Scheduler`, WebSocket frames at
 //!    `websocket::run_connection`, calls from other objects and the worker (`stub.fetch`, RPC)
 //!    at `abi::calls`; a guest's due timers come back as a wake made by its actor.
 //! 2. **Queued**: `object::Directory::fetch` finds or starts the object's actor and puts the event
@@ -55,6 +63,7 @@
 //!    once its commit is durable. WebSocket messages wait in the actor's outbox for the same.
 
 pub mod abi;
+pub mod access;
 pub mod alarm;
 pub mod assets;
 pub mod class;
@@ -62,18 +71,18 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deploy;
-pub mod dev;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod ids;
 pub mod init;
+#[cfg(test)]
+mod layers;
 pub mod memory;
 pub mod metrics;
 pub mod object;
 pub mod outbound;
-pub mod rpc;
 pub mod storage;
 pub mod websocket;
 pub mod worker;

@@ -14,17 +14,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use serde::Serialize;
 
 use crate::abi::worker::{WorkerCode, WorkerInstance};
-use crate::abi::{GuestError, InstanceEnv};
-use crate::object::{Request, Response};
+use crate::abi::{GuestError, InstanceEnv, Request, Response};
 
 /// Idle instances kept per worker; more are dropped after their request.
 const MAX_IDLE: usize = 64;
-/// Worker instances at once, busy or idle, all versions together, for a runtime of
-/// `max_live_objects`: a quarter of that, between 4 and 256. Each holds a pooled slot beside the
-/// live objects' (see `engine::pool`).
-pub fn max_instances(max_live_objects: usize) -> usize {
-    (max_live_objects / 4).clamp(4, 256)
-}
 /// How long a request waits for a worker instance before it is answered 503.
 const INSTANCE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -45,7 +38,7 @@ pub struct Worker {
     pub info: WorkerInfo,
     /// Idle instances, each with the slot it holds.
     idle: Mutex<Vec<(WorkerInstance, OwnedSemaphorePermit)>>,
-    /// The slots all worker versions share ([`max_instances`]).
+    /// The slots all worker versions share ([`crate::config::worker_instances`]).
     slots: Arc<Semaphore>,
 }
 

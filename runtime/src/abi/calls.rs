@@ -1,8 +1,8 @@
 //! The `namespaces` host interface: ids of the deploy config's bindings, and calls to objects
 //! through stubs, for objects and workers alike.
 //!
-//! A call goes straight to the callee's mailbox through the [`Directory`] (no socket), as an event
-//! of the callee, and carries the chain of objects waiting on it: a callee already in the chain
+//! A call goes straight to the callee's mailbox through the [`Reach`] handle (no socket), as an
+//! event of the callee, and carries the chain of objects waiting on it: a callee already in the chain
 //! would wait on itself, so the call is refused as a cycle. Every call has a timeout. An object's
 //! writes made before a call are committed and made durable before the call leaves (the output
 //! gate covers calls); the store's `before_call` does that.
@@ -19,10 +19,8 @@ pub(super) use super::generated::duro::object::namespaces::{
 };
 pub(super) use super::generated::duro::object::types::Response as WitResponse;
 pub(super) use super::generated::duro::object::{assets, env};
-use crate::class::LoadedClass;
-use crate::ids::{ClassName, ObjectId};
-use crate::object::directory::ObjectKey;
-use crate::object::{Accepted, Directory, ObjectError, Request};
+use super::{Accepted, Callee, Namespace, Reach, Request, Response, Unreached};
+use crate::ids::{ObjectId, ObjectKey};
 
 /// The objects whose events wait on a call, the caller included (empty for a worker).
 pub type CallChain = Arc<[ObjectKey]>;
@@ -33,14 +31,14 @@ const MAX_NAMES: usize = 1024;
 /// An object of a binding, as a guest holds it (the `stub` resource).
 #[derive(Clone)]
 pub struct Stub {
-    class: Arc<LoadedClass>,
+    class: Namespace,
     id: ObjectId,
     name: Option<String>,
 }
 
 /// What one store needs to make calls.
 pub struct Calls {
-    directory: Directory,
+    reach: Arc<dyn Reach>,
     timeout: Duration,
     /// The chain of the running event, this object included.
     chain: CallChain,
@@ -56,7 +54,7 @@ pub struct Calls {
 /// Whether the guest of a shared instance waits on a call (to another object, or an outgoing HTTP
 /// request) now. The instance's other objects must not queue behind such a wait (the callee may
 /// be one of them, or wait on one), so they move to another instance instead (see
-/// `object::shared`).
+/// `class::shared`).
 #[derive(Default)]
 pub struct CallWatch {
     /// Calls in progress (a guest may have several HTTP requests in flight).
@@ -91,9 +89,9 @@ impl Drop for Waiting {
 }
 
 impl Calls {
-    pub fn new(directory: Directory, timeout: Duration) -> Self {
+    pub fn new(reach: Arc<dyn Reach>, timeout: Duration) -> Self {
         Self {
-            directory,
+            reach,
             timeout,
             chain: Arc::from(Vec::new()),
             names: HashMap::new(),
@@ -102,14 +100,19 @@ impl Calls {
         }
     }
 
+    /// One of the deploy config's vars or secrets, as it is now.
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.reach.var(name)
+    }
+
     /// The deploy config's vars and secrets, as they are now.
-    pub fn vars(&self) -> Arc<crate::class::Vars> {
-        self.directory.classes().vars()
+    pub fn vars(&self) -> Vec<(String, String)> {
+        self.reach.vars()
     }
 
     /// The deploy config's static assets, as they are now.
     pub fn assets(&self) -> Option<Arc<crate::assets::Assets>> {
-        self.directory.classes().assets()
+        self.reach.assets()
     }
 
     /// Answers `request` from the static assets (the `assets` binding's `fetch`).
@@ -156,16 +159,8 @@ impl Calls {
         self.forwarded = None;
     }
 
-    fn class_of(&self, binding: &str) -> Result<Arc<LoadedClass>, CallError> {
-        let classes = self.directory.classes();
-        let class = classes
-            .binding(binding)
-            .ok_or_else(|| CallError::UnknownBinding(format!("no binding named {binding:?}")))?;
-        classes.get(&class).ok_or_else(|| {
-            CallError::Failed(format!(
-                "binding {binding:?} names class {class}, which is not deployed"
-            ))
-        })
+    fn class_of(&self, binding: &str) -> Result<Namespace, CallError> {
+        self.reach.namespace(binding).map_err(call_error)
     }
 
     pub fn id_from_name(&mut self, binding: &str, name: &str) -> Result<String, CallError> {
@@ -179,7 +174,7 @@ impl Calls {
 
     /// The deploy config's binding names, as they are now.
     pub fn binding_names(&self) -> Vec<String> {
-        self.directory.classes().bindings().into_keys().collect()
+        self.reach.bindings()
     }
 
     pub fn new_unique_id(&mut self, binding: &str) -> Result<String, CallError> {
@@ -214,10 +209,11 @@ impl Calls {
     }
 
     /// The chain a call from this store carries, or the cycle error when `callee` waits on it.
-    fn chain_to(&self, callee: &ObjectKey, class: &ClassName) -> Result<CallChain, CallError> {
+    fn chain_to(&self, callee: &ObjectKey, class: &Namespace) -> Result<CallChain, CallError> {
         if self.chain.contains(callee) {
             return Err(CallError::Cycle(format!(
-                "the call to {class} {} would wait on itself ({} objects in the chain of calls)",
+                "the call to {} {} would wait on itself ({} objects in the chain of calls)",
+                class.class,
                 callee.id,
                 self.chain.len()
             )));
@@ -258,7 +254,7 @@ impl Calls {
         }))
     }
 
-    /// Calls the method `method` of the stub's object with encoded `args` (see [`crate::rpc`]):
+    /// Calls the method `method` of the stub's object with encoded `args` (see [`super::rpc`]):
     /// the encoded value it returned (`Ok`) or threw (`Err`). The caller's own writes must be
     /// durable by now.
     pub async fn call(
@@ -278,28 +274,31 @@ impl Calls {
         let response = self.send(target, request).await?;
         let value = response.body.into();
         Ok(match response.status {
-            crate::rpc::RETURNED => Ok(value),
+            super::rpc::RETURNED => Ok(value),
             _ => Err(value),
         })
     }
 
     /// Delivers `request` to the stub's object as an event, with this store's chain of calls,
     /// under the call timeout.
-    async fn send(
-        &mut self,
-        target: Stub,
-        mut request: Request,
-    ) -> Result<crate::object::Response, CallError> {
+    async fn send(&mut self, target: Stub, mut request: Request) -> Result<Response, CallError> {
         let Stub { class, id, name } = target;
-        let key = ObjectKey::of(&class, id);
-        request.callers = self.chain_to(&key, &class.name)?;
+        let key = ObjectKey {
+            incarnation: class.incarnation,
+            id,
+        };
+        request.callers = self.chain_to(&key, &class)?;
         let _waiting = self.watch.as_ref().map(CallWatch::begin);
-        crate::http::access::reached(&class.name, name.as_deref(), id);
-        let called = self.directory.fetch(class.clone(), id, name, request);
-        match tokio::time::timeout(self.timeout, called).await {
+        crate::access::reached(&class.class, name.as_deref(), id);
+        let callee = Callee {
+            class: class.class.clone(),
+            key,
+            name,
+        };
+        match tokio::time::timeout(self.timeout, self.reach.deliver(callee, request)).await {
             Err(_) => Err(CallError::Timeout(format!(
                 "{} {id} did not answer within {} ms",
-                class.name,
+                class.class,
                 self.timeout.as_millis()
             ))),
             Ok(Err(error)) => Err(call_error(error)),
@@ -310,7 +309,7 @@ impl Calls {
     /// Keeps a socket a callee accepted; one left over from an earlier call never opened.
     async fn forward(&mut self, accepted: Accepted) {
         if let Some(unused) = self.forwarded.replace(accepted) {
-            self.directory.never_opened(unused).await;
+            unused.never_opened().await;
         }
     }
 
@@ -464,14 +463,11 @@ macro_rules! env_host {
     ($store:ty) => {
         impl $crate::abi::calls::env::Host for $store {
             fn get(&mut self, name: String) -> Option<String> {
-                let calls = $crate::abi::calls::CallSite::calls(self).0;
-                calls.vars().get(&name).cloned()
+                $crate::abi::calls::CallSite::calls(self).0.var(&name)
             }
 
             fn all(&mut self) -> Vec<(String, String)> {
-                let calls = $crate::abi::calls::CallSite::calls(self).0;
-                let vars = calls.vars();
-                vars.all().map(|(k, v)| (k.clone(), v.clone())).collect()
+                $crate::abi::calls::CallSite::calls(self).0.vars()
             }
         }
     };
@@ -500,21 +496,10 @@ macro_rules! assets_host {
 }
 pub(super) use assets_host;
 
-fn call_error(error: ObjectError) -> CallError {
-    use crate::abi::GuestError;
-    let text = error.to_string();
+fn call_error(error: Unreached) -> CallError {
     match error {
-        ObjectError::Overloaded(_) | ObjectError::TooManyLive(_) => CallError::Overloaded(text),
-        ObjectError::Guest(GuestError::MemoryBudget(_)) => CallError::Overloaded(text),
-        // A trap's text carries the callee's wasm backtrace: it stays in the log, under an id.
-        ObjectError::Guest(GuestError::Trap(_) | GuestError::Instantiate(_))
-        | ObjectError::Internal(_) => {
-            let id = crate::ids::random_hex(6);
-            tracing::warn!(error_id = %id, error = %text, "a call's callee failed");
-            CallError::Failed(format!(
-                "the callee failed (error id {id}; the runtime's log has the details)"
-            ))
-        }
-        _ => CallError::Failed(text),
+        Unreached::UnknownBinding(text) => CallError::UnknownBinding(text),
+        Unreached::Overloaded(text) => CallError::Overloaded(text),
+        Unreached::Failed(text) => CallError::Failed(text),
     }
 }

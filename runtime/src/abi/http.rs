@@ -14,8 +14,8 @@ use wasmtime_wasi_http::{
     WasiHttpView,
 };
 
+use super::Reach;
 use super::calls::{CallError, CallSite, CallWatch};
-use crate::class::Classes;
 use crate::outbound::{self, Caller};
 
 /// The `wasi:http` version whose outgoing handler this module defines (the one
@@ -30,12 +30,12 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    pub fn new(caller: Caller, classes: Arc<Classes>) -> Self {
+    pub fn new(caller: Caller, reach: Arc<dyn Reach>) -> Self {
         Self {
             ctx: WasiHttpCtx::new(),
             hooks: Hooks {
                 caller,
-                classes,
+                reach,
                 watch: None,
             },
         }
@@ -60,7 +60,7 @@ impl HttpState {
 
 struct Hooks {
     caller: Caller,
-    classes: Arc<Classes>,
+    reach: Arc<dyn Reach>,
     watch: Option<Arc<CallWatch>>,
 }
 
@@ -72,7 +72,7 @@ impl WasiHttpHooks for Hooks {
         _response_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = Result<outbound::Sent, Error>> + Send> {
         // Looked up per request: a new deploy's policy applies at once.
-        let policy = self.classes.outbound_policy(&self.caller);
+        let policy = self.reach.outbound_policy(&self.caller);
         let sent = outbound::send(self.caller.clone(), policy, request, options);
         match self.watch.as_ref().map(CallWatch::begin) {
             None => Box::new(sent),

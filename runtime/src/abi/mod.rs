@@ -11,11 +11,16 @@ mod host;
 mod http;
 mod log;
 mod memory;
+mod reach;
+mod request;
+pub mod rpc;
 mod sql;
 pub mod worker;
 
 pub use calls::{CallChain, CallWatch, Calls};
 pub use memory::MemoryBudget;
+pub use reach::{Callee, Namespace, Reach, Unreached};
+pub use request::{Accepted, Holder, Request, Response, Tunnel};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +34,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::ids::{ClassName, ObjectId};
 use crate::lock;
-use crate::object::{Request, Response};
 use crate::storage::ObjectStorage;
 use crate::websocket::{Message, SocketId, Sockets};
 
@@ -205,8 +209,8 @@ pub struct InstanceEnv {
     pub budget: Arc<MemoryBudget>,
     /// The wall clock the guest sees (installed only when it is not the system's).
     pub clock: crate::clock::Clock,
-    /// Where calls to other objects go.
-    pub directory: crate::object::Directory,
+    /// Where calls to other objects go, and what the deployment gives guests.
+    pub reach: Arc<dyn Reach>,
     /// How long a call waits for its callee.
     pub call_timeout: Duration,
     /// Commits an object's writes before a call leaves.
@@ -303,10 +307,10 @@ impl Instance {
             has_alarm: code.has_alarm(),
             http: http::HttpState::new(
                 crate::outbound::Caller::Class(identity.class.clone()),
-                limits.directory.classes().clone(),
+                limits.reach.clone(),
             ),
             identity,
-            calls: Calls::new(limits.directory.clone(), limits.call_timeout),
+            calls: Calls::new(limits.reach.clone(), limits.call_timeout),
             committer: limits.committer.clone(),
             wake_request: None,
         };
@@ -376,20 +380,20 @@ impl Instance {
 
     /// Runs the guest's `rpc` (an RPC call of `method` with encoded `args`): the answer's status
     /// says whether the method returned or threw, its body is the encoded value (see
-    /// [`crate::rpc`]); a class without `rpc` throws a `TypeError`. On error (a trap) the
+    /// [`rpc`]); a class without `rpc` throws a `TypeError`. On error (a trap) the
     /// instance must not be used again.
     pub async fn rpc(&mut self, method: String, args: Vec<u8>) -> Result<Response, GuestError> {
         let answer = match self.handlers.rpc {
             Some(rpc) => self.call(rpc, (method, args)).await?.0,
-            None => Err(crate::rpc::type_error(&format!(
+            None => Err(rpc::type_error(&format!(
                 "the class {} has no RPC methods (its component does not export `rpc`; rebuild \
                  it with a current SDK)",
                 self.store.data().identity.class
             ))),
         };
         let (status, body) = match answer {
-            Ok(value) => (crate::rpc::RETURNED, value),
-            Err(thrown) => (crate::rpc::THREW, thrown),
+            Ok(value) => (rpc::RETURNED, value),
+            Err(thrown) => (rpc::THREW, thrown),
         };
         Ok(Response {
             status,

@@ -10,8 +10,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::calls::{CallError, CallSite, Calls};
 use super::{GuestError, InstanceEnv, Meter, Metered, log, meter_store};
+use super::{Request, Response};
 use crate::ids::ClassName;
-use crate::object::{Request, Response};
 
 #[allow(missing_docs, clippy::all)]
 mod generated {
@@ -142,11 +142,8 @@ impl WorkerInstance {
             wasi,
             table: ResourceTable::new(),
             meter: Meter::new(&env),
-            calls: Calls::new(env.directory.clone(), env.call_timeout),
-            http: super::http::HttpState::new(
-                crate::outbound::Caller::Worker,
-                env.directory.classes().clone(),
-            ),
+            calls: Calls::new(env.reach.clone(), env.call_timeout),
+            http: super::http::HttpState::new(crate::outbound::Caller::Worker, env.reach.clone()),
             wake_requested: false,
         };
         let mut store = Store::new(code.pre.engine(), state);
@@ -196,7 +193,7 @@ impl WorkerInstance {
             Ok(response) => response,
             Err(error) => {
                 if let Some(unused) = forwarded {
-                    self.env.directory.never_opened(unused).await;
+                    unused.never_opened().await;
                 }
                 return Err(error);
             }
@@ -206,7 +203,7 @@ impl WorkerInstance {
             _ => None,
         };
         if let Some(unused) = forwarded {
-            self.env.directory.never_opened(unused).await;
+            unused.never_opened().await;
         }
         Ok(Response {
             status: response.status,

@@ -17,13 +17,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod settings;
+pub mod shared;
 mod sync;
 
 use crate::abi::ClassCode;
 use crate::abi::worker::WorkerCode;
 use crate::assets::Assets;
 use crate::engine::{Engine, InvalidComponent, LoadSource};
-use crate::ids::{ClassIds, ClassName, IdSecret};
+use crate::ids::{ClassIds, ClassName, IdSecret, ObjectId, ObjectKey};
 use crate::outbound::Outbound;
 use crate::storage::{CommitError, Committer, Store, WriteOp, schema, schema::Table};
 use crate::worker::{Worker, WorkerInfo};
@@ -58,7 +59,7 @@ pub struct LoadedClass {
     pub code: ClassCode,
     pub incarnation: u64,
     /// The instances its objects share, if the code is of the `shared-instance` world.
-    pub shared: Option<Arc<crate::object::SharedPool>>,
+    pub shared: Option<Arc<shared::SharedPool>>,
     record: ClassRecord,
 }
 
@@ -192,9 +193,9 @@ impl Classes {
         max_live_objects: usize,
     ) -> Result<Self, ClassError> {
         let secret = load_or_create_secret(db, &committer).await?;
-        let worker_slots = Arc::new(tokio::sync::Semaphore::new(crate::worker::max_instances(
-            max_live_objects,
-        )));
+        let worker_slots = Arc::new(tokio::sync::Semaphore::new(
+            crate::config::worker_instances(max_live_objects),
+        ));
         let stored = Stored::load(db, &engine, &secret, &worker_slots, None).await?;
         let classes = Self {
             engine,
@@ -551,6 +552,14 @@ impl Classes {
 }
 
 impl LoadedClass {
+    /// The key of its object `id`.
+    pub fn key(&self, id: ObjectId) -> ObjectKey {
+        ObjectKey {
+            incarnation: self.incarnation,
+            id,
+        }
+    }
+
     fn new(
         name: ClassName,
         ids: ClassIds,
@@ -559,7 +568,7 @@ impl LoadedClass {
         record: ClassRecord,
     ) -> Self {
         Self {
-            shared: code.is_shared().then(crate::object::SharedPool::new),
+            shared: code.is_shared().then(shared::SharedPool::new),
             name,
             ids,
             code,

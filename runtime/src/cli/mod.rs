@@ -14,6 +14,7 @@ use crate::deploy::DeployConfig;
 use crate::init::Lang;
 
 mod client;
+mod dev;
 mod serve;
 use client::change_of;
 use serve::{ServeArgs, parse_deploy, serve, server_config};
@@ -245,7 +246,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .or(serve.config.clone())
                 .or_else(|| DeployConfig::find(Path::new(".")))
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-            crate::dev::run(path, server_config(&serve)?).await
+            dev::run(path, server_config(&serve)?).await
         }
         Command::Deploy {
             classes,

@@ -8,14 +8,15 @@ use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use super::access;
 use super::error::{ApiError, Body, json};
 use super::read_body;
 use super::route::{self, Ingress};
+use crate::abi::{Holder, Request, Response};
+use crate::access;
 use crate::assets::{Answer, AssetRequest};
 use crate::class::LoadedClass;
 use crate::ids::ObjectId;
-use crate::object::{Directory, ObjectError, Request, Response};
+use crate::object::{Directory, ObjectError};
 use crate::websocket;
 use crate::worker::{Worker, WorkerError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -212,21 +213,21 @@ impl Upgrade {
         };
         let Some((client_key, on_upgrade, permit)) = self.handshake else {
             // Accepted, but this connection cannot switch protocols: the socket never opened.
-            state.directory.never_opened(accepted).await;
+            accepted.never_opened().await;
             return Err(ApiError::BadRequest(
                 "a WebSocket needs an HTTP/1.1 upgrade request".into(),
             ));
         };
-        let (directory, max_message, stop) = (
-            state.directory.clone(),
-            state.max_ws_message,
-            state.stop.clone(),
-        );
-        let tunnel = accepted.tunnel.as_ref().and_then(|t| t.take());
+        let (max_message, stop) = (state.max_ws_message, state.stop.clone());
         tokio::spawn(async move {
-            match (on_upgrade.await, tunnel) {
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(_) => return accepted.never_opened().await,
+            };
+            match accepted.holder {
                 // The socket lives on another node: pass the frames through both ways.
-                (Ok(upgraded), Some(remote)) => {
+                Holder::There(tunnel) => {
+                    let Some(remote) = tunnel.take() else { return };
                     let mut client = hyper_util::rt::TokioIo::new(upgraded);
                     let mut remote = hyper_util::rt::TokioIo::new(remote);
                     let mut stop = stop;
@@ -237,8 +238,7 @@ impl Upgrade {
                     }
                     drop(permit);
                 }
-                (Ok(upgraded), None) => {
-                    let owner = directory.socket_owner(accepted.class, accepted.object);
+                Holder::Here(owner) => {
                     websocket::run_connection(
                         upgraded,
                         accepted.id,
@@ -250,7 +250,6 @@ impl Upgrade {
                     .await;
                     drop(permit);
                 }
-                (Err(_), _) => directory.never_opened(accepted).await,
             }
         });
         let mut switching = into_http(response)?;

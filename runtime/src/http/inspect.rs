@@ -10,7 +10,6 @@ use super::admin::AdminState;
 use super::error::{ApiError, Body, json};
 use super::route;
 use crate::ids::ObjectId;
-use crate::object::directory::ObjectKey;
 
 /// Objects, entries or rows one page lists by default, and at most.
 const PAGE: usize = 100;
@@ -113,7 +112,7 @@ pub(super) async fn objects(
                 "bytes": object.bytes,
                 "alarm_ms": object.alarm_ms,
                 "sql_bytes": object.sql_bytes,
-                "active": state.directory.is_active(&ObjectKey::of(&loaded, object.id)),
+                "active": state.directory.is_active(&loaded.key(object.id)),
             })
         })
         .collect();

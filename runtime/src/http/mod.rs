@@ -2,7 +2,6 @@
 //! body reader that enforces size limits. Routing lives in `route`, handlers in `ingress` and
 //! `admin`, status mapping in `error`, the access log in `access`.
 
-pub mod access;
 pub mod admin;
 pub mod error;
 mod forward;

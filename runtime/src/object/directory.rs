@@ -16,12 +16,12 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use super::actor::{Actor, Envelope};
 use super::reaper::Reaper;
 use super::remote::Place;
-use super::{AlarmOutcome, ObjectError, Request, Response};
-use crate::abi::{InstanceEnv, MemoryBudget};
+use super::{AlarmOutcome, ObjectError};
+use crate::abi::{InstanceEnv, MemoryBudget, Request, Response};
 use crate::class::{Classes, LoadedClass};
 use crate::clock::Clock;
 use crate::config::{Config, Limits};
-use crate::ids::ObjectId;
+use crate::ids::{ObjectId, ObjectKey};
 use crate::metrics::Metrics;
 use crate::storage::Committer;
 use crate::websocket::{Outgoing, SocketEvent, SocketId, SocketLimits, SocketOwner};
@@ -33,23 +33,6 @@ const SHARDS: usize = 64;
 const PRESSURE_WAIT: Duration = Duration::from_secs(1);
 /// How long one eviction request is given before the next idle object is asked.
 const EVICTION_POLL: Duration = Duration::from_millis(5);
-
-/// Identifies an object across the runtime: its class's storage incarnation (not the class's
-/// name, so that a renamed class keeps its live objects) and its id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ObjectKey {
-    pub incarnation: u64,
-    pub id: ObjectId,
-}
-
-impl ObjectKey {
-    pub fn of(class: &LoadedClass, id: ObjectId) -> Self {
-        Self {
-            incarnation: class.incarnation,
-            id,
-        }
-    }
-}
 
 #[derive(Clone)]
 pub(super) struct Mailbox {
@@ -125,7 +108,7 @@ impl Directory {
             memory_bytes: shared.limits.instance_memory_bytes,
             budget: shared.memory.clone(),
             clock: shared.clock.clone(),
-            directory: self.clone(),
+            reach: Arc::new(self.clone()),
             call_timeout: shared.call_timeout,
             committer: shared.committer.clone(),
         }
@@ -231,7 +214,7 @@ impl Directory {
             return Err(ObjectError::NotHere);
         }
         let (reply, answer) = oneshot::channel();
-        let key = ObjectKey::of(&class, id);
+        let key = class.key(id);
         self.deliver(
             key,
             class,
@@ -329,7 +312,7 @@ impl Directory {
         last_attempt: bool,
     ) -> Result<AlarmOutcome, ObjectError> {
         let (reply, answer) = oneshot::channel();
-        let key = ObjectKey::of(&class, id);
+        let key = class.key(id);
         let envelope = Envelope::Alarm {
             at_ms,
             retry_count,
@@ -350,26 +333,6 @@ impl Directory {
         })
     }
 
-    /// A socket an object accepted that no connection will ever carry (the request could not
-    /// switch protocols, or a forwarded upgrade was not answered 101): the object is told it
-    /// closed (1006), so its registry forgets it.
-    pub async fn never_opened(&self, accepted: super::Accepted) {
-        if accepted.tunnel.is_some() {
-            // Dropping the connection to the object's node closes the socket there (1006).
-            return;
-        }
-        let closed = SocketEvent::Closed {
-            code: 1006,
-            reason: String::new(),
-            was_clean: false,
-        };
-        self.socket_owner(accepted.class, accepted.object)
-            .event(accepted.id, closed)
-            .await;
-    }
-
-    /// Like `deliver`, but waits for room in the mailbox instead of failing (socket events:
-    /// backpressure goes to the client's connection).
     async fn deliver_waiting(&self, key: ObjectKey, class: Arc<LoadedClass>, envelope: Envelope) {
         let mut envelope = Box::new(envelope);
         loop {
@@ -401,7 +364,7 @@ impl Directory {
     /// `wipe`), and waits until that is durable.
     pub async fn wipe(&self, class: Arc<LoadedClass>, id: ObjectId) -> Result<(), ObjectError> {
         let (reply, answer) = oneshot::channel();
-        let key = ObjectKey::of(&class, id);
+        let key = class.key(id);
         self.deliver(key, class, Envelope::Wipe { reply }).await?;
         let gated = answer.await.map_err(|_| self.dropped_reply())?;
         gated.release().await?
@@ -409,7 +372,7 @@ impl Directory {
 
     /// What the object holds now, if it has an actor (`None`: nothing of it is in memory).
     pub async fn view(&self, class: Arc<LoadedClass>, id: ObjectId) -> Option<super::ObjectView> {
-        let key = ObjectKey::of(&class, id);
+        let key = class.key(id);
         if !self.is_active(&key) {
             return None;
         }
@@ -529,7 +492,7 @@ struct ObjectSockets {
 
 impl ObjectSockets {
     fn key(&self) -> ObjectKey {
-        ObjectKey::of(&self.class, self.id)
+        self.class.key(self.id)
     }
 }
 

@@ -7,92 +7,15 @@
 
 mod actor;
 pub mod directory;
+mod reach;
 mod reaper;
 pub mod remote;
-mod shared;
-
-use bytes::Bytes;
 
 pub use directory::{ActorsStopped, Directory};
-pub use shared::SharedPool;
 
 use crate::abi::GuestError;
 use crate::ids::ClassName;
 use crate::storage::CommitError;
-
-/// A request as an object receives it.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: String,
-    /// `http://do/{path...}?{query}`.
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-    /// The objects whose events wait on this request (a call from another object); empty for
-    /// a request from the ingress or a worker.
-    pub callers: crate::abi::CallChain,
-    /// An RPC call of this method (`body`: its encoded arguments) instead of a `fetch`; see
-    /// [`crate::rpc`].
-    pub rpc: Option<String>,
-}
-
-/// An object's answer.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-    /// The socket the object accepted (with status 101): the caller completes the handshake.
-    pub websocket: Option<Accepted>,
-}
-
-/// A WebSocket an object accepted during a fetch. The object that accepted it owns it, which is
-/// not the addressed one when the request was forwarded to it by a call.
-#[derive(Clone)]
-pub struct Accepted {
-    pub id: crate::websocket::SocketId,
-    /// The object's auto-response, answered by the connection without waking the object.
-    pub auto_response: crate::websocket::AutoResponse,
-    pub class: std::sync::Arc<crate::class::LoadedClass>,
-    pub object: crate::ids::ObjectId,
-    /// Cluster mode: the socket was accepted by the object on another node; this is the
-    /// upgraded connection to that node, whose frames the client's connection passes through.
-    pub tunnel: Option<Tunnel>,
-}
-
-/// An upgraded connection to the node that holds a WebSocket (see [`Accepted::tunnel`]),
-/// taken once by whoever carries the client's side.
-#[derive(Clone)]
-pub struct Tunnel(std::sync::Arc<std::sync::Mutex<Option<hyper::upgrade::Upgraded>>>);
-
-impl Tunnel {
-    pub fn new(upgraded: hyper::upgrade::Upgraded) -> Self {
-        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(upgraded))))
-    }
-
-    pub fn take(&self) -> Option<hyper::upgrade::Upgraded> {
-        crate::lock(&self.0).take()
-    }
-}
-
-impl std::fmt::Debug for Accepted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Accepted({} {} #{})",
-            self.class.name, self.object, self.id
-        )
-    }
-}
-
-impl Request {
-    /// Whether the request asks for a WebSocket.
-    pub fn is_upgrade(&self) -> bool {
-        self.headers
-            .iter()
-            .any(|(n, v)| n.eq_ignore_ascii_case("upgrade") && v.eq_ignore_ascii_case("websocket"))
-    }
-}
 
 /// How an alarm event went.
 #[derive(Debug, Clone, PartialEq, Eq)]

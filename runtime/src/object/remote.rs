@@ -14,10 +14,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Accepted, ObjectError, Request, Response, Tunnel};
+use super::ObjectError;
+use crate::abi::{Accepted, Holder, Request, Response, Tunnel};
 use crate::class::LoadedClass;
 use crate::ids::ObjectId;
-use crate::object::directory::ObjectKey;
+use crate::ids::ObjectKey;
 use crate::storage::postgres::lease::{Route, ShardMap};
 
 /// The internal route's path on the admin listener.
@@ -140,9 +141,7 @@ impl Remote {
                         answered.response.websocket = Some(Accepted {
                             id: 0,
                             auto_response: Default::default(),
-                            class: class.clone(),
-                            object: id,
-                            tunnel: Some(tunnel),
+                            holder: Holder::There(tunnel),
                         });
                     }
                     return Ok(Some(answered.response));

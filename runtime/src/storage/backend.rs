@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::commit::WriteOp;
+use super::ops::WriteOp;
 use super::schema::{AlarmRetry, Table};
 
 /// A range of full keys: (low, high).

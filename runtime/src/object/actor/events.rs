@@ -2,7 +2,8 @@
 //! socket's message or close, a wake for its timers, an operator's wipe. The actor (`mod.rs`)
 //! owns the lifecycle around them: the mailbox, the instance, the commits and the output gate.
 
-use super::{Actor, CallChain, Request, Response};
+use super::{Actor, CallChain};
+use crate::abi::{Request, Response};
 use crate::object::{AlarmOutcome, ObjectError};
 use crate::websocket::{Outgoing, SocketEvent, SocketId};
 
@@ -144,7 +145,7 @@ impl Actor {
         Ok(())
     }
 
-    /// Runs a request (or an RPC call, see [`crate::rpc`]) as an event of the object.
+    /// Runs a request (or an RPC call, see [`crate::abi::rpc`]) as an event of the object.
     pub(super) async fn fetch(&mut self, mut request: Request) -> Result<Response, ObjectError> {
         self.follow_class()?;
         let upgrade = request.is_upgrade();
@@ -177,12 +178,13 @@ impl Actor {
                 let (accepted, messages) = instance.sockets().finish_event(switching);
                 let auto_response = instance.sockets().auto_response();
                 response.websocket = match accepted {
-                    Some(id) => Some(crate::object::Accepted {
+                    Some(id) => Some(crate::abi::Accepted {
                         id,
                         auto_response,
-                        class: self.class.clone(),
-                        object: self.key.id,
-                        tunnel: None,
+                        holder: crate::abi::Holder::Here(
+                            crate::object::Directory::of(self.shared.clone())
+                                .socket_owner(self.class.clone(), self.key.id),
+                        ),
                     }),
                     None if switching => forwarded.take(),
                     None => None,
@@ -204,9 +206,7 @@ impl Actor {
             }
         };
         if let Some(unused) = forwarded {
-            crate::object::Directory::of(self.shared.clone())
-                .never_opened(unused)
-                .await;
+            unused.never_opened().await;
         }
         result
     }

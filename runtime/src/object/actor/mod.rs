@@ -19,11 +19,13 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 mod events;
 
-use super::directory::{ObjectKey, Shared};
-use super::shared::{SharedPool, Tenancy, Visit};
-use super::{AlarmOutcome, ObjectError, Request, Response};
+use super::directory::Shared;
+use super::{AlarmOutcome, ObjectError};
 use crate::abi::{CallChain, Identity, Instance, ObjectParts};
+use crate::abi::{Request, Response};
 use crate::class::LoadedClass;
+use crate::class::shared::{SharedPool, Tenancy, Visit};
+use crate::ids::ObjectKey;
 use crate::storage::{CommitError, Durable, Gated, ObjectStorage, schema};
 use crate::websocket::{Outgoing, SocketEvent, SocketId, Sockets};
 

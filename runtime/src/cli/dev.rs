@@ -37,7 +37,7 @@ pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<
     println!("admin: http://{}", server.admin_addr());
     let mut watched = Watched::new(&config_path, &deploy);
     println!("watching {} (Ctrl-C stops)", watched.describe());
-    let stop = crate::cli::shutdown_signal();
+    let stop = super::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {

@@ -1,11 +1,11 @@
 //! RPC on stubs (`stub.method(...args)`): how a call rides the object's event path, and the one
 //! value the host encodes itself.
 //!
-//! An RPC call is an [`object::Request`](crate::object::Request) whose `rpc` names the method and
+//! An RPC call is an [`Request`](super::Request) whose `rpc` names the method and
 //! whose body holds the arguments (a JSON array in the RPC encoding). It goes where a `fetch`
 //! goes — the callee's mailbox, one event at a time, under the output gate, in the access log and
 //! the metrics — and only its last step differs: the actor runs the guest's `rpc` export instead
-//! of `fetch`. Its answer is a [`Response`](crate::object::Response) whose status says how the
+//! of `fetch`. Its answer is a [`Response`](super::Response) whose status says how the
 //! method ended ([`RETURNED`] or [`THREW`]) and whose body is the encoded value.
 //!
 //! The encoding is JSON, with the values JSON lacks as objects tagged by `"$type"` (`undefined`,
