@@ -27,8 +27,9 @@
 //! - [`storage`]: the seam to the engine (`storage::backend`: reads, and a sink that makes a
 //!   group durable), its two engines (`storage::embedded`: redb with a write-ahead log, one
 //!   machine; `storage::postgres`: cluster mode, with the shard leases and the fenced commit),
-//!   the key layout (`storage::schema`), per-object storage views, group commit and the output
-//!   gate (`storage::commit`), each object's SQL database (`storage::sql`: SQLite over a VFS
+//!   the key layout (`storage::schema`), per-object storage views (each with its event's write
+//!   set and its read cache), group commit (`storage::commit`), the output gate
+//!   (`storage::gate`), each object's SQL database (`storage::sql`: SQLite over a VFS
 //!   whose file is the object's entries), and what an operator sees of the stored objects
 //!   (`storage::inspect`, `storage::sql::snapshot`).
 //! - [`http`]: the ingress and admin listeners (the object inspector's routes in
@@ -58,9 +59,10 @@
 //! 4. **Commits**: the event's writes go to `storage::Committer`, which hands the writes of many
 //!    objects to the engine's sink as one group: one record of the write-ahead log
 //!    (`storage::embedded::wal`, one fdatasync) applied in one redb transaction, or one fenced
-//!    PostgreSQL transaction (`storage::postgres::sink`). The actor goes on with its next event.
+//!    PostgreSQL transaction (`storage::postgres::sink`). The actor goes on with its next event;
+//!    its `storage::OutputGate` follows the commit.
 //! 5. **Leaves**: the response is a `storage::Gated` output; `Directory::fetch` releases it only
-//!    once its commit is durable. WebSocket messages wait in the actor's outbox for the same.
+//!    once its commit is durable. WebSocket messages wait in the object's gate for the same.
 
 pub mod abi;
 pub mod access;

@@ -33,7 +33,7 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 pub struct CommitError(Arc<str>);
 
 impl CommitError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(super) fn new(message: impl Into<String>) -> Self {
         Self(message.into().into())
     }
 }
@@ -48,7 +48,15 @@ pub struct Durable(Shared<DurableFuture>);
 impl Durable {
     /// Already durable: for outputs that depend on no pending write.
     pub fn ready() -> Self {
-        Self(futures_util::future::ready(Ok(())).boxed().shared())
+        Self::from_future(futures_util::future::ready(Ok(())))
+    }
+
+    /// Durable once `outcome` resolves (to its result).
+    pub(super) fn from_future(
+        outcome: impl Future<Output = Result<(), CommitError>> + Send + 'static,
+    ) -> Self {
+        let future: DurableFuture = Box::pin(outcome);
+        Self(future.shared())
     }
 
     pub async fn wait(&self) -> Result<(), CommitError> {
@@ -110,16 +118,13 @@ impl Committer {
         let (done, rx) = oneshot::channel();
         let request = CommitRequest { ops, done };
         if self.queue.send(request).await.is_err() {
-            return Durable(
-                futures_util::future::ready(Err(CommitError::new("the runtime is shutting down")))
-                    .boxed()
-                    .shared(),
-            );
+            return Durable::from_future(futures_util::future::ready(Err(CommitError::new(
+                "the runtime is shutting down",
+            ))));
         }
-        let future: DurableFuture = Box::pin(rx.map(|outcome| {
+        Durable::from_future(rx.map(|outcome| {
             outcome.unwrap_or_else(|_| Err(CommitError::new("the storage writer stopped")))
-        }));
-        Durable(future.shared())
+        }))
     }
 }
 
@@ -215,27 +220,5 @@ impl GroupWriter {
                 }
             }
         }
-    }
-}
-
-/// An output held until the writes it depends on are durable: the output gate.
-pub struct Gated<T> {
-    value: T,
-    barrier: Option<Durable>,
-}
-
-impl<T> Gated<T> {
-    /// `value` may leave once `barrier` (if any) is durable.
-    pub fn new(value: T, barrier: Option<Durable>) -> Self {
-        Self { value, barrier }
-    }
-
-    /// Waits for durability, then gives the output up; an error if its writes never became
-    /// durable (then the output must never be shown).
-    pub async fn release(self) -> Result<T, CommitError> {
-        if let Some(barrier) = self.barrier {
-            barrier.wait().await?;
-        }
-        Ok(self.value)
     }
 }

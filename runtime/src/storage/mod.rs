@@ -1,6 +1,6 @@
 //! Durable storage: the seam to the engine that keeps the bytes (`backend`), the engines
 //! (`embedded`: redb with a write-ahead log; `postgres`: cluster mode), the write operations
-//! (`ops`), group commit and the output gate (`commit`), per-object views (`object`), each
+//! (`ops`), group commit (`commit`), the output gate (`gate`), per-object views (`object`), each
 //! object's SQL database (`sql`) and a read-only view of the stored objects for operators
 //! (`inspect`).
 //!
@@ -10,6 +10,7 @@
 pub mod backend;
 pub(crate) mod commit;
 pub mod embedded;
+mod gate;
 pub mod inspect;
 mod object;
 pub mod ops;
@@ -20,12 +21,13 @@ pub mod sql;
 use std::sync::Arc;
 
 pub use backend::{Backend, BackendError, Reader, Sink, SinkError};
-pub use commit::{CommitError, Committer, CommitterThread, Durable, Gated, WriteOp};
+pub use commit::{CommitError, Committer, CommitterThread, Durable, WriteOp};
 pub use embedded::check::{Report, check};
 pub use embedded::wal::{
     Log, LogDamage, LogFile, RecoverError, Recovery, TornRecord, WAL_FILE, fuzz_log,
 };
 pub use embedded::{DB_FILE, Redb, backup::copy as backup, open};
+pub use gate::{Committed, Gated, OutputGate};
 pub use object::{EventWrites, ListOptions, ObjectStorage, StorageError};
 
 /// The engine storage reads from, shared by everything above the seam.

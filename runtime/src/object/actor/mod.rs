@@ -7,14 +7,10 @@
 //! storage view). A trap drops the event's writes and the instance; a failed commit resets the
 //! object's storage view too. The actor retires after its idle timeout when nothing is pending.
 
-use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::stream::FuturesOrdered;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 mod events;
@@ -26,7 +22,7 @@ use crate::abi::{Request, Response};
 use crate::class::LoadedClass;
 use crate::class::shared::{SharedPool, Tenancy, Visit};
 use crate::ids::ObjectKey;
-use crate::storage::{CommitError, Durable, Gated, ObjectStorage, schema};
+use crate::storage::{Committed, Gated, ObjectStorage, OutputGate, schema};
 use crate::websocket::{Outgoing, SocketEvent, SocketId, Sockets};
 
 /// A message to an actor.
@@ -67,9 +63,6 @@ pub(super) enum Envelope {
     Evict,
 }
 
-/// The outcome of one of the object's commits: (generation, sequence number, result).
-type CommitDone = Pin<Box<dyn Future<Output = (u64, u64, Result<(), CommitError>)> + Send>>;
-
 /// The object's instance, or just what outlives it while no instance is live. Not boxed: an
 /// actor holds one, and boxing the parts would cost an allocation at every hibernation.
 #[allow(clippy::large_enum_variant)]
@@ -78,12 +71,6 @@ enum Body {
     Live(Instance),
     /// During an event of a shared class: the shared instance, with this object mounted.
     Visiting(Visit),
-}
-
-/// Messages of one event, released once `barrier` is durable.
-struct Release {
-    barrier: Option<Durable>,
-    messages: Vec<(SocketId, Outgoing)>,
 }
 
 pub(super) struct Actor {
@@ -96,14 +83,8 @@ pub(super) struct Actor {
     body: Option<Body>,
     /// The name this object was addressed by, once known.
     name: Option<String>,
-    /// Bumped when a failed commit resets the storage view; outcomes of older commits are ignored.
-    generation: u64,
-    /// The object's commits in flight, in submission order.
-    commits: FuturesOrdered<CommitDone>,
-    /// The newest commit not yet known durable: every output waits on it.
-    barrier: Option<Durable>,
-    /// WebSocket messages waiting for their events' commits, in event order.
-    outbox: VecDeque<Release>,
+    /// Its commits in flight, and its outputs (replies, WebSocket messages) held behind them.
+    gate: OutputGate<Vec<(SocketId, Outgoing)>>,
     /// The object's place in its class's shared instances (shared classes only).
     tenancy: Option<Tenancy>,
     /// When the object's last event ended: it goes idle (or hibernates) counting from here. An
@@ -138,10 +119,7 @@ impl Actor {
             _permit: permit,
             body: Some(Body::Cold(parts)),
             name: None,
-            generation: 0,
-            commits: FuturesOrdered::new(),
-            barrier: None,
-            outbox: VecDeque::new(),
+            gate: OutputGate::default(),
             tenancy: None,
             quiet_since: tokio::time::Instant::now(),
             wake_at: None,
@@ -171,18 +149,21 @@ impl Actor {
                         self.idle_timeout()
                     },
             );
-            let can_idle = self.commits.is_empty()
-                && !(has_sockets && self.is_cold())
-                && self.wake_at.is_none()
-                && !self.sockets().holds_memory();
+            // Not while commits are in flight, timers are pending, sockets hold buffers, or when
+            // a hibernated object with sockets has nothing more to drop.
+            let busy = self.gate.is_committing()
+                || (has_sockets && self.is_cold())
+                || self.wake_at.is_some()
+                || self.sockets().holds_memory();
+            let can_idle = !busy;
             // Due at the guest's wake, or at the background limit if that comes first.
             let cut_at = self.quiet_since + self.shared.limits.background;
             let wake = tokio::time::sleep_until(self.wake_at.map_or(cut_at, |at| at.min(cut_at)));
-            let front = self.outbox.front().and_then(|r| r.barrier.clone());
+            let front = self.gate.next_release();
             tokio::select! {
                 biased;
-                Some((generation, seq, outcome)) = self.commits.next(), if !self.commits.is_empty() => {
-                    self.on_commit(generation, seq, outcome);
+                Some(committed) = self.gate.next_commit(), if self.gate.is_committing() => {
+                    self.on_commit(committed);
                 }
                 _ = async { front.as_ref().expect("guarded").wait().await }, if front.is_some() => {
                     self.release_outbox();
@@ -229,10 +210,10 @@ impl Actor {
             }
         }
         // Let outputs already handed out resolve before the storage view goes.
-        while let Some((generation, seq, outcome)) = self.commits.next().await {
-            self.on_commit(generation, seq, outcome);
+        while let Some(committed) = self.gate.next_commit().await {
+            self.on_commit(committed);
         }
-        while let Some(front) = self.outbox.front().and_then(|r| r.barrier.clone()) {
+        while let Some(front) = self.gate.next_release() {
             let _ = front.wait().await;
             self.release_outbox();
         }
@@ -278,7 +259,7 @@ impl Actor {
                 }
                 injected_fault(&request);
                 let outcome = self.fetch(request).await;
-                let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
+                let _ = reply.send(self.gate.gate(outcome));
             }
             Envelope::Alarm {
                 at_ms,
@@ -287,7 +268,7 @@ impl Actor {
                 reply,
             } => {
                 let outcome = self.alarm(at_ms, retry_count, last_attempt).await;
-                let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
+                let _ = reply.send(self.gate.gate(outcome));
             }
             Envelope::View { reply } => {
                 let view = super::ObjectView {
@@ -298,7 +279,7 @@ impl Actor {
             }
             Envelope::Wipe { reply } => {
                 let outcome = self.wipe().await;
-                let _ = reply.send(Gated::new(outcome, self.pending_barrier()));
+                let _ = reply.send(self.gate.gate(outcome));
             }
             Envelope::SocketOpened { id, tx } => self.sockets().connected(id, tx),
             Envelope::Socket { id, event } => self.socket_event(id, event).await,
@@ -340,8 +321,8 @@ impl Actor {
         self.fresh_storage_view();
         // The old view's commits: awaited (the fresh view must not read before they land), and
         // ignored (they belong to the old generation).
-        while let Some((generation, seq, outcome)) = self.commits.next().await {
-            self.on_commit(generation, seq, outcome);
+        while let Some(committed) = self.gate.next_commit().await {
+            self.on_commit(committed);
         }
     }
 
@@ -380,8 +361,7 @@ impl Actor {
     /// Queues an event's messages behind its commit and releases what is durable.
     fn queue_release(&mut self, messages: Vec<(SocketId, Outgoing)>) {
         if !messages.is_empty() {
-            let barrier = self.pending_barrier();
-            self.outbox.push_back(Release { barrier, messages });
+            self.gate.hold(messages);
         }
         self.release_outbox();
     }
@@ -389,17 +369,8 @@ impl Actor {
     /// Hands messages whose commits are durable to their connections, in event order. Messages
     /// of an event whose commit failed are dropped: they never leave.
     fn release_outbox(&mut self) {
-        while let Some(front) = self.outbox.front() {
-            match front.barrier.as_ref().map(|b| b.peek()) {
-                Some(None) => break,
-                Some(Some(Err(_))) => {
-                    self.outbox.pop_front();
-                }
-                None | Some(Some(Ok(()))) => {
-                    let release = self.outbox.pop_front().expect("front exists");
-                    self.sockets().deliver(release.messages);
-                }
-            }
+        for messages in self.gate.released() {
+            self.sockets().deliver(messages);
         }
     }
 
@@ -578,13 +549,12 @@ impl Actor {
             // A commit made mid-event (before a call) failed: the view's cache cannot be
             // trusted. Start over from what is durable; the old commits are ignored.
             self.fresh_storage_view();
-            self.barrier = None;
         }
     }
 
     /// Drops the instance and replaces the storage view with a fresh one that reads what is
-    /// durable; the sockets stay (the connections are fine). Commits of the old view are
-    /// ignored from now on (a new generation).
+    /// durable; the sockets stay (the connections are fine). Outputs no longer wait on the old
+    /// view's commits, whose outcomes are ignored from now on (the gate's reset).
     fn fresh_storage_view(&mut self) {
         let sockets = match self.body.take() {
             Some(Body::Cold(parts)) => parts.sockets,
@@ -598,7 +568,7 @@ impl Actor {
         };
         let storage = new_parts(&self.shared, &self.class, &self.key).storage;
         self.body = Some(Body::Cold(ObjectParts { storage, sockets }));
-        self.generation += 1;
+        self.gate.reset();
     }
 
     fn storage(&mut self) -> &mut ObjectStorage {
@@ -631,37 +601,18 @@ impl Actor {
             return;
         };
         let durable = self.shared.committer.submit(writes.ops).await;
-        let (generation, seq, wait) = (self.generation, writes.seq, durable.clone());
-        self.commits.push_back(Box::pin(
-            async move { (generation, seq, wait.wait().await) },
-        ));
-        self.barrier = Some(durable);
+        self.gate.submitted(writes.seq, durable);
     }
 
-    fn on_commit(&mut self, generation: u64, seq: u64, outcome: Result<(), CommitError>) {
-        if generation != self.generation {
-            return; // a commit of the storage view that a failure already discarded
-        }
-        match outcome {
-            Ok(()) => self.storage().mark_durable(seq),
-            Err(error) => {
+    fn on_commit(&mut self, committed: Committed) {
+        match committed {
+            Committed::Durable(seq) => self.storage().mark_durable(seq),
+            Committed::Failed(error) => {
                 tracing::error!(class = %self.class.name, object = %self.key.id, %error, "commit failed; object reset");
                 self.fresh_storage_view();
-                self.barrier = None;
             }
+            Committed::Stale => {}
         }
-    }
-
-    /// The barrier outputs must wait on now, if a commit is still pending.
-    fn pending_barrier(&mut self) -> Option<Durable> {
-        if self.barrier.as_ref().is_some_and(|b| b.peek().is_some()) {
-            let resolved = self.barrier.take().expect("checked: some");
-            // A failed commit still has to hold back its dependants.
-            if matches!(resolved.peek(), Some(Err(_))) {
-                self.barrier = Some(resolved);
-            }
-        }
-        self.barrier.clone()
     }
 }
 

@@ -78,19 +78,18 @@ impl ObjectStorage {
         let range = (bound_ref(low), bound_ref(high));
 
         // What overrides redb: the cache (unless this event cleared), then the event's layers.
-        let newest_clear = self.layers.iter().rposition(|l| l.cleared);
+        let layers = self.writes.layers();
+        let newest_clear = layers.iter().rposition(|l| l.cleared);
         let mut overlay: BTreeMap<&[u8], Option<&Bytes>> = BTreeMap::new();
         if newest_clear.is_none() {
-            for (key, cached) in self.cache.range::<[u8], _>(range) {
-                overlay.insert(key, cached.value.as_ref());
-            }
+            overlay.extend(self.cache.range(range));
         }
-        for layer in &self.layers[newest_clear.unwrap_or(0)..] {
+        for layer in &layers[newest_clear.unwrap_or(0)..] {
             for (key, value) in layer.writes.range::<[u8], _>(range) {
                 overlay.insert(key, value.as_ref());
             }
         }
-        let read_disk = newest_clear.is_none() && self.pending_clear.is_none();
+        let read_disk = newest_clear.is_none() && !self.cache.storage_is_stale();
         // Read lazily: the merge below stops when `visit` does, and so does the scan.
         let disk: DiskEntries = if read_disk {
             self.disk_range(low, high, reverse)?

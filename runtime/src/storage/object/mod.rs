@@ -1,10 +1,11 @@
 //! One live object's view of its storage: what its guest's `storage` calls read and write.
 //!
-//! Writes of the running event go into a write set (a stack of layers, one per open transaction).
-//! When the event ends its writes become a commit request and enter the object's cache marked
-//! with that commit's sequence number, so the next event reads them at once, before they are
-//! durable. Reads look at the write set, then the cache, then redb. Only this object writes its
-//! keys (one instance per id), which is what makes the cache authoritative. Never sees wasmtime.
+//! Writes of the running event go into its write set (`write_set`: a stack of layers, one per
+//! open transaction). When the event ends its writes become a commit request and enter the
+//! object's read cache (`cache`) marked with that commit's sequence number, so the next event
+//! reads them at once, before they are durable. Reads look at the write set, then the cache,
+//! then storage. This file holds the view itself: the guest's calls, their limits, and the
+//! hand-over of an event's writes. Never sees wasmtime.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -18,20 +19,18 @@ use super::schema::Table;
 use super::sql::{MemoryAccount, SqlDatabase};
 use crate::config::Limits;
 
+mod cache;
 mod list;
+mod write_set;
+
+use cache::ReadCache;
 pub use list::ListOptions;
+use write_set::{WriteSet, size as write_size};
 
 /// A range of user keys: (low, high).
 pub(super) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 /// Stored entries of one object, read as they are consumed: (user key, value).
 pub(super) type DiskEntries = Box<dyn Iterator<Item = Result<(Vec<u8>, Bytes), StorageError>>>;
-
-/// Cached bytes above which a fully durable cache is dropped (re-read from redb on demand).
-const CACHE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
-/// Rough per-entry overhead counted against the budget.
-const CACHE_ENTRY_OVERHEAD: usize = 64;
-/// Deepest transaction nesting; guards against a guest that only ever begins.
-const MAX_TRANSACTION_DEPTH: usize = 64;
 
 /// A storage call's failure, as the guest will see it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,30 +59,6 @@ pub struct EventWrites {
     pub ops: Vec<WriteOp>,
 }
 
-#[derive(Default)]
-struct Layer {
-    /// Key -> new value, or `None` for a delete.
-    writes: BTreeMap<Vec<u8>, Option<Bytes>>,
-    /// A `delete-all` happened in this layer (before its `writes`). It leaves the alarm alone.
-    cleared: bool,
-    /// The alarm as this layer left it: `None` untouched, `Some(None)` deleted, `Some(Some(t))`
-    /// set for `t`.
-    alarm: Option<Option<i64>>,
-    /// Bytes (keys + values) held in `writes`.
-    bytes: usize,
-}
-
-/// What one write holds in a write set.
-fn write_size(key: &[u8], value: Option<&Bytes>) -> usize {
-    key.len() + value.map_or(0, Bytes::len)
-}
-
-struct Cached {
-    value: Option<Bytes>,
-    /// Sequence number of the write set that wrote this value; clean once `durable >= dirty`.
-    dirty: u64,
-}
-
 /// See the module docs.
 pub struct ObjectStorage {
     store: Store,
@@ -95,19 +70,12 @@ pub struct ObjectStorage {
     max_list_bytes: usize,
     max_event_write_bytes: usize,
     /// Known values (clean or not yet durable), including known absences.
-    cache: BTreeMap<Vec<u8>, Cached>,
-    cache_bytes: usize,
-    /// Sequence number of a `delete-all` not durable yet: until it is, redb is stale for this
-    /// object and the cache alone is the truth.
-    pending_clear: Option<u64>,
+    cache: ReadCache,
     /// The alarm (`Some(None)`: none), once known from a read or a write. Only this object
     /// writes it, so it never goes stale.
     alarm: Option<Option<i64>>,
-    /// Newest sequence number handed out, and newest known durable.
-    submitted: u64,
-    durable: u64,
     /// The running event's write set; empty between events.
-    layers: Vec<Layer>,
+    writes: WriteSet,
     /// A commit of this view failed while the event ran (before a call): the cache may hold
     /// writes that are not durable and never will be. The view must be replaced.
     poisoned: bool,
@@ -127,13 +95,9 @@ impl ObjectStorage {
             max_batch_keys: limits.max_batch_keys,
             max_list_bytes: limits.max_list_bytes,
             max_event_write_bytes: limits.max_event_write_bytes,
-            cache: BTreeMap::new(),
-            cache_bytes: 0,
-            pending_clear: None,
+            cache: ReadCache::default(),
             alarm: None,
-            submitted: 0,
-            durable: 0,
-            layers: Vec::new(),
+            writes: WriteSet::default(),
             poisoned: false,
             sql: None,
             memory: None,
@@ -148,35 +112,26 @@ impl ObjectStorage {
 
     /// Starts a new event's write set.
     pub fn begin_event(&mut self) {
-        self.layers.clear();
-        self.layers.push(Layer::default());
+        self.writes.begin();
     }
 
     /// Drops the running event's writes (trap, error), SQL ones included.
     pub fn abort_event(&mut self) {
-        self.layers.clear();
+        self.writes.abort();
         self.sql = None;
     }
 
     /// Ends the event: its writes (transactions still open are rolled back) move into the cache
     /// as not yet durable, and come back as ops to commit. `None` if it wrote nothing.
     pub fn finish_event(&mut self) -> Option<EventWrites> {
-        let mut layers = std::mem::take(&mut self.layers);
-        layers.truncate(1);
-        let layer = layers.pop()?;
-        if !layer.cleared && layer.writes.is_empty() && layer.alarm.is_none() {
-            return None;
-        }
-        self.submitted += 1;
-        let seq = self.submitted;
+        let layer = self.writes.finish().filter(|layer| !layer.is_empty())?;
+        let seq = self.cache.next_seq();
         let mut ops = Vec::with_capacity(layer.writes.len() + 1);
         if layer.cleared {
             ops.push(WriteOp::DeleteDataPrefix {
                 prefix: self.prefix.clone(),
             });
-            self.cache.clear();
-            self.cache_bytes = 0;
-            self.pending_clear = Some(seq);
+            self.cache.cleared(seq);
         }
         if let Some(at_ms) = layer.alarm {
             ops.push(WriteOp::SetAlarm {
@@ -198,7 +153,7 @@ impl ObjectStorage {
                     key: full,
                 },
             });
-            self.remember(key, value, seq);
+            self.cache.remember(key, value, seq);
         }
         Some(EventWrites { seq, ops })
     }
@@ -208,18 +163,16 @@ impl ObjectStorage {
     /// for its end (a failed alarm handler must still be able to keep its alarm). Not allowed
     /// inside an open transaction.
     pub fn commit_so_far(&mut self) -> Result<Option<EventWrites>, StorageError> {
-        if self.layers.len() > 1 {
+        if self.writes.in_transaction() {
             return Err(StorageError::InvalidArgument(
                 "a call cannot leave inside a storage transaction: commit or roll it back first"
                     .into(),
             ));
         }
-        let alarm = self.layers.first_mut().and_then(|l| l.alarm.take());
+        let alarm = self.writes.take_alarm();
         let writes = self.finish_event();
         self.begin_event();
-        if let Some(base) = self.layers.first_mut() {
-            base.alarm = alarm;
-        }
+        self.writes.keep_alarm(alarm);
         Ok(writes)
     }
 
@@ -234,16 +187,12 @@ impl ObjectStorage {
 
     /// The write set `seq` (and every earlier one) is durable.
     pub fn mark_durable(&mut self, seq: u64) {
-        self.durable = self.durable.max(seq);
-        if self.pending_clear.is_some_and(|s| s <= self.durable) {
-            self.pending_clear = None;
-        }
-        self.trim_cache();
+        self.cache.mark_durable(seq);
     }
 
     /// Whether some write set handed out is not durable yet.
     pub fn has_pending_writes(&self) -> bool {
-        self.submitted > self.durable
+        self.cache.has_pending_writes()
     }
 
     pub fn get(&mut self, key: &str) -> Result<Option<Bytes>, StorageError> {
@@ -268,7 +217,7 @@ impl ObjectStorage {
         self.check_key(key)?;
         self.check_value(&value)?;
         self.check_write_set(write_size(key.as_bytes(), Some(&value)))?;
-        self.write(key, Some(value));
+        self.write(key, Some(value))?;
         Ok(())
     }
 
@@ -283,7 +232,7 @@ impl ObjectStorage {
         }
         self.check_write_set(size)?;
         for (key, value) in entries {
-            self.write(&key, Some(value));
+            self.write(&key, Some(value))?;
         }
         Ok(())
     }
@@ -292,7 +241,7 @@ impl ObjectStorage {
         self.check_key(key)?;
         self.check_write_set(key.len())?;
         let existed = self.read(key.as_bytes())?.is_some();
-        self.write(key, None);
+        self.write(key, None)?;
         Ok(existed)
     }
 
@@ -305,64 +254,27 @@ impl ObjectStorage {
             if self.read(key.as_bytes())?.is_some() {
                 existed += 1;
             }
-            self.write(key, None);
+            self.write(key, None)?;
         }
         Ok(existed)
     }
 
     pub fn delete_all(&mut self) -> Result<(), StorageError> {
-        let top = self.top()?;
-        top.writes.clear();
-        top.bytes = 0;
-        top.cleared = true;
+        self.writes.clear()?;
         self.sql = None;
         Ok(())
     }
 
     pub fn transaction_begin(&mut self) -> Result<(), StorageError> {
-        self.top()?;
-        if self.layers.len() > MAX_TRANSACTION_DEPTH {
-            return Err(StorageError::InvalidArgument(format!(
-                "transactions nest at most {MAX_TRANSACTION_DEPTH} deep"
-            )));
-        }
-        self.layers.push(Layer::default());
-        Ok(())
+        self.writes.begin_transaction()
     }
 
     pub fn transaction_commit(&mut self) -> Result<(), StorageError> {
-        if self.layers.len() < 2 {
-            return Err(StorageError::NoTransaction);
-        }
-        let inner = self.layers.pop().expect("checked: at least two layers");
-        let outer = self
-            .layers
-            .last_mut()
-            .expect("checked: at least two layers");
-        if inner.cleared {
-            outer.writes.clear();
-            outer.bytes = 0;
-            outer.cleared = true;
-        }
-        for (key, value) in inner.writes {
-            let size = write_size(&key, value.as_ref());
-            let key_len = key.len();
-            outer.bytes += size;
-            if let Some(old) = outer.writes.insert(key, value) {
-                outer.bytes -= key_len + old.as_ref().map_or(0, Bytes::len);
-            }
-        }
-        if inner.alarm.is_some() {
-            outer.alarm = inner.alarm;
-        }
-        Ok(())
+        self.writes.commit_transaction()
     }
 
     pub fn transaction_rollback(&mut self) -> Result<(), StorageError> {
-        if self.layers.len() < 2 {
-            return Err(StorageError::NoTransaction);
-        }
-        self.layers.pop();
+        self.writes.rollback_transaction()?;
         // SQL written inside the transaction is undone with it.
         self.sql = None;
         Ok(())
@@ -370,7 +282,7 @@ impl ObjectStorage {
 
     /// The time the alarm is set for, as this event sees it.
     pub fn get_alarm(&mut self) -> Result<Option<i64>, StorageError> {
-        if let Some(at) = self.layers.iter().rev().find_map(|l| l.alarm) {
+        if let Some(at) = self.writes.alarm() {
             return Ok(at);
         }
         if let Some(known) = self.alarm {
@@ -382,21 +294,17 @@ impl ObjectStorage {
     }
 
     pub fn set_alarm(&mut self, at_ms: i64) -> Result<(), StorageError> {
-        self.top()?.alarm = Some(Some(at_ms));
-        Ok(())
+        self.writes.set_alarm(Some(at_ms))
     }
 
     pub fn delete_alarm(&mut self) -> Result<(), StorageError> {
-        self.top()?.alarm = Some(None);
-        Ok(())
+        self.writes.set_alarm(None)
     }
 
     /// Forgets whatever the running event did to the alarm (a failed alarm handler: the alarm
     /// that failed stays set, to be retried).
     pub fn discard_alarm_change(&mut self) {
-        for layer in &mut self.layers {
-            layer.alarm = None;
-        }
+        self.writes.discard_alarm_change();
     }
 
     /// Reads one key through write set, cache and redb; remembers what redb said.
@@ -423,50 +331,32 @@ impl ObjectStorage {
         value: Option<Bytes>,
     ) -> Result<(), StorageError> {
         self.check_write_set(write_size(key, value.as_ref()))?;
-        self.top()?;
-        self.insert(key, value);
-        Ok(())
+        self.writes.insert(key, value)
     }
 
     fn read_through(&mut self, key: &[u8], remember: bool) -> Result<Option<Bytes>, StorageError> {
-        for layer in self.layers.iter().rev() {
-            if let Some(value) = layer.writes.get(key) {
-                return Ok(value.clone());
-            }
-            if layer.cleared {
-                return Ok(None);
-            }
+        if let Some(known) = self.writes.lookup(key) {
+            return Ok(known);
         }
-        if let Some(cached) = self.cache.get(key) {
-            return Ok(cached.value.clone());
-        }
-        if self.pending_clear.is_some() {
-            return Ok(None);
+        if let Some(known) = self.cache.lookup(key) {
+            return Ok(known);
         }
         let value = self.disk_get(key)?;
         if remember {
-            self.trim_cache();
-            self.remember(key.to_vec(), value.clone(), 0);
+            self.cache.trim();
+            self.cache.remember(key.to_vec(), value.clone(), 0);
         }
         Ok(value)
     }
 
-    fn write(&mut self, key: &str, value: Option<Bytes>) {
-        self.insert(key.as_bytes(), value);
-    }
-
-    fn insert(&mut self, key: &[u8], value: Option<Bytes>) {
-        if let Some(top) = self.layers.last_mut() {
-            top.bytes += write_size(key, value.as_ref());
-            if let Some(old) = top.writes.insert(key.to_vec(), value) {
-                top.bytes -= write_size(key, old.as_ref());
-            }
-        }
+    /// Writes (`None`: deletes) `key` in the running event's write set (its size checked).
+    fn write(&mut self, key: &str, value: Option<Bytes>) -> Result<(), StorageError> {
+        self.writes.insert(key.as_bytes(), value)
     }
 
     /// Whether `more` bytes still fit in the running event's write set.
     fn check_write_set(&self, more: usize) -> Result<(), StorageError> {
-        let total = self.layers.iter().map(|l| l.bytes).sum::<usize>() + more;
+        let total = self.writes.bytes() + more;
         if total > self.max_event_write_bytes {
             return Err(StorageError::InvalidArgument(format!(
                 "this event's writes would hold {total} bytes, over the limit of {} bytes one \
@@ -475,30 +365,6 @@ impl ObjectStorage {
             )));
         }
         Ok(())
-    }
-
-    fn top(&mut self) -> Result<&mut Layer, StorageError> {
-        self.layers
-            .last_mut()
-            .ok_or_else(|| StorageError::Internal("storage used outside an event".into()))
-    }
-
-    fn remember(&mut self, key: Vec<u8>, value: Option<Bytes>, dirty: u64) {
-        let size = CACHE_ENTRY_OVERHEAD + key.len() + value.as_ref().map_or(0, Bytes::len);
-        self.cache_bytes += size;
-        if let Some(old) = self.cache.insert(key, Cached { value, dirty }) {
-            let old_size = CACHE_ENTRY_OVERHEAD + old.value.as_ref().map_or(0, Bytes::len);
-            self.cache_bytes = self.cache_bytes.saturating_sub(old_size);
-        }
-    }
-
-    /// Drops the whole cache when it is over budget and nothing in it awaits durability.
-    fn trim_cache(&mut self) {
-        if self.cache_bytes > CACHE_BUDGET_BYTES && !self.has_pending_writes() {
-            debug_assert!(self.cache.values().all(|c| c.dirty <= self.durable));
-            self.cache.clear();
-            self.cache_bytes = 0;
-        }
     }
 
     fn full_key(&self, key: &[u8]) -> Vec<u8> {
