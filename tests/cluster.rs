@@ -1,6 +1,7 @@
 //! Cluster mode on a real PostgreSQL (Debian's server, started by the test on loopback): objects,
 //! alarms and SQL databases live in PostgreSQL; every node serves every object (forwarding to
-//! its owner) and a class deployed through one node reaches all; a killed node's shards move to
+//! its owner), a class deployed through one node reaches all, and a migration sent to every node
+//! at once applies once; a killed node's shards move to
 //! the survivors (no acknowledged write lost); a node frozen past its lease can never commit
 //! after the takeover; a graceful stop hands the shards over at once.
 
@@ -217,7 +218,7 @@ async fn increment(http: &reqwest::Client, ingress: &str, name: &str) -> Option<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_node_serves_every_object_and_a_deploy_on_one_reaches_all() {
+async fn every_node_serves_every_object_and_a_deploy_and_a_migration_on_one_reach_all() {
     let pg = Postgres::start();
     let url = pg.database("routing");
     let dirs = tempfile::tempdir().unwrap();
@@ -260,6 +261,49 @@ async fn every_node_serves_every_object_and_a_deploy_on_one_reaches_all() {
                 .await
                 .ok()?;
             answer.status().is_success().then_some(())
+        })
+        .await;
+    }
+
+    // A migration sent to every node at once applies once: one node applies it, the others
+    // find it applied; then every node serves the renamed class, with its objects.
+    let rename =
+        json!({"tag": "v1", "renamed_classes": [{"from": "Counter", "to": "Tally"}]}).to_string();
+    let sent = nodes.iter().map(|node| {
+        http.post(format!("{}/migrations", node.admin))
+            .body(rename.clone())
+            .send()
+    });
+    let mut applied = 0;
+    for answer in futures_util::future::join_all(sent).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["tag"], "v1", "{body}");
+        applied += usize::from(body["applied"] == true);
+    }
+    assert_eq!(applied, 1, "exactly one node applied the migration");
+    for node in &nodes {
+        eventually(Duration::from_secs(20), || async {
+            let migrations: Value = http
+                .get(format!("{}/migrations", node.admin))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (migrations == json!({"applied": ["v1"]})).then_some(())
+        })
+        .await;
+        eventually(Duration::from_secs(20), || async {
+            let answer = http
+                .get(format!("{}/objects/Tally/c0/get", node.ingress))
+                .send()
+                .await
+                .ok()?;
+            let body: Value = answer.json().await.ok()?;
+            (body == json!({"count": 9})).then_some(())
         })
         .await;
     }
