@@ -71,6 +71,18 @@ impl Postgres {
         pg
     }
 
+    /// Stops the server as a crash would (`-m immediate`: no checkpoint, recovery at the start)
+    /// and starts it again on the same port; blocks until it accepts connections.
+    pub fn restart(&self) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        self.run(
+            "pg_ctl",
+            &["-m", "immediate", "-w", "-t", "60", "-l"],
+            &[&log, &PathBuf::from("-D"), &data, &PathBuf::from("restart")],
+        );
+    }
+
     /// One of the server's programs, run as `postgres` when this is root.
     fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);

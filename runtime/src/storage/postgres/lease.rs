@@ -102,7 +102,8 @@ pub struct LeaseConfig {
 /// A node's membership: its connection for leases and its fence.
 pub struct Lease {
     pg: Arc<Pg>,
-    client: Arc<Client>,
+    /// Replaced when it drops (PostgreSQL restarted): the next tick opens a new one.
+    client: Mutex<Arc<Client>>,
     config: LeaseConfig,
     fence: Fence,
     map: Arc<ShardMap>,
@@ -151,12 +152,17 @@ impl Lease {
         .map_err(|e| fail(format!("joining the cluster: {}", describe(&e))))?;
         Ok(Self {
             pg,
-            client,
+            client: Mutex::new(client),
             config,
             fence,
             map: Arc::new(ShardMap::default()),
             leaving: Default::default(),
         })
+    }
+
+    /// The connection for leases.
+    fn client(&self) -> Arc<Client> {
+        crate::lock(&self.client).clone()
     }
 
     pub fn fence(&self) -> &Fence {
@@ -167,7 +173,11 @@ impl Lease {
     /// prefers, and publishes who owns what. `Ok(false)`: PostgreSQL refused the renewal (the
     /// lease expired; another node may own this node's shards now).
     async fn tick(&self) -> Result<bool, tokio_postgres::Error> {
-        let c = &self.client;
+        if self.client().is_closed() {
+            let fresh = Arc::new(self.pg.open().await?);
+            *crate::lock(&self.client) = fresh;
+        }
+        let c = self.client();
         let me = self.fence.incarnation().to_string();
         let ttl_ms = self.config.ttl.as_millis() as f64;
         if c.execute(RENEW, &[&me, &ttl_ms]).await? != 1 {
@@ -448,7 +458,7 @@ impl Held {
         if still.is_empty() {
             return;
         }
-        let (c, me) = (lease.client.clone(), lease.fence.incarnation().to_string());
+        let (c, me) = (lease.client(), lease.fence.incarnation().to_string());
         let released = lease.pg.block(async move {
             c.execute(
                 "UPDATE duro_shards SET owner = NULL WHERE shard = ANY($1) AND owner = $2",
@@ -504,7 +514,7 @@ impl Held {
         let lease = &self.0;
         // Commits after this are refused; nothing watching is told (this is no loss).
         crate::lock(&lease.fence.lost).get_or_insert_with(|| "this node left the cluster".into());
-        let (c, me) = (lease.client.clone(), lease.fence.incarnation().to_string());
+        let (c, me) = (lease.client(), lease.fence.incarnation().to_string());
         let released = lease.pg.block(async move {
             c.execute(
                 "UPDATE duro_shards SET owner = NULL WHERE owner = $1",

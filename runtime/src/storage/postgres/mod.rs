@@ -202,20 +202,25 @@ impl Pg {
 
     /// A new connection (its statements not prepared yet).
     fn connect_one(&self) -> Result<Arc<Client>, BackendError> {
-        let url = self.url.clone();
-        let runtime = self.runtime.clone();
         let client = self
-            .block(async move {
-                let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
-                runtime.spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::warn!(error = %describe(&error), "a PostgreSQL connection ended");
-                    }
-                });
-                Ok::<_, tokio_postgres::Error>(client)
-            })
+            .block(self.open())
             .map_err(|e| fail(format!("cannot connect: {}", describe(&e))))?;
         Ok(Arc::new(client))
+    }
+
+    /// Opens a connection, driven on the connections' thread; for code running there (that
+    /// cannot `block`).
+    fn open(&self) -> impl Future<Output = Result<Client, tokio_postgres::Error>> + use<> {
+        let (url, runtime) = (self.url.clone(), self.runtime.clone());
+        async move {
+            let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
+            runtime.spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::warn!(error = %describe(&error), "a PostgreSQL connection ended");
+                }
+            });
+            Ok(client)
+        }
     }
 
     fn prepared(&self, client: Arc<Client>) -> Result<Arc<Connection>, BackendError> {
