@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Process, TestServer, eventually, guest};
+use common::{Process, TestServer, eventually, get_json, guest, try_get_json};
 use postgres::Postgres;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -295,26 +295,16 @@ async fn every_node_serves_every_object_and_a_deploy_and_a_migration_on_one_reac
     }
     assert_eq!(applied, 1, "exactly one node applied the migration");
     for node in &nodes {
+        let migrations = format!("{}/migrations", node.admin);
         eventually(Duration::from_secs(20), || async {
-            let migrations: Value = http
-                .get(format!("{}/migrations", node.admin))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (migrations == json!({"applied": ["v1"]})).then_some(())
+            let applied = try_get_json(&http, &migrations).await?;
+            (applied == json!({"applied": ["v1"]})).then_some(())
         })
         .await;
+        let tally = format!("{}/objects/Tally/c0/get", node.ingress);
         eventually(Duration::from_secs(20), || async {
-            let answer = http
-                .get(format!("{}/objects/Tally/c0/get", node.ingress))
-                .send()
-                .await
-                .ok()?;
-            let body: Value = answer.json().await.ok()?;
-            (body == json!({"count": 9})).then_some(())
+            let count = try_get_json(&http, &tally).await?;
+            (count == json!({"count": 9})).then_some(())
         })
         .await;
     }
@@ -481,14 +471,7 @@ async fn a_postgresql_restart_under_running_nodes_loses_nothing_and_they_serve_a
         );
         // Every acknowledged increment is there; an increment whose answer was lost with the
         // connection may be there too (it failed for its client, which may retry).
-        let count: Value = http
-            .get(format!("{}/objects/Counter/r{i}/get", node.ingress))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let count = get_json(&http, &format!("{}/objects/Counter/r{i}/get", node.ingress)).await;
         let count = count["count"].as_u64().unwrap();
         let (acked, failed) = (
             acked[i].load(Ordering::SeqCst),
@@ -737,14 +720,7 @@ async fn a_websocket_through_any_node_reaches_its_object_and_closes_when_that_no
 async fn fired_once(ingress: &str, name: &str) {
     let http = reqwest::Client::new();
     let log = eventually(Duration::from_secs(30), || async {
-        let log: Value = http
-            .get(format!("{ingress}/objects/Alarm/{name}/log"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let log = try_get_json(&http, &format!("{ingress}/objects/Alarm/{name}/log")).await?;
         let invocations = log["invocations"].as_array()?.clone();
         (!invocations.is_empty()).then_some(invocations)
     })
