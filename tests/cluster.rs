@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Process, TestServer, eventually, get_json, guest, try_get_json};
+use common::{Process, TestServer, eventually, get_json, guest, post_json, try_get_json};
 use postgres::Postgres;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -755,10 +755,13 @@ async fn an_object_calls_an_object_on_another_node() {
     for (class, crate_name) in [
         ("Counter", "duro-example-counter"),
         ("CounterGroup", "duro-example-counter-group"),
+        ("Call", "call-probe"),
     ] {
         assert_eq!(first.deploy(class, crate_name).await.0, StatusCode::CREATED);
     }
-    first.bind(&[("COUNTER", "Counter")]).await;
+    first
+        .bind(&[("COUNTER", "Counter"), ("PROBE", "Call")])
+        .await;
     let second = node(&url, "n2", &dirs.path().join("n2"), &[]);
     settled(&pg, "calls", &["n1", "n2"]).await;
     // A group on n1 calls a counter on n2 (its stub's call is forwarded), through either node.
@@ -766,18 +769,37 @@ async fn an_object_calls_an_object_on_another_node() {
     let counter = name_on(&pg, "calls", &first.ingress, "Counter", "c", "n2").await;
     let http = reqwest::Client::new();
     for (round, ingress) in [(1, &first.ingress), (2, &second.ingress)] {
-        let answer: Value = http
-            .post(format!(
-                "{ingress}/objects/CounterGroup/{group}/increment?counter={counter}"
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{ingress}/objects/CounterGroup/{group}/increment?counter={counter}");
+        let answer = post_json(&http, &url, "").await;
         assert_eq!(answer, json!({"group": round, "count": round}));
     }
+
+    // RPC between nodes: an object on n1 calls a method of one on n2, through either node.
+    let caller = name_on(&pg, "calls", &first.ingress, "Call", "a", "n1").await;
+    let callee = name_on(&pg, "calls", &first.ingress, "Call", "b", "n2").await;
+    for ingress in [&first.ingress, &second.ingress] {
+        let url = format!("{ingress}/objects/Call/{caller}/rpc?b=PROBE&n={callee}&m=add");
+        let answer = post_json(&http, &url, "[2, 3]").await;
+        assert_eq!(answer, json!({"returned": 5}));
+    }
+    // A cycle through both nodes (n1 -> n2 -> n1) is refused at once, not after the timeout:
+    // the chain of waiting objects travels with the forwarded call.
+    let started = Instant::now();
+    let answer = try_get_json(
+        &http,
+        &format!(
+            "{}/objects/Call/{caller}/hop?route=PROBE:{callee},PROBE:{caller}",
+            second.ingress
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(answer.to_string().contains("cycle"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

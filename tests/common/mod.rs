@@ -274,6 +274,16 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
         .unwrap_or_else(|| panic!("GET {url} gave no JSON"))
 }
 
+/// POST `body` to `url` and parse the JSON answer.
+pub async fn post_json(http: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) -> Value {
+    let answer = http.post(url).body(body).send().await;
+    let answer = answer.unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    answer
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url} gave no JSON: {e}"))
+}
+
 /// Polls `check` until it returns `Some`, failing after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> T
 where
