@@ -1,6 +1,8 @@
 //! Seeing the stored objects: the admin API lists a class's objects (keys, bytes, alarm) a page
 //! at a time and shows one object's entries, by id or by name; `duro objects` and `duro object`
-//! print them. They are read from the database: nothing is activated.
+//! print them. They are read from the database: nothing is activated. Objects keep the names
+//! they were created by (stored at their first durable write), found by prefix from the class's
+//! name index, and answered by `state.name` even when reached by id.
 
 mod common;
 
@@ -8,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{TestServer, eventually, read_guest};
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -111,12 +114,13 @@ async fn a_classs_objects_and_their_entries_are_listed() {
     assert_eq!(
         b,
         json!({"class": "Counter", "id": b_id, "name": "b", "alarm_ms": null, "active": false,
-               "in_memory": false, "websockets": 0,
+               "in_memory": false, "websockets": 0, "sockets": [], "last_event_ms": null,
                "entries": [{"key": "count", "value": 2}], "next": null})
     );
     let (_, by_id) = admin_get(&s, &format!("/classes/Counter/objects/{b_id}")).await;
     assert_eq!(by_id["entries"], b["entries"]);
-    assert_eq!(by_id["name"], Value::Null);
+    // Reached by id, it shows the name it stored at its first write.
+    assert_eq!(by_id["name"], json!("b"));
     let (_, none) = admin_get(&s, "/classes/Counter/objects/by-name/b?prefix=x").await;
     assert_eq!(none["entries"], json!([]));
 
@@ -159,7 +163,7 @@ async fn a_classs_objects_and_their_entries_are_listed() {
     // The CLI prints them.
     let cli = |args: &[&str]| cli(&s, args);
     let table = cli(&["objects", "Counter", "--limit", "2"]);
-    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.starts_with("NAME"), "{table}");
     assert!(table.lines().next().unwrap().contains("ACTIVE"), "{table}");
     assert!(
         table.contains(&ids[0]) && table.contains(&ids[1]),
@@ -249,6 +253,118 @@ async fn an_object_is_wiped_between_its_events() {
     );
 }
 
+/// An operator reads, puts and deletes one key and sets or deletes the alarm, each as an event of
+/// the object: the Counter's next increment starts from the value put.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_edits_an_object_through_its_events() {
+    let s = TestServer::start().await;
+    s.upload("Counter", read_guest("duro-example-counter"))
+        .await;
+    s.upload("Scheduler", read_guest("duro-example-scheduler"))
+        .await;
+    s.post("/objects/Counter/a/increment").await;
+    let entry = "/classes/Counter/objects/by-name/a/entries/count";
+    assert_eq!(
+        admin_get(&s, entry).await,
+        (StatusCode::OK, json!({"key": "count", "value": 1}))
+    );
+    let (status, body) = s.admin_call(Method::PUT, entry, b"41".to_vec()).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"key": "count", "bytes": 2}))
+    );
+    assert_eq!(
+        s.post("/objects/Counter/a/increment").await,
+        (StatusCode::OK, json!({"count": 42}))
+    );
+    // A key with a slash, by id; then deleted, twice.
+    let id = id_of(&s, "Counter", "a").await;
+    let other = format!("/classes/Counter/objects/{id}/entries/x/y");
+    let (status, _) = s
+        .admin_call(Method::PUT, &other, b"not json".to_vec())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        admin_get(&s, &other).await,
+        (
+            StatusCode::OK,
+            json!({"key": "x/y", "hex": hex(b"not json")})
+        )
+    );
+    let (status, _) = s.admin_call(Method::DELETE, &other, Vec::new()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = s.admin_call(Method::DELETE, &other, Vec::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(admin_get(&s, &other).await.0, StatusCode::NOT_FOUND);
+
+    // Over the value limit: refused, nothing changed.
+    let (status, body) = s
+        .admin_call(Method::PUT, entry, vec![b'1'; 200 * 1024])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+    assert_eq!(
+        s.get("/objects/Counter/a/get").await,
+        (StatusCode::OK, json!({"count": 42}))
+    );
+
+    // The alarm: set, read, deleted, set again and fired (scheduled like the guest's own).
+    let alarm = "/classes/Scheduler/objects/by-name/jobs/alarm";
+    let in_a_minute = now_ms() + 60_000;
+    let (status, body) = s
+        .admin_call(
+            Method::PUT,
+            alarm,
+            json!({"at_ms": in_a_minute}).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"alarm_ms": in_a_minute}))
+    );
+    assert_eq!(
+        admin_get(&s, alarm).await.1,
+        json!({"alarm_ms": in_a_minute})
+    );
+    let (status, _) = s.admin_call(Method::DELETE, alarm, Vec::new()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = s.admin_call(Method::DELETE, alarm, Vec::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let soon = json!({"at_ms": now_ms() + 100}).to_string().into_bytes();
+    assert_eq!(
+        s.admin_call(Method::PUT, alarm, soon).await.0,
+        StatusCode::OK
+    );
+    // Its handler ran (it counts its runs, then schedules itself again).
+    let runs = "/classes/Scheduler/objects/by-name/jobs/entries/runs";
+    eventually(Duration::from_secs(20), || async {
+        (admin_get(&s, runs).await.1 == json!({"key": "runs", "value": 1})).then_some(())
+    })
+    .await;
+    // A class without an alarm handler cannot get one; a body of another shape is refused.
+    let body = json!({"at_ms": in_a_minute}).to_string().into_bytes();
+    assert_eq!(s.deploy("Plain", "no-alarm").await.0, StatusCode::CREATED);
+    let (status, said) = s
+        .admin_call(Method::PUT, "/classes/Plain/objects/by-name/a/alarm", body)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{said}");
+    let (status, _) = s
+        .admin_call(Method::PUT, alarm, b"{\"at\": 1}".to_vec())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// An object holding WebSockets shows how many, and that it hibernates: active, not in memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_objects_websockets_show_through_hibernation() {
@@ -259,8 +375,8 @@ async fn an_objects_websockets_show_through_hibernation() {
         "{}/objects/ChatRoom/lobby/ws",
         s.ingress.replace("http", "ws")
     );
-    let (_alice, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    let (_bob, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut alice, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut bob, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let path = "/classes/ChatRoom/objects/by-name/lobby";
     let (status, room) = admin_get(&s, path).await;
     assert_eq!(status, StatusCode::OK, "{room}");
@@ -279,5 +395,365 @@ async fn an_objects_websockets_show_through_hibernation() {
         (&room["active"], &room["websockets"]),
         (&json!(true), &json!(2)),
         "{room}"
+    );
+
+    // An operator closes one socket: its client sees the close, the other stays.
+    let socket = room["sockets"][0]["id"].as_u64().expect("a socket id");
+    let close = format!("{path}/websockets/{socket}");
+    let (status, body) = s.admin_call(Method::DELETE, &close, Vec::new()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let room = eventually(Duration::from_secs(20), || async {
+        let (_, room) = admin_get(&s, path).await;
+        (room["websockets"] == 1).then_some(room)
+    })
+    .await;
+    assert_ne!(room["sockets"][0]["id"], json!(socket), "{room}");
+    let (status, _) = s.admin_call(Method::DELETE, &close, Vec::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut closed = 0;
+    for client in [&mut alice, &mut bob] {
+        // Past any chat messages, until a close or a quiet half second.
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_millis(500), client.next()).await
+        {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = message {
+                let frame = frame.expect("a close frame with a code");
+                assert_eq!(u16::from(frame.code), 1000);
+                assert_eq!(frame.reason.as_str(), "closed by an operator");
+                closed += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(closed, 1);
+}
+
+/// A listing (or one object) from the admin API, which must answer 200.
+async fn listing(s: &TestServer, path: &str) -> Value {
+    let (status, body) = admin_get(s, path).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    body
+}
+
+/// The names of a listing, in its order (`null` for an object without one).
+fn names(page: &Value) -> Vec<Value> {
+    page["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .map(|o| o["name"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_keep_their_names_and_are_found_by_prefix() {
+    let s = TestServer::start_with(|c| c.idle_timeout = Duration::from_millis(200)).await;
+    assert_eq!(
+        s.deploy("Counter", "duro-example-counter").await.0,
+        StatusCode::CREATED
+    );
+    for name in ["alpha", "beta", "alfa", "gamma", "al pha/ü"] {
+        let path = format!("/objects/Counter/{}/increment", urlencode(name));
+        assert_eq!(s.post(&path).await.0, StatusCode::OK, "{name}");
+    }
+    // Read-only events store nothing, so no name either.
+    assert_eq!(s.get("/objects/Counter/ghost/get").await.0, StatusCode::OK);
+    // An object made by id has no name.
+    let (_, unique) = s.post("/ids/Counter").await;
+    let unique = unique["id"].as_str().unwrap().to_string();
+    let path = format!("/ids/Counter/{unique}/increment");
+    assert_eq!(s.post(&path).await.0, StatusCode::OK);
+
+    // The listing in id order carries every name, and the unique object's null.
+    let all = listing(&s, "/classes/Counter/objects").await;
+    let mut listed: Vec<String> = names(&all).iter().map(Value::to_string).collect();
+    listed.sort();
+    let mut expected: Vec<String> = [
+        "\"al pha/ü\"",
+        "\"alfa\"",
+        "\"alpha\"",
+        "\"beta\"",
+        "\"gamma\"",
+        "null",
+    ]
+    .map(String::from)
+    .to_vec();
+    expected.sort();
+    assert_eq!(listed, expected, "{all}");
+    for object in all["objects"].as_array().unwrap() {
+        assert_eq!(
+            object["keys"], 1,
+            "the name is not one of the user's keys: {object}"
+        );
+        assert!(object["websockets"].is_u64(), "{object}");
+    }
+
+    // By prefix, in name order, a page at a time.
+    let al = listing(&s, "/classes/Counter/objects?name_prefix=al").await;
+    assert_eq!(
+        names(&al),
+        [json!("al pha/ü"), json!("alfa"), json!("alpha")],
+        "{al}"
+    );
+    let alpha_id = id_of(&s, "Counter", "alpha").await;
+    assert_eq!(al["objects"][2]["id"], json!(alpha_id));
+    assert_eq!(al["objects"][2]["keys"], 1);
+    let first = listing(&s, "/classes/Counter/objects?name_prefix=al&limit=2").await;
+    assert_eq!(names(&first), [json!("al pha/ü"), json!("alfa")]);
+    assert_eq!(first["next"], json!("alfa"));
+    let rest = listing(
+        &s,
+        "/classes/Counter/objects?name_prefix=al&limit=2&after=alfa",
+    )
+    .await;
+    assert_eq!(
+        (names(&rest), &rest["next"]),
+        (vec![json!("alpha")], &Value::Null)
+    );
+    let every = listing(&s, "/classes/Counter/objects?name_prefix=").await;
+    assert_eq!(
+        names(&every),
+        ["al pha/ü", "alfa", "alpha", "beta", "gamma"].map(|n| json!(n))
+    );
+    let none = listing(&s, "/classes/Counter/objects?name_prefix=zz").await;
+    assert_eq!(none["objects"], json!([]));
+
+    // One object read by id shows its stored name; a live one shows its last event's time.
+    let by_id = listing(&s, &format!("/classes/Counter/objects/{alpha_id}")).await;
+    assert_eq!(by_id["name"], json!("alpha"), "{by_id}");
+    assert_eq!(
+        s.post("/objects/Counter/alpha/increment").await.0,
+        StatusCode::OK
+    );
+    let alpha = listing(&s, "/classes/Counter/objects?name_prefix=alpha").await;
+    let last = alpha["objects"][0]["last_event_ms"].as_i64();
+    assert!(last.is_some_and(|ms| ms > 1_600_000_000_000), "{alpha}");
+
+    // `duro objects` shows the names and searches them.
+    let table = cli(
+        &s,
+        &["objects", "Counter", "--name-prefix", "al", "--limit", "2"],
+    );
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("alfa") && !table.contains("beta"), "{table}");
+    assert!(
+        table.contains("more: duro objects Counter --name-prefix al --after alfa"),
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_reached_by_id_knows_its_name_and_delete_all_forgets_it() {
+    let s = TestServer::start_with(|c| c.idle_timeout = Duration::from_millis(200)).await;
+    assert_eq!(
+        s.deploy("Probe", "storage-probe").await.0,
+        StatusCode::CREATED
+    );
+    s.script("alice", json!([{"op": "put", "key": "k", "value": "v"}]))
+        .await;
+    let id = id_of(&s, "Probe", "alice").await;
+    // Evicted, then reached by id only: it still knows its name (as an alarm would).
+    eventually(Duration::from_secs(20), || async {
+        let page = listing(&s, "/classes/Probe/objects").await;
+        (page["objects"][0]["active"] == false).then_some(())
+    })
+    .await;
+    let (status, state) = s.get(&format!("/ids/Probe/{id}/state")).await;
+    assert_eq!(status, StatusCode::OK, "{state}");
+    assert_eq!(state["name"], json!("alice"), "{state}");
+    // A never-written object reached by id has none.
+    let (_, other) = s.post("/ids/Probe").await;
+    let other = other["id"].as_str().unwrap();
+    let (_, state) = s.get(&format!("/ids/Probe/{other}/state")).await;
+    assert_eq!(state["name"], Value::Null, "{state}");
+
+    // deleteAll (by id) takes the name with everything else; the next write stores it again.
+    let script = |ops: Value| {
+        let path = format!("/ids/Probe/{id}/script");
+        let s = &s;
+        async move {
+            let (status, body) = s.call(Method::POST, &path, ops.to_string()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    script(json!([{"op": "delete-all"}])).await;
+    let listed = listing(&s, "/classes/Probe/objects?name_prefix=").await;
+    assert_eq!(listed["objects"], json!([]), "{listed}");
+    script(json!([{"op": "put", "key": "k2", "value": "v"}])).await;
+    let listed = listing(&s, "/classes/Probe/objects?name_prefix=ali").await;
+    assert_eq!(names(&listed), [json!("alice")], "{listed}");
+
+    // Names survive a restart (they are stored, not remembered).
+    let (config, temp) = s.stop().await;
+    let s = TestServer::start_in(config).await;
+    let listed = listing(&s, "/classes/Probe/objects?name_prefix=a").await;
+    assert_eq!(names(&listed), [json!("alice")], "{listed}");
+    drop(temp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_class_deletes_its_names() {
+    let s = TestServer::start().await;
+    s.deploy("Counter", "duro-example-counter").await;
+    assert_eq!(
+        s.post("/objects/Counter/n1/increment").await.0,
+        StatusCode::OK
+    );
+    let (status, _) = s
+        .admin_call(Method::DELETE, "/classes/Counter", Vec::new())
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    s.deploy("Counter", "duro-example-counter").await;
+    let listed = listing(&s, "/classes/Counter/objects?name_prefix=").await;
+    assert_eq!(listed["objects"], json!([]), "{listed}");
+    assert_eq!(
+        s.post("/objects/Counter/n2/increment").await.0,
+        StatusCode::OK
+    );
+    let listed = listing(&s, "/classes/Counter/objects?name_prefix=").await;
+    assert_eq!(names(&listed), [json!("n2")], "{listed}");
+}
+
+fn urlencode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An object goes out as JSON lines (entries, alarm, SQL database) and comes back byte for
+/// byte into another object, of the same or another class; a target that stores something
+/// refuses unless asked to replace; the CLI exports to a file, imports from it, and forks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_is_exported_and_imported_as_json_lines() {
+    let s = TestServer::start().await;
+    assert_eq!(
+        s.deploy("Probe", "storage-probe").await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.deploy("Other", "storage-probe").await.0,
+        StatusCode::CREATED
+    );
+    s.script(
+        "src",
+        json!([
+            {"op": "put", "key": "json", "value": "{\"b\":1,\"a\":[true]}"},
+            {"op": "put", "key": "text", "value": "not json"},
+            {"op": "put", "key": "a/b", "value": " 7"},
+        ]),
+    )
+    .await;
+    let sql = json!({"statements": [
+        ["CREATE TABLE t (a INTEGER, b TEXT)", []],
+        ["INSERT INTO t VALUES (?, ?), (?, ?)", [1, "x", 2, "y"]],
+    ]});
+    let (status, out) = s
+        .call(Method::POST, "/objects/Probe/src/sql", sql.to_string())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+
+    let export = |path: String| {
+        let s = &s;
+        async move {
+            let response = s
+                .http
+                .get(format!("{}{path}", s.admin))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.text().await.unwrap()
+        }
+    };
+    let lines = export("/classes/Probe/objects/by-name/src/export".into()).await;
+    let header: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (&header["duro_export"], &header["class"], &header["name"]),
+        (&json!(1), &json!("Probe"), &json!("src")),
+        "{lines}"
+    );
+    assert!(
+        lines.contains(r#"{"key":"json","value":{"b":1,"a":[true]}}"#),
+        "{lines}"
+    );
+    assert!(lines.contains(r#""internal":"#), "the SQL pages: {lines}");
+
+    // Into another name of another class: the same entries, the same rows.
+    let import = |path: &str, body: String| {
+        let s = &s;
+        let path = path.to_string();
+        async move { s.admin_call(Method::POST, &path, body.into_bytes()).await }
+    };
+    let (status, answer) = import("/classes/Other/objects/by-name/dst/import", lines.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["parts"], 1, "{answer}");
+    let entries = |class: &str, name: &str| {
+        let path = format!("/classes/{class}/objects/by-name/{name}");
+        let s = &s;
+        async move { admin_get(s, &path).await.1["entries"].clone() }
+    };
+    assert_eq!(entries("Other", "dst").await, entries("Probe", "src").await);
+    let again = export("/classes/Other/objects/by-name/dst/export".into()).await;
+    let body = |text: &str| text.lines().skip(1).map(String::from).collect::<Vec<_>>();
+    assert_eq!(body(&again), body(&lines));
+    let (_, rows) = admin_get(&s, "/classes/Other/objects/by-name/dst/sql?table=t").await;
+    assert_eq!(rows["rows"], json!([[1, "x"], [2, "y"]]), "{rows}");
+    let (_, named) = admin_get(&s, "/classes/Other/objects?name_prefix=d").await;
+    assert_eq!(
+        names(&named),
+        [json!("dst")],
+        "the target keeps its own name"
+    );
+
+    // A target that stores something: 409, unless replacing; bad lines say where.
+    let (status, said) = import("/classes/Other/objects/by-name/dst/import", lines.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{said}");
+    let replace = "/classes/Other/objects/by-name/dst/import?replace=true";
+    assert_eq!(import(replace, lines.clone()).await.0, StatusCode::OK);
+    for (bad, says) in [
+        ("{\"key\":\"a\",\"value\":1}\n".to_string(), "header"),
+        (
+            format!("{}\nnot json\n", lines.lines().next().unwrap()),
+            "line 2",
+        ),
+        (String::new(), "no header"),
+    ] {
+        let (status, said) = import("/classes/Other/objects/by-name/fresh/import", bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{said}");
+        assert!(said["error"].as_str().unwrap().contains(says), "{said}");
+    }
+    assert_eq!(entries("Other", "fresh").await, json!([]));
+
+    // The CLI: export to a file, import from it, fork.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("src.jsonl");
+    let file = file.to_str().unwrap();
+    cli(&s, &["export", "Probe", "--name", "src", "-o", file]);
+    assert_eq!(body(&std::fs::read_to_string(file).unwrap()), body(&lines));
+    let said = cli(&s, &["import", "Probe", "--name", "copy", "-i", file]);
+    assert!(said.starts_with("imported "), "{said}");
+    cli(
+        &s,
+        &[
+            "fork",
+            "Probe",
+            "--name",
+            "src",
+            "--to-name",
+            "forked",
+            "--to-class",
+            "Other",
+        ],
+    );
+    assert_eq!(
+        entries("Other", "forked").await,
+        entries("Probe", "src").await
+    );
+    assert_eq!(
+        entries("Probe", "copy").await,
+        entries("Probe", "src").await
     );
 }

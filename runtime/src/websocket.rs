@@ -259,18 +259,23 @@ impl Sockets {
     /// The instance that held sockets' handlers is gone: those sockets close (1011), now.
     pub fn close_held(&mut self) {
         if self.held > 0 {
-            self.close_where(|e| e.held, 1011, "the Durable Object was reset");
+            self.close_where(|_, e| e.held, 1011, "the Durable Object was reset");
         }
     }
 
     /// Closes every open socket with `code` (the object is going away from this node).
     pub fn close_all(&mut self, code: u16, reason: &str) {
-        self.close_where(|_| true, code, reason);
+        self.close_where(|_, _| true, code, reason);
     }
 
-    fn close_where(&mut self, pick: impl Fn(&Entry) -> bool, code: u16, reason: &str) {
+    /// Closes socket `id` now, outside any event (an operator's request).
+    pub fn close_one(&mut self, id: SocketId, code: u16, reason: &str) {
+        self.close_where(|open, _| open == id, code, reason);
+    }
+
+    fn close_where(&mut self, pick: impl Fn(SocketId, &Entry) -> bool, code: u16, reason: &str) {
         let picked: Vec<_> = (self.open.iter())
-            .filter(|(_, e)| pick(e) && !e.closing)
+            .filter(|(id, e)| pick(**id, e) && !e.closing)
             .map(|(id, _)| *id)
             .collect();
         let close = |id| {

@@ -217,7 +217,15 @@ impl state::Host for ObjectState {
         self.identity.id.to_hex()
     }
 
+    /// The name the object was addressed by, or else the one it stored at its first write
+    /// (an alarm, or an event addressed by id, still sees it, as on Cloudflare).
     fn name(&mut self) -> Option<String> {
+        if self.identity.name.is_none()
+            && let Some(parts) = self.parts.as_mut()
+            && let Some(name) = parts.storage.name()
+        {
+            self.named(name.to_string());
+        }
         self.identity.name.clone()
     }
 

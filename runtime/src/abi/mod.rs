@@ -258,6 +258,14 @@ pub struct ObjectState {
     wake_request: Option<Option<Duration>>,
 }
 
+impl ObjectState {
+    /// The object's name is known: `state.name` answers it, and log lines carry it.
+    fn named(&mut self, name: String) {
+        self.identity.name = Some(name);
+        *lock(&self.label) = Some(self.identity.label());
+    }
+}
+
 impl WasiView for ObjectState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -484,8 +492,7 @@ impl Instance {
     pub fn learn_name(&mut self, name: &str) {
         let state = self.store.data_mut();
         if state.identity.name.is_none() {
-            state.identity.name = Some(name.to_string());
-            *lock(&state.label) = Some(state.identity.label());
+            state.named(name.to_string());
         }
     }
 

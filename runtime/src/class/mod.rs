@@ -542,9 +542,7 @@ impl Classes {
         tracing::info!(count = orphans.len(), "deleting storage of deleted classes");
         let ops = orphans
             .into_iter()
-            .map(|i| WriteOp::DeleteDataPrefix {
-                prefix: schema::class_prefix(i),
-            })
+            .flat_map(crate::storage::ops::delete_class_entries)
             .collect();
         self.committer.submit(ops).await.wait().await?;
         Ok(())
@@ -656,18 +654,15 @@ fn put_record(name: &ClassName, record: &ClassRecord) -> WriteOp {
 
 /// Removes a class's record and every object's storage and alarm (not its component).
 fn deletion(class: &LoadedClass) -> Vec<WriteOp> {
-    vec![
-        WriteOp::Delete {
-            table: Table::Classes,
-            key: class.name.as_str().as_bytes().to_vec(),
-        },
-        WriteOp::DeleteDataPrefix {
-            prefix: schema::class_prefix(class.incarnation),
-        },
-        WriteOp::DeleteAlarmsPrefix {
-            prefix: schema::class_prefix(class.incarnation),
-        },
-    ]
+    let mut ops = vec![WriteOp::Delete {
+        table: Table::Classes,
+        key: class.name.as_str().as_bytes().to_vec(),
+    }];
+    ops.extend(crate::storage::ops::delete_class_entries(class.incarnation));
+    ops.push(WriteOp::DeleteAlarmsPrefix {
+        prefix: schema::class_prefix(class.incarnation),
+    });
+    ops
 }
 
 fn delete_component(digest: &str) -> WriteOp {

@@ -38,6 +38,16 @@ impl AdminClient {
         path: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<(reqwest::StatusCode, String)> {
+        self.send_body(method, path, body.into()).await
+    }
+
+    /// `send` with any body (a stream, for an upload that reports progress).
+    pub(super) async fn send_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: reqwest::Body,
+    ) -> anyhow::Result<(reqwest::StatusCode, String)> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -85,6 +95,20 @@ impl AdminClient {
 }
 
 impl AdminClient {
+    /// `GET path`, answered with a success: its body is read as it comes.
+    pub(super) async fn get_streaming(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.with_context(|| self.unreachable())?;
+        if !response.status().is_success() {
+            let status = response.status();
+            bail!("{status}: {}", response.text().await.unwrap_or_default());
+        }
+        Ok(response)
+    }
+
     /// Streams `GET /backup` into `dir/duro.redb` (through a temporary file, synced, then
     /// renamed). Returns the bytes written.
     pub(super) async fn backup(&self, dir: &std::path::Path) -> anyhow::Result<u64> {
@@ -94,15 +118,7 @@ impl AdminClient {
             bail!("{} exists already: give a new directory", target.display());
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut request = self.http.get(format!("{}/backup", self.base));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let mut response = request.send().await.with_context(|| self.unreachable())?;
-        if !response.status().is_success() {
-            let status = response.status();
-            bail!("{status}: {}", response.text().await.unwrap_or_default());
-        }
+        let mut response = self.get_streaming("/backup").await?;
         let partial = dir.join("duro.redb.partial");
         let mut file = std::fs::File::create(&partial)
             .with_context(|| format!("creating {}", partial.display()))?;

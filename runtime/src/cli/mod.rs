@@ -16,6 +16,7 @@ use crate::init::Lang;
 mod client;
 mod dev;
 mod serve;
+mod transfer;
 use client::change_of;
 use serve::{ServeArgs, parse_deploy, serve, server_config};
 
@@ -89,14 +90,18 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
-    /// List a class's stored objects (those with a key or an alarm): id, keys, bytes, whether
-    /// it is active (in memory, or holding hibernated sockets), alarm.
+    /// List a class's stored objects (those with a key or an alarm): name, id, keys, bytes,
+    /// whether it is active (in memory, or holding hibernated sockets), its sockets, alarm.
     Objects {
         class: String,
+        /// Only the objects whose names start with this, in name order ("" for every named
+        /// object).
+        #[arg(long)]
+        name_prefix: Option<String>,
         /// At most this many (1 to 1000).
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        /// Start after this id (the last one of the previous page).
+        /// Start after this id, or this name with --name-prefix (the last of the previous page).
         #[arg(long)]
         after: Option<String>,
         #[command(flatten)]
@@ -134,6 +139,64 @@ enum Command {
         /// The name the object is addressed by.
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Write one object (its entries, alarm and SQL database) as JSON lines: `duro export
+    /// Counter --name alice -o alice.jsonl` (stdout without -o).
+    Export {
+        class: String,
+        /// The object's id (64 hex).
+        #[arg(required_unless_present = "name", conflicts_with = "name")]
+        id: Option<String>,
+        /// The name the object is addressed by.
+        #[arg(long)]
+        name: Option<String>,
+        /// Write here (through a temporary file, then renamed) instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Put an export into an object, of the same or another class: `duro import Counter --name
+    /// bob -i alice.jsonl` (stdin without -i). Refused if the object stores something, unless
+    /// --replace.
+    Import {
+        class: String,
+        /// The object's id (64 hex).
+        #[arg(required_unless_present = "name", conflicts_with = "name")]
+        id: Option<String>,
+        /// The name the object is addressed by.
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the export from here instead of stdin.
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+        /// Wipe the object first if it stores something.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Copy one object into another (export, then import): `duro fork Counter --name alice
+    /// --to-name alice-copy [--to-class Other]`.
+    Fork {
+        class: String,
+        /// The object's id (64 hex).
+        #[arg(required_unless_present = "name", conflicts_with = "name")]
+        id: Option<String>,
+        /// The name the object is addressed by.
+        #[arg(long)]
+        name: Option<String>,
+        /// The copy's name.
+        #[arg(long)]
+        to_name: String,
+        /// The copy's class (default: the same).
+        #[arg(long)]
+        to_class: Option<String>,
+        /// Wipe the copy first if it stores something.
+        #[arg(long)]
+        replace: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -283,13 +346,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Objects {
             class,
+            name_prefix,
             limit,
             after,
             admin,
         } => {
             let path = format!("/classes/{}/objects?limit={limit}", encode(&class));
-            let path = with_query(path, &[("after", &after)]);
-            show(&admin, &path, |page| objects_table(&class, page)).await
+            let path = with_query(path, &[("name_prefix", &name_prefix), ("after", &after)]);
+            let more = match &name_prefix {
+                Some(prefix) => {
+                    format!("duro objects {class} --name-prefix {}", shell_word(prefix))
+                }
+                None => format!("duro objects {class}"),
+            };
+            show(&admin, &path, |page| objects_table(&more, page)).await
         }
         Command::Object {
             class,
@@ -322,6 +392,46 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let which = id.or(name).unwrap_or_default();
                 println!("object {which} of {class}: storage and alarm deleted");
             }
+            Ok(())
+        }
+        Command::Export {
+            class,
+            id,
+            name,
+            output,
+            admin,
+        } => {
+            let object = object_path(&class, id.as_deref(), name.as_deref())?;
+            transfer::export(&admin.client(), &object, output.as_deref()).await
+        }
+        Command::Import {
+            class,
+            id,
+            name,
+            input,
+            replace,
+            admin,
+        } => {
+            let object = object_path(&class, id.as_deref(), name.as_deref())?;
+            let client = admin.client();
+            let answer = transfer::import(&client, &object, input.as_deref(), replace).await?;
+            print_imported(&admin, answer);
+            Ok(())
+        }
+        Command::Fork {
+            class,
+            id,
+            name,
+            to_name,
+            to_class,
+            replace,
+            admin,
+        } => {
+            let from = object_path(&class, id.as_deref(), name.as_deref())?;
+            let to_class = to_class.unwrap_or(class);
+            let to = object_path(&to_class, None, Some(&to_name))?;
+            let answer = transfer::fork(&admin.client(), &from, &to, replace).await?;
+            print_imported(&admin, answer);
             Ok(())
         }
         Command::Check { data_dir } => {
@@ -476,6 +586,20 @@ fn object_path(class: &str, id: Option<&str>, name: Option<&str>) -> anyhow::Res
     Ok(format!("/classes/{}/objects/{object}", encode(class)))
 }
 
+/// What an import put, as JSON or in words.
+fn print_imported(admin: &AdminArgs, answer: serde_json::Value) {
+    if admin.json {
+        println!("{answer}");
+    } else {
+        println!(
+            "imported {} entries into object {} ({} events)",
+            answer["entries"],
+            answer["id"].as_str().unwrap_or("?"),
+            answer["parts"]
+        );
+    }
+}
+
 /// An alarm time for people: its HTTP date, or `-`.
 fn alarm_text(alarm_ms: &serde_json::Value) -> String {
     match alarm_ms.as_i64().and_then(|ms| u64::try_from(ms).ok()) {
@@ -484,24 +608,44 @@ fn alarm_text(alarm_ms: &serde_json::Value) -> String {
     }
 }
 
-/// `duro objects`: a table of a page of `GET /classes/{class}/objects`, and how to see the next.
-fn objects_table(class: &str, page: &serde_json::Value) -> String {
+/// `word` as one shell word: as it is when that is safe, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.,:/@%+=".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// `duro objects`: a table of a page of `GET /classes/{class}/objects`, and how to see the next
+/// (`more` is the command that listed it).
+fn objects_table(more: &str, page: &serde_json::Value) -> String {
     let objects = page["objects"].as_array().cloned().unwrap_or_default();
+    let width = objects
+        .iter()
+        .filter_map(|o| o["name"].as_str())
+        .map(|name| name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(4, 40);
     let mut out = format!(
-        "{:64}  {:>6}  {:>9}  {:6}  ALARM\n",
-        "ID", "KEYS", "BYTES", "ACTIVE"
+        "{:width$}  {:64}  {:>6}  {:>9}  {:6}  {:>7}  ALARM\n",
+        "NAME", "ID", "KEYS", "BYTES", "ACTIVE", "SOCKETS"
     );
     for object in &objects {
         out += &format!(
-            "{:64}  {:>6}  {:>9}  {:6}  {}\n",
+            "{:width$}  {:64}  {:>6}  {:>9}  {:6}  {:>7}  {}\n",
+            object["name"].as_str().unwrap_or("-"),
             object["id"].as_str().unwrap_or("?"),
-            object["keys"],
-            object["bytes"],
+            object["keys"].to_string(),
+            object["bytes"].to_string(),
             if object["active"] == true {
                 "yes"
             } else {
                 "no"
             },
+            object["websockets"].to_string(),
             alarm_text(&object["alarm_ms"])
         );
     }
@@ -509,7 +653,7 @@ fn objects_table(class: &str, page: &serde_json::Value) -> String {
         out += "(no stored objects)\n";
     }
     if let Some(next) = page["next"].as_str() {
-        out += &format!("more: duro objects {class} --after {next}\n");
+        out += &format!("more: {more} --after {}\n", shell_word(next));
     }
     out
 }

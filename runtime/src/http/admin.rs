@@ -1,5 +1,5 @@
 //! The admin listener: upload, list and delete classes; apply migrations; a consistent backup of
-//! the database (streamed); the stored objects (list, read, wipe one); health and
+//! the database (streamed); the stored objects (list and read: `inspect`; change: `edit`); health and
 //! metrics. Every route requires the bearer token when one is configured.
 
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use tokio::io::AsyncReadExt;
 use super::error::{ApiError, Body, json};
 use super::inspect;
 use super::read_body;
-use super::route::{self, Admin};
+use super::route::{self, Admin, ObjectPart};
 use crate::class::Change;
 use crate::class::{Classes, Migration};
 use crate::metrics::Metrics;
@@ -58,6 +58,11 @@ pub async fn handle(
         (Ok(()), Err(_)) => Err(ApiError::NotFound("no such route".into())),
         // The one answer that streams.
         (Ok(()), Ok(Admin::Backup)) if request.method() == Method::GET => backup(&state).await,
+        (Ok(()), Ok(Admin::Object(class, object, ObjectPart::Export)))
+            if request.method() == Method::GET =>
+        {
+            super::transfer::export(&state, &class, object).await
+        }
         (Ok(()), Ok(admin)) => route(&state, admin, request).await.map(boxed),
     };
     answer.unwrap_or_else(|error| boxed(error.into_response()))
@@ -93,7 +98,7 @@ fn document(value: &impl serde::Serialize) -> http::Response<Body> {
 }
 
 /// A settings document from the request body; a malformed one is a 400 saying its `shape`.
-async fn document_body<T: serde::de::DeserializeOwned>(
+pub(super) async fn document_body<T: serde::de::DeserializeOwned>(
     state: &AdminState,
     request: http::Request<Incoming>,
     shape: &str,
@@ -128,7 +133,7 @@ fn redact_strings(text: &str) -> String {
 }
 
 /// 204, or 404 with `missing` when there was nothing to delete.
-fn deleted(existed: bool, missing: String) -> Result<http::Response<Body>, ApiError> {
+pub(super) fn deleted(existed: bool, missing: String) -> Result<http::Response<Body>, ApiError> {
     if !existed {
         return Err(ApiError::NotFound(missing));
     }
@@ -363,19 +368,25 @@ async fn route(
         (Admin::Objects(class), Method::GET) => {
             inspect::objects(state, &class, request.uri().query()).await
         }
-        (Admin::Object(class, object), Method::GET) => {
-            inspect::object_entries(state, &class, object, request.uri().query()).await
+        (Admin::Object(class, object, part), Method::GET) => {
+            let query = request.uri().query();
+            match part {
+                ObjectPart::Whole => inspect::object_entries(state, &class, object, query).await,
+                ObjectPart::Sql => inspect::object_sql(state, &class, object, query).await,
+                ObjectPart::Entry(key) => inspect::object_entry(state, &class, object, key).await,
+                ObjectPart::Alarm => inspect::object_alarm(state, &class, object).await,
+                ObjectPart::Socket(_) | ObjectPart::Export | ObjectPart::Import => {
+                    Err(ApiError::MethodNotAllowed)
+                }
+            }
         }
-        (Admin::ObjectSql(class, object), Method::GET) => {
-            inspect::object_sql(state, &class, object, request.uri().query()).await
+        (Admin::Object(class, object, ObjectPart::Import), Method::POST) => {
+            super::transfer::import(state, &class, object, request).await
         }
-        (Admin::Object(class, object), Method::DELETE) => {
-            let (loaded, id, _) = inspect::find_object(state, &class, object)?;
-            state.directory.wipe(loaded, id).await?;
-            Ok(http::Response::builder()
-                .status(StatusCode::NO_CONTENT)
-                .body(Body::default())
-                .expect("a valid response"))
+        (Admin::Object(class, object, part), _) => {
+            super::edit::route(state, &class, object, part, request)
+                .await
+                .unwrap_or(Err(ApiError::MethodNotAllowed))
         }
         (Admin::Backup, _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::MethodNotAllowed),

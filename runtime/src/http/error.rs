@@ -33,6 +33,10 @@ pub enum ApiError {
     UpgradeRequired(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The request conflicts with the state of what it names (an import into a non-empty
+    /// object).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Internal(String),
     /// Cluster mode: the object's shard is not (or no longer) on this node.
@@ -59,6 +63,7 @@ impl ApiError {
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) | Self::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Forwarded { status, .. } => *status,
@@ -134,6 +139,8 @@ impl From<ObjectError> for ApiError {
         };
         match &error {
             ObjectError::UnknownClass(_) => Self::NotFound(error.to_string()),
+            ObjectError::BadEdit(_) => Self::BadRequest(error.to_string()),
+            ObjectError::NotEmpty(_) => Self::Conflict(error.to_string()),
             ObjectError::Overloaded(_)
             | ObjectError::TooManyLive(_)
             | ObjectError::Guest(GuestError::MemoryBudget(_))

@@ -86,7 +86,9 @@ fn page_limit(query_string: Option<&str>) -> Result<usize, ApiError> {
 }
 
 /// `GET /classes/{class}/objects`: the class's stored objects (with a key or an alarm), in id
-/// order, a page at a time (`?limit=`, `?after=` the last id of the previous page).
+/// order, a page at a time (`?limit=`, `?after=` the last id of the previous page); with
+/// `?name_prefix=`, the objects whose names start with it, in name order, from the class's name
+/// index (`?after=` the last name of the previous page).
 pub(super) async fn objects(
     state: &AdminState,
     class: &crate::ids::ClassName,
@@ -94,25 +96,44 @@ pub(super) async fn objects(
 ) -> Result<http::Response<Body>, ApiError> {
     let loaded = loaded_class(state, class)?;
     let limit = page_limit(query_string)?;
-    let after = query(query_string, "after")?
-        .map(|id| loaded.ids.from_string(&id))
-        .transpose()?;
     let incarnation = loaded.incarnation;
-    let page = read_db(state, "listing objects", move |db| {
-        crate::storage::inspect::objects(db, incarnation, after.as_ref(), limit)
-    })
-    .await?;
+    let after = query(query_string, "after")?;
+    let page = match query(query_string, "name_prefix")? {
+        Some(prefix) => {
+            read_db(state, "listing objects by name", move |db| {
+                crate::storage::inspect::named_objects(
+                    db,
+                    incarnation,
+                    &prefix,
+                    after.as_deref(),
+                    limit,
+                )
+            })
+            .await?
+        }
+        None => {
+            let after = after.map(|id| loaded.ids.from_string(&id)).transpose()?;
+            read_db(state, "listing objects", move |db| {
+                crate::storage::inspect::objects(db, incarnation, after.as_ref(), limit)
+            })
+            .await?
+        }
+    };
     let objects: Vec<serde_json::Value> = page
         .items
         .iter()
         .map(|object| {
+            let live = state.directory.live(&loaded.key(object.id));
             serde_json::json!({
                 "id": object.id.to_hex(),
+                "name": object.name,
                 "keys": object.keys,
                 "bytes": object.bytes,
                 "alarm_ms": object.alarm_ms,
                 "sql_bytes": object.sql_bytes,
-                "active": state.directory.is_active(&loaded.key(object.id)),
+                "active": live.is_some(),
+                "websockets": live.map_or(0, |l| l.websockets),
+                "last_event_ms": live.and_then(|l| l.last_event_ms),
             })
         })
         .collect();
@@ -145,26 +166,70 @@ pub(super) async fn object_entries(
         .entries
         .items
         .into_iter()
-        .map(
-            |(key, bytes)| match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(value) => serde_json::json!({ "key": key, "value": value }),
-                Err(_) => serde_json::json!({ "key": key, "hex": hex::encode(&bytes) }),
-            },
-        )
+        .map(|(key, bytes)| shown(&key, &bytes))
         .collect();
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
             "class": class,
             "id": id.to_hex(),
-            "name": name,
+            "name": name.or(object.name),
             "alarm_ms": object.alarm_ms,
             "active": view.is_some(),
-            "in_memory": view.is_some_and(|v| v.in_memory),
-            "websockets": view.map_or(0, |v| v.websockets),
+            "in_memory": view.as_ref().is_some_and(|v| v.in_memory),
+            "websockets": view.as_ref().map_or(0, |v| v.websockets.len()),
+            "sockets": view.as_ref().map_or(Vec::new(), |v| v.websockets.iter()
+                .map(|(id, tags)| serde_json::json!({ "id": id, "tags": tags }))
+                .collect()),
+            "last_event_ms": state.directory.live(&loaded.key(id)).and_then(|l| l.last_event_ms),
             "next": object.entries.next,
             "entries": entries,
         }),
+    ))
+}
+
+/// A stored value as JSON: `"value"` when it is JSON, `"hex"` when not.
+fn shown(key: &str, bytes: &[u8]) -> serde_json::Value {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(value) => serde_json::json!({ "key": key, "value": value }),
+        Err(_) => serde_json::json!({ "key": key, "hex": hex::encode(bytes) }),
+    }
+}
+
+/// `GET .../objects/{id}/entries/{key}`: one stored entry (as [`object_entries`] shows it), or
+/// 404.
+pub(super) async fn object_entry(
+    state: &AdminState,
+    class: &crate::ids::ClassName,
+    object: route::ObjectRef,
+    key: String,
+) -> Result<http::Response<Body>, ApiError> {
+    let (loaded, id, _) = find_object(state, class, object)?;
+    let full = [
+        crate::storage::schema::object_prefix(loaded.incarnation, &id).as_slice(),
+        key.as_bytes(),
+    ]
+    .concat();
+    let value = read_db(state, "reading the entry", move |db| {
+        db.get(crate::storage::schema::Table::Data, &full)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no key {key:?}")))?;
+    Ok(json(StatusCode::OK, &shown(&key, &value)))
+}
+
+/// `GET .../objects/{id}/alarm`: `{"alarm_ms": ...}` (`null`: none).
+pub(super) async fn object_alarm(
+    state: &AdminState,
+    class: &crate::ids::ClassName,
+    object: route::ObjectRef,
+) -> Result<http::Response<Body>, ApiError> {
+    let (loaded, id, _) = find_object(state, class, object)?;
+    let object = crate::storage::schema::object_prefix(loaded.incarnation, &id);
+    let alarm_ms = read_db(state, "reading the alarm", move |db| db.alarm(&object)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "alarm_ms": alarm_ms }),
     ))
 }
 

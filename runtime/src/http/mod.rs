@@ -3,11 +3,13 @@
 //! `admin`, status mapping in `error`, the access log in `access`.
 
 pub mod admin;
+mod edit;
 pub mod error;
 mod forward;
 pub mod ingress;
 mod inspect;
 pub mod route;
+mod transfer;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -32,12 +32,9 @@ pub enum Admin {
     Class(ClassName),
     /// `/classes/{class}/objects`: the class's stored objects.
     Objects(ClassName),
-    /// `/classes/{class}/objects/{id}` or `/classes/{class}/objects/by-name/{name}`: one object's
-    /// stored entries.
-    Object(ClassName, ObjectRef),
-    /// `.../objects/{id}/sql` or `.../objects/by-name/{name}/sql`: one object's SQL tables, or
-    /// the rows of one (`?table=`).
-    ObjectSql(ClassName, ObjectRef),
+    /// `/classes/{class}/objects/{id}/...` or `/classes/{class}/objects/by-name/{name}/...`: one
+    /// object, or a part of it.
+    Object(ClassName, ObjectRef, ObjectPart),
     Migrations,
     Backup,
     Worker,
@@ -61,6 +58,25 @@ pub enum ObjectRef {
     Id(String),
     /// The name it is addressed by (its id derived as `/objects/{class}/{name}` does).
     Name(String),
+}
+
+/// What of one object an admin route addresses (the path after the object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectPart {
+    /// (nothing): its stored entries, alarm and sockets.
+    Whole,
+    /// `/sql`: its SQL tables, or the rows of one (`?table=`).
+    Sql,
+    /// `/entries/{key...}`: one entry (the key percent-decoded, `/` allowed).
+    Entry(String),
+    /// `/alarm`.
+    Alarm,
+    /// `/websockets/{socket}`: one open WebSocket.
+    Socket(String),
+    /// `/export`: the object as JSON lines.
+    Export,
+    /// `/import`: JSON lines put into the object.
+    Import,
 }
 
 /// Why a path is not a route.
@@ -95,30 +111,19 @@ pub fn ingress(path: &str, query: Option<&str>) -> Result<Ingress, RouteError> {
 }
 
 pub fn admin(path: &str) -> Result<Admin, RouteError> {
-    let (head, tail) = split_segments(path, 6);
+    let (head, tail) = split_segments(path, 3);
+    if let ["classes", class, "objects"] = head.as_slice()
+        && !tail.is_empty()
+    {
+        return object(class_name(class)?, tail);
+    }
     if !tail.is_empty() {
         return Err(RouteError::NotFound);
     }
     match head.as_slice() {
-        ["classes", class, "objects", "by-name", name, "sql"] => Ok(Admin::ObjectSql(
-            class_name(class)?,
-            ObjectRef::Name(decode(name)?),
-        )),
-        ["classes", class, "objects", id, "sql"] if *id != "by-name" => Ok(Admin::ObjectSql(
-            class_name(class)?,
-            ObjectRef::Id(decode(id)?),
-        )),
         ["classes"] => Ok(Admin::Classes),
         ["classes", class] => Ok(Admin::Class(class_name(class)?)),
         ["classes", class, "objects"] => Ok(Admin::Objects(class_name(class)?)),
-        ["classes", class, "objects", "by-name", name] => Ok(Admin::Object(
-            class_name(class)?,
-            ObjectRef::Name(decode(name)?),
-        )),
-        ["classes", class, "objects", id] => Ok(Admin::Object(
-            class_name(class)?,
-            ObjectRef::Id(decode(id)?),
-        )),
         ["migrations"] => Ok(Admin::Migrations),
         ["backup"] => Ok(Admin::Backup),
         ["worker"] => Ok(Admin::Worker),
@@ -133,6 +138,31 @@ pub fn admin(path: &str) -> Result<Admin, RouteError> {
         ["internal", "forward"] => Ok(Admin::Forward),
         _ => Err(RouteError::NotFound),
     }
+}
+
+/// `{id}[/part]` or `by-name/{name}[/part]` after `/classes/{class}/objects/`.
+fn object(class: ClassName, path: &str) -> Result<Admin, RouteError> {
+    let (first, rest) = path.split_once('/').unwrap_or((path, ""));
+    let (object, rest) = match first {
+        "by-name" => {
+            let (name, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            (ObjectRef::Name(decode(name)?), rest)
+        }
+        id => (ObjectRef::Id(decode(id)?), rest),
+    };
+    let part = match rest.split_once('/').unwrap_or((rest, "")) {
+        ("", "") => ObjectPart::Whole,
+        ("sql", "") => ObjectPart::Sql,
+        ("alarm", "") => ObjectPart::Alarm,
+        ("export", "") => ObjectPart::Export,
+        ("import", "") => ObjectPart::Import,
+        ("entries", key) if !key.is_empty() => ObjectPart::Entry(decode(key)?),
+        ("websockets", socket) if !socket.is_empty() && !socket.contains('/') => {
+            ObjectPart::Socket(decode(socket)?)
+        }
+        _ => return Err(RouteError::NotFound),
+    };
+    Ok(Admin::Object(class, object, part))
 }
 
 /// Up to `n` leading segments (raw), and the raw remainder after them (no leading slash).
@@ -261,14 +291,16 @@ mod tests {
             admin("/classes/Counter/objects/ab12"),
             Ok(Admin::Object(
                 class("Counter"),
-                ObjectRef::Id("ab12".into())
+                ObjectRef::Id("ab12".into()),
+                ObjectPart::Whole
             ))
         );
         assert_eq!(
             admin("/classes/Counter/objects/by-name/a%20b"),
             Ok(Admin::Object(
                 class("Counter"),
-                ObjectRef::Name("a b".into())
+                ObjectRef::Name("a b".into()),
+                ObjectPart::Whole
             ))
         );
         assert_eq!(
@@ -277,29 +309,64 @@ mod tests {
         );
         assert_eq!(
             admin("/classes/Counter/objects/ab12/sql"),
-            Ok(Admin::ObjectSql(
+            Ok(Admin::Object(
                 class("Counter"),
-                ObjectRef::Id("ab12".into())
+                ObjectRef::Id("ab12".into()),
+                ObjectPart::Sql
             ))
         );
         assert_eq!(
             admin("/classes/Counter/objects/by-name/sql/sql"),
-            Ok(Admin::ObjectSql(
+            Ok(Admin::Object(
                 class("Counter"),
-                ObjectRef::Name("sql".into())
+                ObjectRef::Name("sql".into()),
+                ObjectPart::Sql
             ))
         );
         assert_eq!(
             admin("/classes/Counter/objects/by-name/sql"),
             Ok(Admin::Object(
                 class("Counter"),
-                ObjectRef::Name("sql".into())
+                ObjectRef::Name("sql".into()),
+                ObjectPart::Whole
             ))
         );
         assert_eq!(
             admin("/classes/Counter/objects/ab12/sql/x"),
             Err(RouteError::NotFound)
         );
+        assert_eq!(
+            admin("/classes/Counter/objects/by-name/a/entries/x%20y/z"),
+            Ok(Admin::Object(
+                class("Counter"),
+                ObjectRef::Name("a".into()),
+                ObjectPart::Entry("x y/z".into())
+            ))
+        );
+        assert_eq!(
+            admin("/classes/Counter/objects/ab12/alarm"),
+            Ok(Admin::Object(
+                class("Counter"),
+                ObjectRef::Id("ab12".into()),
+                ObjectPart::Alarm
+            ))
+        );
+        assert_eq!(
+            admin("/classes/Counter/objects/ab12/websockets/7"),
+            Ok(Admin::Object(
+                class("Counter"),
+                ObjectRef::Id("ab12".into()),
+                ObjectPart::Socket("7".into())
+            ))
+        );
+        for path in [
+            "/classes/Counter/objects/ab12/entries",
+            "/classes/Counter/objects/ab12/entries/",
+            "/classes/Counter/objects/ab12/websockets/7/x",
+            "/classes/Counter/objects/ab12/alarm/x",
+        ] {
+            assert_eq!(admin(path), Err(RouteError::NotFound), "{path}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,33 @@ pub(super) struct Mailbox {
     pub tx: mpsc::Sender<Box<Envelope>>,
     /// Distinguishes successive actors of the same object.
     pub actor: u64,
+    /// What the actor reports of itself, read by listings without disturbing it.
+    pub stats: Arc<LiveStats>,
+}
+
+/// What a live actor reports of itself after each event: read by the object listings.
+#[derive(Default)]
+pub(super) struct LiveStats {
+    /// When its last event from outside ended (ms since the Unix epoch, the runtime's clock).
+    pub last_event_ms: AtomicI64,
+    /// Its open WebSockets.
+    pub websockets: AtomicUsize,
+}
+
+impl LiveStats {
+    pub fn record(&self, now_ms: i64, websockets: usize) {
+        self.last_event_ms.store(now_ms, Ordering::Relaxed);
+        self.websockets.store(websockets, Ordering::Relaxed);
+    }
+}
+
+/// What a listing shows of an object that has an actor now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveObject {
+    /// Its open WebSockets (hibernated or not).
+    pub websockets: usize,
+    /// When its last event ended (ms since the Unix epoch); `None` before its first.
+    pub last_event_ms: Option<i64>,
 }
 
 /// What every actor shares.
@@ -361,11 +388,18 @@ impl Directory {
     }
 
     /// Deletes the object's storage and alarm, as an event of the object (see the actor's
-    /// `wipe`), and waits until that is durable.
-    pub async fn wipe(&self, class: Arc<LoadedClass>, id: ObjectId) -> Result<(), ObjectError> {
+    /// `edit`), and waits until that is durable; answers whether what it named was there.
+    pub async fn edit(
+        &self,
+        class: Arc<LoadedClass>,
+        id: ObjectId,
+        name: Option<String>,
+        edit: super::Edit,
+    ) -> Result<bool, ObjectError> {
         let (reply, answer) = oneshot::channel();
         let key = class.key(id);
-        self.deliver(key, class, Envelope::Wipe { reply }).await?;
+        let envelope = Envelope::Edit { edit, name, reply };
+        self.deliver(key, class, envelope).await?;
         let gated = answer.await.map_err(|_| self.dropped_reply())?;
         gated.release().await?
     }
@@ -373,9 +407,7 @@ impl Directory {
     /// What the object holds now, if it has an actor (`None`: nothing of it is in memory).
     pub async fn view(&self, class: Arc<LoadedClass>, id: ObjectId) -> Option<super::ObjectView> {
         let key = class.key(id);
-        if !self.is_active(&key) {
-            return None;
-        }
+        self.live(&key)?;
         let (reply, answer) = oneshot::channel();
         self.deliver(key, class, Envelope::View { reply })
             .await
@@ -383,11 +415,17 @@ impl Directory {
         answer.await.ok()
     }
 
-    /// Whether the object has an actor now: it is in memory, or holds hibernated WebSockets.
-    pub fn is_active(&self, key: &ObjectKey) -> bool {
+    /// What the object's actor reports, if it has one now (it is in memory, or holds
+    /// hibernated WebSockets).
+    pub fn live(&self, key: &ObjectKey) -> Option<LiveObject> {
         let shard = &self.shared.shards[self.shared.hasher.hash_one(key) as usize % SHARDS];
         let objects = shard.lock().expect("directory lock");
-        objects.get(key).is_some_and(|m| !m.tx.is_closed())
+        let stats = &objects.get(key).filter(|m| !m.tx.is_closed())?.stats;
+        let last = stats.last_event_ms.load(Ordering::Relaxed);
+        Some(LiveObject {
+            websockets: stats.websockets.load(Ordering::Relaxed),
+            last_event_ms: (last != 0).then_some(last),
+        })
     }
 
     /// Puts the event in the object's mailbox, starting its actor if it has none.
@@ -410,16 +448,14 @@ impl Directory {
                 if self.shared.closing.load(Ordering::SeqCst) {
                     return Err(ObjectError::ShuttingDown);
                 }
-                let mailbox = match objects.get(&key).filter(|m| !m.tx.is_closed()) {
-                    Some(mailbox) => Some(mailbox.clone()),
-                    None => permit.take().map(|permit| {
-                        let mailbox = self.spawn_actor(key.clone(), class.clone(), permit);
-                        objects.insert(key.clone(), mailbox.clone());
-                        mailbox
-                    }),
-                };
-                if let Some(mailbox) = mailbox {
-                    return self.try_send(&mailbox, envelope);
+                if let Some(mailbox) = objects.get(&key).filter(|m| !m.tx.is_closed()) {
+                    return self.try_send(mailbox, envelope);
+                }
+                if let Some(permit) = permit.take() {
+                    let mailbox = self.spawn_actor(key.clone(), class.clone(), permit);
+                    let sent = self.try_send(&mailbox, envelope);
+                    objects.insert(key.clone(), mailbox);
+                    return sent;
                 }
             }
             // No live actor: take a slot (waiting for idle objects to make room), then retry.
@@ -474,11 +510,13 @@ impl Directory {
     ) -> Mailbox {
         let (tx, rx) = mpsc::channel(self.shared.limits.mailbox_capacity);
         let actor_id = self.shared.next_actor.fetch_add(1, Ordering::Relaxed);
+        let stats = Arc::new(LiveStats::default());
         let actor = Actor::new(key, class, actor_id, rx, self.shared.clone(), permit);
-        tokio::spawn(actor.run());
+        tokio::spawn(actor.reporting_to(stats.clone()).run());
         Mailbox {
             tx,
             actor: actor_id,
+            stats,
         }
     }
 }

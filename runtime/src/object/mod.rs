@@ -11,7 +11,7 @@ mod reach;
 mod reaper;
 pub mod remote;
 
-pub use directory::{ActorsStopped, Directory};
+pub use directory::{ActorsStopped, Directory, LiveObject};
 
 use crate::abi::GuestError;
 use crate::ids::ClassName;
@@ -28,11 +28,44 @@ pub enum AlarmOutcome {
     Failed(String),
 }
 
+/// An operator's change to one object (admin API), run as an event of the object: between two
+/// of its events, through its storage view and the group commit, released by its output gate.
+/// A change of its storage also drops its instance (as a class upgrade does), so the guest's
+/// in-memory state starts again from what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// Deletes every key and the alarm.
+    Wipe,
+    Put {
+        key: String,
+        value: bytes::Bytes,
+    },
+    Delete {
+        key: String,
+    },
+    /// Sets the alarm (ms since the Unix epoch), or deletes it.
+    Alarm(Option<i64>),
+    /// Closes one open WebSocket (1000, "closed by an operator").
+    CloseSocket(crate::websocket::SocketId),
+    /// Puts a part of an exported object (`storage::export`) into this one.
+    Import(ImportBatch),
+}
+
+/// A part of an import: one event's worth of entries. The first part sets the alarm, and
+/// refuses a target that stores something unless asked to replace it (then wipes it first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportBatch {
+    pub entries: Vec<crate::storage::export::Entry>,
+    pub alarm_ms: Option<i64>,
+    pub first: bool,
+    pub replace: bool,
+}
+
 /// What an active object holds now, for operators (admin API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectView {
-    /// Its open WebSockets (held by the runtime, hibernated or not).
-    pub websockets: usize,
+    /// Its open WebSockets (held by the runtime, hibernated or not): id and tags.
+    pub websockets: Vec<(crate::websocket::SocketId, Vec<String>)>,
     /// Whether an instance of it is in memory (its own, or its place in a shared one); `false`
     /// when it hibernates with open sockets.
     pub in_memory: bool,
@@ -54,6 +87,13 @@ pub enum ObjectError {
     Commit(#[from] CommitError),
     #[error("the runtime is shutting down")]
     ShuttingDown,
+    /// An operator's edit that cannot apply (a key or value over a limit, an alarm on a class
+    /// without an alarm handler); nothing changed.
+    #[error("{0}")]
+    BadEdit(String),
+    /// An import into an object that stores something, not asked to replace it.
+    #[error("{0}")]
+    NotEmpty(String),
     #[error("the object answered 101 without accepting a WebSocket")]
     BadUpgrade,
     #[error("the object's response body is {actual} bytes, over the limit of {limit}")]

@@ -15,6 +15,9 @@ use crate::ids::ObjectId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
     pub id: ObjectId,
+    /// The name it was created by, stored at its first write (`None`: made by id, or stored
+    /// before names were kept).
+    pub name: Option<String>,
     /// How many keys it stores.
     pub keys: u64,
     /// The bytes of its keys and values.
@@ -62,16 +65,10 @@ pub fn objects(
         if !found.contains_key(&id) && found.len() > limit {
             break;
         }
-        let counts = found.entry(id).or_default();
-        let user_key = &key[CLASS_PREFIX_LEN + 32..];
-        if user_key.first() == Some(&pages::INTERNAL) {
-            if user_key == pages::SIZE_KEY {
-                counts.sql_bytes = pages::decode_size(&value);
-            }
-            continue;
-        }
-        counts.keys += 1;
-        counts.bytes += (user_key.len() + value.len()) as u64;
+        found
+            .entry(id)
+            .or_default()
+            .add(&key[CLASS_PREFIX_LEN + 32..], &value);
     }
     // Objects that only have an alarm.
     for entry in db.alarms(bounds())?.take(limit + 1) {
@@ -81,21 +78,81 @@ pub fn objects(
         }
     }
     let mut items = Vec::with_capacity(limit.min(found.len()));
-    for (id, counts) in found.iter().take(limit) {
-        let object = [class.as_slice(), id].concat();
-        let alarm_ms = db.alarm(&object)?;
-        items.push(StoredObject {
-            id: ObjectId::from_bytes(*id),
-            keys: counts.keys,
-            bytes: counts.bytes,
-            alarm_ms,
-            sql_bytes: counts.sql_bytes,
-        });
+    for (id, counts) in found.into_iter().take(limit + 1) {
+        if items.len() == limit {
+            // The one past the page: only says there is a next page.
+            return Ok(Page {
+                next: items.last().map(|o: &StoredObject| o.id.to_hex()),
+                items,
+            });
+        }
+        let id = ObjectId::from_bytes(id);
+        let alarm_ms = db.alarm(&schema::object_prefix(incarnation, &id))?;
+        items.push(counts.into_object(id, alarm_ms));
     }
-    let next = (found.len() > limit)
-        .then(|| items.last().map(|o| o.id.to_hex()))
-        .flatten();
-    Ok(Page { items, next })
+    Ok(Page { items, next: None })
+}
+
+/// Up to `limit` objects of the class `incarnation` whose names start with `prefix`, in name
+/// order, after the name `after`: a range of the name index, then each object's own range.
+pub fn named_objects(
+    db: &dyn Reader,
+    incarnation: u64,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<StoredObject>, BackendError> {
+    let scope = schema::name_key(incarnation, prefix);
+    let start = match after {
+        // Strictly after `after`: the smallest name greater than it is `after` + 0x00.
+        Some(after) if after.as_bytes() >= prefix.as_bytes() => {
+            [schema::name_key(incarnation, after).as_slice(), &[0]].concat()
+        }
+        _ => scope.clone(),
+    };
+    let end = schema::prefix_end(&scope).unwrap_or_else(|| vec![u8::MAX; scope.len() + 1]);
+    let mut items = Vec::new();
+    if start >= end {
+        return Ok(Page { items, next: None });
+    }
+    let range = (Bound::Included(start), Bound::Excluded(end));
+    for entry in db.range(Table::Names, range, false)? {
+        let (key, value) = entry?;
+        if items.len() == limit {
+            return Ok(Page {
+                next: items.last().and_then(|o: &StoredObject| o.name.clone()),
+                items,
+            });
+        }
+        let Ok(id) = <[u8; 32]>::try_from(value.as_ref()) else {
+            continue;
+        };
+        let id = ObjectId::from_bytes(id);
+        let mut object = stored_object(db, incarnation, id)?;
+        object.name = Some(String::from_utf8_lossy(&key[CLASS_PREFIX_LEN..]).into_owned());
+        items.push(object);
+    }
+    Ok(Page { items, next: None })
+}
+
+/// One object's counts and alarm, from its own range.
+fn stored_object(
+    db: &dyn Reader,
+    incarnation: u64,
+    id: ObjectId,
+) -> Result<StoredObject, BackendError> {
+    let object = schema::object_prefix(incarnation, &id);
+    let end = schema::prefix_end(&object).expect("an object prefix is not all 0xFF");
+    let mut counts = Counts::default();
+    for entry in db.range(
+        Table::Data,
+        (Bound::Included(object.clone()), Bound::Excluded(end)),
+        false,
+    )? {
+        let (key, value) = entry?;
+        counts.add(&key[object.len()..], &value);
+    }
+    Ok(counts.into_object(id, db.alarm(&object)?))
 }
 
 /// What a listing counts of one object.
@@ -104,6 +161,32 @@ struct Counts {
     keys: u64,
     bytes: u64,
     sql_bytes: u64,
+    name: Option<String>,
+}
+
+impl Counts {
+    /// Counts one of the object's entries (`key` without the object prefix).
+    fn add(&mut self, key: &[u8], value: &[u8]) {
+        if key.first() != Some(&schema::INTERNAL) {
+            self.keys += 1;
+            self.bytes += (key.len() + value.len()) as u64;
+        } else if key == pages::SIZE_KEY {
+            self.sql_bytes = pages::decode_size(value);
+        } else if key == schema::NAME_KEY {
+            self.name = Some(String::from_utf8_lossy(value).into_owned());
+        }
+    }
+
+    fn into_object(self, id: ObjectId, alarm_ms: Option<i64>) -> StoredObject {
+        StoredObject {
+            id,
+            name: self.name,
+            keys: self.keys,
+            bytes: self.bytes,
+            alarm_ms,
+            sql_bytes: self.sql_bytes,
+        }
+    }
 }
 
 /// What [`entries`] reads of one object.
@@ -113,6 +196,8 @@ pub struct ObjectEntries {
     pub entries: Page<(String, Vec<u8>)>,
     /// When its alarm fires, if it has one.
     pub alarm_ms: Option<i64>,
+    /// The name it stored at its first write, if any.
+    pub name: Option<String>,
 }
 
 /// One object's entries whose keys start with `prefix`, in key order, after the key `after`, at
@@ -136,8 +221,14 @@ pub fn entries(
     };
     let end = schema::prefix_end(&scope).unwrap_or_else(|| vec![u8::MAX; scope.len() + 1]);
     // The user's keys only: the SQL database's pages come after them.
-    let end = end.min([object.as_slice(), &[pages::INTERNAL]].concat());
+    let end = end.min([object.as_slice(), &[schema::INTERNAL]].concat());
     let alarm_ms = db.alarm(&object)?;
+    let name = db
+        .get(
+            Table::Data,
+            &[object.as_slice(), &schema::NAME_KEY].concat(),
+        )?
+        .map(|name| String::from_utf8_lossy(&name).into_owned());
     let mut items = Vec::new();
     let mut next = None;
     if start >= end {
@@ -145,6 +236,7 @@ pub fn entries(
         return Ok(ObjectEntries {
             entries: Page { items, next },
             alarm_ms,
+            name,
         });
     }
     let range = (Bound::Included(start), Bound::Excluded(end));
@@ -163,6 +255,7 @@ pub fn entries(
     Ok(ObjectEntries {
         entries: Page { items, next },
         alarm_ms,
+        name,
     })
 }
 

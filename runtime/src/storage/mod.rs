@@ -10,6 +10,7 @@
 pub mod backend;
 pub(crate) mod commit;
 pub mod embedded;
+pub mod export;
 mod gate;
 pub mod inspect;
 mod object;

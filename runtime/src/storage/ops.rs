@@ -18,8 +18,10 @@ pub enum WriteOp {
         table: Table,
         key: Vec<u8>,
     },
-    /// Deletes every object entry whose key starts with `prefix` (delete-all, class deletion).
-    DeleteDataPrefix {
+    /// Deletes every entry of `table` whose key starts with `prefix` (delete-all, class
+    /// deletion).
+    DeletePrefix {
+        table: Table,
         prefix: Vec<u8>,
     },
     /// Sets (or with `None` deletes) an object's alarm, keeping the schedule index in step.
@@ -44,6 +46,14 @@ pub enum WriteOp {
         object: Vec<u8>,
         retry: schema::AlarmRetry,
     },
+}
+
+/// Deletes every entry of the class `incarnation`: its objects' entries and their names.
+pub fn delete_class_entries(incarnation: u64) -> [WriteOp; 2] {
+    [Table::Data, Table::Names].map(|table| WriteOp::DeletePrefix {
+        table,
+        prefix: schema::class_prefix(incarnation),
+    })
 }
 
 /// A group made only of puts and deletes, in key order and with only the last write of each
@@ -119,7 +129,8 @@ mod tests {
     fn range_deletes_and_alarms_keep_event_order() {
         let ops = [
             put("a", "1"),
-            WriteOp::DeleteDataPrefix {
+            WriteOp::DeletePrefix {
+                table: Table::Data,
                 prefix: b"a".to_vec(),
             },
             put("a", "2"),

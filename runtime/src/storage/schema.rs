@@ -12,6 +12,11 @@ use crate::ids::ObjectId;
 
 /// Object entries: encoded `(class, id, user key)` -> value bytes.
 pub const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
+/// The objects' names: `[class incarnation (8, BE)][name]` -> object id (32 bytes). An object
+/// created by name gets its entry in the commit of its first durable write (beside its own
+/// internal copy of the name, `sql::pages::NAME_KEY`), so a class's names are one range, in
+/// name order, and a name prefix is a range within it.
+pub const NAMES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("names");
 /// Class metadata: class name -> JSON `ClassRecord`.
 pub const CLASSES: TableDefinition<&str, &[u8]> = TableDefinition::new("classes");
 /// Uploaded component bytes: sha256 hex -> bytes.
@@ -64,7 +69,14 @@ pub enum Table {
     Classes,
     Components,
     Meta,
+    Names,
 }
+
+/// The first byte of every internal entry of an object (SQL pages, its name): user keys are
+/// UTF-8, which never holds it, so internal entries sort after every user key.
+pub const INTERNAL: u8 = 0xFF;
+/// An object's own copy of its name (see [`NAMES`]).
+pub const NAME_KEY: [u8; 2] = [INTERNAL, b'n'];
 
 /// Length of a class prefix: the incarnation.
 pub const CLASS_PREFIX_LEN: usize = 8;
@@ -90,6 +102,11 @@ pub fn split_object_prefix(object: &[u8]) -> Option<(u64, ObjectId)> {
     let (class, id) = object.split_at(CLASS_PREFIX_LEN);
     let incarnation = u64::from_be_bytes(class.try_into().ok()?);
     Some((incarnation, ObjectId::from_bytes(id.try_into().ok()?)))
+}
+
+/// The key of an object's name in [`NAMES`].
+pub fn name_key(incarnation: u64, name: &str) -> Vec<u8> {
+    [incarnation.to_be_bytes().as_slice(), name.as_bytes()].concat()
 }
 
 /// `[at_ms as order-preserving u64 (8)][object prefix]`: index entries sort by time.

@@ -1,11 +1,32 @@
 //! What each kind of event does to the object: a request or RPC call (`fetch`), an alarm, a
-//! socket's message or close, a wake for its timers, an operator's wipe. The actor (`mod.rs`)
+//! socket's message or close, a wake for its timers, an operator's edit. The actor (`mod.rs`)
 //! owns the lifecycle around them: the mailbox, the instance, the commits and the output gate.
 
 use super::{Actor, CallChain};
 use crate::abi::{Request, Response};
-use crate::object::{AlarmOutcome, ObjectError};
+use crate::object::{AlarmOutcome, Edit, ImportBatch, ObjectError};
+use crate::storage::{ObjectStorage, StorageError};
 use crate::websocket::{Outgoing, SocketEvent, SocketId};
+
+/// Applies one part of an import to the running event's write set; `false` (nothing written)
+/// when its first part finds the object storing something and may not replace it.
+fn import(storage: &mut ObjectStorage, batch: ImportBatch) -> Result<bool, StorageError> {
+    if batch.first {
+        if batch.replace {
+            storage.delete_all()?;
+            storage.delete_alarm()?;
+        } else if !storage.stores_nothing()? {
+            return Ok(false);
+        }
+        if let Some(at_ms) = batch.alarm_ms {
+            storage.set_alarm(at_ms)?;
+        }
+    }
+    for entry in batch.entries {
+        storage.put_entry(&entry.key, entry.value)?;
+    }
+    Ok(true)
+}
 
 impl Actor {
     /// Runs `websocket-message` / `websocket-close` as an event of the object.
@@ -126,23 +147,68 @@ impl Actor {
         }
     }
 
-    /// Deletes every key and the alarm of the object, as one event of its own (so it lands
-    /// between two of the object's events, never inside one), and forgets what the object keeps
-    /// in memory: its next event starts from empty storage. Its WebSockets stay open.
-    pub(super) async fn wipe(&mut self) -> Result<(), ObjectError> {
+    /// An operator's edit, as one event of its own (so it lands between two of the object's
+    /// events, never inside one). A storage edit forgets what the object keeps in memory: its
+    /// next event starts from what is stored. A wipe keeps its WebSockets open. Answers whether
+    /// what the edit names was there.
+    pub(super) async fn edit(&mut self, edit: Edit) -> Result<bool, ObjectError> {
         self.follow_class()?;
+        if let Edit::CloseSocket(id) = edit {
+            let sockets = self.sockets();
+            let open = sockets.list(None).contains(&id);
+            if open {
+                sockets.close_one(id, 1000, "closed by an operator");
+            }
+            return Ok(open);
+        }
+        let sets_alarm = match &edit {
+            Edit::Alarm(at_ms) => at_ms.is_some(),
+            Edit::Import(batch) => batch.alarm_ms.is_some(),
+            _ => false,
+        };
+        if sets_alarm && !self.class.code.has_alarm() {
+            return Err(ObjectError::BadEdit(format!(
+                "class {} has no alarm handler",
+                self.class.name
+            )));
+        }
+        let is_import = matches!(edit, Edit::Import(_));
         self.forget();
         let storage = self.storage();
         storage.begin_event();
-        let deleted = storage.delete_all().and_then(|()| storage.delete_alarm());
-        if let Err(error) = deleted {
-            storage.abort_event();
-            return Err(ObjectError::Internal(format!(
-                "deleting the object's storage: {error}"
-            )));
+        let outcome = match edit {
+            Edit::Wipe => (storage.delete_all())
+                .and_then(|()| storage.delete_alarm())
+                .map(|()| true),
+            Edit::Put { key, value } => storage.put(&key, value).map(|()| true),
+            Edit::Delete { key } => storage.delete(&key),
+            Edit::Alarm(Some(at_ms)) => storage.set_alarm(at_ms).map(|()| true),
+            Edit::Alarm(None) => {
+                (storage.get_alarm()).and_then(|was| storage.delete_alarm().map(|()| was.is_some()))
+            }
+            Edit::Import(batch) => import(storage, batch),
+            Edit::CloseSocket(_) => unreachable!("handled above"),
+        };
+        match outcome {
+            Ok(false) if is_import => {
+                self.storage().abort_event();
+                Err(ObjectError::NotEmpty(
+                    "the object stores something already; import with replace to wipe it first"
+                        .into(),
+                ))
+            }
+            Ok(found) => {
+                self.commit_event().await;
+                Ok(found)
+            }
+            Err(error) => {
+                self.storage().abort_event();
+                Err(match error {
+                    StorageError::Internal(_) => ObjectError::Internal(error.to_string()),
+                    _ => ObjectError::BadEdit(error.to_string()),
+                })
+            }
         }
-        self.commit_event().await;
-        Ok(())
     }
 
     /// Runs a request (or an RPC call, see [`crate::abi::rpc`]) as an event of the object.

@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 mod events;
 
-use super::directory::Shared;
+use super::directory::{LiveStats, Shared};
 use super::{AlarmOutcome, ObjectError};
 use crate::abi::{CallChain, Identity, Instance, ObjectParts};
 use crate::abi::{Request, Response};
@@ -52,9 +52,13 @@ pub(super) enum Envelope {
     View {
         reply: oneshot::Sender<super::ObjectView>,
     },
-    /// An operator deletes the object's storage and alarm (admin API).
-    Wipe {
-        reply: oneshot::Sender<Gated<Result<(), ObjectError>>>,
+    /// An operator changes the object (admin API); the answer says whether what it named was
+    /// there (a deleted key, alarm or socket).
+    Edit {
+        edit: super::Edit,
+        /// The name the operator addressed the object by, if any.
+        name: Option<String>,
+        reply: oneshot::Sender<Gated<Result<bool, ObjectError>>>,
     },
     /// The guest's timers are due (`timers.wake-after`); made by the actor itself, never sent.
     Wake,
@@ -87,6 +91,8 @@ pub(super) struct Actor {
     gate: OutputGate<Vec<(SocketId, Outgoing)>>,
     /// The object's place in its class's shared instances (shared classes only).
     tenancy: Option<Tenancy>,
+    /// Where it reports its last event's time and its socket count, for listings.
+    stats: Arc<LiveStats>,
     /// When the object's last event ended: it goes idle (or hibernates) counting from here. An
     /// operator's look at it (`Envelope::View`) is not an event and keeps nothing awake, nor is
     /// a wake (background work counts from the last event from outside).
@@ -121,9 +127,16 @@ impl Actor {
             name: None,
             gate: OutputGate::default(),
             tenancy: None,
+            stats: Arc::default(),
             quiet_since: tokio::time::Instant::now(),
             wake_at: None,
         }
+    }
+
+    /// Reports to `stats` (the directory's entry of this actor).
+    pub fn reporting_to(mut self, stats: Arc<LiveStats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// Runs until the directory closes the mailbox or the actor retires. Signals `actors_done`
@@ -180,6 +193,8 @@ impl Actor {
                         self.dispatch(*envelope).await;
                         if is_event {
                             self.quiet_since = tokio::time::Instant::now();
+                            let sockets = self.sockets().len();
+                            self.stats.record(self.shared.clock.now_ms(), sockets);
                         }
                     }
                     None => break,
@@ -254,9 +269,7 @@ impl Actor {
                 name,
                 reply,
             } => {
-                if let Some(name) = name {
-                    self.name.get_or_insert(name);
-                }
+                self.learn_name(name);
                 injected_fault(&request);
                 let outcome = self.fetch(request).await;
                 let _ = reply.send(self.gate.gate(outcome));
@@ -271,14 +284,19 @@ impl Actor {
                 let _ = reply.send(self.gate.gate(outcome));
             }
             Envelope::View { reply } => {
+                let sockets = self.sockets();
+                let websockets = (sockets.list(None).into_iter())
+                    .map(|id| (id, sockets.tags(id).unwrap_or_default()))
+                    .collect();
                 let view = super::ObjectView {
-                    websockets: self.sockets().len(),
+                    websockets,
                     in_memory: !self.is_cold(),
                 };
                 let _ = reply.send(view);
             }
-            Envelope::Wipe { reply } => {
-                let outcome = self.wipe().await;
+            Envelope::Edit { edit, name, reply } => {
+                self.learn_name(name);
+                let outcome = self.edit(edit).await;
                 let _ = reply.send(self.gate.gate(outcome));
             }
             Envelope::SocketOpened { id, tx } => self.sockets().connected(id, tx),
@@ -291,6 +309,17 @@ impl Actor {
                     self.background_event(None).await;
                 }
             }
+        }
+    }
+
+    /// The object was addressed by `name` (if any): its storage will store it, its instance
+    /// tells it.
+    fn learn_name(&mut self, name: Option<String>) {
+        if let Some(name) = name
+            && self.name.is_none()
+        {
+            self.storage().learn_name(&name);
+            self.name = Some(name);
         }
     }
 
@@ -566,7 +595,10 @@ impl Actor {
             }
             None => Sockets::new(self.shared.socket_limits),
         };
-        let storage = new_parts(&self.shared, &self.class, &self.key).storage;
+        let mut storage = new_parts(&self.shared, &self.class, &self.key).storage;
+        if let Some(name) = &self.name {
+            storage.learn_name(name);
+        }
         self.body = Some(Body::Cold(ObjectParts { storage, sockets }));
         self.gate.reset();
     }

@@ -27,6 +27,7 @@ struct Tables<'txn> {
     classes: Option<redb::Table<'txn, &'static str, &'static [u8]>>,
     components: Option<redb::Table<'txn, &'static str, &'static [u8]>>,
     meta: Option<redb::Table<'txn, &'static str, &'static [u8]>>,
+    names: Option<redb::Table<'txn, &'static [u8], &'static [u8]>>,
     alarms: Option<redb::Table<'txn, &'static [u8], i64>>,
     schedule: Option<redb::Table<'txn, &'static [u8], ()>>,
     retries: Option<redb::Table<'txn, &'static [u8], &'static [u8]>>,
@@ -52,6 +53,7 @@ impl<'txn> Tables<'txn> {
             classes: None,
             components: None,
             meta: None,
+            names: None,
             alarms: None,
             schedule: None,
             retries: None,
@@ -77,6 +79,10 @@ impl<'txn> Tables<'txn> {
                 Table::Meta => {
                     str_table_put(opened(txn, &mut self.meta, schema::META)?, key, value)?
                 }
+                Table::Names => {
+                    opened(txn, &mut self.names, schema::NAMES)?
+                        .insert(key.as_slice(), value.as_ref())?;
+                }
             },
             WriteOp::Delete { table, key } => match table {
                 Table::Data => {
@@ -89,10 +95,23 @@ impl<'txn> Tables<'txn> {
                     str_table_delete(opened(txn, &mut self.components, schema::COMPONENTS)?, key)?
                 }
                 Table::Meta => str_table_delete(opened(txn, &mut self.meta, schema::META)?, key)?,
+                Table::Names => {
+                    opened(txn, &mut self.names, schema::NAMES)?.remove(key.as_slice())?;
+                }
             },
-            WriteOp::DeleteDataPrefix { prefix } => {
-                delete_prefix(opened(txn, &mut self.data, schema::DATA)?, prefix)?
-            }
+            WriteOp::DeletePrefix { table, prefix } => match table {
+                Table::Data => delete_prefix(opened(txn, &mut self.data, schema::DATA)?, prefix)?,
+                Table::Names => {
+                    delete_prefix(opened(txn, &mut self.names, schema::NAMES)?, prefix)?
+                }
+                // The registry's tables are string-keyed and never cleared by prefix.
+                Table::Classes | Table::Components | Table::Meta => {
+                    return Err(redb::StorageError::Corrupted(format!(
+                        "a prefix delete of the {table:?} table"
+                    ))
+                    .into());
+                }
+            },
             WriteOp::SetAlarm { object, at_ms } => {
                 opened(txn, &mut self.retries, schema::ALARM_RETRIES)?.remove(object.as_slice())?;
                 let alarms = opened(txn, &mut self.alarms, schema::ALARMS)?;
@@ -183,6 +202,7 @@ pub fn create_tables(db: &Database) -> Result<(), redb::Error> {
         touch(&txn, schema::CLASSES)?;
         touch(&txn, schema::COMPONENTS)?;
         touch(&txn, schema::META)?;
+        touch(&txn, schema::NAMES)?;
         touch(&txn, schema::ALARMS)?;
         touch(&txn, schema::ALARM_SCHEDULE)?;
         touch(&txn, schema::ALARM_RETRIES)?;

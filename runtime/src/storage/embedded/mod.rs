@@ -79,11 +79,12 @@ impl RedbReader {
                 BytesTable::Named(self.0.open_table(schema::COMPONENTS).map_err(fail)?)
             }
             Table::Meta => BytesTable::Named(self.0.open_table(schema::META).map_err(fail)?),
+            Table::Names => BytesTable::Data(self.0.open_table(schema::NAMES).map_err(fail)?),
         })
     }
 }
 
-/// The data table (byte keys) or a string-keyed one, opened.
+/// A byte-keyed table (data, names) or a string-keyed one, opened.
 enum BytesTable {
     Data(ReadOnlyTable<&'static [u8], &'static [u8]>),
     Named(ReadOnlyTable<&'static str, &'static [u8]>),

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::Store;
 use super::commit::WriteOp;
-use super::schema::Table;
+use super::schema::{self, Table};
 use super::sql::{MemoryAccount, SqlDatabase};
 use crate::config::Limits;
 
@@ -83,6 +83,11 @@ pub struct ObjectStorage {
     pub(super) sql: Option<SqlDatabase>,
     /// Where the SQL connection's page cache is counted (none in tests of storage alone).
     pub(super) memory: Option<Arc<dyn MemoryAccount>>,
+    /// The object's name, once known (it was addressed by it, or read from storage).
+    name: Option<Arc<str>>,
+    /// Whether the name is known to be stored (its entry and its index entry): then no write
+    /// set needs to carry it.
+    name_stored: bool,
 }
 
 impl ObjectStorage {
@@ -101,7 +106,28 @@ impl ObjectStorage {
             poisoned: false,
             sql: None,
             memory: None,
+            name: None,
+            name_stored: false,
         }
+    }
+
+    /// The object was addressed by `name`: its first durable write will store it.
+    pub fn learn_name(&mut self, name: &str) {
+        if self.name.is_none() {
+            self.name = Some(name.into());
+        }
+    }
+
+    /// The object's name: the one it was addressed by, or else the one it stored at its first
+    /// write (read once; `None` for an object made by `newUniqueId` or never written).
+    pub fn name(&mut self) -> Option<Arc<str>> {
+        if self.name.is_none()
+            && let Ok(Some(stored)) = self.read_internal(&schema::NAME_KEY)
+        {
+            self.name = Some(String::from_utf8_lossy(&stored).into());
+            self.name_stored = true;
+        }
+        self.name.clone()
     }
 
     /// Counts the SQL connection's page cache in `account` (the runtime's memory budget).
@@ -128,10 +154,25 @@ impl ObjectStorage {
         let seq = self.cache.next_seq();
         let mut ops = Vec::with_capacity(layer.writes.len() + 1);
         if layer.cleared {
-            ops.push(WriteOp::DeleteDataPrefix {
+            // Its name goes with everything else; it comes back with the next write.
+            let name = self.name();
+            ops.push(WriteOp::DeletePrefix {
+                table: Table::Data,
                 prefix: self.prefix.clone(),
             });
             self.cache.cleared(seq);
+            self.name_stored = false;
+            if let Some(name) = name {
+                ops.push(WriteOp::Delete {
+                    table: Table::Names,
+                    key: self.name_index_key(&name),
+                });
+            }
+        }
+        let stores_something =
+            layer.writes.values().any(Option::is_some) || matches!(layer.alarm, Some(Some(_)));
+        if stores_something && !self.name_stored {
+            self.store_name(&mut ops, seq);
         }
         if let Some(at_ms) = layer.alarm {
             ops.push(WriteOp::SetAlarm {
@@ -156,6 +197,36 @@ impl ObjectStorage {
             self.cache.remember(key, value, seq);
         }
         Some(EventWrites { seq, ops })
+    }
+
+    /// Adds the writes that store the object's name, if it has one not stored yet: its own
+    /// entry and the class's index entry, in the commit of its first durable write.
+    fn store_name(&mut self, ops: &mut Vec<WriteOp>, seq: u64) {
+        let Some(name) = self.name.clone() else {
+            return;
+        };
+        // Read through the cache: once per view, and nothing when the name was read already.
+        if !matches!(self.read_internal(&schema::NAME_KEY), Ok(Some(_))) {
+            let value = Bytes::copy_from_slice(name.as_bytes());
+            ops.push(WriteOp::Put {
+                table: Table::Data,
+                key: self.full_key(&schema::NAME_KEY),
+                value: value.clone(),
+            });
+            ops.push(WriteOp::Put {
+                table: Table::Names,
+                key: self.name_index_key(&name),
+                value: Bytes::copy_from_slice(&self.prefix[schema::CLASS_PREFIX_LEN..]),
+            });
+            self.cache
+                .remember(schema::NAME_KEY.to_vec(), Some(value), seq);
+        }
+        self.name_stored = true;
+    }
+
+    /// The key of `name` in the class's name index.
+    fn name_index_key(&self, name: &str) -> Vec<u8> {
+        [&self.prefix[..schema::CLASS_PREFIX_LEN], name.as_bytes()].concat()
     }
 
     /// Hands over what the running event wrote so far, as a unit of its own, and goes on with an
@@ -211,6 +282,29 @@ impl ObjectStorage {
             }
         }
         Ok(found.into_iter().collect())
+    }
+
+    /// Whether the object stores nothing (its name aside): no key, no SQL database, no alarm.
+    pub fn stores_nothing(&mut self) -> Result<bool, StorageError> {
+        let first = ListOptions {
+            limit: Some(1),
+            ..ListOptions::default()
+        };
+        Ok(self.list(&first)?.is_empty()
+            && self.read_internal(&super::sql::pages::SIZE_KEY)?.is_none()
+            && self.get_alarm()?.is_none())
+    }
+
+    /// Puts an imported entry (`storage::export`): a user key, within the limits, or an entry
+    /// of the SQL database (whose connection then reopens from the pages).
+    pub fn put_entry(&mut self, key: &[u8], value: Bytes) -> Result<(), StorageError> {
+        if key.first() == Some(&schema::INTERNAL) {
+            self.sql = None;
+            return self.write_internal(key, Some(value));
+        }
+        let key = std::str::from_utf8(key)
+            .map_err(|_| StorageError::InvalidArgument("a key is not UTF-8".into()))?;
+        self.put(key, value)
     }
 
     pub fn put(&mut self, key: &str, value: Bytes) -> Result<(), StorageError> {

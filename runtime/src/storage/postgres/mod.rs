@@ -46,6 +46,7 @@ fn table_code(table: Table) -> i16 {
         Table::Classes => 1,
         Table::Components => 2,
         Table::Meta => 3,
+        Table::Names => 4,
     }
 }
 

@@ -37,7 +37,7 @@ const PUTS: &str = "INSERT INTO duro_entries (t, k, v) \
 const DELETES: &str = "DELETE FROM duro_entries WHERE (t, k) IN \
      (SELECT * FROM unnest($1::int2[], $2::bytea[]))";
 const DELETE_PREFIX: &str =
-    "DELETE FROM duro_entries WHERE t = 0 AND k >= $1 AND ($2::bytea IS NULL OR k < $2)";
+    "DELETE FROM duro_entries WHERE t = $3 AND k >= $1 AND ($2::bytea IS NULL OR k < $2)";
 const SET_ALARM: &str = "INSERT INTO duro_alarms (object, at_ms, retry) VALUES ($1, $2, NULL) \
      ON CONFLICT (object) DO UPDATE SET at_ms = excluded.at_ms, retry = NULL";
 const DELETE_ALARM: &str = "DELETE FROM duro_alarms WHERE object = $1";
@@ -159,7 +159,11 @@ fn prefix_params(prefix: &[u8]) -> Vec<Box<dyn ToSql + Send + Sync>> {
 
 fn single(op: &WriteOp) -> Statement {
     match op {
-        WriteOp::DeleteDataPrefix { prefix } => statement(DELETE_PREFIX, prefix_params(prefix)),
+        WriteOp::DeletePrefix { table, prefix } => {
+            let mut params = prefix_params(prefix);
+            params.push(Box::new(table_code(*table)));
+            statement(DELETE_PREFIX, params)
+        }
         WriteOp::SetAlarm {
             object,
             at_ms: Some(at),
@@ -205,13 +209,17 @@ fn shards(ops: &[&WriteOp]) -> Vec<i32> {
                 table: schema::Table::Data,
                 key,
             } => Some(key.as_slice()),
-            WriteOp::DeleteDataPrefix { prefix } | WriteOp::DeleteAlarmsPrefix { prefix } => {
-                Some(prefix.as_slice())
+            WriteOp::DeletePrefix {
+                table: schema::Table::Data,
+                prefix,
             }
+            | WriteOp::DeleteAlarmsPrefix { prefix } => Some(prefix.as_slice()),
             WriteOp::SetAlarm { object, .. }
             | WriteOp::ClearAlarmIf { object, .. }
             | WriteOp::RecordAlarmRetry { object, .. } => Some(object.as_slice()),
-            WriteOp::Put { .. } | WriteOp::Delete { .. } => None,
+            // Names go with their object's own entries, which the same group writes; a class's
+            // names are deleted with the class.
+            WriteOp::Put { .. } | WriteOp::Delete { .. } | WriteOp::DeletePrefix { .. } => None,
         };
         if let Some(shard) = object.and_then(shard_of) {
             shards.insert(shard);

@@ -16,7 +16,7 @@ use crate::storage::{ObjectStorage, StorageError};
 /// another page size before its first table still works: its pages share or span chunks).
 pub const CHUNK: usize = 4096;
 /// The first byte of every internal key of an object.
-pub const INTERNAL: u8 = 0xFF;
+pub const INTERNAL: u8 = crate::storage::schema::INTERNAL;
 /// The key of the file's size.
 pub const SIZE_KEY: [u8; 2] = [INTERNAL, b's'];
 /// Where the chunks' keys start.

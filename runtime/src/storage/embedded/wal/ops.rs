@@ -14,6 +14,8 @@ const OP_DELETE_ALARM: u8 = 5;
 const OP_CLEAR_ALARM_IF: u8 = 6;
 const OP_DELETE_ALARMS_PREFIX: u8 = 7;
 const OP_RECORD_ALARM_RETRY: u8 = 8;
+/// A prefix delete in any table; the data table's used `OP_DELETE_DATA_PREFIX` (still read).
+const OP_DELETE_PREFIX: u8 = 9;
 
 /// Appends one op: a tag byte, then its fields (byte strings length-prefixed with a u32 LE,
 /// tables as one byte, times as i64 LE).
@@ -32,8 +34,8 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
             out.extend_from_slice(&[OP_DELETE, table_tag(*table)]);
             bytes(out, key);
         }
-        WriteOp::DeleteDataPrefix { prefix } => {
-            out.push(OP_DELETE_DATA_PREFIX);
+        WriteOp::DeletePrefix { table, prefix } => {
+            out.extend_from_slice(&[OP_DELETE_PREFIX, table_tag(*table)]);
             bytes(out, prefix);
         }
         WriteOp::SetAlarm {
@@ -90,6 +92,7 @@ pub(super) fn decode_ops(mut input: &[u8], out: &mut Vec<WriteOp>) -> Result<(),
             1 => Ok(Table::Classes),
             2 => Ok(Table::Components),
             3 => Ok(Table::Meta),
+            4 => Ok(Table::Names),
             _ => Err("unknown table"),
         }
     }
@@ -105,7 +108,12 @@ pub(super) fn decode_ops(mut input: &[u8], out: &mut Vec<WriteOp>) -> Result<(),
                 table: table(&mut input)?,
                 key: bytes(&mut input)?.to_vec(),
             },
-            OP_DELETE_DATA_PREFIX => WriteOp::DeleteDataPrefix {
+            OP_DELETE_DATA_PREFIX => WriteOp::DeletePrefix {
+                table: Table::Data,
+                prefix: bytes(&mut input)?.to_vec(),
+            },
+            OP_DELETE_PREFIX => WriteOp::DeletePrefix {
+                table: table(&mut input)?,
                 prefix: bytes(&mut input)?.to_vec(),
             },
             OP_SET_ALARM => WriteOp::SetAlarm {
@@ -139,5 +147,6 @@ fn table_tag(table: Table) -> u8 {
         Table::Classes => 1,
         Table::Components => 2,
         Table::Meta => 3,
+        Table::Names => 4,
     }
 }

@@ -89,7 +89,14 @@ fn every_op_round_trips() {
             table: Table::Meta,
             key: b"m".to_vec(),
         },
-        WriteOp::DeleteDataPrefix { prefix: vec![1, 2] },
+        WriteOp::DeletePrefix {
+            table: Table::Data,
+            prefix: vec![1, 2],
+        },
+        WriteOp::DeletePrefix {
+            table: Table::Names,
+            prefix: vec![3],
+        },
         WriteOp::SetAlarm {
             object: vec![3; 40],
             at_ms: Some(-7),
