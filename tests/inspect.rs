@@ -757,3 +757,95 @@ async fn an_object_is_exported_and_imported_as_json_lines() {
         entries("Probe", "src").await
     );
 }
+
+/// Every object's events are metered — events, wall and CPU time, gate wait, storage bytes,
+/// memory — listed as top objects (`GET /top`, `duro top`) and summed per class on `/metrics`;
+/// an object's totals outlive its actor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_metered_and_the_costliest_are_listed() {
+    let s = TestServer::start_with(|c| c.idle_timeout = Duration::from_millis(200)).await;
+    assert_eq!(
+        s.deploy("Counter", "duro-example-counter").await.0,
+        StatusCode::CREATED
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            s.post("/objects/Counter/hot/increment").await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        s.post("/objects/Counter/cold/increment").await.0,
+        StatusCode::OK
+    );
+
+    let top = listing(&s, "/top?by=requests").await;
+    let hot = &top["objects"][0];
+    assert_eq!(
+        (&hot["name"], &hot["class"], &hot["events"]),
+        (&json!("hot"), &json!("Counter"), &json!(5)),
+        "{top}"
+    );
+    for field in ["cpu_ms", "wall_ms", "gate_ms"] {
+        assert!(hot[field].as_f64().unwrap() > 0.0, "{field}: {top}");
+    }
+    // Four reads of {"count": n} (the first found nothing) and five writes of it.
+    assert_eq!(hot["read_bytes"], 4 * ("count".len() + 1), "{top}");
+    assert_eq!(hot["written_bytes"], 5 * ("count".len() + 1), "{top}");
+    assert!(hot["peak_memory_bytes"].as_u64().unwrap() > 0, "{top}");
+    assert_eq!(top["objects"][1]["name"], json!("cold"), "{top}");
+    assert_eq!(top["classes"][0]["class"], json!("Counter"), "{top}");
+    assert_eq!(top["classes"][0]["events"], json!(6), "{top}");
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("duro_class_events_total{class=\"Counter\"} 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("duro_class_cpu_seconds_total{class=\"Counter\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
+
+    // Kept after the actor retires, and continued when the object comes back.
+    eventually(Duration::from_secs(20), || async {
+        let top = listing(&s, "/top?by=requests").await;
+        (top["objects"][0]["active"] == false).then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.post("/objects/Counter/hot/increment").await.0,
+        StatusCode::OK
+    );
+    let top = listing(&s, "/top?by=storage&class=Counter&limit=1").await;
+    assert_eq!(top["objects"].as_array().unwrap().len(), 1, "{top}");
+    assert_eq!(
+        (&top["objects"][0]["name"], &top["objects"][0]["events"]),
+        (&json!("hot"), &json!(6)),
+        "{top}"
+    );
+
+    // Mistakes say what is wrong.
+    assert_eq!(
+        admin_get(&s, "/top?by=fame").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        admin_get(&s, "/top?class=Nope").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let table = cli(&s, &["top", "--by", "requests"]);
+    assert!(table.starts_with("top objects by requests"), "{table}");
+    assert!(
+        table.contains("hot") && table.contains("per class"),
+        "{table}"
+    );
+}

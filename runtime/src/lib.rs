@@ -15,8 +15,9 @@
 //!   migrations, worker, outbound), and building a wrangler `main` with the JS SDK.
 //! - [`object`]: the directory of live objects, the actor that runs each one's events, the
 //!   reaper thread that
-//!   drops retired actors (their pooled slots) off the async threads, and, in a cluster, the
-//!   forwarding of other nodes' objects' events (`object::remote`).
+//!   drops retired actors (their pooled slots) off the async threads, per-object metering
+//!   (`object::meter`), and, in a cluster, the forwarding of other nodes' objects' events
+//!   (`object::remote`).
 //! - [`alarm`]: the scheduler that fires persisted alarms.
 //! - [`websocket`]: runtime-held WebSocket connections and each object's socket registry.
 //! - [`worker`]: the stateless worker in front of the objects, and its pool of instances.
@@ -31,9 +32,10 @@
 //!   set and its read cache), group commit (`storage::commit`), the output gate
 //!   (`storage::gate`), each object's SQL database (`storage::sql`: SQLite over a VFS
 //!   whose file is the object's entries), and what an operator sees of the stored objects
-//!   (`storage::inspect`, `storage::sql::snapshot`).
+//!   (`storage::inspect`, `storage::sql::snapshot`; one object as JSON lines: `storage::export`).
 //! - [`http`]: the ingress and admin listeners (the object inspector's routes in
-//!   `http::inspect`; cluster mode's internal route for forwarded events in `http::forward`);
+//!   `http::inspect`, its edits in `http::edit`, export and import in `http::transfer`, metering
+//!   in `http::top`; cluster mode's internal route for forwarded events in `http::forward`);
 //!   [`access`]: the access log.
 //! - [`memory`]: the global allocator (mimalloc) and returning free heap to the OS.
 //! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line (`cli::dev`: `duro dev`:

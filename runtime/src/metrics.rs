@@ -272,9 +272,17 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        self.render_with("")
+    }
+
+    /// [`render`](Self::render) with `families` (OpenMetrics text) added before its end.
+    pub fn render_with(&self, families: &str) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
-        out
+        match out.strip_suffix("# EOF\n") {
+            Some(head) => format!("{head}{families}# EOF\n"),
+            None => out + families,
+        }
     }
 }
 

@@ -127,6 +127,11 @@ pub struct MemoryGuard {
 }
 
 impl MemoryGuard {
+    /// The linear memory the store holds now.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
     pub fn new(limit: usize, budget: Arc<MemoryBudget>) -> Self {
         Self {
             limit,

@@ -488,6 +488,11 @@ impl Instance {
         self.store.data().meter.outcome(outcome, &self.limits)
     }
 
+    /// The linear memory the instance holds now (its share of the memory budget).
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().meter.memory.held()
+    }
+
     /// Records which name addressed the object, for `state.name`.
     pub fn learn_name(&mut self, name: &str) {
         let state = self.store.data_mut();

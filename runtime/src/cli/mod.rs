@@ -5,17 +5,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::deploy::DeployConfig;
 use crate::init::Lang;
+use tables::{classes_table, entries_table, objects_table, print_imported, shell_word, top_table};
 
 mod client;
 mod dev;
 mod serve;
+mod tables;
 mod transfer;
 use client::change_of;
 use serve::{ServeArgs, parse_deploy, serve, server_config};
@@ -197,6 +198,22 @@ enum Command {
         /// Wipe the copy first if it stores something.
         #[arg(long)]
         replace: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// The costliest objects since the server started — events, CPU, wall and gate-wait time,
+    /// storage bytes read and written, peak memory — and each class's totals: `duro top --by
+    /// storage`.
+    Top {
+        /// Rank by cpu, requests, storage or wall.
+        #[arg(long, default_value = "cpu")]
+        by: String,
+        /// Only this class's objects.
+        #[arg(long)]
+        class: Option<String>,
+        /// At most this many objects (1 to 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -394,6 +411,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Top {
+            by,
+            class,
+            limit,
+            admin,
+        } => {
+            let path = format!("/top?by={}&limit={limit}", encode(&by));
+            let path = with_query(path, &[("class", &class)]);
+            show(&admin, &path, top_table).await
+        }
         Command::Export {
             class,
             id,
@@ -509,38 +536,6 @@ fn config_path(config: Option<PathBuf>, classes: &[String]) -> anyhow::Result<Op
     })
 }
 
-/// The classes as a table: name, digest (short), size, last change (UTC).
-fn classes_table(classes: &[crate::class::ClassInfo]) -> String {
-    let width = classes
-        .iter()
-        .map(|c| c.class.len())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    let mut out = format!(
-        "{:width$}  {:12}  {:>9}  UPDATED\n",
-        "CLASS", "SHA256", "SIZE"
-    );
-    for class in classes {
-        let updated = std::time::UNIX_EPOCH + Duration::from_millis(class.updated_ms);
-        let size = if class.size >= 1024 * 1024 {
-            format!("{:.1} MiB", class.size as f64 / 1048576.0)
-        } else {
-            format!("{:.0} KiB", (class.size as f64 / 1024.0).ceil())
-        };
-        out += &format!(
-            "{:width$}  {:12}  {size:>9}  {}\n",
-            class.class,
-            &class.sha256[..class.sha256.len().min(12)],
-            httpdate::fmt_http_date(updated)
-        );
-    }
-    if classes.is_empty() {
-        out += "(no classes deployed)\n";
-    }
-    out
-}
-
 /// A path segment or query value, percent-encoded.
 fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -584,117 +579,6 @@ fn object_path(class: &str, id: Option<&str>, name: Option<&str>) -> anyhow::Res
         (None, None) => bail!("give the object's id, or --name"),
     };
     Ok(format!("/classes/{}/objects/{object}", encode(class)))
-}
-
-/// What an import put, as JSON or in words.
-fn print_imported(admin: &AdminArgs, answer: serde_json::Value) {
-    if admin.json {
-        println!("{answer}");
-    } else {
-        println!(
-            "imported {} entries into object {} ({} events)",
-            answer["entries"],
-            answer["id"].as_str().unwrap_or("?"),
-            answer["parts"]
-        );
-    }
-}
-
-/// An alarm time for people: its HTTP date, or `-`.
-fn alarm_text(alarm_ms: &serde_json::Value) -> String {
-    match alarm_ms.as_i64().and_then(|ms| u64::try_from(ms).ok()) {
-        Some(ms) => httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_millis(ms)),
-        None => "-".to_string(),
-    }
-}
-
-/// `word` as one shell word: as it is when that is safe, else single-quoted.
-fn shell_word(word: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.,:/@%+=".contains(c);
-    if !word.is_empty() && word.chars().all(plain) {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
-/// `duro objects`: a table of a page of `GET /classes/{class}/objects`, and how to see the next
-/// (`more` is the command that listed it).
-fn objects_table(more: &str, page: &serde_json::Value) -> String {
-    let objects = page["objects"].as_array().cloned().unwrap_or_default();
-    let width = objects
-        .iter()
-        .filter_map(|o| o["name"].as_str())
-        .map(|name| name.chars().count())
-        .max()
-        .unwrap_or(0)
-        .clamp(4, 40);
-    let mut out = format!(
-        "{:width$}  {:64}  {:>6}  {:>9}  {:6}  {:>7}  ALARM\n",
-        "NAME", "ID", "KEYS", "BYTES", "ACTIVE", "SOCKETS"
-    );
-    for object in &objects {
-        out += &format!(
-            "{:width$}  {:64}  {:>6}  {:>9}  {:6}  {:>7}  {}\n",
-            object["name"].as_str().unwrap_or("-"),
-            object["id"].as_str().unwrap_or("?"),
-            object["keys"].to_string(),
-            object["bytes"].to_string(),
-            if object["active"] == true {
-                "yes"
-            } else {
-                "no"
-            },
-            object["websockets"].to_string(),
-            alarm_text(&object["alarm_ms"])
-        );
-    }
-    if objects.is_empty() {
-        out += "(no stored objects)\n";
-    }
-    if let Some(next) = page["next"].as_str() {
-        out += &format!("more: {more} --after {}\n", shell_word(next));
-    }
-    out
-}
-
-/// `duro object`: an object's id, alarm and entries (values as compact JSON).
-fn entries_table(object: &serde_json::Value) -> String {
-    let mut out = format!("id: {}\n", object["id"].as_str().unwrap_or("?"));
-    if let Some(name) = object["name"].as_str() {
-        out += &format!("name: {name}\n");
-    }
-    out += &format!("alarm: {}\n", alarm_text(&object["alarm_ms"]));
-    let yes = |field: &str| if object[field] == true { "yes" } else { "no" };
-    out += &format!(
-        "active: {}, in memory: {}, websockets: {}\n",
-        yes("active"),
-        yes("in_memory"),
-        object["websockets"]
-    );
-    let entries = object["entries"].as_array().cloned().unwrap_or_default();
-    let width = entries
-        .iter()
-        .filter_map(|e| e["key"].as_str())
-        .map(str::len)
-        .max()
-        .unwrap_or(0)
-        .clamp(3, 40);
-    out += &format!("{:width$}  VALUE\n", "KEY");
-    for entry in &entries {
-        let value = match entry.get("value") {
-            Some(value) => value.to_string(),
-            None => format!("(not JSON) hex {}", entry["hex"].as_str().unwrap_or("")),
-        };
-        out += &format!("{:width$}  {value}\n", entry["key"].as_str().unwrap_or("?"));
-    }
-    if entries.is_empty() {
-        out += "(no entries)\n";
-    }
-    if let Some(next) = object["next"].as_str() {
-        out += &format!("more: add --after {next}\n");
-    }
-    out
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -234,8 +234,10 @@ async fn route(
                 &serde_json::json!({"ready": false, "reason": "applying the deploy config"}),
             )
         }),
+        (Admin::Top, Method::GET) => super::top::top(state, request.uri().query()).await,
         (Admin::Metrics, Method::GET) => {
-            let mut response = http::Response::new(Body::from(state.metrics.render()));
+            let text = state.metrics.render_with(&super::top::class_metrics(state));
+            let mut response = http::Response::new(Body::from(text));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static(

@@ -50,7 +50,7 @@ pub(super) fn find_object(
 
 /// Runs a blocking read of the database off the async threads; a failure is an internal error
 /// that says `what` was being done.
-async fn read_db<T: Send + 'static>(
+pub(super) async fn read_db<T: Send + 'static>(
     state: &AdminState,
     what: &str,
     read: impl FnOnce(&dyn crate::storage::Reader) -> Result<T, crate::storage::BackendError>
@@ -66,13 +66,13 @@ async fn read_db<T: Send + 'static>(
 }
 
 /// A query value, or a bad request that names it.
-fn query(query: Option<&str>, key: &str) -> Result<Option<String>, ApiError> {
+pub(super) fn query(query: Option<&str>, key: &str) -> Result<Option<String>, ApiError> {
     route::query_value(query, key)
         .map_err(|_| ApiError::BadRequest(format!("the query value {key} is not valid UTF-8")))
 }
 
 /// `?limit=` (1 to [`MAX_PAGE`], default [`PAGE`]).
-fn page_limit(query_string: Option<&str>) -> Result<usize, ApiError> {
+pub(super) fn page_limit(query_string: Option<&str>) -> Result<usize, ApiError> {
     match query(query_string, "limit")? {
         None => Ok(PAGE),
         Some(limit) => limit

@@ -9,6 +9,7 @@ mod forward;
 pub mod ingress;
 mod inspect;
 pub mod route;
+mod top;
 mod transfer;
 
 use std::convert::Infallible;

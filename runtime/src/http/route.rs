@@ -47,6 +47,8 @@ pub enum Admin {
     Healthz,
     Readyz,
     Metrics,
+    /// `/top`: the costliest objects, and each class's totals.
+    Top,
     /// `/internal/forward`: cluster mode's route for another node's forwarded event.
     Forward,
 }
@@ -135,6 +137,7 @@ pub fn admin(path: &str) -> Result<Admin, RouteError> {
         ["healthz"] => Ok(Admin::Healthz),
         ["readyz"] => Ok(Admin::Readyz),
         ["metrics"] => Ok(Admin::Metrics),
+        ["top"] => Ok(Admin::Top),
         ["internal", "forward"] => Ok(Admin::Forward),
         _ => Err(RouteError::NotFound),
     }

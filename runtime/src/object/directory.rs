@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::actor::{Actor, Envelope};
+use super::meter::{ObjectMeter, Usage};
 use super::reaper::Reaper;
 use super::remote::Place;
 use super::{AlarmOutcome, ObjectError};
@@ -40,24 +41,8 @@ pub(super) struct Mailbox {
     pub tx: mpsc::Sender<Box<Envelope>>,
     /// Distinguishes successive actors of the same object.
     pub actor: u64,
-    /// What the actor reports of itself, read by listings without disturbing it.
-    pub stats: Arc<LiveStats>,
-}
-
-/// What a live actor reports of itself after each event: read by the object listings.
-#[derive(Default)]
-pub(super) struct LiveStats {
-    /// When its last event from outside ended (ms since the Unix epoch, the runtime's clock).
-    pub last_event_ms: AtomicI64,
-    /// Its open WebSockets.
-    pub websockets: AtomicUsize,
-}
-
-impl LiveStats {
-    pub fn record(&self, now_ms: i64, websockets: usize) {
-        self.last_event_ms.store(now_ms, Ordering::Relaxed);
-        self.websockets.store(websockets, Ordering::Relaxed);
-    }
+    /// What the actor counts of itself, read by listings without disturbing it.
+    pub meter: Arc<ObjectMeter>,
 }
 
 /// What a listing shows of an object that has an actor now.
@@ -67,6 +52,16 @@ pub struct LiveObject {
     pub websockets: usize,
     /// When its last event ended (ms since the Unix epoch); `None` before its first.
     pub last_event_ms: Option<i64>,
+    /// What its events cost since this node started.
+    pub usage: Usage,
+}
+
+/// The totals of [`Directory::usage`].
+pub struct Metered {
+    /// Per object (live ones, and those kept after their actors retired).
+    pub objects: Vec<(ObjectKey, Usage)>,
+    /// Per class incarnation, every object counted.
+    pub classes: HashMap<u64, Usage>,
 }
 
 /// What every actor shares.
@@ -101,6 +96,8 @@ pub(super) struct Shared {
     pub closing: AtomicBool,
     /// Cluster mode: where objects of other nodes' shards run.
     pub remote: Option<super::remote::Remote>,
+    /// The metering totals of objects whose actors retired.
+    pub retired: super::meter::Retired,
     /// Cluster mode: the mailboxes of actors told to stop because their shard moves, until
     /// they have stopped (every eviction waits for all of them, whoever started it).
     pub evicting: Mutex<Vec<Mailbox>>,
@@ -185,6 +182,7 @@ impl Directory {
             closing: AtomicBool::new(false),
             remote,
             evicting: Mutex::new(Vec::new()),
+            retired: Default::default(),
         };
         (
             Self {
@@ -420,12 +418,24 @@ impl Directory {
     pub fn live(&self, key: &ObjectKey) -> Option<LiveObject> {
         let shard = &self.shared.shards[self.shared.hasher.hash_one(key) as usize % SHARDS];
         let objects = shard.lock().expect("directory lock");
-        let stats = &objects.get(key).filter(|m| !m.tx.is_closed())?.stats;
-        let last = stats.last_event_ms.load(Ordering::Relaxed);
+        let meter = &objects.get(key).filter(|m| !m.tx.is_closed())?.meter;
         Some(LiveObject {
-            websockets: stats.websockets.load(Ordering::Relaxed),
-            last_event_ms: (last != 0).then_some(last),
+            websockets: meter.open_websockets(),
+            last_event_ms: meter.last_event_ms(),
+            usage: meter.usage(),
         })
+    }
+
+    /// What every object's events cost since this node started (those of objects whose totals
+    /// are no longer kept one by one: per class), and per class.
+    pub fn usage(&self) -> Metered {
+        let (mut objects, folded) = self.shared.retired.snapshot();
+        for shard in &self.shared.shards {
+            let live = shard.lock().expect("directory lock");
+            objects.extend(live.iter().map(|(key, m)| (key.clone(), m.meter.usage())));
+        }
+        let classes = super::meter::per_class(objects.iter().map(|(k, u)| (k, u)), &folded);
+        Metered { objects, classes }
     }
 
     /// Puts the event in the object's mailbox, starting its actor if it has none.
@@ -510,13 +520,13 @@ impl Directory {
     ) -> Mailbox {
         let (tx, rx) = mpsc::channel(self.shared.limits.mailbox_capacity);
         let actor_id = self.shared.next_actor.fetch_add(1, Ordering::Relaxed);
-        let stats = Arc::new(LiveStats::default());
+        let meter = Arc::new(self.shared.retired.revive(&key));
         let actor = Actor::new(key, class, actor_id, rx, self.shared.clone(), permit);
-        tokio::spawn(actor.reporting_to(stats.clone()).run());
+        tokio::spawn(actor.metered_by(meter.clone()).run());
         Mailbox {
             tx,
             actor: actor_id,
-            stats,
+            meter,
         }
     }
 }
@@ -566,7 +576,11 @@ impl Shared {
         if !rx.is_empty() {
             return false;
         }
-        if objects.get(key).is_some_and(|m| m.actor == actor) {
+        if let Some(mailbox) = objects.get(key)
+            && mailbox.actor == actor
+        {
+            // Under the lock: the object's next actor continues these totals.
+            self.retired.retire(key, &mailbox.meter);
             objects.remove(key);
         }
         rx.close();

@@ -7,11 +7,13 @@
 
 mod actor;
 pub mod directory;
+mod meter;
 mod reach;
 mod reaper;
 pub mod remote;
 
-pub use directory::{ActorsStopped, Directory, LiveObject};
+pub use directory::{ActorsStopped, Directory, LiveObject, Metered};
+pub use meter::{Rank, Usage};
 
 use crate::abi::GuestError;
 use crate::ids::ClassName;

@@ -15,7 +15,8 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 mod events;
 
-use super::directory::{LiveStats, Shared};
+use super::directory::Shared;
+use super::meter::{self, EventCost, ObjectMeter};
 use super::{AlarmOutcome, ObjectError};
 use crate::abi::{CallChain, Identity, Instance, ObjectParts};
 use crate::abi::{Request, Response};
@@ -91,8 +92,11 @@ pub(super) struct Actor {
     gate: OutputGate<Vec<(SocketId, Outgoing)>>,
     /// The object's place in its class's shared instances (shared classes only).
     tenancy: Option<Tenancy>,
-    /// Where it reports its last event's time and its socket count, for listings.
-    stats: Arc<LiveStats>,
+    /// What its events cost, its last event's time and its socket count, for listings.
+    meter: Arc<ObjectMeter>,
+    /// When each commit in flight was handed over (its sequence number): the gate wait ends
+    /// when it is durable.
+    committing_since: std::collections::VecDeque<(u64, Instant)>,
     /// When the object's last event ended: it goes idle (or hibernates) counting from here. An
     /// operator's look at it (`Envelope::View`) is not an event and keeps nothing awake, nor is
     /// a wake (background work counts from the last event from outside).
@@ -127,15 +131,16 @@ impl Actor {
             name: None,
             gate: OutputGate::default(),
             tenancy: None,
-            stats: Arc::default(),
+            meter: Arc::default(),
+            committing_since: Default::default(),
             quiet_since: tokio::time::Instant::now(),
             wake_at: None,
         }
     }
 
-    /// Reports to `stats` (the directory's entry of this actor).
-    pub fn reporting_to(mut self, stats: Arc<LiveStats>) -> Self {
-        self.stats = stats;
+    /// Counts into `meter` (the directory's entry of this actor).
+    pub fn metered_by(mut self, meter: Arc<ObjectMeter>) -> Self {
+        self.meter = meter;
         self
     }
 
@@ -184,17 +189,17 @@ impl Actor {
                 envelope = self.rx.recv() => match envelope {
                     Some(envelope) if matches!(*envelope, Envelope::Evict) => {
                         self.shared.metrics.queued_events.dec();
+                        self.shared.retired.retire(&self.key, &self.meter);
                         self.sockets().close_all(1012, "the object moved to another node");
                         break;
                     }
                     Some(envelope) => {
                         self.shared.metrics.queued_events.dec();
-                        let is_event = !matches!(*envelope, Envelope::View { .. });
-                        self.dispatch(*envelope).await;
-                        if is_event {
+                        if matches!(*envelope, Envelope::View { .. }) {
+                            self.dispatch(*envelope).await;
+                        } else {
+                            self.metered(*envelope).await;
                             self.quiet_since = tokio::time::Instant::now();
-                            let sockets = self.sockets().len();
-                            self.stats.record(self.shared.clock.now_ms(), sockets);
                         }
                     }
                     None => break,
@@ -234,6 +239,42 @@ impl Actor {
         }
         self.release_outbox();
         self.shared.metrics.live_objects.dec();
+    }
+
+    /// Runs an event from outside and counts what it cost: wall time, the CPU time of the
+    /// threads that polled it, the storage bytes its guest read and wrote, its memory.
+    async fn metered(&mut self, envelope: Envelope) {
+        let started = Instant::now();
+        let mut cpu_ns = 0;
+        {
+            let mut event = std::pin::pin!(self.dispatch(envelope));
+            std::future::poll_fn(|cx| {
+                let before = meter::thread_cpu_ns();
+                let polled = event.as_mut().poll(cx);
+                cpu_ns += meter::thread_cpu_ns().saturating_sub(before);
+                polled
+            })
+            .await;
+        }
+        let (read_bytes, written_bytes) = self.storage().take_traffic();
+        let cost = EventCost {
+            wall_ns: started.elapsed().as_nanos() as u64,
+            cpu_ns,
+            read_bytes,
+            written_bytes,
+            memory_bytes: self.memory_bytes() as u64,
+        };
+        let websockets = self.sockets().len();
+        self.meter
+            .event(self.shared.clock.now_ms(), websockets, cost);
+    }
+
+    /// The linear memory of its instance (0 while it has none, or shares one).
+    fn memory_bytes(&self) -> usize {
+        match &self.body {
+            Some(Body::Live(instance)) => instance.memory_bytes(),
+            _ => 0,
+        }
     }
 
     /// Runs one envelope; a panic inside the runtime resets the object (`recover_from_panic`).
@@ -601,6 +642,7 @@ impl Actor {
         }
         self.body = Some(Body::Cold(ObjectParts { storage, sockets }));
         self.gate.reset();
+        self.committing_since.clear();
     }
 
     fn storage(&mut self) -> &mut ObjectStorage {
@@ -634,11 +676,21 @@ impl Actor {
         };
         let durable = self.shared.committer.submit(writes.ops).await;
         self.gate.submitted(writes.seq, durable);
+        self.committing_since
+            .push_back((writes.seq, Instant::now()));
     }
 
     fn on_commit(&mut self, committed: Committed) {
         match committed {
-            Committed::Durable(seq) => self.storage().mark_durable(seq),
+            Committed::Durable(seq) => {
+                self.storage().mark_durable(seq);
+                while let Some((_, since)) =
+                    (self.committing_since.front()).filter(|(done, _)| *done <= seq)
+                {
+                    self.meter.gate_wait(since.elapsed().as_nanos() as u64);
+                    self.committing_since.pop_front();
+                }
+            }
             Committed::Failed(error) => {
                 tracing::error!(class = %self.class.name, object = %self.key.id, %error, "commit failed; object reset");
                 self.fresh_storage_view();

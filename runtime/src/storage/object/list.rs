@@ -51,6 +51,7 @@ impl ObjectStorage {
             out.push((key, value));
             Ok(out.len() < limit)
         })?;
+        self.read_bytes += bytes as u64;
         Ok(out)
     }
 

@@ -88,6 +88,10 @@ pub struct ObjectStorage {
     /// Whether the name is known to be stored (its entry and its index entry): then no write
     /// set needs to carry it.
     name_stored: bool,
+    /// Bytes (keys and values) its reads returned and its events wrote, since the last
+    /// `take_traffic` (metering).
+    read_bytes: u64,
+    written_bytes: u64,
 }
 
 impl ObjectStorage {
@@ -108,7 +112,16 @@ impl ObjectStorage {
             memory: None,
             name: None,
             name_stored: false,
+            read_bytes: 0,
+            written_bytes: 0,
         }
+    }
+
+    /// The bytes its reads returned and its events wrote since the last call (metering).
+    pub fn take_traffic(&mut self) -> (u64, u64) {
+        let traffic = (self.read_bytes, self.written_bytes);
+        (self.read_bytes, self.written_bytes) = (0, 0);
+        traffic
     }
 
     /// The object was addressed by `name`: its first durable write will store it.
@@ -182,6 +195,7 @@ impl ObjectStorage {
             self.alarm = Some(at_ms);
         }
         for (key, value) in layer.writes {
+            self.written_bytes += (key.len() + value.as_ref().map_or(0, Bytes::len)) as u64;
             let full = self.full_key(&key);
             ops.push(match &value {
                 Some(v) => WriteOp::Put {
@@ -268,7 +282,9 @@ impl ObjectStorage {
 
     pub fn get(&mut self, key: &str) -> Result<Option<Bytes>, StorageError> {
         self.check_key(key)?;
-        self.read(key.as_bytes())
+        let value = self.read(key.as_bytes())?;
+        self.read_bytes += value.as_ref().map_or(0, |v| (key.len() + v.len()) as u64);
+        Ok(value)
     }
 
     /// The existing entries among `keys`, in key order.
@@ -278,6 +294,7 @@ impl ObjectStorage {
         let mut found = BTreeMap::new();
         for key in keys {
             if let Some(value) = self.read(key.as_bytes())? {
+                self.read_bytes += (key.len() + value.len()) as u64;
                 found.insert(key.clone(), value);
             }
         }
