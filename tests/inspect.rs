@@ -849,3 +849,107 @@ async fn objects_are_metered_and_the_costliest_are_listed() {
         "{table}"
     );
 }
+
+/// `GET /tail` streams, while a client listens, the ingress requests, each object's events and
+/// its guest's log lines, filtered by class and object; `duro tail --json` prints them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_tail_shows_requests_events_and_log_lines() {
+    let s = TestServer::start().await;
+    assert_eq!(
+        s.deploy("TailBad", "misbehave").await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.deploy("TailCounter", "duro-example-counter").await.0,
+        StatusCode::CREATED
+    );
+    let mut tail = s
+        .http
+        .get(format!("{}/tail?class=TailBad&object=talker", s.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), StatusCode::OK);
+    assert_eq!(tail.headers()["content-type"], "text/event-stream");
+    let first = tail.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b": listening"), "{first:?}");
+
+    // Another class and another object of the class: filtered out.
+    s.post("/objects/TailCounter/alpha/increment").await;
+    s.get("/objects/TailBad/quiet/log").await;
+    assert_eq!(s.get("/objects/TailBad/talker/log").await.0, StatusCode::OK);
+    let mut seen: Vec<Value> = Vec::new();
+    let mut pending = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let has = |seen: &[Value], kind: &str| seen.iter().filter(|e| e["kind"] == kind).count();
+    while has(&seen, "log") < 2 || has(&seen, "fetch") == 0 || has(&seen, "request") == 0 {
+        let chunk = tokio::time::timeout_at(deadline, tail.chunk())
+            .await
+            .expect("the tail's events in time")
+            .unwrap()
+            .unwrap();
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find("\n\n") {
+            let message: String = pending.drain(..end + 2).collect();
+            if let Some(data) = message.strip_prefix("data: ") {
+                seen.push(serde_json::from_str(data.trim_end()).unwrap());
+            }
+        }
+    }
+    let request = seen.iter().find(|e| e["kind"] == "request").unwrap();
+    assert_eq!(
+        (&request["what"], &request["status"], &request["object"]),
+        (
+            &json!("GET /objects/TailBad/talker/log"),
+            &json!(200),
+            &json!("TailBad/talker")
+        ),
+        "{request}"
+    );
+    let events = seen.iter().filter(|e| e["kind"] != "request");
+    assert!(
+        events
+            .clone()
+            .all(|e| e["class"] == "TailBad" && e["object"] == "talker"),
+        "{seen:?}"
+    );
+    let logs: Vec<_> = seen.iter().filter(|e| e["kind"] == "log").collect();
+    assert_eq!(
+        logs[0]["message"], "hello from the guest's stdout",
+        "{seen:?}"
+    );
+    assert_eq!(logs[1]["what"], "stderr", "{seen:?}");
+    let fetch = seen.iter().find(|e| e["kind"] == "fetch").unwrap();
+    assert!(fetch["ms"].as_f64().unwrap() > 0.0, "{fetch}");
+    drop(tail);
+
+    // The CLI prints the events as JSON lines.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duro"))
+        .args(["tail", "TailCounter", "--json", "--admin-url", &s.admin])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.contains("\"kind\":\"fetch\""))
+    });
+    // Keep incrementing until the CLI (which connects on its own time) has seen one.
+    eventually(Duration::from_secs(20), || async {
+        s.post("/objects/TailCounter/beta/increment").await;
+        lines.is_finished().then_some(())
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = lines.join().unwrap().expect("a fetch line");
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (&event["class"], &event["object"]),
+        (&json!("TailCounter"), &json!("beta")),
+        "{line}"
+    );
+}

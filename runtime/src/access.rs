@@ -15,9 +15,10 @@ tokio::task_local! {
     static REACHED: RefCell<Vec<String>>;
 }
 
-/// Whether access lines are wanted (then requests are timed and their objects noted).
+/// Whether access lines are wanted, in the log or by a live tail (then requests are timed and
+/// their objects noted).
 pub fn enabled() -> bool {
-    tracing::enabled!(target: "duro::access", tracing::Level::INFO)
+    tracing::enabled!(target: "duro::access", tracing::Level::INFO) || crate::tail::listening()
 }
 
 /// Runs `handle` noting the objects it reaches, and logs its line with `status(&output)`.
@@ -37,6 +38,14 @@ pub async fn logged<T>(
     let ms = started.elapsed().as_secs_f64() * 1e3;
     let status = status(&output);
     let object = reached.join(",");
+    crate::tail::publish(|| {
+        let mut event = crate::tail::TailEvent::new("request");
+        event.what = Some(format!("{method} {path}"));
+        event.status = Some(status);
+        event.ms = Some(ms);
+        event.object = (!object.is_empty()).then(|| object.clone());
+        event
+    });
     tracing::info!(
         target: "duro::access",
         %method, %path, status, ms = format_args!("{ms:.2}"), object, "request"

@@ -38,12 +38,13 @@
 //!   in `http::top`; cluster mode's internal route for forwarded events in `http::forward`);
 //!   [`access`]: the access log.
 //! - [`memory`]: the global allocator (mimalloc) and returning free heap to the OS.
+//! - [`tail`]: the live tail's hub (requests, events, guest log lines, while someone listens).
 //! - [`metrics`]: Prometheus metrics. [`cli`]: the `duro` command line (`cli::dev`: `duro dev`:
 //!   build, serve, watch, swap); [`init`]: `duro init` (a new class project).
 //!
 //! Each layer imports only the ones below it (`tests/layers.rs` checks it): `cli` -> `deploy`,
 //! `http`, `alarm` -> `object` -> `class` -> `worker`, `engine` -> `abi` -> `storage`, with
-//! `config`, `ids`, `clock`, `metrics`, `outbound`, `assets`, `websocket` and `access` beneath
+//! `config`, `ids`, `clock`, `metrics`, `outbound`, `assets`, `websocket`, `access` and `tail` beneath
 //! them all.
 //!
 //! # The path of an event
@@ -88,6 +89,7 @@ pub mod metrics;
 pub mod object;
 pub mod outbound;
 pub mod storage;
+pub mod tail;
 pub mod websocket;
 pub mod worker;
 

@@ -81,6 +81,17 @@ impl LineWriter {
         let text = text.trim_end_matches(['\n', '\r']);
         let (class, stream) = (&self.log.class, self.log.stream);
         let label = crate::lock(&self.log.object);
+        crate::tail::publish(|| {
+            let mut event = crate::tail::TailEvent::new("log");
+            event.class = Some(class.to_string());
+            if let Some(label) = &*label {
+                event.id = Some(label.id.to_hex());
+                event.object = Some(label.name.clone().unwrap_or_else(|| label.id.to_hex()));
+            }
+            event.what = Some(stream.to_string());
+            event.message = Some(text.to_string());
+            event
+        });
         match &*label {
             Some(Label {
                 id,

@@ -17,6 +17,7 @@ mod client;
 mod dev;
 mod serve;
 mod tables;
+mod tail;
 mod transfer;
 use client::change_of;
 use serve::{ServeArgs, parse_deploy, serve, server_config};
@@ -217,6 +218,16 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Follow what happens, as it happens: ingress requests, each object's events (requests,
+    /// RPC calls, alarms, socket messages) and its guest's log lines — all, one class's, or one
+    /// object's (by name or id). `--json` prints the events as JSON lines.
+    Tail {
+        class: Option<String>,
+        /// The object's name or id.
+        object: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Delete a class and all of its objects' storage.
     Delete {
         class: String,
@@ -411,6 +422,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Tail {
+            class,
+            object,
+            admin,
+        } => tail::tail(&admin.client(), class, object, admin.json).await,
         Command::Top {
             by,
             class,

@@ -58,6 +58,9 @@ pub async fn handle(
         (Ok(()), Err(_)) => Err(ApiError::NotFound("no such route".into())),
         // The one answer that streams.
         (Ok(()), Ok(Admin::Backup)) if request.method() == Method::GET => backup(&state).await,
+        (Ok(()), Ok(Admin::Tail)) if request.method() == Method::GET => {
+            super::tail::tail(request.uri().query())
+        }
         (Ok(()), Ok(Admin::Object(class, object, ObjectPart::Export)))
             if request.method() == Method::GET =>
         {

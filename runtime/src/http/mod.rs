@@ -9,6 +9,7 @@ mod forward;
 pub mod ingress;
 mod inspect;
 pub mod route;
+mod tail;
 mod top;
 mod transfer;
 

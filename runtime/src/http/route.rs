@@ -49,6 +49,8 @@ pub enum Admin {
     Metrics,
     /// `/top`: the costliest objects, and each class's totals.
     Top,
+    /// `/tail`: live events and guest log lines (server-sent events).
+    Tail,
     /// `/internal/forward`: cluster mode's route for another node's forwarded event.
     Forward,
 }
@@ -138,6 +140,7 @@ pub fn admin(path: &str) -> Result<Admin, RouteError> {
         ["readyz"] => Ok(Admin::Readyz),
         ["metrics"] => Ok(Admin::Metrics),
         ["top"] => Ok(Admin::Top),
+        ["tail"] => Ok(Admin::Tail),
         ["internal", "forward"] => Ok(Admin::Forward),
         _ => Err(RouteError::NotFound),
     }

@@ -68,6 +68,23 @@ pub(super) enum Envelope {
     Evict,
 }
 
+impl Envelope {
+    /// What kind of event it is, as a live tail names it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Fetch { request, .. } if request.rpc.is_some() => "rpc",
+            Self::Fetch { .. } => "fetch",
+            Self::Alarm { .. } => "alarm",
+            Self::SocketOpened { .. } => "socket-open",
+            Self::Socket { .. } => "socket",
+            Self::View { .. } => "view",
+            Self::Edit { .. } => "edit",
+            Self::Wake => "timers",
+            Self::Evict => "evict",
+        }
+    }
+}
+
 /// The object's instance, or just what outlives it while no instance is live. Not boxed: an
 /// actor holds one, and boxing the parts would cost an allocation at every hibernation.
 #[allow(clippy::large_enum_variant)]
@@ -244,6 +261,7 @@ impl Actor {
     /// Runs an event from outside and counts what it cost: wall time, the CPU time of the
     /// threads that polled it, the storage bytes its guest read and wrote, its memory.
     async fn metered(&mut self, envelope: Envelope) {
+        let kind = crate::tail::listening().then(|| envelope.kind());
         let started = Instant::now();
         let mut cpu_ns = 0;
         {
@@ -267,6 +285,16 @@ impl Actor {
         let websockets = self.sockets().len();
         self.meter
             .event(self.shared.clock.now_ms(), websockets, cost);
+        if let Some(kind) = kind {
+            crate::tail::publish(|| {
+                let mut event = crate::tail::TailEvent::new(kind);
+                event.class = Some(self.class.name.to_string());
+                event.id = Some(self.key.id.to_hex());
+                event.object = Some(self.name.clone().unwrap_or_else(|| self.key.id.to_hex()));
+                event.ms = Some(cost.wall_ns as f64 / 1e6);
+                event
+            });
+        }
     }
 
     /// The linear memory of its instance (0 while it has none, or shares one).

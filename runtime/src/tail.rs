@@ -1,0 +1,170 @@
+//! Live tail (`GET /tail`, `duro tail`): what happens now, as wrangler tail shows it — ingress
+//! requests (from the access log's hook), each object's events (requests, RPC calls, alarms,
+//! socket messages, edits, with their wall time) and its guest's log lines. Producers publish
+//! only while someone listens: with no listener, a publish is one atomic load. One hub per
+//! process; a listener filters by class and object.
+
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// Events a slow listener may fall behind by before it misses some (it is told how many).
+const BACKLOG: usize = 4096;
+
+/// One thing that happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct TailEvent {
+    /// When (ms since the Unix epoch).
+    pub time_ms: i64,
+    /// `request` (ingress), `fetch`, `rpc`, `alarm`, `socket-open`, `socket`, `edit`, `timers`,
+    /// or `log`.
+    pub kind: &'static str,
+    pub class: Option<String>,
+    /// The object's name, or else its id.
+    pub object: Option<String>,
+    /// Its id, when known.
+    pub id: Option<String>,
+    /// A request's method and path, or a log line's stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub what: Option<String>,
+    /// A request's status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Wall time, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ms: Option<f64>,
+    /// A log line's text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl TailEvent {
+    pub fn new(kind: &'static str) -> Self {
+        Self {
+            time_ms: now_ms(),
+            kind,
+            class: None,
+            object: None,
+            id: None,
+            what: None,
+            status: None,
+            ms: None,
+            message: None,
+        }
+    }
+
+    /// Whether a listener asking for `class` (and `object`: a name or an id) wants it. A
+    /// request matches through the objects it reached (`Class/name,...`).
+    pub fn matches(&self, class: Option<&str>, object: Option<&str>) -> bool {
+        if self.class.is_none() && self.kind == "request" {
+            let reached = self.object.as_deref().unwrap_or("");
+            return reached.split(',').any(|item| {
+                let (c, o) = item.split_once('/').unwrap_or((item, ""));
+                class.is_none_or(|class| class == c) && object.is_none_or(|object| object == o)
+            });
+        }
+        let class_ok = class.is_none_or(|c| self.class.as_deref() == Some(c));
+        let object_ok = object
+            .is_none_or(|o| self.object.as_deref() == Some(o) || self.id.as_deref() == Some(o));
+        class_ok && object_ok
+    }
+}
+
+struct Hub {
+    tx: broadcast::Sender<TailEvent>,
+    listeners: AtomicUsize,
+}
+
+static HUB: LazyLock<Hub> = LazyLock::new(|| Hub {
+    tx: broadcast::channel(BACKLOG).0,
+    listeners: AtomicUsize::new(0),
+});
+
+/// Whether anyone listens (producers build events only then).
+pub fn listening() -> bool {
+    HUB.listeners.load(Ordering::Relaxed) > 0
+}
+
+/// Publishes the event `make` builds, if anyone listens.
+pub fn publish(make: impl FnOnce() -> TailEvent) {
+    if listening() {
+        let _ = HUB.tx.send(make());
+    }
+}
+
+/// A listener: receives every event published while it lives.
+pub struct Listener {
+    rx: broadcast::Receiver<TailEvent>,
+}
+
+impl Listener {
+    pub fn new() -> Self {
+        HUB.listeners.fetch_add(1, Ordering::Relaxed);
+        Self {
+            rx: HUB.tx.subscribe(),
+        }
+    }
+
+    /// The next event; `Err(n)` when this listener fell `n` events behind and missed them.
+    pub async fn next(&mut self) -> Result<TailEvent, u64> {
+        loop {
+            match self.rx.recv().await {
+                Ok(event) => return Ok(event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => return Err(missed),
+                // The hub lives as long as the process.
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    }
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        HUB.listeners.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn listeners_get_what_is_published_while_they_listen() {
+        let mut event = TailEvent::new("log");
+        event.class = Some("TailUnitTest".into());
+        publish(|| event.clone());
+        let mut listener = Listener::new();
+        assert!(listening());
+        let mut second = event.clone();
+        second.object = Some("a".into());
+        publish(|| second.clone());
+        let got = loop {
+            let got = listener.next().await.unwrap();
+            if got.class.as_deref() == Some("TailUnitTest") {
+                break got;
+            }
+        };
+        assert_eq!(got.object.as_deref(), Some("a"));
+        assert!(got.matches(Some("TailUnitTest"), Some("a")));
+        assert!(!got.matches(Some("Other"), None));
+        assert!(!got.matches(None, Some("b")));
+        let mut request = TailEvent::new("request");
+        request.object = Some("A/x,B/y".into());
+        assert!(request.matches(Some("B"), Some("y")) && request.matches(None, None));
+        assert!(!request.matches(Some("A"), Some("y")) && !request.matches(Some("C"), None));
+    }
+}
