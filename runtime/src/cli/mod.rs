@@ -112,13 +112,8 @@ enum Command {
     /// Show one object's stored entries and its alarm: `duro object Counter ID`, or by the name
     /// it is addressed by: `duro object Counter --name alice`.
     Object {
-        class: String,
-        /// The object's id (64 hex).
-        #[arg(required_unless_present = "name", conflicts_with = "name")]
-        id: Option<String>,
-        /// The name the object is addressed by (`/objects/{class}/{name}`).
-        #[arg(long)]
-        name: Option<String>,
+        #[command(flatten)]
+        object: ObjectArgs,
         /// Only keys starting with this.
         #[arg(long)]
         prefix: Option<String>,
@@ -134,26 +129,16 @@ enum Command {
     /// Delete one object's storage and alarm, between two of its events (its in-memory state
     /// goes too; its WebSockets stay): `duro wipe Counter ID`, or `--name alice`.
     Wipe {
-        class: String,
-        /// The object's id (64 hex).
-        #[arg(required_unless_present = "name", conflicts_with = "name")]
-        id: Option<String>,
-        /// The name the object is addressed by.
-        #[arg(long)]
-        name: Option<String>,
+        #[command(flatten)]
+        object: ObjectArgs,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Write one object (its entries, alarm and SQL database) as JSON lines: `duro export
     /// Counter --name alice -o alice.jsonl` (stdout without -o).
     Export {
-        class: String,
-        /// The object's id (64 hex).
-        #[arg(required_unless_present = "name", conflicts_with = "name")]
-        id: Option<String>,
-        /// The name the object is addressed by.
-        #[arg(long)]
-        name: Option<String>,
+        #[command(flatten)]
+        object: ObjectArgs,
         /// Write here (through a temporary file, then renamed) instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -164,13 +149,8 @@ enum Command {
     /// bob -i alice.jsonl` (stdin without -i). Refused if the object stores something, unless
     /// --replace.
     Import {
-        class: String,
-        /// The object's id (64 hex).
-        #[arg(required_unless_present = "name", conflicts_with = "name")]
-        id: Option<String>,
-        /// The name the object is addressed by.
-        #[arg(long)]
-        name: Option<String>,
+        #[command(flatten)]
+        object: ObjectArgs,
         /// Read the export from here instead of stdin.
         #[arg(long, short)]
         input: Option<PathBuf>,
@@ -183,13 +163,8 @@ enum Command {
     /// Copy one object into another (export, then import): `duro fork Counter --name alice
     /// --to-name alice-copy [--to-class Other]`.
     Fork {
-        class: String,
-        /// The object's id (64 hex).
-        #[arg(required_unless_present = "name", conflicts_with = "name")]
-        id: Option<String>,
-        /// The name the object is addressed by.
-        #[arg(long)]
-        name: Option<String>,
+        #[command(flatten)]
+        object: ObjectArgs,
         /// The copy's name.
         #[arg(long)]
         to_name: String,
@@ -257,6 +232,25 @@ struct DevArgs {
     file: Option<PathBuf>,
     #[command(flatten)]
     serve: ServeArgs,
+}
+
+/// Which object a command is about: its class, and its id or the name it is addressed by.
+#[derive(Args)]
+struct ObjectArgs {
+    class: String,
+    /// The object's id (64 hex).
+    #[arg(required_unless_present = "name", conflicts_with = "name")]
+    id: Option<String>,
+    /// The name the object is addressed by (`/objects/{class}/{name}`).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+impl ObjectArgs {
+    /// Its admin path: `/classes/{class}/objects/{id}` or `.../by-name/{name}`.
+    fn path(&self) -> anyhow::Result<String> {
+        object_path(&self.class, self.id.as_deref(), self.name.as_deref())
+    }
 }
 
 #[derive(Args)]
@@ -390,26 +384,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             show(&admin, &path, |page| objects_table(&more, page)).await
         }
         Command::Object {
-            class,
-            id,
-            name,
+            object,
             prefix,
             limit,
             after,
             admin,
         } => {
-            let object = object_path(&class, id.as_deref(), name.as_deref())?;
+            let object = object.path()?;
             let path = format!("{object}?limit={limit}");
             let path = with_query(path, &[("prefix", &prefix), ("after", &after)]);
             show(&admin, &path, entries_table).await
         }
-        Command::Wipe {
-            class,
-            id,
-            name,
-            admin,
-        } => {
-            let path = object_path(&class, id.as_deref(), name.as_deref())?;
+        Command::Wipe { object, admin } => {
+            let path = object.path()?;
             admin
                 .client()
                 .send(reqwest::Method::DELETE, &path, Vec::new())
@@ -417,7 +404,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if admin.json {
                 println!("{}", serde_json::json!({ "wiped": true }));
             } else {
-                let which = id.or(name).unwrap_or_default();
+                let which = object.id.or(object.name).unwrap_or_default();
+                let class = object.class;
                 println!("object {which} of {class}: storage and alarm deleted");
             }
             Ok(())
@@ -438,40 +426,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
             show(&admin, &path, top_table).await
         }
         Command::Export {
-            class,
-            id,
-            name,
+            object,
             output,
             admin,
-        } => {
-            let object = object_path(&class, id.as_deref(), name.as_deref())?;
-            transfer::export(&admin.client(), &object, output.as_deref()).await
-        }
+        } => transfer::export(&admin.client(), &object.path()?, output.as_deref()).await,
         Command::Import {
-            class,
-            id,
-            name,
+            object,
             input,
             replace,
             admin,
         } => {
-            let object = object_path(&class, id.as_deref(), name.as_deref())?;
+            let object = object.path()?;
             let client = admin.client();
             let answer = transfer::import(&client, &object, input.as_deref(), replace).await?;
             print_imported(&admin, answer);
             Ok(())
         }
         Command::Fork {
-            class,
-            id,
-            name,
+            object,
             to_name,
             to_class,
             replace,
             admin,
         } => {
-            let from = object_path(&class, id.as_deref(), name.as_deref())?;
-            let to_class = to_class.unwrap_or(class);
+            let from = object.path()?;
+            let to_class = to_class.unwrap_or(object.class);
             let to = object_path(&to_class, None, Some(&to_name))?;
             let answer = transfer::fork(&admin.client(), &from, &to, replace).await?;
             print_imported(&admin, answer);

@@ -1,6 +1,8 @@
 //! `duro tail [CLASS [NAME]]`: the admin API's live tail (`GET /tail`), printed as it comes —
 //! one line per request, event or guest log line, or with `--json` the events as JSON lines.
 
+use std::io::Write;
+
 use anyhow::Context;
 
 use super::client::AdminClient;
@@ -25,10 +27,16 @@ pub(super) async fn tail(
                 eprintln!("(missed {} events: the tail fell behind)", missed.trim());
             } else if let Some(data) = message.strip_prefix("data: ") {
                 let data = data.trim_end();
-                if json {
-                    println!("{data}");
-                } else if let Ok(event) = serde_json::from_str::<serde_json::Value>(data) {
-                    println!("{}", line(&event));
+                let text = match json {
+                    true => data.to_string(),
+                    false => match serde_json::from_str::<serde_json::Value>(data) {
+                        Ok(event) => line(&event),
+                        Err(_) => continue,
+                    },
+                };
+                // A reader that went away (`duro tail | head`) ends the tail quietly.
+                if writeln!(std::io::stdout().lock(), "{text}").is_err() {
+                    return Ok(());
                 }
             }
         }

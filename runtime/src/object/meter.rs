@@ -48,7 +48,8 @@ pub struct Usage {
     /// Events from outside: requests, RPC calls, alarms, socket messages.
     pub events: u64,
     pub wall_ns: u64,
-    /// CPU time of the threads while they ran its events (guest and host work).
+    /// Time its events ran on a runtime thread (the sum of their polls: guest and host work,
+    /// its CPU time unless the OS preempted the thread).
     pub cpu_ns: u64,
     /// Time its events' outputs waited for their commits to be durable.
     pub gate_ns: u64,
@@ -235,21 +236,6 @@ pub fn per_class<'a>(
         classes.entry(key.incarnation).or_default().add(usage);
     }
     classes
-}
-
-/// This thread's CPU time (ns): measured around each poll of an event, so an event that moves
-/// between threads is still counted right.
-pub fn thread_cpu_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid timespec for the call to fill; the clock id is a constant.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    if rc != 0 {
-        return 0;
-    }
-    (now.tv_sec as u64) * 1_000_000_000 + now.tv_nsec as u64
 }
 
 #[cfg(test)]
