@@ -9,7 +9,6 @@ use super::admin::AdminState;
 use super::error::{ApiError, Body, json};
 use super::inspect::{page_limit, query, read_db};
 use crate::object::{Rank, Usage};
-use crate::storage::schema;
 
 /// `GET /top?by=cpu|requests|storage|wall[&class=C][&limit=N]`: the costliest objects since
 /// this node started, and every class's totals.
@@ -42,21 +41,10 @@ pub(super) async fn top(
     objects.sort_by_key(|(_, usage)| std::cmp::Reverse(usage.rank(by)));
     objects.truncate(limit);
     // Their names, from storage (one read each).
-    let prefixes: Vec<Vec<u8>> = (objects.iter())
-        .map(|(key, _)| {
-            [
-                schema::object_prefix(key.incarnation, &key.id).as_slice(),
-                &schema::NAME_KEY,
-            ]
-            .concat()
-        })
-        .collect();
+    let keys: Vec<_> = objects.iter().map(|(key, _)| key.clone()).collect();
     let names = read_db(state, "reading the objects' names", move |db| {
-        (prefixes.iter())
-            .map(|key| {
-                let name = db.get(schema::Table::Data, key)?;
-                Ok(name.map(|n| String::from_utf8_lossy(&n).into_owned()))
-            })
+        (keys.iter())
+            .map(|key| crate::storage::inspect::stored_name(db, key.incarnation, &key.id))
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;

@@ -40,27 +40,11 @@ pub(super) async fn export(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let incarnation = loaded.incarnation;
     tokio::task::spawn_blocking(move || {
-        let mut header = header;
-        let reader = match db.reader() {
-            Ok(reader) => reader,
-            Err(error) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(error.to_string())));
-                return;
-            }
-        };
-        let name_key = [
-            crate::storage::schema::object_prefix(incarnation, &id).as_slice(),
-            &crate::storage::schema::NAME_KEY,
-        ]
-        .concat();
-        let written = reader
-            .get(crate::storage::schema::Table::Data, &name_key)
-            .and_then(|name| {
-                header.name = name.map(|n| String::from_utf8_lossy(n.as_ref()).into_owned());
-                export::write(reader.as_ref(), incarnation, &id, header, |chunk| {
-                    tx.blocking_send(Ok(chunk.into())).is_ok()
-                })
-            });
+        let written = db.reader().and_then(|reader| {
+            export::write(reader.as_ref(), incarnation, &id, header, |chunk| {
+                tx.blocking_send(Ok(chunk.into())).is_ok()
+            })
+        });
         if let Err(error) = written {
             // Mid-stream: the body ends with an error, which the client sees as a broken
             // transfer, never as a complete export.

@@ -52,8 +52,6 @@ pub struct LiveObject {
     pub websockets: usize,
     /// When its last event ended (ms since the Unix epoch); `None` before its first.
     pub last_event_ms: Option<i64>,
-    /// What its events cost since this node started.
-    pub usage: Usage,
 }
 
 /// The totals of [`Directory::usage`].
@@ -422,7 +420,6 @@ impl Directory {
         Some(LiveObject {
             websockets: meter.open_websockets(),
             last_event_ms: meter.last_event_ms(),
-            usage: meter.usage(),
         })
     }
 
@@ -521,8 +518,9 @@ impl Directory {
         let (tx, rx) = mpsc::channel(self.shared.limits.mailbox_capacity);
         let actor_id = self.shared.next_actor.fetch_add(1, Ordering::Relaxed);
         let meter = Arc::new(self.shared.retired.revive(&key));
-        let actor = Actor::new(key, class, actor_id, rx, self.shared.clone(), permit);
-        tokio::spawn(actor.metered_by(meter.clone()).run());
+        let shared = self.shared.clone();
+        let actor = Actor::new(key, class, actor_id, rx, shared, permit, meter.clone());
+        tokio::spawn(actor.run());
         Mailbox {
             tx,
             actor: actor_id,

@@ -64,7 +64,8 @@ pub struct Written {
     pub bytes: u64,
 }
 
-/// Writes the object `id` of the class `incarnation` as JSON lines, handing `out` chunks of
+/// Writes the object `id` of the class `incarnation` as JSON lines (the header's format, alarm
+/// and name read here), handing `out` chunks of
 /// about 64 KiB; stops early (and says so with `Ok(None)`) when `out` returns false (the reader
 /// went away).
 pub fn write(
@@ -77,6 +78,7 @@ pub fn write(
     let object = schema::object_prefix(incarnation, id);
     header.duro_export = FORMAT;
     header.alarm_ms = db.alarm(&object)?;
+    header.name = super::inspect::stored_name(db, incarnation, id)?;
     let mut chunk = serde_json::to_vec(&header).expect("a header serializes");
     chunk.push(b'\n');
     let mut written = Written::default();

@@ -102,15 +102,7 @@ pub fn named_objects(
     after: Option<&str>,
     limit: usize,
 ) -> Result<Page<StoredObject>, BackendError> {
-    let scope = schema::name_key(incarnation, prefix);
-    let start = match after {
-        // Strictly after `after`: the smallest name greater than it is `after` + 0x00.
-        Some(after) if after.as_bytes() >= prefix.as_bytes() => {
-            [schema::name_key(incarnation, after).as_slice(), &[0]].concat()
-        }
-        _ => scope.clone(),
-    };
-    let end = schema::prefix_end(&scope).unwrap_or_else(|| vec![u8::MAX; scope.len() + 1]);
+    let (start, end) = page_range(&schema::class_prefix(incarnation), prefix, after);
     let mut items = Vec::new();
     if start >= end {
         return Ok(Page { items, next: None });
@@ -133,6 +125,36 @@ pub fn named_objects(
         items.push(object);
     }
     Ok(Page { items, next: None })
+}
+
+/// The keys under `base` that start with `base` + `prefix`, strictly after `base` + `after` when
+/// a previous page ended there: `[start, end)` (empty when `start >= end`).
+fn page_range(base: &[u8], prefix: &str, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+    let scope = [base, prefix.as_bytes()].concat();
+    let end = schema::prefix_end(&scope).unwrap_or_else(|| vec![u8::MAX; scope.len() + 1]);
+    let start = match after {
+        // Strictly after `after`: the smallest key greater than it is `after` + 0x00.
+        Some(after) if after.as_bytes() >= prefix.as_bytes() => {
+            [base, after.as_bytes(), &[0]].concat()
+        }
+        _ => scope,
+    };
+    (start, end)
+}
+
+/// The name the object `id` stored at its first write, if any.
+pub fn stored_name(
+    db: &dyn Reader,
+    incarnation: u64,
+    id: &ObjectId,
+) -> Result<Option<String>, BackendError> {
+    let key = [
+        schema::object_prefix(incarnation, id).as_slice(),
+        &schema::NAME_KEY,
+    ]
+    .concat();
+    let name = db.get(Table::Data, &key)?;
+    Ok(name.map(|name| String::from_utf8_lossy(&name).into_owned()))
 }
 
 /// One object's counts and alarm, from its own range.
@@ -211,24 +233,11 @@ pub fn entries(
     limit: usize,
 ) -> Result<ObjectEntries, BackendError> {
     let object = schema::object_prefix(incarnation, id);
-    let scope = [object.as_slice(), prefix.as_bytes()].concat();
-    let start = match after {
-        // Strictly after `after`: the smallest key greater than it is `after` + 0x00.
-        Some(after) if after.as_bytes() >= prefix.as_bytes() => {
-            [object.as_slice(), after.as_bytes(), &[0]].concat()
-        }
-        _ => scope.clone(),
-    };
-    let end = schema::prefix_end(&scope).unwrap_or_else(|| vec![u8::MAX; scope.len() + 1]);
+    let (start, end) = page_range(&object, prefix, after);
     // The user's keys only: the SQL database's pages come after them.
     let end = end.min([object.as_slice(), &[schema::INTERNAL]].concat());
     let alarm_ms = db.alarm(&object)?;
-    let name = db
-        .get(
-            Table::Data,
-            &[object.as_slice(), &schema::NAME_KEY].concat(),
-        )?
-        .map(|name| String::from_utf8_lossy(&name).into_owned());
+    let name = stored_name(db, incarnation, id)?;
     let mut items = Vec::new();
     let mut next = None;
     if start >= end {

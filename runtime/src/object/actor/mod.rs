@@ -78,6 +78,7 @@ impl Actor {
         rx: mpsc::Receiver<Box<Envelope>>,
         shared: Arc<Shared>,
         permit: OwnedSemaphorePermit,
+        meter: Arc<ObjectMeter>,
     ) -> Self {
         let parts = new_parts(&shared, &class, &key);
         shared.metrics.live_objects.inc();
@@ -92,17 +93,11 @@ impl Actor {
             name: None,
             gate: OutputGate::default(),
             tenancy: None,
-            meter: Arc::default(),
+            meter,
             committing_since: Default::default(),
             quiet_since: tokio::time::Instant::now(),
             wake_at: None,
         }
-    }
-
-    /// Counts into `meter` (the directory's entry of this actor).
-    pub fn metered_by(mut self, meter: Arc<ObjectMeter>) -> Self {
-        self.meter = meter;
-        self
     }
 
     /// Runs until the directory closes the mailbox or the actor retires. Signals `actors_done`
