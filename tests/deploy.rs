@@ -450,9 +450,10 @@ async fn readiness_waits_for_the_deploy_config() {
 }
 
 /// `duro deploy` of a large component with a wrong token says 401, not a broken pipe (the server
-/// answers a bad token before reading the body).
+/// answers a bad token before reading the body); with the right one it shows the upload and the
+/// server's compile as they go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_deploy_with_a_wrong_token_says_401() {
+async fn a_large_deploy_shows_its_progress_and_a_wrong_token_says_401() {
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start_with(
         &dir.path().join("data"),
@@ -461,19 +462,36 @@ async fn a_large_deploy_with_a_wrong_token_says_401() {
     );
     let big = common::js_build().objects.clone();
     assert!(std::fs::metadata(&big).unwrap().len() > 10 << 20);
-    let output = Command::new(env!("CARGO_BIN_EXE_duro"))
-        .arg("deploy")
-        .arg(format!("Big={}", big.display()))
-        .args([
-            "--admin-url",
-            &server.admin,
-            "--admin-token",
-            "a-wrong-token",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let deploy = |token: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_duro"))
+            .arg("deploy")
+            .arg(format!("Big={}", big.display()))
+            .args(["--admin-url", &server.admin, "--admin-token", token])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.success(), stderr)
+    };
+    let (ok, text) = deploy("a-wrong-token");
+    assert!(!ok);
     assert!(text.contains("401"), "{text}");
     assert!(!text.contains("Broken pipe"), "{text}");
+
+    // With the right token: announced, then the upload and the server's compile (a new
+    // component: the server's cache is empty) shown once a second, then timed.
+    let (ok, text) = deploy("the-right-token");
+    assert!(ok, "{text}");
+    assert!(text.contains("a new component is compiled once"), "{text}");
+    let seconds: f64 = text
+        .split("Big: done in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no total time: {text}"));
+    if seconds >= 2.5 {
+        assert!(
+            text.contains("the server is compiling it"),
+            "{seconds} s without a compile progress line: {text}"
+        );
+    }
 }

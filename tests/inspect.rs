@@ -4,6 +4,8 @@
 //! they were created by (stored at their first durable write), found by prefix from the class's
 //! name index, and answered by `state.name` even when reached by id.
 
+#[path = "inspect/browser.rs"]
+mod browser;
 mod common;
 
 use std::process::Command;
@@ -108,8 +110,12 @@ async fn a_classs_objects_and_their_entries_are_listed() {
     assert_eq!(second["next"], Value::Null);
 
     // One object, by name and by id.
-    let (status, b) = admin_get(&s, "/classes/Counter/objects/by-name/b").await;
+    let (status, mut b) = admin_get(&s, "/classes/Counter/objects/by-name/b").await;
     assert_eq!(status, StatusCode::OK, "{b}");
+    // What its events cost is kept after its actor retired.
+    let usage = b.as_object_mut().unwrap().remove("usage").unwrap();
+    assert_eq!(usage["events"], json!(2), "{usage}");
+    assert!(usage["wall_ms"].as_f64().unwrap() > 0.0, "{usage}");
     let b_id = id_of(&s, "Counter", "b").await;
     assert_eq!(
         b,

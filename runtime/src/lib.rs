@@ -35,7 +35,8 @@
 //!   (`storage::inspect`, `storage::sql::snapshot`; one object as JSON lines: `storage::export`).
 //! - [`http`]: the ingress and admin listeners (the object inspector's routes in
 //!   `http::inspect`, its edits in `http::edit`, export and import in `http::transfer`, metering
-//!   in `http::top`; cluster mode's internal route for forwarded events in `http::forward`);
+//!   in `http::top`, the live tail in `http::tail`, the inspector web page's files in
+//!   `http::inspector`; cluster mode's internal route for forwarded events in `http::forward`);
 //!   [`access`]: the access log.
 //! - [`memory`]: the global allocator (mimalloc) and returning free heap to the OS.
 //! - [`tail`]: the live tail's hub (requests, events, guest log lines, while someone listens).

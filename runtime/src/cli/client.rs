@@ -64,8 +64,9 @@ impl AdminClient {
         Ok((status, text))
     }
 
-    /// `send` for a component: a large one is announced on stderr (the server compiles a new
-    /// component once, which takes seconds for a JavaScript or Python one) and timed.
+    /// `send` for a component (or the assets: `what`): a large one is announced on stderr (the
+    /// server compiles a new component once, which takes seconds for a JavaScript or Python
+    /// one), its upload and the server's work shown as they go (`progress::upload`), and timed.
     pub(super) async fn send_component(
         &self,
         what: &str,
@@ -74,23 +75,27 @@ impl AdminClient {
         component: Vec<u8>,
     ) -> anyhow::Result<(reqwest::StatusCode, String)> {
         const ANNOUNCE_BYTES: usize = 1 << 20;
-        let mib = component.len() as f64 / 1_048_576.0;
-        let announce = component.len() >= ANNOUNCE_BYTES;
-        if announce {
-            // The server answers a bad token before it reads a body: a large upload would end
-            // in a broken pipe instead of the 401. A small authenticated call says it first.
-            self.send(reqwest::Method::GET, "/migrations", Vec::new())
-                .await?;
-            eprintln!(
-                "{what} ({mib:.1} MiB; a new component is compiled once, this can take seconds)..."
-            );
+        if component.len() < ANNOUNCE_BYTES {
+            return self.send(method, path, component).await;
         }
-        let started = std::time::Instant::now();
-        let answer = self.send(method, path, component).await?;
-        if announce {
-            eprintln!("{what}: done in {:.1} s", started.elapsed().as_secs_f64());
-        }
-        Ok(answer)
+        // The server answers a bad token before it reads a body: a large upload would end in a
+        // broken pipe instead of the 401. A small authenticated call says it first.
+        self.send(reqwest::Method::GET, "/migrations", Vec::new())
+            .await?;
+        let compiles = what != "the assets";
+        eprintln!(
+            "sending {what} ({:.1} MiB{})...",
+            component.len() as f64 / 1_048_576.0,
+            if compiles {
+                "; a new component is compiled once, this can take seconds"
+            } else {
+                ""
+            }
+        );
+        super::progress::upload(what, compiles, component, |body| {
+            self.send_body(method, path, body)
+        })
+        .await
     }
 }
 
@@ -144,7 +149,7 @@ impl AdminClient {
         component: Vec<u8>,
     ) -> anyhow::Result<(reqwest::StatusCode, String)> {
         self.send_component(
-            &format!("uploading class {class}"),
+            &format!("class {class}"),
             reqwest::Method::PUT,
             &format!("/classes/{class}"),
             component,
@@ -166,7 +171,7 @@ impl Target for AdminClient {
     async fn check(&self, component: Vec<u8>, worker: bool) -> anyhow::Result<()> {
         let world = if worker { "worker" } else { "class" };
         self.send_component(
-            &format!("checking the {world} component"),
+            &format!("the {world} component to check"),
             reqwest::Method::POST,
             &format!("/check?world={world}"),
             component,
@@ -203,24 +208,14 @@ impl Target for AdminClient {
     ) -> anyhow::Result<Change> {
         let path = format!("/worker?object_routes={object_routes}");
         let answer = self
-            .send_component(
-                "uploading the worker",
-                reqwest::Method::PUT,
-                &path,
-                component,
-            )
+            .send_component("the worker", reqwest::Method::PUT, &path, component)
             .await?;
         Ok(change_of(answer))
     }
 
     async fn set_assets(&self, bundle: Vec<u8>) -> anyhow::Result<Change> {
         let answer = self
-            .send_component(
-                "uploading the assets",
-                reqwest::Method::PUT,
-                "/assets",
-                bundle,
-            )
+            .send_component("the assets", reqwest::Method::PUT, "/assets", bundle)
             .await?;
         Ok(change_of(answer))
     }

@@ -15,6 +15,7 @@ use tables::{classes_table, entries_table, objects_table, print_imported, shell_
 
 mod client;
 mod dev;
+mod progress;
 mod serve;
 mod tables;
 mod tail;

@@ -3,62 +3,11 @@
 //! transfers that take more than a moment.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use super::client::AdminClient;
-
-/// How often a long transfer reports on stderr.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
-
-/// Reports a transfer's bytes on stderr once it has run for a while, then at most every
-/// [`PROGRESS_EVERY`].
-struct Progress {
-    what: &'static str,
-    started: Instant,
-    last: Instant,
-    bytes: u64,
-    shown: bool,
-}
-
-impl Progress {
-    fn new(what: &'static str) -> Self {
-        let now = Instant::now();
-        Self {
-            what,
-            started: now,
-            last: now,
-            bytes: 0,
-            shown: false,
-        }
-    }
-
-    fn add(&mut self, bytes: usize) {
-        self.bytes += bytes as u64;
-        if self.last.elapsed() >= PROGRESS_EVERY {
-            self.last = Instant::now();
-            self.shown = true;
-            eprint!("\r{}: {:.1} MiB...", self.what, self.mib());
-        }
-    }
-
-    fn mib(&self) -> f64 {
-        self.bytes as f64 / 1_048_576.0
-    }
-
-    /// Ends the report line, if one was shown.
-    fn done(&self) {
-        if self.shown {
-            eprintln!(
-                "\r{}: {:.1} MiB in {:.1} s",
-                self.what,
-                self.mib(),
-                self.started.elapsed().as_secs_f64()
-            );
-        }
-    }
-}
+use super::progress::{Progress, chunked};
 
 impl AdminClient {
     /// Streams `GET {object}/export` into `out`; returns the bytes written.
@@ -83,35 +32,18 @@ impl AdminClient {
         replace: bool,
     ) -> anyhow::Result<serde_json::Value> {
         const CHUNK: usize = 256 * 1024;
-        let total = lines.len();
-        let lines = bytes::Bytes::from(lines);
-        let chunks = futures_util::stream::unfold(
-            (0usize, Progress::new("importing")),
-            move |(at, mut progress)| {
-                let lines = lines.clone();
-                async move {
-                    if at >= total {
-                        progress.done();
-                        return None;
-                    }
-                    let end = (at + CHUNK).min(total);
-                    progress.add(end - at);
-                    let chunk = Ok::<_, std::io::Error>(lines.slice(at..end));
-                    Some((chunk, (end, progress)))
-                }
-            },
-        );
+        let mut progress = Progress::new("importing");
+        let body = chunked(lines.into(), CHUNK, move |n, last| {
+            progress.add(n);
+            if last {
+                progress.done();
+            }
+        });
         let path = format!(
             "{object}/import{}",
             if replace { "?replace=true" } else { "" }
         );
-        let (_, text) = self
-            .send_body(
-                reqwest::Method::POST,
-                &path,
-                reqwest::Body::wrap_stream(chunks),
-            )
-            .await?;
+        let (_, text) = self.send_body(reqwest::Method::POST, &path, body).await?;
         serde_json::from_str(&text).context("the server's answer to the import")
     }
 }

@@ -1,6 +1,7 @@
 //! The admin listener: upload, list and delete classes; apply migrations; a consistent backup of
 //! the database (streamed); the stored objects (list and read: `inspect`; change: `edit`); health and
-//! metrics. Every route requires the bearer token when one is configured.
+//! metrics. Every route but the inspector's page (`inspector`) requires the bearer token when one
+//! is configured.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,12 +51,21 @@ pub async fn handle(
     state: AdminState,
     request: http::Request<Incoming>,
 ) -> http::Response<AdminBody> {
-    let answer = match (
-        super::check_head(&request).and_then(|()| authorize(&state, &request)),
-        route::admin(request.uri().path()),
-    ) {
+    let parsed = route::admin(request.uri().path());
+    // The inspector's files hold no data: they load before its login form asks for the token.
+    let open =
+        request.method() == Method::GET && matches!(parsed, Ok(Admin::Root | Admin::Inspector(_)));
+    let allowed = super::check_head(&request).and_then(|()| match open {
+        true => Ok(()),
+        false => authorize(&state, &request),
+    });
+    let answer = match (allowed, parsed) {
         (Err(error), _) => Err(error),
         (Ok(()), Err(_)) => Err(ApiError::NotFound("no such route".into())),
+        (Ok(()), Ok(Admin::Root)) if open => Ok(boxed(super::inspector::to_the_page())),
+        (Ok(()), Ok(Admin::Inspector(file))) if open => super::inspector::file(&file)
+            .map(boxed)
+            .ok_or_else(|| ApiError::NotFound("no such file".into())),
         // The one answer that streams.
         (Ok(()), Ok(Admin::Backup)) if request.method() == Method::GET => backup(&state).await,
         (Ok(()), Ok(Admin::Tail)) if request.method() == Method::GET => {

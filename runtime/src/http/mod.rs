@@ -8,6 +8,7 @@ pub mod error;
 mod forward;
 pub mod ingress;
 mod inspect;
+mod inspector;
 pub mod route;
 mod tail;
 mod top;

@@ -53,6 +53,10 @@ pub enum Admin {
     Tail,
     /// `/internal/forward`: cluster mode's route for another node's forwarded event.
     Forward,
+    /// `/`: leads to the inspector.
+    Root,
+    /// `/inspector` (the page: "") or `/inspector/{file}`: the inspector's files.
+    Inspector(String),
 }
 
 /// How an admin route names an object.
@@ -125,6 +129,9 @@ pub fn admin(path: &str) -> Result<Admin, RouteError> {
         return Err(RouteError::NotFound);
     }
     match head.as_slice() {
+        [] => Ok(Admin::Root),
+        ["inspector"] => Ok(Admin::Inspector(String::new())),
+        ["inspector", file] => Ok(Admin::Inspector(decode(file)?)),
         ["classes"] => Ok(Admin::Classes),
         ["classes", class] => Ok(Admin::Class(class_name(class)?)),
         ["classes", class, "objects"] => Ok(Admin::Objects(class_name(class)?)),
@@ -373,6 +380,18 @@ mod tests {
         ] {
             assert_eq!(admin(path), Err(RouteError::NotFound), "{path}");
         }
+    }
+
+    #[test]
+    fn the_inspector_has_routes_of_its_own() {
+        assert_eq!(admin("/"), Ok(Admin::Root));
+        assert_eq!(admin("/inspector"), Ok(Admin::Inspector(String::new())));
+        assert_eq!(admin("/inspector/"), Ok(Admin::Inspector(String::new())));
+        assert_eq!(
+            admin("/inspector/inspector.js"),
+            Ok(Admin::Inspector("inspector.js".into()))
+        );
+        assert_eq!(admin("/inspector/a/b"), Err(RouteError::NotFound));
     }
 
     #[test]

@@ -94,7 +94,7 @@ fn class_totals(
 }
 
 /// Totals as the API shows them (times in ms).
-fn shown(usage: &Usage) -> serde_json::Value {
+pub(super) fn shown(usage: &Usage) -> serde_json::Value {
     let ms = |ns: u64| ns as f64 / 1e6;
     serde_json::json!({
         "events": usage.events,

@@ -435,6 +435,15 @@ impl Directory {
         Metered { objects, classes }
     }
 
+    /// What one object's events cost since this node started, if it had any (its actor's
+    /// meter, or the totals kept after it retired).
+    pub fn usage_of(&self, key: &ObjectKey) -> Option<Usage> {
+        let shard = &self.shared.shards[self.shared.hasher.hash_one(key) as usize % SHARDS];
+        let live = (shard.lock().expect("directory lock").get(key)).map(|m| m.meter.usage());
+        live.or_else(|| self.shared.retired.of(key))
+            .filter(|usage| usage.events > 0)
+    }
+
     /// Puts the event in the object's mailbox, starting its actor if it has none.
     async fn deliver(
         &self,

@@ -206,6 +206,11 @@ impl Retired {
         }
     }
 
+    /// The kept totals of one retired object, if any.
+    pub fn of(&self, key: &ObjectKey) -> Option<Usage> {
+        self.lock().by_object.get(key).copied()
+    }
+
     /// Every kept object's totals, and the folded totals per class incarnation.
     pub fn snapshot(&self) -> (PerObject, Vec<(u64, Usage)>) {
         let inner = self.lock();
