@@ -774,6 +774,17 @@ async fn an_object_calls_an_object_on_another_node() {
         assert_eq!(answer, json!({"group": round, "count": round}));
     }
 
+    // An operator's change of the counter (on n2) through n1's admin API is relayed to n2 and
+    // runs there as the object's event; the next increment uses it.
+    let entry = format!("/classes/Counter/objects/by-name/{counter}/entries/count");
+    let (status, body) = first.admin_call(Method::PUT, &entry, b"41".to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let url = format!("{}/objects/Counter/{counter}/increment", first.ingress);
+    assert_eq!(post_json(&http, &url, "").await, json!({"count": 42}));
+    let missing = format!("/classes/Counter/objects/by-name/{counter}/entries/nothing");
+    let (status, body) = first.admin_call(Method::DELETE, &missing, Vec::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
     // RPC between nodes: an object on n1 calls a method of one on n2, through either node.
     let caller = name_on(&pg, "calls", &first.ingress, "Call", "a", "n1").await;
     let callee = name_on(&pg, "calls", &first.ingress, "Call", "b", "n2").await;

@@ -199,6 +199,25 @@ async fn the_inspector_finds_an_object_by_name_and_edits_its_value() {
         );
     }
 
+    // A key whose pieces look like a path's ("a/../.."): deleting it from the page deletes that
+    // key only (sent as one segment, never resolved by the browser into the object's route).
+    let odd = "/classes/Counter/objects/by-name/alpha/entries/a%2F..%2F..";
+    assert_eq!(
+        s.admin_call(reqwest::Method::PUT, odd, b"1".to_vec())
+            .await
+            .0,
+        reqwest::StatusCode::OK
+    );
+    browser.refresh().await.unwrap();
+    click(&browser, "tr[data-key='a/../..'] button.danger").await;
+    browser.accept_alert().await.unwrap();
+    eventually(WAIT, || async {
+        let rows = browser.find_all(Locator::Css("tr[data-key]")).await.ok()?;
+        (rows.len() == 1).then_some(())
+    })
+    .await;
+    wait_for_text(&browser, "tr[data-key='count'] td.value", "41").await;
+
     // The Counter's next increment uses the value put.
     assert_eq!(
         s.post("/objects/Counter/alpha/increment").await,

@@ -38,20 +38,25 @@ impl AdminClient {
         path: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<(reqwest::StatusCode, String)> {
-        self.send_body(method, path, body.into()).await
+        self.send_body(method, path, body.into(), None).await
     }
 
-    /// `send` with any body (a stream, for an upload that reports progress).
+    /// `send` with any body (a stream, for an upload that reports progress; `length`: its size,
+    /// sent as `Content-Length` so that the server can refuse one over its limit at once).
     pub(super) async fn send_body(
         &self,
         method: reqwest::Method,
         path: &str,
         body: reqwest::Body,
+        length: Option<usize>,
     ) -> anyhow::Result<(reqwest::StatusCode, String)> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
             .body(body);
+        if let Some(length) = length {
+            request = request.header(reqwest::header::CONTENT_LENGTH, length);
+        }
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -92,8 +97,9 @@ impl AdminClient {
                 ""
             }
         );
+        let length = component.len();
         super::progress::upload(what, compiles, component, |body| {
-            self.send_body(method, path, body)
+            self.send_body(method, path, body, Some(length))
         })
         .await
     }

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+/// Clears the rest of a terminal's line (what a longer line before left there).
+const CLEAR: &str = "\x1b[K";
+
 /// How often a long operation reports on stderr.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -116,9 +119,9 @@ where
                 if sent < total && redraw {
                     let percent = 100.0 * sent as f64 / total as f64;
                     let size = mib(total);
-                    eprint!("\r{what}: uploading, {percent:.0}% of {size:.1} MiB ({seconds:.0} s)...   ");
+                    eprint!("\r{what}: uploading, {percent:.0}% of {size:.1} MiB ({seconds:.0} s)...{CLEAR}");
                 } else if sent == total && (redraw || !uploaded) {
-                    let (start, end) = if redraw { ("\r", "") } else { ("", "\n") };
+                    let (start, end) = if redraw { ("\r", CLEAR) } else { ("", "\n") };
                     eprint!("{start}{what}: uploaded; {step} ({seconds:.0} s)...{end}");
                     uploaded = true;
                 }
@@ -128,7 +131,7 @@ where
     let result = if answer.is_ok() { "done" } else { "failed" };
     let seconds = started.elapsed().as_secs_f64();
     match redraw {
-        true => eprintln!("\r{what}: {result} in {seconds:.1} s{:24}", ""),
+        true => eprintln!("\r{what}: {result} in {seconds:.1} s{CLEAR}"),
         false => eprintln!("{what}: {result} in {seconds:.1} s"),
     }
     answer

@@ -32,6 +32,7 @@ impl AdminClient {
         replace: bool,
     ) -> anyhow::Result<serde_json::Value> {
         const CHUNK: usize = 256 * 1024;
+        let total = lines.len();
         let mut progress = Progress::new("importing");
         let body = chunked(lines.into(), CHUNK, move |n, last| {
             progress.add(n);
@@ -43,7 +44,9 @@ impl AdminClient {
             "{object}/import{}",
             if replace { "?replace=true" } else { "" }
         );
-        let (_, text) = self.send_body(reqwest::Method::POST, &path, body).await?;
+        let (_, text) = self
+            .send_body(reqwest::Method::POST, &path, body, Some(total))
+            .await?;
         serde_json::from_str(&text).context("the server's answer to the import")
     }
 }

@@ -53,8 +53,8 @@ pub async fn handle(
 ) -> http::Response<AdminBody> {
     let parsed = route::admin(request.uri().path());
     // The inspector's files hold no data: they load before its login form asks for the token.
-    let open =
-        request.method() == Method::GET && matches!(parsed, Ok(Admin::Root | Admin::Inspector(_)));
+    let open = matches!(*request.method(), Method::GET | Method::HEAD)
+        && matches!(parsed, Ok(Admin::Root | Admin::Inspector(_)));
     let allowed = super::check_head(&request).and_then(|()| match open {
         true => Ok(()),
         false => authorize(&state, &request),
@@ -395,13 +395,18 @@ async fn route(
                 }
             }
         }
-        (Admin::Object(class, object, ObjectPart::Import), Method::POST) => {
-            super::transfer::import(state, &class, object, request).await
-        }
-        (Admin::Object(class, object, part), _) => {
-            super::edit::route(state, &class, object, part, request)
-                .await
-                .unwrap_or(Err(ApiError::MethodNotAllowed))
+        // A change (GET is matched above): relayed to the node that runs the object, if that
+        // is another one.
+        (Admin::Object(class, object, part), method) => {
+            match super::edit::owner_elsewhere(state, &class, &object, &request).await? {
+                Some(owner) => super::edit::relay(state, &owner, request).await,
+                None if part == ObjectPart::Import && method == Method::POST => {
+                    super::transfer::import(state, &class, object, request).await
+                }
+                None => super::edit::route(state, &class, object, part, request)
+                    .await
+                    .unwrap_or(Err(ApiError::MethodNotAllowed)),
+            }
         }
         (Admin::Backup, _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::MethodNotAllowed),

@@ -1,9 +1,13 @@
 //! The object editor's admin routes: one entry (read, put, delete), the alarm (read, set,
 //! delete), one WebSocket (close) and the whole object (wipe). Every change runs as an event of
 //! the object (`Directory::edit`): serialized with its other events, committed with the group,
-//! answered once durable — never around a live instance.
+//! answered once durable — never around a live instance. In cluster mode a change of an object
+//! another node runs is relayed to that node's admin listener ([`relay`]), once.
 
-use http::StatusCode;
+use std::sync::{Arc, LazyLock};
+
+use http::{StatusCode, header};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::admin::{AdminState, body_of, deleted, document_body};
@@ -15,6 +19,10 @@ use crate::object::Edit;
 
 /// Largest value body read (the storage limit then applies, with its own message).
 const MAX_VALUE_BODY: usize = 4 * 1024 * 1024;
+
+/// Marks a change relayed from another node: it runs where it arrives, or is refused (421), and
+/// never travels again.
+const RELAYED: &str = "x-duro-relayed";
 
 /// The body of `PUT .../alarm`.
 #[derive(serde::Deserialize)]
@@ -77,4 +85,58 @@ async fn apply(
         Some(answer) => Ok(json(StatusCode::OK, &answer)),
         None => deleted(found, missing),
     }
+}
+
+/// Cluster mode: the admin address of the node that runs `object`, when that is another node
+/// and `request` was not relayed to this one already.
+pub(super) async fn owner_elsewhere(
+    state: &AdminState,
+    class: &ClassName,
+    object: &ObjectRef,
+    request: &http::Request<Incoming>,
+) -> Result<Option<Arc<str>>, ApiError> {
+    if request.headers().contains_key(RELAYED) {
+        return Ok(None);
+    }
+    let (_, id, _) = find_object(state, class, object.clone())?;
+    Ok(state.directory.owner_elsewhere(&id).await?)
+}
+
+/// Sends the change to the admin listener of `owner`, the node that runs the object (its body
+/// streamed through), and answers what that node answers.
+pub(super) async fn relay(
+    state: &AdminState,
+    owner: &str,
+    request: http::Request<Incoming>,
+) -> Result<http::Response<Body>, ApiError> {
+    static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(reqwest::Client::new);
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut call = CLIENT
+        .request(parts.method, format!("http://{owner}{path}"))
+        .header(RELAYED, "1")
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    if let Some(token) = &state.token {
+        call = call.bearer_auth(token);
+    }
+    if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
+        call = call.header(header::CONTENT_TYPE, content_type);
+    }
+    let unreachable = |e: reqwest::Error| {
+        ApiError::Unavailable(format!(
+            "the node that runs the object ({owner}) did not answer: {e}; retry"
+        ))
+    };
+    let answer = call.send().await.map_err(unreachable)?;
+    let status = answer.status();
+    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+    let bytes = answer.bytes().await.map_err(unreachable)?;
+    let mut response = http::Response::new(Body::new(bytes));
+    *response.status_mut() = status;
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    Ok(response)
 }

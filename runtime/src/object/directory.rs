@@ -316,6 +316,18 @@ impl Directory {
         self.shared.remote.as_ref().is_none_or(|r| r.is_here(id))
     }
 
+    /// Cluster mode: the admin address of the node that runs the object with `id`, when that
+    /// is another node (`None`: this one, or no cluster). Waits while its shard has no owner.
+    pub async fn owner_elsewhere(&self, id: &ObjectId) -> Result<Option<Arc<str>>, ObjectError> {
+        match &self.shared.remote {
+            None => Ok(None),
+            Some(remote) => match remote.place(id).await? {
+                Place::Here => Ok(None),
+                Place::There(address) => Ok(Some(address)),
+            },
+        }
+    }
+
     /// Stops accepting events and lets every actor finish what is queued, then stop.
     pub fn shutdown(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
@@ -439,9 +451,13 @@ impl Directory {
     /// meter, or the totals kept after it retired).
     pub fn usage_of(&self, key: &ObjectKey) -> Option<Usage> {
         let shard = &self.shared.shards[self.shared.hasher.hash_one(key) as usize % SHARDS];
-        let live = (shard.lock().expect("directory lock").get(key)).map(|m| m.meter.usage());
-        live.or_else(|| self.shared.retired.of(key))
-            .filter(|usage| usage.events > 0)
+        // Under the shard's lock: an actor that starts takes the kept totals over under it too.
+        let objects = shard.lock().expect("directory lock");
+        let usage = match objects.get(key) {
+            Some(live) => Some(live.meter.usage()),
+            None => self.shared.retired.of(key),
+        };
+        usage.filter(|usage| usage.events > 0)
     }
 
     /// Puts the event in the object's mailbox, starting its actor if it has none.

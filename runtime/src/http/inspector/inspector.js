@@ -7,6 +7,7 @@
 const TOKEN = "duro.inspector.token";
 const main = document.getElementById("main");
 let tail = null; // the live tail's reader, while one runs
+let view = 0; // counts navigations: a view whose data arrives late draws nothing
 
 class Unauthorized extends Error {}
 
@@ -29,13 +30,16 @@ function show(...nodes) {
   main.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
 }
 
+// Puts a view on screen, unless another navigation began since this one (`mine`) did.
+function draw(mine, ...nodes) {
+  if (mine === view) show(...nodes);
+}
+
 // A call to the admin API: the parsed JSON answer (null when empty); throws with the server's
 // error message, or Unauthorized (after showing the login form).
 async function api(method, path, body) {
-  const headers = {};
   const token = sessionStorage.getItem(TOKEN);
-  if (token) headers.Authorization = "Bearer " + token;
-  const response = await fetch(path, { method, headers, body });
+  const response = await fetch(path, { method, headers: authorization(), body });
   if (response.status === 401) {
     login(token ? "That token was refused." : null);
     throw new Unauthorized();
@@ -82,9 +86,9 @@ function table(heads, rows, empty) {
     h("tbody", {}, rows));
 }
 
-function failed(error) {
+function failed(error, mine) {
   if (error instanceof Unauthorized) return;
-  show(h("p", { class: "error" }, "Error: " + error.message), h("p", {}, h("a", { href: "#/" }, "Back to the classes")));
+  draw(mine, h("p", { class: "error" }, "Error: " + error.message), h("p", {}, h("a", { href: "#/" }, "Back to the classes")));
 }
 
 // ---- login ----
@@ -112,6 +116,7 @@ document.getElementById("logout").addEventListener("click", () => {
 // ---- views ----
 
 async function overview() {
+  const mine = view;
   const [classes, top] = await Promise.all([api("GET", "/classes"), api("GET", "/top?limit=1")]);
   let worker = null;
   try { worker = await api("GET", "/worker"); } catch (e) { if (e instanceof Unauthorized) throw e; }
@@ -126,7 +131,7 @@ async function overview() {
       h("td", { class: "num" }, t.events ?? 0),
       h("td", { class: "num" }, ms(t.cpu_ms ?? 0)));
   });
-  show(
+  draw(mine,
     h("h1", {}, "Classes"),
     h("div", { class: "card" }, table(
       [["Class"], ["Code (sha256)"], ["Size", "num"], ["Deployed"], ["Events", "num"], ["CPU", "num"]],
@@ -141,6 +146,7 @@ async function overview() {
 }
 
 async function classView(cls, params) {
+  const mine = view;
   const prefix = params.get("name") || "";
   const after = params.get("after");
   let query = "?limit=50";
@@ -167,7 +173,7 @@ async function classView(cls, params) {
   const more = page.next
     ? h("p", {}, h("a", { href: "#/class/" + enc(cls) + "?" + new URLSearchParams({ ...(prefix ? { name: prefix } : {}), after: page.next }) }, "Next page →"))
     : null;
-  show(
+  draw(mine,
     h("h1", {}, cls),
     h("div", { class: "card" }, search, table(
       [["Name"], ["Id"], ["Keys", "num"], ["Stored", "num"], ["Alarm"], ["Sockets", "num"], ["State"], ["Last event"]],
@@ -175,9 +181,10 @@ async function classView(cls, params) {
 }
 
 async function objectView(cls, id) {
+  const mine = view;
   const path = objectPath(cls, id);
   const [o, sql] = await Promise.all([api("GET", path + "?limit=200"), api("GET", path + "/sql")]);
-  const refresh = () => objectView(cls, id).catch(failed);
+  const refresh = () => objectView(cls, id).catch((e) => failed(e, mine));
   const act = (promise) => promise.then(refresh).catch((e) => { if (!(e instanceof Unauthorized)) alert(e.message); });
 
   const summary = h("div", { class: "card" }, h("dl", {},
@@ -233,8 +240,14 @@ async function objectView(cls, id) {
       d.addEventListener("toggle", () => d.open && sqlRows(path, d.querySelector(".sql-rows")), { once: true });
     }
   }
-  show(h("h1", {}, (o.name ?? short(o.id))),
+  draw(mine, h("h1", {}, (o.name ?? short(o.id))),
     h("div", { class: "row" }, summary, alarm), entries, tables, h("div", { class: "row" }, usage, sockets));
+}
+
+// The admin route of one entry: the key as one path segment (its "/" encoded). A key that is
+// only "." or ".." cannot travel in a URL path (the browser resolves it): null.
+function entryPath(path, key) {
+  return key === "." || key === ".." ? null : path + "/entries/" + enc(key);
 }
 
 function shownValue(e) {
@@ -242,11 +255,11 @@ function shownValue(e) {
 }
 
 function entryRow(path, e, act) {
-  const key = path + "/entries/" + e.key.split("/").map(enc).join("/");
+  const key = entryPath(path, e.key);
   const cell = h("td", { class: "value" }, shownValue(e));
-  const edit = h("button", { type: "button", class: "edit" }, "Edit");
-  const row = h("tr", { "data-key": e.key }, h("td", { class: "mono" }, e.key), cell,
-    h("td", {}, edit, " ", h("button", { type: "button", class: "danger", onclick: () => confirm("Delete " + e.key + "?") && act(api("DELETE", key)) }, "Delete")));
+  const edit = h("button", { type: "button", class: "edit", disabled: !key }, "Edit");
+  const remove = h("button", { type: "button", class: "danger", disabled: !key, onclick: () => confirm("Delete " + e.key + "?") && act(api("DELETE", key)) }, "Delete");
+  const row = h("tr", { "data-key": e.key }, h("td", { class: "mono" }, e.key), cell, h("td", {}, edit, " ", remove));
   edit.addEventListener("click", () => {
     const text = h("textarea", { class: "edit-value" }, "value" in e ? JSON.stringify(e.value) : "");
     const form = h("form", { class: "save" }, text,
@@ -266,7 +279,9 @@ function addForm(path, act) {
   const form = h("form", { class: "inline" }, key, value, h("button", { type: "submit" }, "Put"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    act(api("PUT", path + "/entries/" + key.value.split("/").map(enc).join("/"), value.value));
+    const entry = entryPath(path, key.value);
+    if (!entry) return alert("A key of only . or .. cannot be put from a web page.");
+    act(api("PUT", entry, value.value));
   });
   return form;
 }
@@ -281,16 +296,27 @@ async function sqlRows(path, into) {
   }
 }
 
-async function download(path, o) {
+// The headers of a call that reads a body as it comes (the export, the tail), outside api().
+function authorization() {
   const token = sessionStorage.getItem(TOKEN);
-  const response = await fetch(path + "/export", { headers: token ? { Authorization: "Bearer " + token } : {} });
-  if (!response.ok) return alert("Export failed: " + response.status);
-  const link = h("a", { href: URL.createObjectURL(await response.blob()), download: (o.name || o.id) + ".jsonl" });
-  link.click();
-  URL.revokeObjectURL(link.href);
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
+async function download(path, o) {
+  try {
+    const response = await fetch(path + "/export", { headers: authorization() });
+    if (response.status === 401) return login("That token was refused.");
+    if (!response.ok) throw new Error("the export answered " + response.status);
+    const link = h("a", { href: URL.createObjectURL(await response.blob()), download: (o.name || o.id) + ".jsonl" });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+  } catch (e) {
+    alert("Export failed: " + e.message);
+  }
 }
 
 async function topView(params) {
+  const mine = view;
   const by = params.get("by") || "cpu";
   const top = await api("GET", "/top?limit=50&by=" + enc(by));
   const select = h("select", { id: "top-by" }, ["cpu", "wall", "requests", "storage"].map((b) => h("option", { value: b, selected: b === by }, b)));
@@ -301,13 +327,14 @@ async function topView(params) {
     h("td", { class: "num" }, o.events), h("td", { class: "num" }, ms(o.cpu_ms)), h("td", { class: "num" }, ms(o.wall_ms)),
     h("td", { class: "num" }, ms(o.gate_ms)), h("td", { class: "num" }, bytes(o.read_bytes)), h("td", { class: "num" }, bytes(o.written_bytes)),
     h("td", { class: "num" }, bytes(o.peak_memory_bytes))));
-  show(h("h1", {}, "Costliest objects"), h("div", { class: "card" },
+  draw(mine, h("h1", {}, "Costliest objects"), h("div", { class: "card" },
     h("form", { class: "inline" }, h("label", {}, "by ", select)),
     table([["Class"], ["Object"], ["Events", "num"], ["CPU", "num"], ["Wall", "num"], ["Gate wait", "num"], ["Read", "num"], ["Written", "num"], ["Peak memory", "num"]],
       rows, "No object has run an event since this node started.")));
 }
 
 function tailView(params) {
+  const mine = view;
   const cls = h("input", { id: "tail-class", placeholder: "class", value: params.get("class") || "" });
   const object = h("input", { id: "tail-object", placeholder: "object name or id", value: params.get("object") || "" });
   const state = h("span", { id: "tail-state", class: "muted" });
@@ -320,7 +347,7 @@ function tailView(params) {
     if (object.value) q.set("object", object.value);
     location.hash = "#/tail" + (q.size ? "?" + q : "");
   });
-  show(h("h1", {}, "Live tail"), h("div", { class: "card" }, form, lines));
+  draw(mine, h("h1", {}, "Live tail"), h("div", { class: "card" }, form, lines));
   const query = new URLSearchParams();
   for (const k of ["class", "object"]) if (params.get(k)) query.set(k, params.get(k));
   followTail("/tail" + (query.size ? "?" + query : ""), lines, state);
@@ -339,9 +366,9 @@ async function followTail(url, lines, state) {
   stopTail();
   const controller = new AbortController();
   tail = controller;
-  const token = sessionStorage.getItem(TOKEN);
   try {
-    const response = await fetch(url, { headers: token ? { Authorization: "Bearer " + token } : {}, signal: controller.signal });
+    const response = await fetch(url, { headers: authorization(), signal: controller.signal });
+    if (response.status === 401) return login("That token was refused.");
     if (!response.ok) throw new Error("the tail answered " + response.status);
     state.textContent = "following";
     state.className = "ok";
@@ -378,10 +405,11 @@ function stopTail() {
 
 async function route() {
   stopTail();
+  const mine = ++view;
   const [path, query] = location.hash.slice(1).split("?");
-  const params = new URLSearchParams(query || "");
-  const parts = (path || "/").split("/").filter(Boolean).map(decodeURIComponent);
   try {
+    const params = new URLSearchParams(query || "");
+    const parts = (path || "/").split("/").filter(Boolean).map(decodeURIComponent);
     // Any call proves the token (or that the server needs none) before the nav shows.
     if (document.getElementById("nav").hidden) await api("GET", "/classes");
     document.getElementById("nav").hidden = false;
@@ -395,7 +423,7 @@ async function route() {
     // When the first view with data is on screen (read by scripts/bench-inspector).
     if (!performance.getEntriesByName("duro:first-view").length) performance.mark("duro:first-view");
   } catch (error) {
-    failed(error);
+    failed(error, mine);
   }
 }
 
