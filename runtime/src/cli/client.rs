@@ -69,12 +69,14 @@ impl AdminClient {
         Ok((status, text))
     }
 
-    /// `send` for a component (or the assets: `what`): a large one is announced on stderr (the
-    /// server compiles a new component once, which takes seconds for a JavaScript or Python
-    /// one), its upload and the server's work shown as they go (`progress::upload`), and timed.
+    /// `send` for a component, or the assets (`what`; `compiled`: the server compiles it): a
+    /// large one is announced on stderr (the server compiles a new component once, which takes
+    /// seconds for a JavaScript or Python one), its upload and the server's work shown as they
+    /// go (`progress::upload`), and timed.
     pub(super) async fn send_component(
         &self,
         what: &str,
+        compiled: bool,
         method: reqwest::Method,
         path: &str,
         component: Vec<u8>,
@@ -87,18 +89,17 @@ impl AdminClient {
         // broken pipe instead of the 401. A small authenticated call says it first.
         self.send(reqwest::Method::GET, "/migrations", Vec::new())
             .await?;
-        let compiles = what != "the assets";
         eprintln!(
             "sending {what} ({:.1} MiB{})...",
             component.len() as f64 / 1_048_576.0,
-            if compiles {
+            if compiled {
                 "; a new component is compiled once, this can take seconds"
             } else {
                 ""
             }
         );
         let length = component.len();
-        super::progress::upload(what, compiles, component, |body| {
+        super::progress::upload(what, compiled, component, |body| {
             self.send_body(method, path, body, Some(length))
         })
         .await
@@ -156,6 +157,7 @@ impl AdminClient {
     ) -> anyhow::Result<(reqwest::StatusCode, String)> {
         self.send_component(
             &format!("class {class}"),
+            true,
             reqwest::Method::PUT,
             &format!("/classes/{class}"),
             component,
@@ -178,6 +180,7 @@ impl Target for AdminClient {
         let world = if worker { "worker" } else { "class" };
         self.send_component(
             &format!("the {world} component to check"),
+            true,
             reqwest::Method::POST,
             &format!("/check?world={world}"),
             component,
@@ -214,14 +217,14 @@ impl Target for AdminClient {
     ) -> anyhow::Result<Change> {
         let path = format!("/worker?object_routes={object_routes}");
         let answer = self
-            .send_component("the worker", reqwest::Method::PUT, &path, component)
+            .send_component("the worker", true, reqwest::Method::PUT, &path, component)
             .await?;
         Ok(change_of(answer))
     }
 
     async fn set_assets(&self, bundle: Vec<u8>) -> anyhow::Result<Change> {
         let answer = self
-            .send_component("the assets", reqwest::Method::PUT, "/assets", bundle)
+            .send_component("the assets", false, reqwest::Method::PUT, "/assets", bundle)
             .await?;
         Ok(change_of(answer))
     }

@@ -182,7 +182,7 @@ pub(super) async fn object_entries(
                 .map(|(id, tags)| serde_json::json!({ "id": id, "tags": tags }))
                 .collect()),
             "last_event_ms": state.directory.live(&loaded.key(id)).and_then(|l| l.last_event_ms),
-            "usage": state.directory.usage_of(&loaded.key(id)).as_ref().map(super::top::shown),
+            "usage": state.directory.usage_of(&loaded.key(id)).as_ref().map(super::top::usage_json),
             "next": object.entries.next,
             "entries": entries,
         }),

@@ -52,7 +52,7 @@ pub(super) async fn top(
         |incarnation: u64| (state.classes.by_incarnation(incarnation)).map(|c| c.name.to_string());
     let objects: Vec<_> = (objects.iter().zip(names))
         .map(|((key, usage), name)| {
-            let mut shown = shown(usage);
+            let mut shown = usage_json(usage);
             shown["class"] = class_name(key.incarnation).into();
             shown["id"] = key.id.to_hex().into();
             shown["name"] = name.into();
@@ -63,7 +63,7 @@ pub(super) async fn top(
     let classes = class_totals(state, &metered.classes);
     let classes: Vec<_> = (classes.into_iter())
         .map(|(name, usage)| {
-            let mut shown = shown(&usage);
+            let mut shown = usage_json(&usage);
             shown["class"] = name.into();
             shown
         })
@@ -94,7 +94,7 @@ fn class_totals(
 }
 
 /// Totals as the API shows them (times in ms).
-pub(super) fn shown(usage: &Usage) -> serde_json::Value {
+pub(super) fn usage_json(usage: &Usage) -> serde_json::Value {
     let ms = |ns: u64| ns as f64 / 1e6;
     serde_json::json!({
         "events": usage.events,
