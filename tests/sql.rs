@@ -379,3 +379,168 @@ async fn a_c_class_has_the_same_sql_storage() {
         .await;
     assert_eq!(out["rows"], json!([[1, 3]]));
 }
+
+/// A statement that never ends on its own (issue 35: it froze the server).
+const ENDLESS: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
+/// One statement as the storage probe's `/sql` script.
+fn one_statement(query: &str) -> String {
+    json!({ "statements": [[query, []]] }).to_string()
+}
+
+/// Two endless statements, as many as this runtime has async threads, each fail their event at
+/// the event's CPU limit with Cloudflare's error; while they run, another object and `/healthz`
+/// answer at once (a statement never holds an async thread); their objects go on afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_statement_fails_at_the_cpu_limit_while_its_neighbours_go_on() {
+    let s = TestServer::start_with(|c| {
+        common::shared_cache(c);
+        c.limits.event_cpu = Duration::from_secs(3);
+    })
+    .await;
+    assert_eq!(
+        s.deploy("Store", "storage-probe").await.0,
+        StatusCode::CREATED
+    );
+    s.deploy("Counter", "duro-example-counter").await;
+    let spinners: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
+            let (http, url) = (
+                s.http.clone(),
+                format!("{}/objects/Store/{name}/sql", s.ingress),
+            );
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let response = http.post(url).body(one_statement(ENDLESS)).send().await;
+                let answer = common::status_json(response.unwrap()).await;
+                (answer, started.elapsed())
+            })
+        })
+        .collect();
+    // Until both are cut off, a neighbour counts and the admin API answers, each quickly.
+    let (mut slowest, mut answered) = (Duration::ZERO, 0);
+    let spinning = std::time::Instant::now();
+    while !spinners.iter().all(|s| s.is_finished()) {
+        assert!(
+            spinning.elapsed() < Duration::from_secs(60),
+            "the statements were not cut off"
+        );
+        let started = std::time::Instant::now();
+        let (status, out) = s.post("/objects/Counter/neighbour/increment").await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        let (status, _) = s
+            .admin_call(reqwest::Method::GET, "/healthz", Vec::new())
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        slowest = slowest.max(started.elapsed());
+        answered += 1;
+    }
+    assert!(answered > 10, "{answered} neighbour rounds");
+    assert!(slowest < Duration::from_millis(1500), "{slowest:?}");
+    for spinner in spinners {
+        let ((status, out), took) = spinner.await.unwrap();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{out}");
+        let error = out["error"].as_str().unwrap_or_default();
+        assert!(error.contains("exceeded CPU time limit"), "{out}");
+        assert!(took >= Duration::from_secs(3), "{took:?}");
+        assert!(took < Duration::from_secs(30), "{took:?}");
+    }
+    // The objects go on.
+    let (status, out) = s
+        .call(
+            reqwest::Method::POST,
+            "/objects/Store/a/sql",
+            one_statement("SELECT 1 AS one"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["results"][0]["rows"], json!([{"one": 1}]), "{out}");
+}
+
+/// SQLite's memory for one object (here a `UNION` that grows its temporary b-tree without end)
+/// is capped at the object's memory limit: the statement fails with SQLite's out-of-memory
+/// error, saying so, and the object goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_cannot_hold_more_memory_than_its_object_may() {
+    let s = TestServer::start_with(|c| {
+        common::shared_cache(c);
+        c.limits.instance_memory_bytes = 32 * 1024 * 1024;
+    })
+    .await;
+    assert_eq!(
+        s.deploy("Store", "storage-probe").await.0,
+        StatusCode::CREATED
+    );
+    let growing =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    let (status, out) = s
+        .call(
+            reqwest::Method::POST,
+            "/objects/Store/m/sql",
+            one_statement(growing),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let error = out["results"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("out of memory"), "{out}");
+    assert!(error.contains("32 MiB"), "{out}");
+    let (status, out) = s
+        .call(
+            reqwest::Method::POST,
+            "/objects/Store/m/sql",
+            one_statement("SELECT 2 AS two"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["results"][0]["rows"], json!([{"two": 2}]), "{out}");
+}
+
+/// SIGTERM while an endless statement runs: the stop ends at its drain timeout (the statement is
+/// cut off), not at the event's CPU limit, and not never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_cuts_an_endless_statement_off_at_the_drain_timeout() {
+    let temp = tempfile::tempdir().unwrap();
+    let probe = format!("Store={}", common::guest("storage-probe").display());
+    let mut process = common::Process::start_with(
+        temp.path(),
+        &[
+            "--deploy",
+            &probe,
+            "--drain-timeout-ms",
+            "1000",
+            "--event-cpu-ms",
+            "600000",
+        ],
+        std::process::Stdio::null(),
+    );
+    let http = reqwest::Client::new();
+    let url = format!("{}/objects/Store/endless/sql", process.ingress);
+    let request = tokio::spawn(http.post(url).body(one_statement(ENDLESS)).send());
+    // The statement's object is live: its event runs.
+    common::eventually(Duration::from_secs(30), || async {
+        (common::metric(&http, &process.admin, "duro_live_objects").await >= 1.0).then_some(())
+    })
+    .await;
+    let stopping = std::time::Instant::now();
+    process.signal(nix::sys::signal::Signal::SIGTERM);
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = process.child.wait().unwrap();
+        (status, process)
+    });
+    let (status, _process) = tokio::time::timeout(Duration::from_secs(30), exited)
+        .await
+        .expect("duro did not exit within 30 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        stopping.elapsed()
+    );
+    // The caller got an answer or a closed connection, never a hang.
+    let _ = tokio::time::timeout(Duration::from_secs(5), request)
+        .await
+        .expect("the request ended with the server");
+}

@@ -153,6 +153,8 @@ pub struct Server {
     /// Turns true when the ingress may serve (see `start_closed`).
     open: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
+    /// How long a stop lets open requests and running events finish.
+    drain_timeout: std::time::Duration,
     directory: Directory,
     actors: object::ActorsStopped,
     committer: storage::CommitterThread,
@@ -356,6 +358,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         stop,
         open,
         listeners,
+        drain_timeout: config.http.drain_timeout,
         directory,
         actors,
         committer: committer_thread,
@@ -551,6 +554,15 @@ impl Server {
     /// Stops accepting, finishes in-flight requests and events, commits what is queued, and
     /// closes the database.
     pub async fn shutdown(self) {
+        // Whatever a guest is doing, the stop ends within its drain time: then every running
+        // guest and SQL statement is cut off (their events fail, their writes are discarded).
+        let halting = self.directory.clone();
+        let drain = self.drain_timeout;
+        let halt = tokio::spawn(async move {
+            tokio::time::sleep(drain).await;
+            tracing::info!("still stopping after the drain timeout: cutting running guests off");
+            halting.halt();
+        });
         if let Some(lease) = &self.lease {
             // A cluster node first hands its objects over while it still answers its peers
             // (421: not here), then waits two ticks so that they see the new owners (and stop
@@ -581,6 +593,7 @@ impl Server {
         if let Some(lease) = self.lease {
             let _ = tokio::task::spawn_blocking(move || lease.release()).await;
         }
+        halt.abort();
         tracing::info!("duro stopped");
     }
 }

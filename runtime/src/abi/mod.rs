@@ -23,6 +23,7 @@ pub use reach::{Callee, Namespace, Reach, Unreached};
 pub use request::{Accepted, Holder, Request, Response, Tunnel};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{
@@ -45,6 +46,7 @@ mod generated {
         imports: {
             "duro:object/namespaces.[method]stub.fetch": async | trappable,
             "duro:object/namespaces.[method]stub.call": async | trappable,
+            "duro:object/sql.exec": trappable,
         },
         exports: { default: async },
         with: { "duro:object/namespaces.stub": super::calls::Stub },
@@ -215,13 +217,15 @@ pub struct InstanceEnv {
     pub call_timeout: Duration,
     /// Commits an object's writes before a call leaves.
     pub committer: crate::storage::Committer,
+    /// Set when the runtime stops: every running guest and SQL statement is cut off.
+    pub halt: Arc<AtomicBool>,
 }
 
 /// Why a guest call failed. After any of these the instance must be discarded.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum GuestError {
-    #[error("CPU limit exceeded: the event ran longer than {0:?}")]
+    #[error("Worker exceeded CPU time limit. (the event ran past its CPU limit of {0:?})")]
     CpuLimit(Duration),
     #[error("memory limit exceeded: the instance tried to grow past {0} bytes")]
     MemoryLimit(usize),
@@ -232,6 +236,9 @@ pub enum GuestError {
     Trap(String),
     #[error("instantiation failed: {0}")]
     Instantiate(String),
+    /// The runtime stopped while the event ran (after its drain timeout).
+    #[error("the server is stopping: the event was cut off")]
+    Halted,
 }
 
 /// The data of an object's `Store` (of several objects' in turn, for a shared instance).
@@ -576,6 +583,9 @@ struct Meter {
     cpu_exhausted: bool,
     /// The guest just came back from waiting on a call: the ticks that passed were not its own.
     waited: bool,
+    /// The runtime's stop, and whether it cut the current event off.
+    halt: Arc<AtomicBool>,
+    halted: bool,
 }
 
 impl Meter {
@@ -585,13 +595,28 @@ impl Meter {
             ticks_left: ticks(env.event_cpu),
             cpu_exhausted: false,
             waited: false,
+            halt: env.halt.clone(),
+            halted: false,
         }
+    }
+
+    /// The CPU time the current event has left.
+    fn cpu_left(&self) -> Duration {
+        EPOCH_TICK.saturating_mul(u32::try_from(self.ticks_left).unwrap_or(u32::MAX))
+    }
+
+    /// Charges `spent` (time in a host call that ran on the guest's behalf, such as SQL) to the
+    /// current event.
+    fn charge(&mut self, spent: Duration) {
+        let ticks = (spent.as_micros() / EPOCH_TICK.as_micros()) as u64;
+        self.ticks_left = self.ticks_left.saturating_sub(ticks);
     }
 
     fn start_event(&mut self, env: &InstanceEnv) {
         self.ticks_left = ticks(env.event_cpu);
         self.cpu_exhausted = false;
         self.waited = false;
+        self.halted = false;
         self.memory.hit_limit = false;
         self.memory.hit_budget = false;
     }
@@ -611,7 +636,9 @@ impl Meter {
 
     /// Which limit a failed call ran into, or the trap it was.
     fn classify(&self, error: &wasmtime::Error, env: &InstanceEnv) -> GuestError {
-        if self.cpu_exhausted {
+        if self.halted {
+            GuestError::Halted
+        } else if self.cpu_exhausted {
             GuestError::CpuLimit(env.event_cpu)
         } else if self.memory.hit_limit {
             GuestError::MemoryLimit(env.memory_bytes)
@@ -649,6 +676,10 @@ fn meter_store<T: Metered>(store: &mut Store<T>) {
         // to yield (the guest has barely run since it resumed).
         if std::mem::take(&mut meter.waited) {
             return Ok(UpdateDeadline::Continue(1));
+        }
+        if meter.halt.load(Ordering::Relaxed) {
+            meter.halted = true;
+            return Ok(UpdateDeadline::Interrupt);
         }
         if meter.ticks_left == 0 {
             meter.cpu_exhausted = true;

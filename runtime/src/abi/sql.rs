@@ -1,16 +1,46 @@
 //! The `duro:object/sql` host functions: WIT values to the object's SQL database and back
 //! (`storage::sql` does the work).
 
+use std::time::Instant;
+
 use super::ObjectState;
 use super::generated::duro::object::sql;
 use crate::storage::ObjectStorage;
-use crate::storage::sql::{Cursor, SqlError, Value};
+use crate::storage::sql::{Cursor, SqlBudget, SqlError, Value};
 
 impl sql::Host for ObjectState {
-    fn exec(&mut self, query: String, bindings: Vec<sql::Value>) -> Result<sql::Cursor, String> {
+    /// Runs the statements within the event's CPU time left (the time they take is charged to
+    /// it); one that runs past it, or past the runtime's stop, fails the event as a guest
+    /// running past it does (a trap, the instance reset).
+    fn exec(
+        &mut self,
+        query: String,
+        bindings: Vec<sql::Value>,
+    ) -> wasmtime::Result<Result<sql::Cursor, String>> {
         let bindings: Vec<Value> = bindings.into_iter().map(from_wit).collect();
-        let cursor = self.sql(|s| s.sql_exec(&query, &bindings))?;
-        Ok(to_wit(cursor))
+        let halt = self.meter.halt.clone();
+        let budget = SqlBudget {
+            cpu: self.meter.cpu_left(),
+            halt: Some(&halt),
+        };
+        let started = Instant::now();
+        let outcome = match self.storage() {
+            Ok(storage) => storage.sql_exec(&query, &bindings, budget),
+            Err(e) => return Ok(Err(format!("{e:?}"))),
+        };
+        self.meter.charge(started.elapsed());
+        match outcome {
+            Ok(cursor) => Ok(Ok(to_wit(cursor))),
+            Err(SqlError::CpuLimit) => {
+                self.meter.cpu_exhausted = true;
+                Err(wasmtime::Error::msg(SqlError::CpuLimit.to_string()))
+            }
+            Err(SqlError::Halted) => {
+                self.meter.halted = true;
+                Err(wasmtime::Error::msg(SqlError::Halted.to_string()))
+            }
+            Err(other) => Ok(Err(other.to_string())),
+        }
     }
 
     fn database_size(&mut self) -> Result<u64, String> {
@@ -25,7 +55,7 @@ impl ObjectState {
         f: impl FnOnce(&mut ObjectStorage) -> Result<T, SqlError>,
     ) -> Result<T, String> {
         let storage = self.storage().map_err(|e| format!("{e:?}"))?;
-        f(storage).map_err(|e| e.0)
+        f(storage).map_err(|e| e.to_string())
     }
 }
 

@@ -143,7 +143,7 @@ impl From<ObjectError> for ApiError {
             ObjectError::NotEmpty(_) => Self::Conflict(error.to_string()),
             ObjectError::Overloaded(_)
             | ObjectError::TooManyLive(_)
-            | ObjectError::Guest(GuestError::MemoryBudget(_))
+            | ObjectError::Guest(GuestError::MemoryBudget(_) | GuestError::Halted)
             | ObjectError::ShuttingDown
             | ObjectError::Unavailable(_) => Self::Unavailable(error.to_string()),
             ObjectError::NotHere => Self::Misdirected(error.to_string()),

@@ -260,7 +260,7 @@ pub(super) async fn object_sql(
             .reader()
             .map_err(|e| ApiError::Internal(format!("reading the object: {e}")))?;
         let Some(snapshot) = Snapshot::read(reader.as_ref(), &prefix, MAX_SNAPSHOT_BYTES)
-            .map_err(|e| ApiError::Internal(e.0))?
+            .map_err(|e| ApiError::Internal(e.to_string()))?
         else {
             return Ok(serde_json::json!({ "size": 0, "tables": [] }));
         };
@@ -273,7 +273,7 @@ pub(super) async fn object_sql(
         };
         Ok(match table {
             None => {
-                let tables = snapshot.tables().map_err(|e| ApiError::Internal(e.0))?;
+                let tables = snapshot.tables().map_err(|e| ApiError::Internal(e.to_string()))?;
                 let tables: Vec<_> = tables
                     .into_iter()
                     .map(|t| serde_json::json!({ "name": t.name, "sql": t.sql, "rows": t.rows }))
@@ -283,7 +283,7 @@ pub(super) async fn object_sql(
             Some(table) => {
                 let page = snapshot
                     .rows(&table, offset, limit)
-                    .map_err(|e| ApiError::NotFound(e.0))?;
+                    .map_err(|e| ApiError::NotFound(e.to_string()))?;
                 let rows: Vec<Vec<serde_json::Value>> = page
                     .rows
                     .into_iter()

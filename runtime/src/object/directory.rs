@@ -92,6 +92,8 @@ pub(super) struct Shared {
     pub next_actor: AtomicU64,
     /// Set by `shutdown`: no new events are accepted.
     pub closing: AtomicBool,
+    /// Set by `halt`: every running guest and SQL statement is cut off.
+    pub halt: Arc<AtomicBool>,
     /// Cluster mode: where objects of other nodes' shards run.
     pub remote: Option<super::remote::Remote>,
     /// The metering totals of objects whose actors retired.
@@ -133,6 +135,7 @@ impl Directory {
             reach: Arc::new(self.clone()),
             call_timeout: shared.call_timeout,
             committer: shared.committer.clone(),
+            halt: shared.halt.clone(),
         }
     }
 
@@ -178,6 +181,7 @@ impl Directory {
             hasher: RandomState::new(),
             next_actor: AtomicU64::new(1),
             closing: AtomicBool::new(false),
+            halt: Arc::new(AtomicBool::new(false)),
             remote,
             evicting: Mutex::new(Vec::new()),
             retired: Default::default(),
@@ -329,6 +333,12 @@ impl Directory {
     }
 
     /// Stops accepting events and lets every actor finish what is queued, then stop.
+    /// Cuts off every running guest and SQL statement (the end of a stop's drain time): their
+    /// events fail and their writes are discarded, so the actors stop at once.
+    pub fn halt(&self) {
+        self.shared.halt.store(true, Ordering::SeqCst);
+    }
+
     pub fn shutdown(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
         for shard in &self.shared.shards {

@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::storage::ObjectStorage;
 use crate::storage::commit::{Committer, WriteOp};
 use crate::storage::schema::{self, Table};
-use crate::storage::sql::Value;
+use crate::storage::sql::{SqlBudget, Value};
 
 const SECTOR: usize = 512;
 
@@ -286,12 +286,17 @@ async fn one_cut(seed: u64) -> (u64, bool) {
             for round in 1u64.. {
                 view.begin_event();
                 if round == 1 {
-                    view.sql_exec("CREATE TABLE t (n INTEGER, pad BLOB)", &[])
-                        .unwrap();
+                    view.sql_exec(
+                        "CREATE TABLE t (n INTEGER, pad BLOB)",
+                        &[],
+                        SqlBudget::unbounded(),
+                    )
+                    .unwrap();
                 }
                 view.sql_exec(
                     "INSERT INTO t VALUES (?, zeroblob(300))",
                     &[Value::Integer(round as i64)],
+                    SqlBudget::unbounded(),
                 )
                 .unwrap();
                 let writes = view.finish_event().expect("the insert wrote pages");
@@ -327,7 +332,11 @@ async fn one_cut(seed: u64) -> (u64, bool) {
             &Limits::default(),
         );
         view.begin_event();
-        let mut rows = |query| view.sql_exec(query, &[]).unwrap().rows;
+        let mut rows = |query| {
+            view.sql_exec(query, &[], SqlBudget::unbounded())
+                .unwrap()
+                .rows
+        };
         assert_eq!(rows("PRAGMA quick_check"), [[Value::Text("ok".into())]]);
         let [Value::Integer(stored)] = rows("SELECT max(n) FROM t")[0][..] else {
             panic!("seed {seed}: SQL object {writer} lost its rows (acknowledged {round})")

@@ -69,6 +69,8 @@ pub struct ObjectStorage {
     max_batch_keys: usize,
     max_list_bytes: usize,
     max_event_write_bytes: usize,
+    /// Most bytes SQLite may hold for the object's database (the instance's memory limit).
+    pub(super) max_sql_heap_bytes: usize,
     /// Known values (clean or not yet durable), including known absences.
     cache: ReadCache,
     /// The alarm (`Some(None)`: none), once known from a read or a write. Only this object
@@ -81,7 +83,7 @@ pub struct ObjectStorage {
     poisoned: bool,
     /// The object's SQL database, once used; dropped whenever it may be ahead of storage.
     pub(super) sql: Option<SqlDatabase>,
-    /// Where the SQL connection's page cache is counted (none in tests of storage alone).
+    /// Where the SQL connection's heap is counted (none in tests of storage alone).
     pub(super) memory: Option<Arc<dyn MemoryAccount>>,
     /// The object's name, once known (it was addressed by it, or read from storage).
     name: Option<Arc<str>>,
@@ -104,6 +106,7 @@ impl ObjectStorage {
             max_batch_keys: limits.max_batch_keys,
             max_list_bytes: limits.max_list_bytes,
             max_event_write_bytes: limits.max_event_write_bytes,
+            max_sql_heap_bytes: limits.instance_memory_bytes,
             cache: ReadCache::default(),
             alarm: None,
             writes: WriteSet::default(),
@@ -143,7 +146,7 @@ impl ObjectStorage {
         self.name.clone()
     }
 
-    /// Counts the SQL connection's page cache in `account` (the runtime's memory budget).
+    /// Counts the SQL connection's heap in `account` (the runtime's memory budget).
     pub fn with_memory(mut self, account: Arc<dyn MemoryAccount>) -> Self {
         self.memory = Some(account);
         self

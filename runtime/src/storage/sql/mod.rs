@@ -8,19 +8,31 @@
 //! may be ahead of storage — the event failed (its writes are discarded), `deleteAll`, a
 //! key-value transaction rolled back — and reopened from storage on the next use. Only the host
 //! parses SQL: guests send text and bindings ([`SqlDatabase::exec`]).
+//!
+//! A statement runs inside the event's limits: its memory (page cache, temporary b-trees,
+//! sorter, journal) is counted in the object's [`heap::Heap`], its time is cut off at the
+//! event's CPU limit and never holds an async worker thread for long ([`interrupt`]).
 
 mod guard;
+mod heap;
+mod interrupt;
 pub mod pages;
 pub mod snapshot;
 #[cfg(test)]
 mod tests;
 mod vfs;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, StatementStatus};
 
 use super::{ObjectStorage, StorageError};
 use guard::Guard;
+use heap::{Heap, Refusal};
+pub use interrupt::SqlBudget;
+use interrupt::{Cut, Interrupter};
 
 /// SQLite's page cache per connection (KiB): hot pages of a live object; the rest is read
 /// from storage again.
@@ -48,37 +60,44 @@ pub struct Cursor {
     pub rows_written: u64,
 }
 
-/// Where a connection's page cache is counted: the runtime's memory budget (which lives above
-/// storage and implements this). A connection reserves its cache's bytes when it opens and gives
-/// them back when it closes.
+/// Where a connection's heap is counted: the runtime's memory budget (which lives above storage
+/// and implements this). A connection reserves what SQLite holds for it, a step at a time, and
+/// gives it back when it closes.
 pub trait MemoryAccount: Send + Sync {
     /// Reserves `bytes` if they fit now; `false` (after asking idle objects to make room) if not.
     fn try_reserve(&self, bytes: usize) -> bool;
     fn release(&self, bytes: usize);
 }
 
-/// Bytes a connection reserves: its page cache at its largest.
-const CACHE_BYTES: usize = CACHE_KIB as usize * 1024;
+/// A failed SQL call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// SQLite's message, or why duro refused the statement: the guest sees it as an exception.
+    #[error("{0}")]
+    Failed(String),
+    /// The statement ran past the event's CPU time: the event fails as a guest running past it
+    /// does.
+    #[error("the SQL statement ran past the event's CPU time limit")]
+    CpuLimit,
+    /// The runtime stopped while the statement ran.
+    #[error("the server is stopping: the SQL statement was cut off")]
+    Halted,
+    /// The statement outlived its slice on an async worker thread: [`ObjectStorage::sql_exec`]
+    /// runs it again off that thread; never seen above it.
+    #[error("the SQL statement outlived its slice on an async worker thread")]
+    Sliced,
+}
 
-/// A connection's reservation, given back when the connection goes.
-struct Charge(Option<std::sync::Arc<dyn MemoryAccount>>);
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        if let Some(account) = &self.0 {
-            account.release(CACHE_BYTES);
-        }
+impl SqlError {
+    fn failed(message: impl Into<String>) -> Self {
+        Self::Failed(message.into())
     }
 }
 
-/// A failed SQL call, as the guest will see it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SqlError(pub String);
-
 impl From<StorageError> for SqlError {
     fn from(e: StorageError) -> Self {
-        Self(e.to_string())
+        Self::Failed(e.to_string())
     }
 }
 
@@ -86,7 +105,9 @@ impl From<StorageError> for SqlError {
 pub struct SqlDatabase {
     conn: Connection,
     guard: Guard,
-    _charge: Charge,
+    /// What SQLite holds for this connection (dropped after `conn`: its blocks point to it).
+    heap: Arc<Heap>,
+    interrupter: Interrupter,
 }
 
 impl std::fmt::Debug for SqlDatabase {
@@ -95,60 +116,75 @@ impl std::fmt::Debug for SqlDatabase {
     }
 }
 
+/// Why a connection cannot open while the memory budget is spent.
+const BUDGET_SPENT: &str = "the runtime's memory budget is exhausted: the SQL database cannot \
+     be opened now; retry";
+
 impl SqlDatabase {
-    /// Opens the database of the object behind `view`.
-    pub fn open(view: &mut ObjectStorage) -> Result<Self, SqlError> {
-        let account = view.memory.clone();
-        if let Some(account) = &account
-            && !account.try_reserve(CACHE_BYTES)
-        {
-            return Err(SqlError(
-                "the runtime's memory budget is exhausted: the SQL database cannot be opened \
-                 now; retry"
-                    .into(),
-            ));
+    /// Opens the database of the object behind `view`, its heap capped at `max_heap` bytes.
+    pub fn open(view: &mut ObjectStorage, max_heap: usize) -> Result<Self, SqlError> {
+        let heap = Heap::new(max_heap, view.memory.clone());
+        if !heap.reserve_first() {
+            return Err(SqlError::failed(BUDGET_SPENT));
         }
-        let charge = Charge(account);
-        let (db, failure) = vfs::with_view(view, || -> rusqlite::Result<(Connection, Guard)> {
-            let mut conn = Connection::open_with_flags_and_vfs(
-                "object",
-                OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_CREATE
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                vfs::NAME,
-            )?;
-            conn.execute_batch(&format!(
-                "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = MEMORY; \
-                 PRAGMA temp_store = MEMORY; PRAGMA synchronous = OFF; \
-                 PRAGMA cache_size = -{CACHE_KIB}; PRAGMA max_page_count = {MAX_PAGES};"
-            ))?;
-            conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
-            let guard = Guard::default();
-            guard.install(&mut conn)?;
-            Ok((conn, guard))
+        let interrupter = Interrupter::default();
+        let (db, failure) = heap.charging(|| {
+            vfs::with_view(view, || -> rusqlite::Result<(Connection, Guard)> {
+                let mut conn = Connection::open_with_flags_and_vfs(
+                    "object",
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_CREATE
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    vfs::NAME,
+                )?;
+                conn.execute_batch(&format!(
+                    "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = MEMORY; \
+                     PRAGMA temp_store = MEMORY; PRAGMA synchronous = OFF; \
+                     PRAGMA cache_size = -{CACHE_KIB}; PRAGMA max_page_count = {MAX_PAGES};"
+                ))?;
+                conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+                let guard = Guard::default();
+                guard.install(&mut conn)?;
+                interrupter.install(&mut conn)?;
+                Ok((conn, guard))
+            })
         });
-        let (conn, guard) = db.map_err(|e| fail(e, failure, None))?;
+        let (conn, guard) = db.map_err(|e| fail(e, failure, None, heap.take_refusal(), None))?;
         Ok(SqlDatabase {
             conn,
             guard,
-            _charge: charge,
+            heap,
+            interrupter,
         })
     }
 
     /// Runs `query` — one statement or several separated by `;`, `bindings` applying to the
-    /// last — and returns the last one's rows.
+    /// last — and returns the last one's rows. Cut off at `deadline` (as `cut`) or when `halt`
+    /// is set.
     pub fn exec(
         &mut self,
         view: &mut ObjectStorage,
         query: &str,
         bindings: &[Value],
         max_bytes: usize,
+        (deadline, cut): (Instant, Cut),
+        halt: Option<&Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<Cursor, SqlError> {
         self.guard.take_refusal();
+        self.interrupter.arm(deadline, cut, halt);
         let before = self.conn.total_changes();
-        let (result, failure) =
-            vfs::with_view(view, || run(&self.conn, query, bindings, max_bytes));
-        let mut cursor = result.map_err(|e| fail(e, failure, self.guard.take_refusal()))?;
+        let (result, failure) = self
+            .heap
+            .charging(|| vfs::with_view(view, || run(&self.conn, query, bindings, max_bytes)));
+        let mut cursor = result.map_err(|e| {
+            fail(
+                e,
+                failure,
+                self.guard.take_refusal(),
+                self.heap.take_refusal(),
+                self.interrupter.take_cut(),
+            )
+        })?;
         cursor.rows_written = self.conn.total_changes().saturating_sub(before);
         Ok(cursor)
     }
@@ -156,36 +192,63 @@ impl SqlDatabase {
     /// Bytes the database takes: the pages in use, as Cloudflare counts.
     pub fn size(&mut self, view: &mut ObjectStorage) -> Result<u64, SqlError> {
         let conn = &self.conn;
-        let (size, failure) = vfs::with_view(view, || {
-            self.guard.internally(|| {
-                conn.query_row(
-                    "SELECT ((SELECT page_count FROM pragma_page_count()) - \
-                     (SELECT freelist_count FROM pragma_freelist_count())) * \
-                     (SELECT page_size FROM pragma_page_size())",
-                    [],
-                    |row| row.get::<_, i64>(0),
-                )
+        let guard = &self.guard;
+        let (size, failure) = self.heap.charging(|| {
+            vfs::with_view(view, || {
+                guard.internally(|| {
+                    conn.query_row(
+                        "SELECT ((SELECT page_count FROM pragma_page_count()) - \
+                         (SELECT freelist_count FROM pragma_freelist_count())) * \
+                         (SELECT page_size FROM pragma_page_size())",
+                        [],
+                        |row| row.get::<_, i64>(0),
+                    )
+                })
             })
         });
-        let bytes = size.map_err(|e| fail(e, failure, None))?;
+        let bytes = size.map_err(|e| fail(e, failure, None, self.heap.take_refusal(), None))?;
         Ok(bytes.max(0) as u64)
     }
 }
 
-/// What the guest is told of a failure: why the authorizer refused, the storage error behind a
-/// failed read or write, or SQLite's own message.
+/// What the guest is told of a failure: why the statement was cut off, why the authorizer
+/// refused, which memory limit it ran into, the storage error behind a failed read or write, or
+/// SQLite's own message.
 fn fail(
     error: rusqlite::Error,
     storage: Option<StorageError>,
     refusal: Option<String>,
+    memory: Option<Refusal>,
+    cut: Option<Cut>,
 ) -> SqlError {
+    match cut {
+        Some(Cut::CpuLimit) => return SqlError::CpuLimit,
+        Some(Cut::Halted) => return SqlError::Halted,
+        Some(Cut::Slice) => return SqlError::Sliced,
+        None => {}
+    }
     if let Some(why) = refusal {
-        return SqlError(why);
+        return SqlError::Failed(why);
+    }
+    match memory {
+        Some(Refusal::Cap(cap)) => {
+            return SqlError::Failed(format!(
+                "out of memory: the statement needed more than the {} MiB SQLite may hold for \
+                 one object (its memory limit): SQLITE_NOMEM",
+                cap / (1024 * 1024)
+            ));
+        }
+        Some(Refusal::Budget) => {
+            return SqlError::failed(
+                "out of memory: the runtime's memory budget is exhausted; retry: SQLITE_NOMEM",
+            );
+        }
+        None => {}
     }
     if let Some(e) = storage {
-        return SqlError(e.to_string());
+        return SqlError::Failed(e.to_string());
     }
-    SqlError(match error {
+    SqlError::Failed(match error {
         rusqlite::Error::SqliteFailure(e, Some(message)) => {
             format!("{message}: {}", code_name(e.code))
         }
@@ -199,7 +262,7 @@ fn fail(
 
 /// SQLite's message of a failure outside an object's event (snapshots).
 fn fail_plain(error: rusqlite::Error) -> SqlError {
-    fail(error, None, None)
+    fail(error, None, None, None, None)
 }
 
 /// A column's value, owned.
@@ -369,9 +432,52 @@ fn is_blank(sql: &str) -> bool {
 /// The SQL calls of an object's storage view: each runs on the object's database, opened on
 /// first use.
 impl ObjectStorage {
-    pub fn sql_exec(&mut self, query: &str, bindings: &[Value]) -> Result<Cursor, SqlError> {
+    /// Runs `query` within `budget`. On an async worker thread it first runs for at most a
+    /// slice; if it needs longer it is rolled back and run again, off that thread, until the
+    /// budget's end.
+    pub fn sql_exec(
+        &mut self,
+        query: &str,
+        bindings: &[Value],
+        budget: SqlBudget<'_>,
+    ) -> Result<Cursor, SqlError> {
         let max = self.max_list_bytes();
-        self.with_sql(|db, view| db.exec(view, query, bindings, max))
+        let end = Instant::now() + budget.cpu;
+        if interrupt::on_async_worker() {
+            let slice_end = Instant::now() + interrupt::SLICE;
+            let first = if slice_end < end {
+                (slice_end, Cut::Slice)
+            } else {
+                (end, Cut::CpuLimit)
+            };
+            match self.with_sql(|db, view| db.exec(view, query, bindings, max, first, budget.halt))
+            {
+                Err(SqlError::Sliced) => {}
+                done => return done,
+            }
+            return interrupt::off_async_worker(|| {
+                self.with_sql(|db, view| {
+                    db.exec(
+                        view,
+                        query,
+                        bindings,
+                        max,
+                        (end, Cut::CpuLimit),
+                        budget.halt,
+                    )
+                })
+            });
+        }
+        self.with_sql(|db, view| {
+            db.exec(
+                view,
+                query,
+                bindings,
+                max,
+                (end, Cut::CpuLimit),
+                budget.halt,
+            )
+        })
     }
 
     /// Closes the database's connection (its page cache goes with it) while the object sleeps;
@@ -399,7 +505,7 @@ impl ObjectStorage {
             Some(db) => db,
             None => {
                 self.transaction_begin()?;
-                let opened = SqlDatabase::open(self);
+                let opened = SqlDatabase::open(self, self.max_sql_heap_bytes);
                 self.transaction_commit()?;
                 opened?
             }

@@ -35,9 +35,10 @@ impl Snapshot {
         object: &[u8],
         max_bytes: u64,
     ) -> Result<Option<Self>, SqlError> {
-        let storage = |e: &dyn std::fmt::Display| SqlError(format!("reading the database: {e}"));
+        let storage =
+            |e: &dyn std::fmt::Display| SqlError::Failed(format!("reading the database: {e}"));
         let too_large = |size: &dyn std::fmt::Display| {
-            SqlError(format!(
+            SqlError::Failed(format!(
                 "the database is {size} bytes; a snapshot copies at most {max_bytes}"
             ))
         };
@@ -62,7 +63,7 @@ impl Snapshot {
             return Err(too_large(&size));
         }
         let len =
-            usize::try_from(size).map_err(|_| SqlError("the database is too large".into()))?;
+            usize::try_from(size).map_err(|_| SqlError::failed("the database is too large"))?;
         let mut file = vec![0u8; len];
         for (key, value) in &entries {
             let Some(index) = pages::chunk_index(&key[object.len()..]) else {
@@ -74,6 +75,7 @@ impl Snapshot {
                 file[at..at + n].copy_from_slice(&value[..n]);
             }
         }
+        super::heap::init();
         let mut conn = Connection::open_with_flags(
             ":memory:",
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,

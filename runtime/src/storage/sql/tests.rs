@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use redb::{Database, ReadableDatabase};
 
-use super::{Cursor, SqlError, Value};
+use super::{Cursor, SqlBudget, SqlError, Value};
 use crate::config::Limits;
 use crate::storage::embedded::{Redb, RedbReader};
 use crate::storage::{ListOptions, ObjectStorage, Store};
@@ -53,7 +53,7 @@ impl Object {
     }
 
     fn sql(&mut self, query: &str, bindings: &[Value]) -> Result<Cursor, SqlError> {
-        self.event(|view| view.sql_exec(query, bindings))
+        self.event(|view| view.sql_exec(query, bindings, SqlBudget::unbounded()))
     }
 
     fn rows(&mut self, query: &str) -> Vec<Vec<Value>> {
@@ -117,7 +117,7 @@ fn several_statements_run_in_order_and_bindings_go_to_the_last() {
     assert_eq!(cursor.rows, [[int(13)]]);
     assert!(o.sql("", &[]).unwrap().rows.is_empty());
     let wrong = o.sql("SELECT ?", &[]).unwrap_err();
-    assert!(wrong.0.contains("Expected 1, got 0"), "{wrong}");
+    assert!(wrong.to_string().contains("Expected 1, got 0"), "{wrong}");
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn cloudflares_refusals_hold() {
         ("PRAGMA cache_size = 100000", "pragma"),
     ] {
         let error = o.sql(query, &[]).expect_err(query);
-        assert!(error.0.contains(says), "{query}: {error}");
+        assert!(error.to_string().contains(says), "{query}: {error}");
     }
     o.sql("CREATE TABLE t (a)", &[]).unwrap();
     assert_eq!(o.rows("PRAGMA page_size"), [[int(4096)]]);
@@ -143,7 +143,7 @@ fn cloudflares_refusals_hold() {
         "{tables:?}"
     );
     let error = o.sql("SELECT * FROM missing", &[]).unwrap_err();
-    assert_eq!(error.0, "no such table: missing: SQLITE_ERROR");
+    assert_eq!(error.to_string(), "no such table: missing: SQLITE_ERROR");
 }
 
 #[test]
@@ -157,7 +157,9 @@ fn the_database_is_what_the_events_committed() {
     }
     // A failed event: its SQL is gone with its other writes.
     o.view.begin_event();
-    o.view.sql_exec("DELETE FROM t", &[]).unwrap();
+    o.view
+        .sql_exec("DELETE FROM t", &[], SqlBudget::unbounded())
+        .unwrap();
     o.view.put("k", "v".into()).unwrap();
     o.view.abort_event();
     assert_eq!(o.rows("SELECT count(*) FROM t"), [[int(200)]]);
@@ -175,7 +177,7 @@ fn the_database_is_what_the_events_committed() {
     // deleteAll clears the database too.
     o.event(|view| view.delete_all()).unwrap();
     let error = o.sql("SELECT * FROM t", &[]).unwrap_err();
-    assert!(error.0.contains("no such table"), "{error}");
+    assert!(error.to_string().contains("no such table"), "{error}");
 }
 
 #[test]
@@ -183,16 +185,21 @@ fn a_rolled_back_transaction_undoes_sql_and_key_value_writes_alike() {
     let mut o = Object::new();
     o.sql("CREATE TABLE t (n)", &[]).unwrap();
     o.event(|view| {
-        view.sql_exec("INSERT INTO t VALUES (1)", &[]).unwrap();
+        view.sql_exec("INSERT INTO t VALUES (1)", &[], SqlBudget::unbounded())
+            .unwrap();
         view.transaction_begin().unwrap();
-        view.sql_exec("INSERT INTO t VALUES (2)", &[]).unwrap();
+        view.sql_exec("INSERT INTO t VALUES (2)", &[], SqlBudget::unbounded())
+            .unwrap();
         view.transaction_begin().unwrap();
-        view.sql_exec("INSERT INTO t VALUES (3)", &[]).unwrap();
+        view.sql_exec("INSERT INTO t VALUES (3)", &[], SqlBudget::unbounded())
+            .unwrap();
         view.put("k", Bytes::from_static(b"1")).unwrap();
         view.transaction_commit().unwrap();
         view.transaction_rollback().unwrap();
         // The event goes on with the database as it was before the outer transaction.
-        let seen = view.sql_exec("SELECT n FROM t", &[]).unwrap();
+        let seen = view
+            .sql_exec("SELECT n FROM t", &[], SqlBudget::unbounded())
+            .unwrap();
         assert_eq!(seen.rows, [[int(1)]]);
         assert_eq!(view.get("k").unwrap(), None);
     });
@@ -211,10 +218,11 @@ fn a_statement_over_the_write_limit_fails_and_leaves_the_database_whole() {
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20) \
                  INSERT INTO t SELECT zeroblob(1000000) FROM n",
                 &[],
+                SqlBudget::unbounded(),
             )
         })
         .unwrap_err();
-    assert!(error.0.contains("over the limit"), "{error}");
+    assert!(error.to_string().contains("over the limit"), "{error}");
     assert_eq!(o.rows("SELECT count(*) FROM t"), [[int(1)]]);
     o.reopen();
     assert_eq!(o.rows("PRAGMA quick_check"), [[text("ok")]]);
@@ -226,20 +234,22 @@ fn limits_answer_with_sqlites_messages() {
     let mut o = Object::new();
     let long = format!("SELECT '{}'", "x".repeat(100_001));
     let error = o.sql(&long, &[]).unwrap_err();
-    assert_eq!(error.0, "statement too long: SQLITE_TOOBIG");
+    assert_eq!(error.to_string(), "statement too long: SQLITE_TOOBIG");
     let placeholders = vec!["?"; 101].join(", ");
     let bindings = vec![int(1); 101];
     let error = o
         .sql(&format!("SELECT {placeholders}"), &bindings)
         .unwrap_err();
-    assert_eq!(error.0, "too many SQL variables: SQLITE_ERROR");
+    assert_eq!(error.to_string(), "too many SQL variables: SQLITE_ERROR");
     let error = o.sql("SELECT zeroblob(2000001)", &[]).unwrap_err();
-    assert_eq!(error.0, "string or blob too big: SQLITE_TOOBIG");
+    assert_eq!(error.to_string(), "string or blob too big: SQLITE_TOOBIG");
     let error = o
         .sql("SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4 UNION SELECT 5 UNION SELECT 6 UNION SELECT 7", &[])
         .unwrap_err();
     assert!(
-        error.0.contains("too many terms in compound SELECT"),
+        error
+            .to_string()
+            .contains("too many terms in compound SELECT"),
         "{error}"
     );
 }
@@ -267,8 +277,12 @@ fn a_snapshot_reads_what_the_events_committed_without_the_live_connection() {
     }
     // Not yet committed: the snapshot does not see it.
     o.view.begin_event();
-    o.view.sql_exec("DELETE FROM e", &[]).unwrap();
-    o.view.sql_exec("INSERT INTO e VALUES (1)", &[]).unwrap();
+    o.view
+        .sql_exec("DELETE FROM e", &[], SqlBudget::unbounded())
+        .unwrap();
+    o.view
+        .sql_exec("INSERT INTO e VALUES (1)", &[], SqlBudget::unbounded())
+        .unwrap();
     let s = snapshot(&o).unwrap();
     let tables = s.tables().unwrap();
     let summary: Vec<_> = tables.iter().map(|t| (t.name.as_str(), t.rows)).collect();
@@ -282,11 +296,11 @@ fn a_snapshot_reads_what_the_events_committed_without_the_live_connection() {
     assert!(
         s.rows("nope", 0, 1)
             .unwrap_err()
-            .0
+            .to_string()
             .contains("no such table")
     );
     let refused = Snapshot::read(&RedbReader(o.db.begin_read().unwrap()), &[7; 40], 4096);
-    assert!(refused.err().unwrap().0.contains("at most 4096"));
+    assert!(refused.err().unwrap().to_string().contains("at most 4096"));
 }
 
 /// An account of bytes with a limit, as the runtime's memory budget is.
@@ -328,12 +342,127 @@ fn a_connection_holds_its_page_cache_in_the_memory_budget_while_it_is_open() {
     // A second open connection does not fit: its call fails, saying why, and changes nothing.
     let mut other = view(&o);
     other.begin_event();
-    let error = other.sql_exec("INSERT INTO t VALUES (1)", &[]).unwrap_err();
-    assert!(error.0.contains("memory budget"), "{error}");
+    let error = other
+        .sql_exec("INSERT INTO t VALUES (1)", &[], SqlBudget::unbounded())
+        .unwrap_err();
+    assert!(error.to_string().contains("memory budget"), "{error}");
     // Closing the first gives its bytes back; the second opens.
     o.view.close_sql();
     assert_eq!(*account.used.lock().unwrap(), 0);
-    other.sql_exec("INSERT INTO t VALUES (1)", &[]).unwrap();
+    other
+        .sql_exec("INSERT INTO t VALUES (1)", &[], SqlBudget::unbounded())
+        .unwrap();
     drop(other);
     assert_eq!(*account.used.lock().unwrap(), 0);
+}
+
+/// A statement that never ends on its own.
+const ENDLESS: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
+#[test]
+fn a_statement_is_cut_off_when_the_events_cpu_time_is_spent_and_changes_nothing() {
+    let mut o = Object::new();
+    o.sql("CREATE TABLE t (n)", &[]).unwrap();
+    let started = std::time::Instant::now();
+    let budget = SqlBudget {
+        cpu: std::time::Duration::from_millis(200),
+        halt: None,
+    };
+    let error = o
+        .event(|view| {
+            view.sql_exec("INSERT INTO t VALUES (1)", &[], budget)?;
+            view.sql_exec(ENDLESS, &[], budget)
+        })
+        .unwrap_err();
+    assert_eq!(error, SqlError::CpuLimit);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The statement before it in the same event stands (the event, not SQL, decides to fail).
+    assert_eq!(o.rows("SELECT count(*) FROM t"), [[int(1)]]);
+    o.reopen();
+    assert_eq!(o.rows("PRAGMA quick_check"), [[text("ok")]]);
+}
+
+#[test]
+fn a_statement_is_cut_off_when_the_runtime_halts() {
+    let mut o = Object::new();
+    let halt = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = {
+        let halt = halt.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            halt.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let budget = SqlBudget {
+        cpu: std::time::Duration::from_secs(3600),
+        halt: Some(&halt),
+    };
+    let error = o
+        .event(|view| view.sql_exec(ENDLESS, &[], budget))
+        .unwrap_err();
+    assert_eq!(error, SqlError::Halted);
+    stopper.join().unwrap();
+}
+
+#[test]
+fn a_statement_that_needs_more_memory_than_the_object_may_hold_fails_saying_so() {
+    let mut o = Object::new();
+    let limits = Limits {
+        instance_memory_bytes: 8 * 1024 * 1024,
+        ..Limits::default()
+    };
+    o.view = ObjectStorage::new(store(&o.db), vec![7; 40], &limits);
+    o.sql("CREATE TABLE t (n)", &[]).unwrap();
+    let error = o
+        .sql(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION SELECT x + 1 FROM c) SELECT count(*) FROM c",
+            &[],
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("out of memory"), "{error}");
+    assert!(error.to_string().contains("8 MiB"), "{error}");
+    // The object goes on: the next statement opens the database again.
+    o.sql("INSERT INTO t VALUES (1)", &[]).unwrap();
+    assert_eq!(o.rows("SELECT count(*) FROM t"), [[int(1)]]);
+}
+
+/// On a runtime with a single async worker thread, a long statement must not hold that thread:
+/// another task keeps ticking while it runs, and the statement's answer is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_long_statement_hands_its_async_worker_thread_to_the_other_tasks() {
+    let mut o = Object::new();
+    let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let (rows, ticked, took) = tokio::spawn(async move {
+        // Let the ticker start first.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let rows = o.rows(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
+             SELECT count(*) FROM c",
+        );
+        let took = started.elapsed();
+        let ticked = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
+        (rows, ticked, took)
+    })
+    .await
+    .unwrap();
+    ticker.abort();
+    assert_eq!(rows, [[int(3_000_000)]]);
+    assert!(took > std::time::Duration::from_millis(50), "{took:?}");
+    // A tick a millisecond while the statement ran, give or take a busy machine: far from none.
+    assert!(
+        ticked as u128 >= took.as_millis() / 10,
+        "{ticked} ticks in {took:?}"
+    );
 }

@@ -72,6 +72,7 @@ fn on_view(
 fn register() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        super::heap::init();
         // SAFETY: a zeroed sqlite3_vfs is all null pointers and `None` callbacks; the fields
         // SQLite needs are set below, and the struct is leaked, so it outlives every connection.
         let vfs: &'static mut ffi::sqlite3_vfs = Box::leak(Box::new(unsafe { std::mem::zeroed() }));
