@@ -222,3 +222,197 @@ async fn health_and_metrics_answer() {
     assert!(s.metric("duro_activations_total").await >= 1.0);
     assert_eq!(s.metric("duro_live_objects").await, 1.0);
 }
+
+/// A forged request: method, path, body, headers, and the status it must get.
+type Forged<'a> = (
+    Method,
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    StatusCode,
+);
+
+/// Sends `body` to the admin API's `path` with `headers`; its status.
+async fn send(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> StatusCode {
+    let mut request = s
+        .http
+        .request(method, format!("{}{path}", s.admin))
+        .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status()
+}
+
+/// Issue 35: requests a web page could make on someone's behalf are refused, token or not —
+/// another site's (its `Origin` or `Sec-Fetch-Site`), another host name's (DNS rebinding), and a
+/// write whose type a form or a `no-cors` fetch can send — and change nothing; the listener's
+/// own names and its page's own requests pass. (A real browser on another site:
+/// tests/inspect/browser.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_a_web_page_could_forge_are_refused_and_change_nothing() {
+    let s = TestServer::start_with(|c| c.admin_hosts = vec!["duro.internal".into()]).await;
+    s.deploy("Counter", "duro-example-counter").await;
+    s.post("/objects/Counter/a/increment").await;
+    let (_, export) = s
+        .admin_call(
+            Method::GET,
+            "/classes/Counter/objects/by-name/a/export",
+            vec![],
+        )
+        .await;
+    let export = export.as_str().unwrap_or_default().to_string();
+    let forged_import = export.replace("\"value\":1}", "\"value\":666}");
+    assert_ne!(forged_import, export);
+    let import = "/classes/Counter/objects/by-name/a/import?replace=true";
+    let migration = json!({"tag": "evil", "deleted_classes": ["Counter"]}).to_string();
+    let json_type = ("content-type", "application/json");
+    let forbidden = StatusCode::FORBIDDEN;
+    let unsupported = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    let cases: Vec<Forged> = vec![
+        // Another site's page, as a browser marks it.
+        (
+            Method::POST,
+            import,
+            &forged_import,
+            vec![
+                ("origin", "http://evil.example"),
+                ("content-type", "text/plain"),
+            ],
+            forbidden,
+        ),
+        (
+            Method::POST,
+            "/migrations",
+            &migration,
+            vec![("sec-fetch-site", "cross-site"), json_type],
+            forbidden,
+        ),
+        (
+            Method::POST,
+            "/migrations",
+            &migration,
+            vec![("sec-fetch-site", "same-site"), json_type],
+            forbidden,
+        ),
+        (
+            Method::POST,
+            "/migrations",
+            &migration,
+            vec![("origin", "null"), json_type],
+            forbidden,
+        ),
+        // Types a form or a no-cors fetch sends (or none), from any client.
+        (Method::POST, import, &forged_import, vec![], unsupported),
+        (
+            Method::POST,
+            "/migrations",
+            &migration,
+            vec![("content-type", "text/plain;charset=UTF-8")],
+            unsupported,
+        ),
+        (
+            Method::POST,
+            "/migrations",
+            &migration,
+            vec![("content-type", "application/x-www-form-urlencoded")],
+            unsupported,
+        ),
+        (
+            Method::POST,
+            "/migrations",
+            &migration,
+            vec![("content-type", "multipart/form-data; boundary=x")],
+            unsupported,
+        ),
+        (
+            Method::PUT,
+            "/classes/Counter/objects/by-name/a/alarm",
+            r#"{"at_ms": 1}"#,
+            vec![("content-type", "text/plain")],
+            unsupported,
+        ),
+    ];
+    for (method, path, body, headers, expected) in cases {
+        let status = send(&s, method.clone(), path, body, &headers).await;
+        assert_eq!(status, expected, "{method} {path} {headers:?}");
+    }
+    assert_eq!(s.get("/objects/Counter/a/get").await.1, json!({"count": 1}));
+    let (_, applied) = s.admin_call(Method::GET, "/migrations", vec![]).await;
+    assert_eq!(applied["applied"], json!([]), "{applied}");
+
+    // DNS rebinding: the page's own name, whatever the port.
+    let admin = s.admin.trim_start_matches("http://").to_string();
+    let port = admin.rsplit_once(':').unwrap().1.to_string();
+    for host in ["evil.example".to_string(), format!("evil.example:{port}")] {
+        let head = common::raw_http(
+            &admin,
+            &format!("GET /backup HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{host}: {head}");
+    }
+    // The listener's own names, and the names the operator allows.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "DURO.internal".to_string(),
+    ] {
+        let head = common::raw_http(
+            &admin,
+            &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{host}: {head}");
+    }
+    // The page's files open from a link on another site; the API behind them does not.
+    let navigate = [
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-mode", "navigate"),
+    ];
+    assert_eq!(
+        send(&s, Method::GET, "/inspector", "", &navigate).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&s, Method::GET, "/classes", "", &navigate).await,
+        forbidden
+    );
+    // The page's own write, as a browser sends it, passes.
+    let origin = format!("http://{admin}");
+    let own = [
+        ("origin", origin.as_str()),
+        ("sec-fetch-site", "same-origin"),
+        json_type,
+    ];
+    let at = json!({"at_ms": 4_102_444_800_000_i64}).to_string();
+    let alarm = "/classes/Counter/objects/by-name/a/alarm";
+    let status = send(&s, Method::PUT, alarm, &at, &own).await;
+    assert!(status.is_success(), "{status}");
+}
+
+/// With a token, a forged request carrying it is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_request_is_refused_even_with_the_token() {
+    let token = "t0ken";
+    let s = TestServer::start_with(|c| c.admin_token = Some(token.into())).await;
+    let bearer = format!("Bearer {token}");
+    let migration = json!({"tag": "evil", "deleted_classes": ["Counter"]}).to_string();
+    let json_type = ("content-type", "application/json");
+    let forged = [
+        ("authorization", bearer.as_str()),
+        ("sec-fetch-site", "cross-site"),
+        json_type,
+    ];
+    let status = send(&s, Method::POST, "/migrations", &migration, &forged).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let cli = [("authorization", bearer.as_str()), json_type];
+    let status = send(&s, Method::POST, "/migrations", &migration, &cli).await;
+    assert_eq!(status, StatusCode::OK);
+}

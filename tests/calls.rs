@@ -157,6 +157,7 @@ async fn a_caller_whose_writes_cannot_be_made_durable_never_calls() {
     let admin = |path: &str| format!("{}{path}", process.admin);
     let response = http
         .put(admin("/bindings"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(json!({"PROBE": "Call"}).to_string())
         .send()
         .await

@@ -354,6 +354,7 @@ async fn deployed_assets_survive_a_restart() {
 
     let bad = http
         .put(format!("{}/assets", server.admin))
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
         .body("not a bundle")
         .send()
         .await

@@ -959,3 +959,130 @@ async fn a_live_tail_shows_requests_events_and_log_lines() {
         "{line}"
     );
 }
+
+/// Issue 35: a name (any ingress client picks one), a key and a guest's log line holding terminal
+/// escapes — a window title (OSC 0), the clipboard (OSC 52), a cleared screen, a carriage return,
+/// a right-to-left override — reach the operator's terminal escaped through `duro objects`,
+/// `duro object` and `duro tail`; `--json` keeps them exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_shows_what_clients_and_guests_chose_escaped() {
+    let s = TestServer::start().await;
+    assert_eq!(s.deploy("Bad", "misbehave").await.0, StatusCode::CREATED);
+    let hostile = "a\u{1b}]0;owned\u{7}b\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[2J\rc\u{202e}d";
+    let encoded =
+        percent_encoding::utf8_percent_encode(hostile, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
+    assert_eq!(
+        s.post(&format!("/objects/Bad/{encoded}/bump")).await.0,
+        StatusCode::OK
+    );
+    let entry = format!("/classes/Bad/objects/by-name/{encoded}/entries/{encoded}");
+    assert_eq!(
+        s.admin_call(Method::PUT, &entry, b"1".to_vec()).await.0,
+        StatusCode::OK
+    );
+    let raw = |text: &str| text.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}']);
+    let escaped = "a\\u{1b}]0;owned\\u{7}b\\u{1b}]52;c;cHduZWQ=\\u{7}\\u{1b}[2J\\u{d}c\\u{202e}d";
+    for args in [
+        vec!["objects", "Bad"],
+        vec!["object", "Bad", "--name", hostile],
+    ] {
+        let printed = cli(&s, &args);
+        assert!(!raw(&printed), "{args:?}: {printed:?}");
+        assert!(printed.contains(escaped), "{args:?}: {printed:?}");
+    }
+    let json: Value = serde_json::from_str(&cli(&s, &["objects", "Bad", "--json"])).unwrap();
+    assert_eq!(json["objects"][0]["name"], hostile);
+
+    // The live tail: the object's name in its events, the guest's line as it printed it.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duro"))
+        .args(["tail", "Bad", "--admin-url", &s.admin])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut printed = Vec::new();
+        let mut reader = stdout;
+        let mut buf = [0u8; 4096];
+        // Until the guest's line has shown (it ends with "d": the rest is the terminal's).
+        while !String::from_utf8_lossy(&printed).contains("c\\u{202e}d\n") {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => printed.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&printed).into_owned()
+    });
+    eventually(Duration::from_secs(20), || async {
+        let said = s
+            .call(
+                Method::POST,
+                &format!("/objects/Bad/{encoded}/say"),
+                hostile,
+            )
+            .await;
+        assert_eq!(said.0, StatusCode::OK);
+        lines.is_finished().then_some(())
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let printed = lines.join().unwrap();
+    assert!(!raw(&printed), "{printed:?}");
+    assert!(printed.contains(&format!("Bad/{escaped}")), "{printed:?}");
+    assert!(printed.contains(&format!(": {escaped}")), "{printed:?}");
+}
+
+/// Issue 35: live tails have a budget of their own. Asked for 70 at once from one address (more
+/// than the admin API's 64 connections), 8 open (a client's share) and the rest are refused at
+/// once; with them open, `/healthz` and the API answer, many at a time; a tail that leaves gives
+/// its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_tails_never_take_the_admin_apis_connections() {
+    let s = TestServer::start().await;
+    let url = format!("{}/tail", s.admin);
+    let asked = (0..70).map(|_| {
+        let (http, url) = (reqwest::Client::new(), url.clone());
+        async move {
+            let answer = http.get(url).send().await.unwrap();
+            (http, answer)
+        }
+    });
+    let answers = futures_util::future::join_all(asked).await;
+    let (mut open, mut refused) = (Vec::new(), 0);
+    for (http, answer) in answers {
+        match answer.status() {
+            StatusCode::OK => open.push((http, answer)),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let said: Value = answer.json().await.unwrap();
+                assert!(
+                    said["error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("too many open tails")
+                );
+                refused += 1;
+            }
+            other => panic!("a tail answered {other}"),
+        }
+    }
+    assert_eq!((open.len(), refused), (8, 62));
+    let asked = (0..40).map(|i| {
+        let http = reqwest::Client::new();
+        let path = if i % 2 == 0 { "/healthz" } else { "/classes" };
+        let url = format!("{}{path}", s.admin);
+        async move { http.get(url).send().await.unwrap().status() }
+    });
+    for status in futures_util::future::join_all(asked).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    open.pop();
+    let (http, url) = (reqwest::Client::new(), url.clone());
+    eventually(Duration::from_secs(10), || async {
+        let answer = http.get(&url).send().await.ok()?;
+        (answer.status() == StatusCode::OK).then_some(answer)
+    })
+    .await;
+}

@@ -25,10 +25,14 @@ async fn json_logs_carry_requests_guest_lines_and_handler_errors() {
     let admin = |path: &str| format!("{}{path}", process.admin);
     let bind = http
         .put(admin("/bindings"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(r#"{"COUNTER":"Counter","ROOM":"ChatRoom"}"#);
     assert_eq!(bind.send().await.unwrap().status(), StatusCode::OK);
     let worker = common::read_guest("duro-example-worker");
-    let deployed = http.put(admin("/worker?object_routes=true")).body(worker);
+    let deployed = http
+        .put(admin("/worker?object_routes=true"))
+        .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+        .body(worker);
     assert!(deployed.send().await.unwrap().status().is_success());
     let routed = http.post(url("/api/counters/routed/increment"));
     assert_eq!(routed.send().await.unwrap().status(), StatusCode::OK);

@@ -88,6 +88,7 @@ async fn vars_and_secrets_reach_classes_and_secrets_stay_hidden() {
     // A malformed document is refused with where and why, never with the values it carried.
     let malformed = http
         .put(format!("{admin}/vars"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(format!(r#"{{"vars": {{}}, "secrets": "{SECRET}"}}"#))
         .send()
         .await

@@ -23,6 +23,10 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     /// Bearer token required by the admin API, if set. Never empty (see [`Config::validate`]).
     pub admin_token: Option<String>,
+    /// Host names the admin API answers to beside IP addresses, `localhost` and the cluster's
+    /// advertised address (`--admin-host`; `*`: any, only with a token). Other names are
+    /// refused: a web page's DNS name pointed at the listener must not reach it.
+    pub admin_hosts: Vec<String>,
     pub limits: Limits,
     /// How long a live object may sit without events before its instance is dropped.
     pub idle_timeout: Duration,
@@ -104,6 +108,7 @@ impl Config {
             listen: ([127, 0, 0, 1], 8787).into(),
             admin_listen: ([127, 0, 0, 1], 8788).into(),
             admin_token: None,
+            admin_hosts: Vec::new(),
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(30),
             hibernate_after: Duration::from_secs(10),
@@ -144,6 +149,14 @@ impl Config {
                     "refusing to serve the admin API on non-loopback {} without an admin token",
                     self.admin_listen
                 ),
+            );
+        }
+        if self.admin_hosts.iter().any(|h| h.trim() == "*") && self.admin_token.is_none() {
+            return bad(
+                "admin-host",
+                "`*` lets any host name reach the admin API (a web page's DNS name too); it \
+                 needs --admin-token"
+                    .into(),
             );
         }
         let l = &self.limits;

@@ -276,9 +276,11 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         drain_timeout: config.http.drain_timeout,
         metrics: metrics.clone(),
     };
+    // The admin listener's connections: its API's, and the live tails' beside them.
+    let admin_connections = config.http.max_admin_connections + http::tail::MAX_TAILS;
     let ingress_listening = listening(http::connection_cap(
         config.http.max_connections,
-        config.http.max_admin_connections,
+        admin_connections,
     ));
     let ingress_state = http::ingress::IngressState {
         directory: directory.clone(),
@@ -326,6 +328,11 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         data_dir: config.data_dir.clone(),
         metrics: metrics.clone(),
         token: config.admin_token.as_deref().map(Arc::from),
+        tails: Arc::default(),
+        hosts: Arc::new(http::guard::AllowedHosts::new(
+            &config.admin_hosts,
+            config.cluster.as_ref().and_then(|c| c.advertise.as_deref()),
+        )),
         max_component_bytes: config.limits.max_component_bytes,
         body_timeout: config.http.body_timeout,
         ready: open.subscribe(),
@@ -336,7 +343,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         admin,
         move |request| http::admin::handle(admin_state.clone(), request),
         stopped,
-        listening(config.http.max_admin_connections),
+        listening(admin_connections),
     ));
     let mut listeners = vec![ingress_task, admin_task, scheduler_task];
     if let Some(lease) = &parts.lease {
@@ -556,12 +563,12 @@ impl Server {
     pub async fn shutdown(self) {
         // Whatever a guest is doing, the stop ends within its drain time: then every running
         // guest and SQL statement is cut off (their events fail, their writes are discarded).
-        let halting = self.directory.clone();
+        let halting = self.directory.halt();
         let drain = self.drain_timeout;
         let halt = tokio::spawn(async move {
             tokio::time::sleep(drain).await;
             tracing::info!("still stopping after the drain timeout: cutting running guests off");
-            halting.halt();
+            halting.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         if let Some(lease) = &self.lease {
             // A cluster node first hands its objects over while it still answers its peers

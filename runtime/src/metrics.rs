@@ -67,6 +67,9 @@ pub struct Metrics {
     pub instance_memory_bytes: Gauge,
     /// Connections refused because a listener was at its connection cap.
     pub connections_refused: Counter,
+    /// Admin requests refused as a web page's (another site's, another host name's, or a write
+    /// of a type a form can send), token or not.
+    pub admin_refused: Counter,
     /// What `/healthz` reports.
     pub health: Health,
 }
@@ -141,6 +144,7 @@ impl Metrics {
             storage_writer_ok: Gauge::default(),
             internal_errors: Counter::default(),
             connections_refused: Counter::default(),
+            admin_refused: Counter::default(),
             instance_memory_bytes: Gauge::default(),
             health: Health::default(),
             registry: Registry::default(),
@@ -262,6 +266,11 @@ impl Metrics {
             "connections_refused",
             "Connections refused at a listener's connection cap",
             m.connections_refused.clone(),
+        );
+        registry.register(
+            "admin_refused",
+            "Admin requests refused as a web page's (another site, another host name, a form's type)",
+            m.admin_refused.clone(),
         );
         m.storage_writer_ok.set(1);
         Self {

@@ -3,6 +3,11 @@
 //! socket messages, edits, with their wall time) and its guest's log lines. Producers publish
 //! only while someone listens: with no listener, a publish is one atomic load. One hub per
 //! process; a listener filters by class and object.
+//!
+//! The hub's memory is bounded whoever listens: a ring of [`BACKLOG`] events, each cut to
+//! [`MAX_TEXT`] bytes per field (a 128 KiB request target or a long log line shows its start). A
+//! listener that stops reading falls behind and misses events (it is told how many); it pins at
+//! most the ring, which it gives back when it goes.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +16,11 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 /// Events a slow listener may fall behind by before it misses some (it is told how many).
-const BACKLOG: usize = 4096;
+const BACKLOG: usize = 1024;
+/// Longest text of one field of an event (a request's target, the objects it reached, a log
+/// line), in bytes; a longer one is cut, marked with `…`. The ring holds at most
+/// `BACKLOG × ~3 × MAX_TEXT` (6 MiB).
+pub const MAX_TEXT: usize = 2048;
 
 /// One thing that happened.
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +64,18 @@ impl TailEvent {
         }
     }
 
+    /// The event with each text field cut to [`MAX_TEXT`].
+    fn bounded(mut self) -> Self {
+        let fields = [
+            &mut self.class,
+            &mut self.object,
+            &mut self.what,
+            &mut self.message,
+        ];
+        fields.into_iter().flatten().for_each(cut);
+        self
+    }
+
     /// Whether a listener asking for `class` (and `object`: a name or an id) wants it. A
     /// request matches through the objects it reached (`Class/name,...`).
     pub fn matches(&self, class: Option<&str>, object: Option<&str>) -> bool {
@@ -90,7 +111,16 @@ pub fn listening() -> bool {
 /// Publishes the event `make` builds, if anyone listens.
 pub fn publish(make: impl FnOnce() -> TailEvent) {
     if listening() {
-        let _ = HUB.tx.send(make());
+        let _ = HUB.tx.send(make().bounded());
+    }
+}
+
+/// `text` cut to at most [`MAX_TEXT`] bytes (at a character boundary), marked when cut.
+fn cut(text: &mut String) {
+    if text.len() > MAX_TEXT {
+        let end = text.floor_char_boundary(MAX_TEXT - '…'.len_utf8());
+        text.truncate(end);
+        text.push('…');
     }
 }
 
@@ -166,5 +196,31 @@ mod tests {
         request.object = Some("A/x,B/y".into());
         assert!(request.matches(Some("B"), Some("y")) && request.matches(None, None));
         assert!(!request.matches(Some("A"), Some("y")) && !request.matches(Some("C"), None));
+    }
+
+    /// A listener that never reads holds at most the ring, of events cut to size; it is told
+    /// what it missed, then gets fresh events.
+    #[tokio::test]
+    async fn a_listener_that_never_reads_pins_a_bounded_ring_of_bounded_events() {
+        let mut stuck = Listener::new();
+        for i in 0..3 * BACKLOG {
+            publish(|| {
+                let mut event = TailEvent::new("log");
+                event.class = Some("TailStuckTest".into());
+                event.message = Some(format!("{i}:{}", "é".repeat(64 * 1024)));
+                event
+            });
+        }
+        match stuck.next().await {
+            Err(missed) => assert!(missed >= 2 * BACKLOG as u64 - 8, "{missed}"),
+            Ok(event) => panic!("not behind: {event:?}"),
+        }
+        let event = stuck.next().await.unwrap();
+        let message = event.message.unwrap_or_default();
+        assert!(
+            message.len() <= MAX_TEXT && message.ends_with('…'),
+            "{}",
+            message.len()
+        );
     }
 }

@@ -100,6 +100,24 @@ pub fn guest_revision(crate_name: &str, n: u8) -> Vec<u8> {
     bytes
 }
 
+/// The type a write to the admin API's `path` is sent as (as the CLI sends it): the API refuses
+/// one a cross-site page could send (none, `text/plain`, forms).
+pub fn admin_type(path: &str) -> &'static str {
+    let path = path.split('?').next().unwrap_or(path);
+    if path.ends_with("/import") {
+        "application/x-ndjson"
+    } else if path.contains("/entries/") || path == "/assets" {
+        "application/octet-stream"
+    } else if path == "/worker"
+        || path == "/check"
+        || (path.starts_with("/classes/") && !path.contains("/objects"))
+    {
+        "application/wasm"
+    } else {
+        "application/json"
+    }
+}
+
 /// A running in-process server and an HTTP client for it.
 pub struct TestServer {
     server: Option<Server>,
@@ -179,13 +197,12 @@ impl TestServer {
         path: &str,
         body: Vec<u8>,
     ) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .request(method, format!("{}{path}", self.admin))
-            .body(body)
-            .send()
-            .await
-            .expect("admin request");
+        let write = matches!(method, Method::POST | Method::PUT | Method::PATCH);
+        let mut request = self.http.request(method, format!("{}{path}", self.admin));
+        if write {
+            request = request.header(reqwest::header::CONTENT_TYPE, admin_type(path));
+        }
+        let response = request.body(body).send().await.expect("admin request");
         status_json(response).await
     }
 

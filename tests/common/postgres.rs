@@ -56,30 +56,34 @@ impl Postgres {
             &["-A", "trust", "-U", "postgres", "--no-sync", "-D"],
             &[&data],
         );
+        pg.resume();
+        pg
+    }
+
+    /// Starts the (stopped) server again on its port; blocks until it accepts connections.
+    pub fn resume(&self) {
+        let data = self.dir.path().join("data");
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c shared_buffers=32MB \
              -c max_connections=100 -c fsync=on",
-            pg.port,
-            pg.dir.path().display()
+            self.port,
+            self.dir.path().display()
         );
-        let log = pg.dir.path().join("log");
-        pg.run(
+        let log = self.dir.path().join("log");
+        self.run(
             "pg_ctl",
             &["-w", "-t", "60", "-o", &options, "-l"],
             &[&log, &PathBuf::from("-D"), &data, &PathBuf::from("start")],
         );
-        pg
     }
 
-    /// Stops the server as a crash would (`-m immediate`: no checkpoint, recovery at the start)
-    /// and starts it again on the same port; blocks until it accepts connections.
-    pub fn restart(&self) {
+    /// Stops the server as a crash would (`-m immediate`); blocks until it is gone.
+    pub fn stop(&self) {
         let data = self.dir.path().join("data");
-        let log = self.dir.path().join("log");
         self.run(
             "pg_ctl",
-            &["-m", "immediate", "-w", "-t", "60", "-l"],
-            &[&log, &PathBuf::from("-D"), &data, &PathBuf::from("restart")],
+            &["-m", "immediate", "-w", "-t", "60", "-D"],
+            &[&data, &PathBuf::from("stop")],
         );
     }
 

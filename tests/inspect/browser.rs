@@ -329,3 +329,96 @@ async fn inspector_page_weight_and_first_render() {
     );
     browser.close().await.unwrap();
 }
+
+/// Serves `page` as HTML to every request on a loopback port until dropped; its address.
+async fn serve_page(page: String) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let page = page.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    // `localhost`, where the admin API is 127.0.0.1: another site, as the browser sees it.
+    (format!("http://localhost:{port}/"), task)
+}
+
+/// Issue 35: duro serves its admin API on loopback with no token (the quick start); a page of
+/// another site, open in a real browser, does what a cross-site request forgery does — `no-cors`
+/// POSTs of an import over an object and of a migration that deletes a class — and nothing
+/// changes: the requests reach duro and are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_another_site_cannot_drive_the_admin_api() {
+    let s = TestServer::start().await;
+    assert_eq!(
+        s.upload("Counter", read_guest("duro-example-counter"))
+            .await
+            .0,
+        reqwest::StatusCode::CREATED
+    );
+    s.post("/objects/Counter/a/increment").await;
+    let (_, export) = s
+        .admin_call(
+            reqwest::Method::GET,
+            "/classes/Counter/objects/by-name/a/export",
+            vec![],
+        )
+        .await;
+    let export = export.as_str().unwrap_or_default().to_string();
+    let forged = export.replace("\"value\":1}", "\"value\":666}");
+    assert_ne!(forged, export);
+    let migration = json!({"tag": "evil", "deleted_classes": ["Counter"]}).to_string();
+    let page = format!(
+        r#"<!doctype html><title>sending</title><script>
+const admin = {admin};
+Promise.allSettled([
+  fetch(admin + "/classes/Counter/objects/by-name/a/import?replace=true",
+        {{ method: "POST", mode: "no-cors", body: {forged} }}),
+  fetch(admin + "/migrations", {{ method: "POST", mode: "no-cors", body: {migration} }}),
+  fetch(admin + "/migrations", {{ method: "POST", mode: "no-cors", body: new Blob([{migration}]) }}),
+]).then(() => {{ document.title = "sent"; }});
+</script>"#,
+        admin = serde_json::to_string(&s.admin).unwrap(),
+        forged = serde_json::to_string(&forged).unwrap(),
+        migration = serde_json::to_string(&migration).unwrap(),
+    );
+    let (evil, _server) = serve_page(page).await;
+    let refused = s.metric("duro_admin_refused_total").await;
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    browser.goto(&evil).await.unwrap();
+    eventually(WAIT, || async {
+        (browser.title().await.ok()? == "sent").then_some(())
+    })
+    .await;
+    browser.close().await.unwrap();
+
+    // All three reached duro, and were refused.
+    assert_eq!(s.metric("duro_admin_refused_total").await, refused + 3.0);
+    assert_eq!(s.get("/objects/Counter/a/get").await.1, json!({"count": 1}));
+    let (_, applied) = s
+        .admin_call(reqwest::Method::GET, "/migrations", vec![])
+        .await;
+    assert_eq!(applied["applied"], json!([]), "{applied}");
+}

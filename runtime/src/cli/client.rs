@@ -31,29 +31,39 @@ pub(super) struct AdminClient {
     http: reqwest::Client,
 }
 
+/// The type of a JSON body (a document, a migration).
+pub(super) const JSON: &str = "application/json";
+
 impl AdminClient {
+    /// A request with no body, or a JSON one.
     pub(super) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<(reqwest::StatusCode, String)> {
-        self.send_body(method, path, body.into(), None).await
+        let kind = (!body.is_empty()).then_some(JSON);
+        self.send_body(method, path, body.into(), kind, None).await
     }
 
-    /// `send` with any body (a stream, for an upload that reports progress; `length`: its size,
-    /// sent as `Content-Length` so that the server can refuse one over its limit at once).
+    /// `send` with any body (a stream, for an upload that reports progress) of type `kind`
+    /// (the admin API refuses a write without one); `length`: its size, sent as
+    /// `Content-Length` so that the server can refuse one over its limit at once.
     pub(super) async fn send_body(
         &self,
         method: reqwest::Method,
         path: &str,
         body: reqwest::Body,
+        kind: Option<&str>,
         length: Option<usize>,
     ) -> anyhow::Result<(reqwest::StatusCode, String)> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
             .body(body);
+        if let Some(kind) = kind {
+            request = request.header(reqwest::header::CONTENT_TYPE, kind);
+        }
         if let Some(length) = length {
             request = request.header(reqwest::header::CONTENT_LENGTH, length);
         }
@@ -82,8 +92,14 @@ impl AdminClient {
         component: Vec<u8>,
     ) -> anyhow::Result<(reqwest::StatusCode, String)> {
         const ANNOUNCE_BYTES: usize = 1 << 20;
+        let kind = Some(match compiled {
+            true => "application/wasm",
+            false => "application/octet-stream",
+        });
         if component.len() < ANNOUNCE_BYTES {
-            return self.send(method, path, component).await;
+            return self
+                .send_body(method, path, component.into(), kind, None)
+                .await;
         }
         // The server answers a bad token before it reads a body: a large upload would end in a
         // broken pipe instead of the 401. A small authenticated call says it first.
@@ -100,7 +116,7 @@ impl AdminClient {
         );
         let length = component.len();
         super::progress::upload(what, compiled, component, |body| {
-            self.send_body(method, path, body, Some(length))
+            self.send_body(method, path, body, kind, Some(length))
         })
         .await
     }

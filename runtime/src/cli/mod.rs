@@ -311,7 +311,8 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // An error may quote what a client or a guest chose (a name, a key).
+            eprintln!("error: {}", tables::shown(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
@@ -462,10 +463,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await?
                 .map_err(anyhow::Error::msg)?;
             for line in &report.checked {
-                println!("ok: {line}");
+                println!("ok: {}", tables::shown(line));
             }
             for line in &report.problems {
-                println!("DAMAGED: {line}");
+                println!("DAMAGED: {}", tables::shown(line));
             }
             if !report.problems.is_empty() {
                 bail!(

@@ -30,6 +30,15 @@ pub(super) struct ServeArgs {
     /// Bearer token the admin API requires (required for a non-loopback admin address).
     #[arg(long, env = "DURO_ADMIN_TOKEN")]
     admin_token: Option<String>,
+    /// A host name the admin API answers to, beside IP addresses and `localhost` (repeat it;
+    /// `.example.com` allows its subdomains; `*` any name, only with a token).
+    #[arg(
+        long = "admin-host",
+        env = "DURO_ADMIN_HOSTS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    admin_hosts: Vec<String>,
     /// Deploy these `CLASS=FILE.wasm` at start (as `duro deploy` would).
     #[arg(long = "deploy", value_name = "CLASS=FILE")]
     deploy: Vec<String>,
@@ -140,7 +149,15 @@ pub(super) struct ServeArgs {
 }
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = server_config(&args)?;
+    let mut config = server_config(&args)?;
+    let rejoining = std::env::var(REJOINING).ok();
+    if let Some(addresses) = &rejoining {
+        // Where the incarnation before this one listened (its ports, when the flags said 0).
+        let mut addresses = addresses.split(' ').filter_map(|a| a.parse().ok());
+        if let (Some(ingress), Some(admin)) = (addresses.next(), addresses.next()) {
+            (config.listen, config.admin_listen) = (ingress, admin);
+        }
+    }
     let deploys = args
         .deploy
         .iter()
@@ -153,7 +170,10 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     // The ingress serves once what the flags deploy is in place.
-    let server = crate::start_closed(config).await?;
+    let server = match rejoining {
+        None => crate::start_closed(config).await?,
+        Some(_) => rejoin(config).await,
+    };
     if let Some(deploy_config) = deploy_config {
         match deploy_config.apply(server.classes().as_ref()).await {
             Ok(report) => report.iter().for_each(|line| tracing::info!("{line}")),
@@ -172,16 +192,20 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(class = %info.class, sha256 = %info.sha256, "deployed");
     }
     server.open_ingress();
-    // Machine-readable: tests and scripts read these two lines.
-    println!("ingress: http://{}", server.ingress_addr());
-    println!("admin: http://{}", server.admin_addr());
+    // Machine-readable: tests and scripts read these two lines (a reader gone is no error).
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "ingress: http://{}", server.ingress_addr());
+        let _ = writeln!(stdout, "admin: http://{}", server.admin_addr());
+    }
     tokio::select! {
         () = shutdown_signal() => {}
         reason = server.lease_lost() => {
             // Another node may run this node's objects now: stop at once, committing and
-            // answering nothing more (a graceful shutdown would try to).
-            eprintln!("error: this node lost its cluster lease ({reason}); stopping");
-            std::process::exit(LEASE_LOST_EXIT);
+            // answering nothing more (a graceful shutdown would try to), and start over.
+            eprintln!("error: this node lost its cluster lease ({reason}); starting over");
+            start_over(server.ingress_addr(), server.admin_addr());
         }
     }
     tracing::info!("shutting down");
@@ -189,9 +213,56 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The exit status of a node that lost its cluster lease (a supervisor restarts it; it joins
-/// again as a new incarnation).
-const LEASE_LOST_EXIT: i32 = 3;
+/// Set for a node that starts over after losing its lease: the addresses its listeners had
+/// (it listens on them again), and it waits for PostgreSQL to join.
+const REJOINING: &str = "DURO_REJOINING";
+
+/// A node that lost its lease starts over in place: it executes itself again with the same
+/// arguments (same process id; every connection, every object in memory and every queued write
+/// gone, as after a crash, which storage is built to survive), listens on the same addresses
+/// and joins again as a new incarnation once PostgreSQL answers. No supervisor is needed; if the exec fails, the process
+/// exits with status 3 for one to restart it.
+fn start_over(ingress: SocketAddr, admin: SocketAddr) -> ! {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new("/proc/self/exe");
+    if let Some(name) = args.next() {
+        command.arg0(name);
+    }
+    let error = command
+        .args(args)
+        .env(REJOINING, format!("{ingress} {admin}"))
+        .exec();
+    eprintln!("error: cannot start over ({error}); exiting");
+    std::process::exit(3);
+}
+
+/// Starts a node that lost its lease: tries until PostgreSQL answers and it has joined.
+async fn rejoin(config: Config) -> crate::Server {
+    let started = std::time::Instant::now();
+    let mut said = None::<std::time::Instant>;
+    loop {
+        match crate::start_closed(config.clone()).await {
+            Ok(server) => {
+                tracing::info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "rejoined the cluster as a new incarnation"
+                );
+                return server;
+            }
+            Err(error) => {
+                if said.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(%error, "waiting to rejoin the cluster; retrying");
+                    said = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
 
 /// The server's config from the `serve` flags, checked.
 pub(super) fn server_config(args: &ServeArgs) -> anyhow::Result<Config> {
@@ -200,6 +271,7 @@ pub(super) fn server_config(args: &ServeArgs) -> anyhow::Result<Config> {
     config.listen = args.listen;
     config.admin_listen = args.admin_listen;
     config.admin_token = args.admin_token.clone();
+    config.admin_hosts = args.admin_hosts.clone();
     config.idle_timeout = Duration::from_millis(args.idle_timeout_ms);
     config.durable_commits = !args.unsafe_no_fsync;
     config.checkpoint_interval = Duration::from_millis(args.checkpoint_interval_ms);

@@ -2,9 +2,33 @@
 //! `top`, and the one-line answers of `import` and `fork` (`--json` prints the API's JSON
 //! instead).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use super::AdminArgs;
+
+/// `text` — a name, a key, a guest's log line: anything a client or a guest chose — safe to print
+/// to a terminal: control characters (escape sequences, carriage returns, bells, newlines) and
+/// the invisible marks that reorder text (bidirectional overrides and isolates) are shown as
+/// `\u{..}` escapes, as the server's log shows them. `--json` output is never passed here.
+pub(super) fn shown(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out += &format!("\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// The classes as a table: name, digest (short), size, last change (UTC).
 pub(super) fn classes_table(classes: &[crate::class::ClassInfo]) -> String {
@@ -70,9 +94,10 @@ pub(super) fn top_table(top: &serde_json::Value) -> String {
     let objects = top["objects"].as_array().cloned().unwrap_or_default();
     for object in &objects {
         let id = object["id"].as_str().unwrap_or("?");
-        let name = object["name"]
-            .as_str()
-            .map_or_else(|| id[..16.min(id.len())].to_string(), str::to_string);
+        let name = object["name"].as_str().map_or_else(
+            || id[..16.min(id.len())].to_string(),
+            |n| shown(n).into_owned(),
+        );
         out += &row(object["class"].as_str().unwrap_or("?"), &name, object);
     }
     if objects.is_empty() {
@@ -124,7 +149,7 @@ pub(super) fn objects_table(more: &str, page: &serde_json::Value) -> String {
     let width = objects
         .iter()
         .filter_map(|o| o["name"].as_str())
-        .map(|name| name.chars().count())
+        .map(|name| shown(name).chars().count())
         .max()
         .unwrap_or(0)
         .clamp(4, 40);
@@ -135,7 +160,7 @@ pub(super) fn objects_table(more: &str, page: &serde_json::Value) -> String {
     for object in &objects {
         out += &format!(
             "{:width$}  {:64}  {:>6}  {:>9}  {:6}  {:>7}  {}\n",
-            object["name"].as_str().unwrap_or("-"),
+            shown(object["name"].as_str().unwrap_or("-")),
             object["id"].as_str().unwrap_or("?"),
             object["keys"].to_string(),
             object["bytes"].to_string(),
@@ -152,7 +177,7 @@ pub(super) fn objects_table(more: &str, page: &serde_json::Value) -> String {
         out += "(no stored objects)\n";
     }
     if let Some(next) = page["next"].as_str() {
-        out += &format!("more: {more} --after {}\n", shell_word(next));
+        out += &format!("more: {more} --after {}\n", shown(&shell_word(next)));
     }
     out
 }
@@ -161,7 +186,7 @@ pub(super) fn objects_table(more: &str, page: &serde_json::Value) -> String {
 pub(super) fn entries_table(object: &serde_json::Value) -> String {
     let mut out = format!("id: {}\n", object["id"].as_str().unwrap_or("?"));
     if let Some(name) = object["name"].as_str() {
-        out += &format!("name: {name}\n");
+        out += &format!("name: {}\n", shown(name));
     }
     out += &format!("alarm: {}\n", alarm_text(&object["alarm_ms"]));
     let yes = |field: &str| if object[field] == true { "yes" } else { "no" };
@@ -175,7 +200,7 @@ pub(super) fn entries_table(object: &serde_json::Value) -> String {
     let width = entries
         .iter()
         .filter_map(|e| e["key"].as_str())
-        .map(str::len)
+        .map(|key| shown(key).chars().count())
         .max()
         .unwrap_or(0)
         .clamp(3, 40);
@@ -185,13 +210,14 @@ pub(super) fn entries_table(object: &serde_json::Value) -> String {
             Some(value) => value.to_string(),
             None => format!("(not JSON) hex {}", entry["hex"].as_str().unwrap_or("")),
         };
-        out += &format!("{:width$}  {value}\n", entry["key"].as_str().unwrap_or("?"));
+        let key = shown(entry["key"].as_str().unwrap_or("?"));
+        out += &format!("{key:width$}  {value}\n");
     }
     if entries.is_empty() {
         out += "(no entries)\n";
     }
     if let Some(next) = object["next"].as_str() {
-        out += &format!("more: add --after {next}\n");
+        out += &format!("more: add --after {}\n", shown(next));
     }
     out
 }

@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use super::client::AdminClient;
+use super::tables::shown;
 
 pub(super) async fn tail(
     client: &AdminClient,
@@ -57,16 +58,16 @@ fn line(event: &serde_json::Value) -> String {
         ms / 1000 % 60,
         ms % 1000
     );
-    let text = |field: &str| event[field].as_str().unwrap_or("").to_string();
+    let text = |field: &str| shown(event[field].as_str().unwrap_or("")).into_owned();
     let who = match (event["class"].as_str(), event["object"].as_str()) {
         (Some(class), Some(object)) => format!("{class}/{object}"),
         (Some(class), None) => class.to_string(),
         (None, Some(objects)) => objects.to_string(),
         (None, None) => String::new(),
     };
-    let mut out = format!("{time}  {:11}  {who}", text("kind"));
+    let mut out = format!("{time}  {:11}  {}", text("kind"), shown(&who));
     if let Some(what) = event["what"].as_str() {
-        out += &format!("  {what}");
+        out += &format!("  {}", shown(what));
     }
     if let Some(status) = event["status"].as_u64() {
         out += &format!("  {status}");
@@ -75,7 +76,7 @@ fn line(event: &serde_json::Value) -> String {
         out += &format!("  {ms:.2} ms");
     }
     if let Some(message) = event["message"].as_str() {
-        out += &format!(": {message}");
+        out += &format!(": {}", shown(message));
     }
     out
 }

@@ -45,7 +45,13 @@ impl AdminClient {
             if replace { "?replace=true" } else { "" }
         );
         let (_, text) = self
-            .send_body(reqwest::Method::POST, &path, body, Some(total))
+            .send_body(
+                reqwest::Method::POST,
+                &path,
+                body,
+                Some("application/x-ndjson"),
+                Some(total),
+            )
             .await?;
         serde_json::from_str(&text).context("the server's answer to the import")
     }

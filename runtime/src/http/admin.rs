@@ -38,6 +38,10 @@ pub struct AdminState {
     pub data_dir: PathBuf,
     pub metrics: Arc<Metrics>,
     pub token: Option<Arc<str>>,
+    /// Host names the listener answers to beside IP addresses and `localhost`.
+    pub hosts: Arc<super::guard::AllowedHosts>,
+    /// The live tails open now.
+    pub tails: Arc<super::tail::TailBudget>,
     pub max_component_bytes: usize,
     pub body_timeout: std::time::Duration,
     /// True once the ingress serves (what the flags and the deploy config deploy is in place).
@@ -55,10 +59,13 @@ pub async fn handle(
     // The inspector's files hold no data: they load before its login form asks for the token.
     let open = matches!(*request.method(), Method::GET | Method::HEAD)
         && matches!(parsed, Ok(Admin::Root | Admin::Inspector(_)));
-    let allowed = super::check_head(&request).and_then(|()| match open {
-        true => Ok(()),
-        false => authorize(&state, &request),
+    let allowed = super::check_head(&request).and_then(|()| {
+        let token = state.token.as_deref();
+        super::guard::check(&request, parsed.as_ref().ok(), open, &state.hosts, token)
     });
+    if let Err(ApiError::Forbidden(_) | ApiError::UnsupportedMediaType(_)) = &allowed {
+        state.metrics.admin_refused.inc();
+    }
     let answer = match (allowed, parsed) {
         (Err(error), _) => Err(error),
         (Ok(()), Err(_)) => Err(ApiError::NotFound("no such route".into())),
@@ -69,7 +76,12 @@ pub async fn handle(
         // The one answer that streams.
         (Ok(()), Ok(Admin::Backup)) if request.method() == Method::GET => backup(&state).await,
         (Ok(()), Ok(Admin::Tail)) if request.method() == Method::GET => {
-            super::tail::tail(request.uri().query())
+            let client = request.extensions().get::<super::ClientAddr>();
+            let client = client.map_or([127, 0, 0, 1].into(), |c| c.0.ip());
+            state
+                .tails
+                .open(client)
+                .and_then(|permit| super::tail::tail(permit, request.uri().query()))
         }
         (Ok(()), Ok(Admin::Object(class, object, ObjectPart::Export)))
             if request.method() == Method::GET =>
@@ -410,53 +422,5 @@ async fn route(
         }
         (Admin::Backup, _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::MethodNotAllowed),
-    }
-}
-
-fn authorize(state: &AdminState, request: &http::Request<Incoming>) -> Result<(), ApiError> {
-    let Some(token) = &state.token else {
-        return Ok(());
-    };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
-        .unwrap_or("");
-    if !given.is_empty() && constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
-    }
-}
-
-/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
-/// (RFC 7235), the token is not.
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim_start())
-}
-
-/// Compares without an early exit, so the time taken does not reveal the token's prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive_and_the_token_is_not() {
-        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearer"), None);
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"ABC"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }

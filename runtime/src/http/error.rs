@@ -20,6 +20,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// A request the admin API never answers, token or not (another site's, another host's).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A write whose body comes as a type the route does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -57,6 +63,8 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -86,7 +94,13 @@ impl ApiError {
         if status.is_server_error() {
             tracing::warn!(%status, error = %self, "request failed");
         }
-        let too_large = matches!(self, Self::PayloadTooLarge(_) | Self::RequestTimeout(_));
+        let too_large = matches!(
+            self,
+            Self::PayloadTooLarge(_)
+                | Self::RequestTimeout(_)
+                | Self::Forbidden(_)
+                | Self::UnsupportedMediaType(_)
+        );
         let retry = matches!(self, Self::Unavailable(_));
         let upgrade = matches!(self, Self::UpgradeRequired(_));
         let mut response = json(status, &serde_json::json!({ "error": self.to_string() }));

@@ -6,11 +6,12 @@ pub mod admin;
 mod edit;
 pub mod error;
 mod forward;
+pub mod guard;
 pub mod ingress;
 mod inspect;
 mod inspector;
 pub mod route;
-mod tail;
+pub mod tail;
 mod top;
 mod transfer;
 

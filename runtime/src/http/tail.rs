@@ -2,7 +2,14 @@
 //! events, one JSON event per `data:` line; a comment first (the tail is listening), one every
 //! 15 s to keep the connection open, and `event: missed` with a count when this client fell too
 //! far behind.
+//!
+//! A tail holds its connection for as long as it runs, so tails have a budget of their own
+//! ([`TailBudget`]: [`MAX_TAILS`] at once, [`MAX_TAILS_PER_CLIENT`] from one address), counted
+//! beside the admin API's connections: health checks and the API never wait behind tails.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,16 +24,73 @@ use crate::tail::Listener;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub(super) fn tail(query_string: Option<&str>) -> Result<http::Response<AdminBody>, ApiError> {
+/// Tails open at once; the admin listener takes this many connections beyond its cap.
+pub const MAX_TAILS: usize = 16;
+/// Tails open at once from one client address.
+pub const MAX_TAILS_PER_CLIENT: usize = 8;
+
+/// The tails open now, in all and per client address.
+#[derive(Default)]
+pub struct TailBudget {
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One open tail's place in the budget, given back when its response is dropped.
+pub struct TailPermit {
+    budget: Arc<TailBudget>,
+    client: IpAddr,
+}
+
+impl TailBudget {
+    /// A place for a tail of `client`; 503 when all are taken, or its own share is.
+    pub fn open(self: &Arc<Self>, client: IpAddr) -> Result<TailPermit, ApiError> {
+        let mut open = crate::lock(&self.open);
+        let (total, per_client) = &mut *open;
+        let mine = per_client.entry(client).or_insert(0);
+        if *total >= MAX_TAILS || *mine >= MAX_TAILS_PER_CLIENT {
+            return Err(ApiError::Unavailable(format!(
+                "too many open tails ({total} of {MAX_TAILS}, {mine} of \
+                 {MAX_TAILS_PER_CLIENT} from your address); close one and retry"
+            )));
+        }
+        *total += 1;
+        *mine += 1;
+        Ok(TailPermit {
+            budget: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for TailPermit {
+    fn drop(&mut self) {
+        let mut open = crate::lock(&self.budget.open);
+        let (total, per_client) = &mut *open;
+        *total -= 1;
+        if let Some(mine) = per_client.get_mut(&self.client) {
+            *mine -= 1;
+            if *mine == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+pub(super) fn tail(
+    permit: TailPermit,
+    query_string: Option<&str>,
+) -> Result<http::Response<AdminBody>, ApiError> {
     let class = query(query_string, "class")?;
     let object = query(query_string, "object")?;
-    let listener = Listener::new();
+    let listener = (Listener::new(), permit);
     let first = Bytes::from_static(b": listening\n\n");
     let events = futures_util::stream::unfold(
         (listener, class, object, Some(first)),
-        |(mut listener, class, object, first)| async move {
+        |((mut listener, permit), class, object, first)| async move {
+            let listener_and_permit = |listener| (listener, permit);
             if let Some(first) = first {
-                return Some((Ok(Frame::data(first)), (listener, class, object, None)));
+                let state = (listener_and_permit(listener), class, object, None);
+                return Some((Ok(Frame::data(first)), state));
             }
             let text = loop {
                 tokio::select! {
@@ -42,7 +106,7 @@ pub(super) fn tail(query_string: Option<&str>) -> Result<http::Response<AdminBod
                 }
             };
             let frame = Ok::<_, std::io::Error>(Frame::data(Bytes::from(text)));
-            Some((frame, (listener, class, object, None)))
+            Some((frame, (listener_and_permit(listener), class, object, None)))
         },
     );
     let mut response = http::Response::new(StreamBody::new(events).boxed());

@@ -332,13 +332,14 @@ impl Directory {
         }
     }
 
-    /// Stops accepting events and lets every actor finish what is queued, then stop.
-    /// Cuts off every running guest and SQL statement (the end of a stop's drain time): their
-    /// events fail and their writes are discarded, so the actors stop at once.
-    pub fn halt(&self) {
-        self.shared.halt.store(true, Ordering::SeqCst);
+    /// What cuts off every running guest and SQL statement once set (the end of a stop's drain
+    /// time): their events fail and their writes are discarded, so the actors stop at once. (A
+    /// flag, not the directory: holding the directory would keep the actors' count open.)
+    pub fn halt(&self) -> Arc<AtomicBool> {
+        self.shared.halt.clone()
     }
 
+    /// Stops accepting events and lets every actor finish what is queued, then stop.
     pub fn shutdown(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
         for shard in &self.shared.shards {

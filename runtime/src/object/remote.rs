@@ -174,6 +174,7 @@ impl Remote {
             .http
             .post(format!("http://{address}{FORWARD_PATH}"))
             .header(ENVELOPE_HEADER, envelope)
+            .header(http::header::CONTENT_TYPE, "application/octet-stream")
             .body(body.clone());
         if let Some(token) = &self.token {
             call = call.bearer_auth(token);

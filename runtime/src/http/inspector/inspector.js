@@ -36,10 +36,13 @@ function draw(mine, ...nodes) {
 }
 
 // A call to the admin API: the parsed JSON answer (null when empty); throws with the server's
-// error message, or Unauthorized (after showing the login form).
-async function api(method, path, body) {
+// error message, or Unauthorized (after showing the login form). A body goes as `type` (the
+// admin API refuses a write as text/plain: a page of another site could send that).
+async function api(method, path, body, type) {
   const token = sessionStorage.getItem(TOKEN);
-  const response = await fetch(path, { method, headers: authorization(), body });
+  const headers = authorization();
+  if (body !== undefined) headers["Content-Type"] = type;
+  const response = await fetch(path, { method, headers, body });
   if (response.status === 401) {
     login(token ? "That token was refused." : null);
     throw new Unauthorized();
@@ -205,7 +208,7 @@ async function objectView(cls, id) {
       event.preventDefault();
       const at = new Date(alarmInput.value).getTime();
       if (Number.isNaN(at)) return alert("Pick a date and time.");
-      act(api("PUT", path + "/alarm", JSON.stringify({ at_ms: at })));
+      act(api("PUT", path + "/alarm", JSON.stringify({ at_ms: at }), "application/json"));
     } }, alarmInput, h("button", { type: "submit" }, "Set"),
     o.alarm_ms ? h("button", { type: "button", onclick: () => act(api("DELETE", path + "/alarm")) }, "Delete") : null));
 
@@ -266,7 +269,7 @@ function entryRow(path, e, act) {
       h("p", { class: "muted" }, "Stored as typed: JSON stays JSON, anything else is stored as its bytes."),
       h("button", { type: "submit", class: "primary" }, "Save"), " ",
       h("button", { type: "button", onclick: () => cell.replaceChildren(shownValue(e)) }, "Cancel"));
-    form.addEventListener("submit", (event) => { event.preventDefault(); act(api("PUT", key, text.value)); });
+    form.addEventListener("submit", (event) => { event.preventDefault(); act(api("PUT", key, text.value, "application/octet-stream")); });
     cell.replaceChildren(form);
     text.focus();
   });
@@ -281,7 +284,7 @@ function addForm(path, act) {
     event.preventDefault();
     const entry = entryPath(path, key.value);
     if (!entry) return alert("A key of only . or .. cannot be put from a web page.");
-    act(api("PUT", entry, value.value));
+    act(api("PUT", entry, value.value, "application/octet-stream"));
   });
   return form;
 }

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio_postgres::{Client, NoTls, Statement};
@@ -211,10 +212,27 @@ impl Pg {
 
     /// Opens a connection, driven on the connections' thread; for code running there (that
     /// cannot `block`).
+    ///
+    /// Unless the URL says otherwise, a connection gives up on an unreachable server after 2 s
+    /// and on a silent peer (a cut network, a paused host) within about 10 s (TCP keepalives
+    /// and a user timeout), instead of the hours the system defaults allow.
     fn open(&self) -> impl Future<Output = Result<Client, tokio_postgres::Error>> + use<> {
         let (url, runtime) = (self.url.clone(), self.runtime.clone());
         async move {
-            let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
+            let mut config: tokio_postgres::Config = url.parse()?;
+            if config.get_connect_timeout().is_none() {
+                config.connect_timeout(Duration::from_secs(2));
+            }
+            config
+                .keepalives(true)
+                .keepalives_idle(Duration::from_secs(5))
+                .keepalives_interval(Duration::from_secs(2))
+                .keepalives_retries(3);
+            #[cfg(target_os = "linux")]
+            if config.get_tcp_user_timeout().is_none() {
+                config.tcp_user_timeout(Duration::from_secs(10));
+            }
+            let (client, connection) = config.connect(NoTls).await?;
             runtime.spawn(async move {
                 if let Err(error) = connection.await {
                     tracing::warn!(error = %describe(&error), "a PostgreSQL connection ended");

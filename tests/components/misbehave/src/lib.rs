@@ -62,6 +62,11 @@ impl DurableObject for Misbehave {
                 let name = request.query().unwrap_or_default();
                 Response::json(&json!({ "value": duro_sdk::env::get(name) }))
             }
+            "/say" => {
+                // The request's body as one line of the guest's stdout, whatever it holds.
+                println!("{}", String::from_utf8_lossy(request.body()));
+                Ok(Response::text(200, "said"))
+            }
             "/log" => {
                 println!("hello from the guest's stdout");
                 eprintln!("hello from the guest's stderr");
