@@ -678,7 +678,7 @@ async fn an_object_is_exported_and_imported_as_json_lines() {
     let header: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     assert_eq!(
         (&header["duro_export"], &header["class"], &header["name"]),
-        (&json!(1), &json!("Probe"), &json!("src")),
+        (&json!(2), &json!("Probe"), &json!("src")),
         "{lines}"
     );
     assert!(
@@ -1085,4 +1085,238 @@ async fn live_tails_never_take_the_admin_apis_connections() {
         (answer.status() == StatusCode::OK).then_some(answer)
     })
     .await;
+}
+
+/// A synthetic export for `class`: `entries` lines (`key`, `value` as JSON text) between the
+/// header and the end line.
+fn export_of(class: &str, entries: &[String]) -> Vec<String> {
+    // The header's first field is `duro_export`, as duro writes it.
+    let header =
+        format!(r#"{{"duro_export":2,"class":"{class}","id":"00","name":null,"alarm_ms":null}}"#);
+    let mut lines = vec![header];
+    lines.extend(entries.iter().cloned());
+    lines.push(json!({"duro_end": {"entries": entries.len()}}).to_string());
+    lines
+}
+
+/// Issue 35: an import is applied whole or not at all. Into an object that stores keys and an
+/// SQL table, with `replace`, each bad body — a bad line 51 of a 6 MiB export, a body cut at a
+/// line or inside one, a body whose transfer fails, an unknown or forged internal entry, pages
+/// that are no database, a value over the limit — answers 400 saying why and that nothing was
+/// imported, and the object is exactly as before. The good body then goes in whole, in parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_import_changes_nothing_and_says_why() {
+    let s = TestServer::start().await;
+    assert_eq!(
+        s.deploy("Probe", "storage-probe").await.0,
+        StatusCode::CREATED
+    );
+    s.script("tgt", json!([{"op": "put", "key": "keep", "value": "1"}]))
+        .await;
+    let sql = json!({"statements": [["CREATE TABLE t (a)", []], ["INSERT INTO t VALUES (7)", []]]});
+    let (status, _) = s
+        .call(Method::POST, "/objects/Probe/tgt/sql", sql.to_string())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let export = async || {
+        let url = format!("{}/classes/Probe/objects/by-name/tgt/export", s.admin);
+        let text = s.http.get(url).send().await.unwrap().text().await.unwrap();
+        text.lines().skip(1).map(String::from).collect::<Vec<_>>()
+    };
+    let before = export().await;
+    let big = "x".repeat(100 * 1024);
+    let entries: Vec<String> = (0..60)
+        .map(|i| json!({"key": format!("k{i:02}"), "value": big}).to_string())
+        .collect();
+    let good = export_of("Probe", &entries);
+    let import = "/classes/Probe/objects/by-name/tgt/import?replace=true";
+    let page = |hex: String| json!({"internal": "ff7000000000", "hex": hex}).to_string();
+    let size = json!({"internal": "ff73", "hex": "0010000000000000"}).to_string();
+    let with = |at: usize, line: &str| {
+        let mut lines = good.clone();
+        lines[at] = line.to_string();
+        lines.join("\n")
+    };
+    let all = good.join("\n");
+    let cases: Vec<(String, &str)> = vec![
+        (with(50, "not json"), "line 51"),
+        (good[..40].join("\n"), "cut off"),
+        (all[..5 * 1024 * 1024].to_string(), "line "),
+        (
+            with(30, r#"{"internal":"ff7a7a","hex":"00"}"#),
+            "unknown internal entry ff7a7a",
+        ),
+        (
+            with(30, r#"{"internal":"ff73","hex":"ffffffffffffff7f"}"#),
+            "an SQL database of",
+        ),
+        (
+            export_of("Probe", &[page("ab".repeat(4096)), size.clone()]).join("\n"),
+            "the SQL database",
+        ),
+        (
+            with(
+                55,
+                &json!({"key": "huge", "value": "y".repeat(200 * 1024)}).to_string(),
+            ),
+            "a value of",
+        ),
+    ];
+    for (body, says) in cases {
+        let (status, said) = s.admin_call(Method::POST, import, body.into_bytes()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{says}: {said}");
+        let error = said["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(says) && error.contains("nothing was imported"),
+            "{said}"
+        );
+        assert_eq!(export().await, before, "{says}: the object changed");
+    }
+    // A transfer that fails half-way.
+    let (first, _) = all.as_bytes().split_at(5 * 1024 * 1024);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(first.to_vec()), Err(std::io::Error::other("cut"))];
+    let failing = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let sent = s
+        .http
+        .post(format!("{}{import}", s.admin))
+        .header("content-type", "application/x-ndjson")
+        .body(failing)
+        .send()
+        .await;
+    assert!(sent.is_err() || !sent.unwrap().status().is_success());
+    assert_eq!(
+        export().await,
+        before,
+        "a failed transfer changed the object"
+    );
+    // The object serves as before.
+    let kept = s.script("tgt", json!([{"op": "get", "key": "keep"}])).await;
+    assert_eq!(kept[0]["value"], "1");
+
+    // The good body goes in whole: in parts of at most 2 MiB.
+    let (status, said) = s.admin_call(Method::POST, import, all.into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{said}");
+    assert_eq!(
+        (&said["entries"], &said["complete"]),
+        (&json!(60), &json!(true))
+    );
+    assert!(said["parts"].as_u64().unwrap() >= 3, "{said}");
+    let (_, listed) = admin_get(&s, "/classes/Probe/objects/by-name/tgt?limit=1000").await;
+    assert_eq!(listed["entries"].as_array().unwrap().len(), 60);
+    // Many tiny entries: parts are cut by count as well.
+    let tiny: Vec<String> = (0..20_000)
+        .map(|i| json!({"key": format!("t{i:05}"), "value": 1}).to_string())
+        .collect();
+    let body = export_of("Probe", &tiny).join("\n");
+    let (status, said) = s.admin_call(Method::POST, import, body.into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{said}");
+    assert_eq!(
+        (&said["entries"], &said["parts"]),
+        (&json!(20_000), &json!(3))
+    );
+}
+
+/// Issue 35: an import cut short by `kill -9` (here stalled on purpose after its second part,
+/// then killed) leaves its object marked: after the restart the object refuses its events (409)
+/// instead of serving half an import, `duro check` finds the data dir sound, and importing again
+/// — without `replace` — puts it in whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_cut_short_by_a_crash_is_refused_until_imported_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = common::Process::start_env(
+        dir.path(),
+        &[],
+        std::process::Stdio::null(),
+        &[("DURO_FAULT_INJECTION", "1")],
+    );
+    let http = reqwest::Client::new();
+    let value = "z".repeat(100 * 1024);
+    let entries: Vec<String> = (0..60)
+        .map(|i| json!({"key": format!("k{i:02}"), "value": value}).to_string())
+        .chain(std::iter::once(
+            json!({"key": "count", "value": 41}).to_string(),
+        ))
+        .collect();
+    let body = export_of("Counter", &entries).join("\n");
+    let url = format!(
+        "{}/classes/Counter/objects/by-name/big/import",
+        server.admin
+    );
+    let stalled = {
+        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        tokio::spawn(async move {
+            http.post(url)
+                .header("content-type", "application/x-ndjson")
+                .header("x-duro-fault", "stall-import-after-2")
+                .body(body)
+                .send()
+                .await
+        })
+    };
+    let get = format!("{}/objects/Counter/big/get", server.ingress);
+    eventually(Duration::from_secs(30), || async {
+        let status = http.get(&get).send().await.ok()?.status();
+        (status == StatusCode::CONFLICT).then_some(())
+    })
+    .await;
+    server.kill_9();
+    drop(stalled);
+
+    let mut server = common::Process::start(dir.path());
+    let get = format!("{}/objects/Counter/big/get", server.ingress);
+    let refused = http.get(&get).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let said = refused.text().await.unwrap();
+    assert!(said.contains("import"), "{said}");
+    let export = format!(
+        "{}/classes/Counter/objects/by-name/big/export",
+        server.admin
+    );
+    let refused = http.get(export).send().await.unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::CONFLICT,
+        "half an import is no export"
+    );
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(server.child.wait().unwrap().success());
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_duro"))
+        .args(["check", "--data-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let server = common::Process::start(dir.path());
+    let url = format!(
+        "{}/classes/Counter/objects/by-name/big/import",
+        server.admin
+    );
+    let answer = http
+        .post(url)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let said: Value = answer.json().await.unwrap();
+    assert_eq!(
+        (&said["entries"], &said["complete"]),
+        (&json!(61), &json!(true))
+    );
+    let increment = format!("{}/objects/Counter/big/increment", server.ingress);
+    let counted: Value = http
+        .post(increment)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counted, json!({"count": 42}));
 }

@@ -235,6 +235,8 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         Some(cluster) => open_postgres(cluster.clone(), admin_addr).await?,
     };
     let store = parts.store;
+    // The data dir is this server's now (redb's lock): what a stop left half-staged goes.
+    http::admin::sweep_staged(&config.data_dir);
     let (committer, committer_thread) =
         Committer::start(parts.sink, metrics.clone(), alarm_wake.notify())
             .map_err(StartError::Committer)?;
@@ -333,7 +335,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
             &config.admin_hosts,
             config.cluster.as_ref().and_then(|c| c.advertise.as_deref()),
         )),
-        max_component_bytes: config.limits.max_component_bytes,
+        limits: config.limits.clone(),
         body_timeout: config.http.body_timeout,
         ready: open.subscribe(),
         ingress: admin_ingress,

@@ -441,6 +441,16 @@ impl Process {
         Self::start_under(&[], data_dir, extra, stderr)
     }
 
+    /// Like `start_with`, with these environment variables set.
+    pub fn start_env(
+        data_dir: &std::path::Path,
+        extra: &[&str],
+        stderr: Stdio,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn(serve_command(&[], data_dir), extra, stderr, env)
+    }
+
     /// Like `start_with`, with the binary run by `wrapper` (e.g. `valgrind --tool=callgrind`).
     pub fn start_under(
         wrapper: &[&str],
@@ -448,7 +458,12 @@ impl Process {
         extra: &[&str],
         stderr: Stdio,
     ) -> Self {
-        let mut child = serve_command(wrapper, data_dir)
+        Self::spawn(serve_command(wrapper, data_dir), extra, stderr, &[])
+    }
+
+    fn spawn(mut command: Command, extra: &[&str], stderr: Stdio, env: &[(&str, &str)]) -> Self {
+        let mut child = command
+            .envs(env.iter().copied())
             .arg("--deploy")
             .arg(format!(
                 "Counter={}",

@@ -42,7 +42,9 @@ pub struct AdminState {
     pub hosts: Arc<super::guard::AllowedHosts>,
     /// The live tails open now.
     pub tails: Arc<super::tail::TailBudget>,
-    pub max_component_bytes: usize,
+    /// The limits: of an upload, of what one import may put (key and value sizes, an event's
+    /// writes).
+    pub limits: crate::config::Limits,
     pub body_timeout: std::time::Duration,
     /// True once the ingress serves (what the flags and the deploy config deploy is in place).
     pub ready: tokio::sync::watch::Receiver<bool>,
@@ -173,11 +175,7 @@ fn boxed(response: http::Response<Body>) -> http::Response<AdminBody> {
 
 /// `GET /backup`: copies the database as of now into a staging file, streams it, and removes it.
 async fn backup(state: &AdminState) -> Result<http::Response<AdminBody>, ApiError> {
-    let staging = Staging(
-        state
-            .data_dir
-            .join(format!("backup-{}.redb.tmp", crate::ids::random_hex(8))),
-    );
+    let staging = Staging::new(&state.data_dir, "backup", "redb");
     let Some(db) = state.db.redb().cloned() else {
         return Err(ApiError::BadRequest(format!(
             "backups copy the redb database; this server keeps its objects in {} (back that up \
@@ -221,8 +219,34 @@ async fn backup(state: &AdminState) -> Result<http::Response<AdminBody>, ApiErro
     Ok(response)
 }
 
-/// A staged backup file, removed when the response is done with it (or dropped half-way).
-struct Staging(PathBuf);
+/// A file staged in the data dir (a backup being streamed, an import being checked), removed
+/// when it is dropped (its work done, or given up half-way).
+pub(super) struct Staging(pub PathBuf);
+
+/// What staged files use their names for.
+const STAGED: [&str; 2] = ["backup-", "import-"];
+
+/// Removes the files a stop in the middle of a backup or an import left in `data_dir`.
+pub fn sweep_staged(data_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".tmp") && STAGED.iter().any(|what| name.starts_with(what)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+impl Staging {
+    /// `{data_dir}/{what}-{random}.{ext}.tmp` (`what` one of [`STAGED`]).
+    pub(super) fn new(data_dir: &std::path::Path, what: &str, ext: &str) -> Self {
+        let name = format!("{what}-{}.{ext}.tmp", crate::ids::random_hex(8));
+        Self(data_dir.join(name))
+    }
+}
 
 impl Drop for Staging {
     fn drop(&mut self) {
@@ -280,7 +304,7 @@ async fn route(
             &serde_json::to_value(state.classes.list()).expect("class infos serialize"),
         )),
         (Admin::Class(name), Method::PUT) => {
-            let bytes = body_of(state, request, state.max_component_bytes).await?;
+            let bytes = body_of(state, request, state.limits.max_component_bytes).await?;
             let (info, change) = state.classes.put(name, bytes).await?;
             Ok(put_answer(change, info))
         }
@@ -316,7 +340,7 @@ async fn route(
             let object_routes = route::query_value(request.uri().query(), "object_routes")
                 .map_err(|_| ApiError::BadRequest("bad object_routes".into()))?
                 .is_none_or(|v| v != "false");
-            let bytes = body_of(state, request, state.max_component_bytes).await?;
+            let bytes = body_of(state, request, state.limits.max_component_bytes).await?;
             let (info, change) = state.classes.put_worker(bytes, object_routes).await?;
             Ok(put_answer(change, info))
         }
@@ -335,7 +359,7 @@ async fn route(
             "no worker is deployed".into(),
         ),
         (Admin::Assets, Method::PUT) => {
-            let bytes = body_of(state, request, state.max_component_bytes).await?;
+            let bytes = body_of(state, request, state.limits.max_component_bytes).await?;
             let change = state.classes.set_assets(Some(bytes)).await?;
             let assets = state.classes.assets().expect("just set");
             Ok(put_answer(change, assets.info()))
@@ -388,7 +412,7 @@ async fn route(
             let worker = route::query_value(request.uri().query(), "world")
                 .map_err(|_| ApiError::BadRequest("bad world".into()))?
                 .is_some_and(|w| w == "worker");
-            let bytes = body_of(state, request, state.max_component_bytes).await?;
+            let bytes = body_of(state, request, state.limits.max_component_bytes).await?;
             state.classes.check(bytes, worker).await?;
             Ok(json(StatusCode::OK, &serde_json::json!({ "ok": true })))
         }

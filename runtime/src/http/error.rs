@@ -154,7 +154,9 @@ impl From<ObjectError> for ApiError {
         match &error {
             ObjectError::UnknownClass(_) => Self::NotFound(error.to_string()),
             ObjectError::BadEdit(_) => Self::BadRequest(error.to_string()),
-            ObjectError::NotEmpty(_) => Self::Conflict(error.to_string()),
+            ObjectError::NotEmpty(_) | ObjectError::ImportIncomplete => {
+                Self::Conflict(error.to_string())
+            }
             ObjectError::Overloaded(_)
             | ObjectError::TooManyLive(_)
             | ObjectError::Guest(GuestError::MemoryBudget(_) | GuestError::Halted)

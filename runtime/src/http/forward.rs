@@ -27,7 +27,7 @@ pub(super) async fn forward(
         .get(ENVELOPE_HEADER)
         .and_then(|v| serde_json::from_slice(v.as_bytes()).ok())
         .ok_or_else(|| ApiError::BadRequest(format!("no valid {ENVELOPE_HEADER} header")))?;
-    let body = body_of(state, request, state.max_component_bytes).await?;
+    let body = body_of(state, request, state.limits.max_component_bytes).await?;
     let class = ClassName::parse(&envelope.class)?;
     let class = state
         .classes

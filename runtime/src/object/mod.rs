@@ -60,7 +60,11 @@ pub struct ImportBatch {
     pub entries: Vec<crate::storage::export::Entry>,
     pub alarm_ms: Option<i64>,
     pub first: bool,
+    /// The last part: it removes the import's mark and sets the alarm.
+    pub last: bool,
     pub replace: bool,
+    /// The import's mark while it runs, the same in every part.
+    pub token: bytes::Bytes,
 }
 
 /// What an active object holds now, for operators (admin API).
@@ -93,9 +97,17 @@ pub enum ObjectError {
     /// without an alarm handler); nothing changed.
     #[error("{0}")]
     BadEdit(String),
-    /// An import into an object that stores something, not asked to replace it.
+    /// An import into an object that stores something, not asked to replace it; or a part of
+    /// an import that another import or a wipe overtook.
     #[error("{0}")]
     NotEmpty(String),
+    /// The object holds an import that has not finished: it refuses its events until the
+    /// import ends, or until it is imported again or wiped.
+    #[error(
+        "an import into this object has not finished: it answers once the import is done \
+         (if the import was cut short, import it again or wipe the object)"
+    )]
+    ImportIncomplete,
     #[error("the object answered 101 without accepting a WebSocket")]
     BadUpgrade,
     #[error("the object's response body is {actual} bytes, over the limit of {limit}")]

@@ -7,10 +7,11 @@
 //! {"key":"count","value":3}                  a value that is JSON, as its exact text
 //! {"key":"raw","hex":"00ff"}                 any other value
 //! {"internal":"ff7000000000","hex":"..."}    an entry of its SQL database (pages, size)
+//! {"duro_end":{"entries":2}}                 the last line: an export cut short lacks it
 //! ```
 //!
 //! Values come back byte for byte. The object's name is in the header only: an import gives the
-//! target its own name.
+//! target its own name. Format 1 (before the end line) is still read.
 
 use std::ops::Bound;
 
@@ -22,8 +23,10 @@ use super::backend::{BackendError, Reader};
 use super::schema::{self, Table};
 use crate::ids::ObjectId;
 
-/// The format's version, the header's `duro_export`.
-pub const FORMAT: u32 = 1;
+/// The format's version, the header's `duro_export`: 2 ends with the end line.
+pub const FORMAT: u32 = 2;
+/// The versions this duro reads.
+const READS: std::ops::RangeInclusive<u32> = 1..=2;
 
 /// The first line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,8 +103,28 @@ pub fn write(
             }
         }
     }
+    let end = EndLine {
+        duro_end: End {
+            entries: written.entries,
+        },
+    };
+    serde_json::to_writer(&mut chunk, &end).expect("the end line serializes");
+    chunk.push(b'\n');
     written.bytes += chunk.len() as u64;
     Ok(out(chunk).then_some(written))
+}
+
+/// The last line: how many entries came before it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndLine {
+    duro_end: End,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct End {
+    entries: u64,
 }
 
 fn line(key: &[u8], value: &[u8]) -> EntryLine {
@@ -131,11 +154,13 @@ fn line(key: &[u8], value: &[u8]) -> EntryLine {
     }
 }
 
-/// A line read back: the header, or an entry.
+/// A line read back: the header, an entry, or the end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     Header(Header),
     Entry(Entry),
+    /// The end line, with the count of entries it says came before it.
+    End(u64),
 }
 
 /// Reads one line (without its newline); the error says what is wrong with it.
@@ -143,13 +168,20 @@ pub fn read_line(line: &[u8]) -> Result<Line, String> {
     if line.starts_with(br#"{"duro_export""#) {
         let header: Header =
             serde_json::from_slice(line).map_err(|e| format!("a bad header: {e}"))?;
-        if header.duro_export != FORMAT {
+        if !READS.contains(&header.duro_export) {
             return Err(format!(
-                "export format {} (this duro reads {FORMAT})",
-                header.duro_export
+                "export format {} (this duro reads {} to {})",
+                header.duro_export,
+                READS.start(),
+                READS.end()
             ));
         }
         return Ok(Line::Header(header));
+    }
+    if line.starts_with(br#"{"duro_end""#) {
+        let end: EndLine =
+            serde_json::from_slice(line).map_err(|e| format!("a bad end line: {e}"))?;
+        return Ok(Line::End(end.duro_end.entries));
     }
     let entry: EntryLine = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     let unhex = |h: &str| hex::decode(h).map_err(|e| format!("bad hex: {e}"));

@@ -12,6 +12,7 @@ pub(crate) mod commit;
 pub mod embedded;
 pub mod export;
 mod gate;
+pub mod import;
 pub mod inspect;
 mod object;
 pub mod ops;

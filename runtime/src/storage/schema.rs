@@ -77,6 +77,10 @@ pub enum Table {
 pub const INTERNAL: u8 = 0xFF;
 /// An object's own copy of its name (see [`NAMES`]).
 pub const NAME_KEY: [u8; 2] = [INTERNAL, b'n'];
+/// The key of an import in progress (or cut short by a crash): its value is the import's token.
+/// While it is there the object refuses its events; the import's last part, a wipe or the next
+/// import removes it.
+pub const IMPORT_KEY: [u8; 2] = [INTERNAL, b'i'];
 
 /// Length of a class prefix: the incarnation.
 pub const CLASS_PREFIX_LEN: usize = 8;

@@ -8,24 +8,46 @@ use crate::object::{AlarmOutcome, Edit, ImportBatch, ObjectError};
 use crate::storage::{ObjectStorage, StorageError};
 use crate::websocket::{Outgoing, SocketEvent, SocketId};
 
-/// Applies one part of an import to the running event's write set; `false` (nothing written)
-/// when its first part finds the object storing something and may not replace it.
-fn import(storage: &mut ObjectStorage, batch: ImportBatch) -> Result<bool, StorageError> {
+/// How a part of an import went.
+enum Imported {
+    Done,
+    /// Its first part found the object storing something, and may not replace it.
+    NotEmpty,
+    /// A later part found another import's mark, or none: a wipe or another import overtook it.
+    Overtaken,
+}
+
+/// Applies one part of an import to the running event's write set. The first part wipes the
+/// object (asked to, or when an earlier import into it never finished) and, unless it is also
+/// the last, marks the object as holding an unfinished import; the last removes the mark and
+/// sets the alarm. So the object's events never see half an import, even after a crash.
+fn import(storage: &mut ObjectStorage, batch: ImportBatch) -> Result<Imported, StorageError> {
+    let marker = storage.import_marker()?;
     if batch.first {
-        if batch.replace {
+        if batch.replace || marker.is_some() {
             storage.delete_all()?;
-            storage.delete_alarm()?;
         } else if !storage.stores_nothing()? {
-            return Ok(false);
+            return Ok(Imported::NotEmpty);
+        }
+        storage.delete_alarm()?;
+        if !batch.last {
+            storage.set_import_marker(Some(batch.token.clone()))?;
+        }
+    } else if marker.as_ref() != Some(&batch.token) {
+        return Ok(Imported::Overtaken);
+    }
+    for entry in batch.entries {
+        storage.put_entry(&entry.key, entry.value)?;
+    }
+    if batch.last {
+        if !batch.first {
+            storage.set_import_marker(None)?;
         }
         if let Some(at_ms) = batch.alarm_ms {
             storage.set_alarm(at_ms)?;
         }
     }
-    for entry in batch.entries {
-        storage.put_entry(&entry.key, entry.value)?;
-    }
-    Ok(true)
+    Ok(Imported::Done)
 }
 
 impl Actor {
@@ -43,6 +65,13 @@ impl Actor {
             return;
         }
         let closed = matches!(event, SocketEvent::Closed { .. });
+        if !closed && self.refuse_during_import().is_err() {
+            // Its guest would see half an import: the client may come back (1013: try again).
+            let reason = "an import into the object has not finished".to_string();
+            let close = Outgoing::Close { code: 1013, reason };
+            self.sockets().deliver(vec![(id, close)]);
+            return;
+        }
         self.background_event(Some((id, event))).await;
         if closed {
             self.sockets().remove(id);
@@ -172,31 +201,45 @@ impl Actor {
                 self.class.name
             )));
         }
-        let is_import = matches!(edit, Edit::Import(_));
+        if !matches!(edit, Edit::Wipe | Edit::Import(_)) {
+            self.refuse_during_import()?;
+        }
         self.forget();
         let storage = self.storage();
         storage.begin_event();
         let outcome = match edit {
             Edit::Wipe => (storage.delete_all())
                 .and_then(|()| storage.delete_alarm())
-                .map(|()| true),
-            Edit::Put { key, value } => storage.put(&key, value).map(|()| true),
-            Edit::Delete { key } => storage.delete(&key),
-            Edit::Alarm(Some(at_ms)) => storage.set_alarm(at_ms).map(|()| true),
-            Edit::Alarm(None) => {
-                (storage.get_alarm()).and_then(|was| storage.delete_alarm().map(|()| was.is_some()))
-            }
-            Edit::Import(batch) => import(storage, batch),
-            Edit::CloseSocket(_) => unreachable!("handled above"),
-        };
-        match outcome {
-            Ok(false) if is_import => {
-                self.storage().abort_event();
-                Err(ObjectError::NotEmpty(
+                .and_then(|()| storage.set_import_marker(None))
+                .map(|()| Ok(true)),
+            Edit::Put { key, value } => storage.put(&key, value).map(|()| Ok(true)),
+            Edit::Delete { key } => storage.delete(&key).map(Ok),
+            Edit::Alarm(Some(at_ms)) => storage.set_alarm(at_ms).map(|()| Ok(true)),
+            Edit::Alarm(None) => (storage.get_alarm())
+                .and_then(|was| storage.delete_alarm().map(|()| Ok(was.is_some()))),
+            Edit::Import(batch) => import(storage, batch).map(|imported| match imported {
+                Imported::Done => Ok(true),
+                Imported::NotEmpty => Err(ObjectError::NotEmpty(
                     "the object stores something already; import with replace to wipe it first"
                         .into(),
-                ))
+                )),
+                Imported::Overtaken => Err(ObjectError::NotEmpty(
+                    "a wipe or another import into the object overtook this import; nothing \
+                     more of it was put"
+                        .into(),
+                )),
+            }),
+            Edit::CloseSocket(_) => unreachable!("handled above"),
+        };
+        let outcome = match outcome {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(refused)) => {
+                self.storage().abort_event();
+                return Err(refused);
             }
+            Err(error) => Err(error),
+        };
+        match outcome {
             Ok(found) => {
                 self.commit_event().await;
                 Ok(found)
@@ -211,9 +254,20 @@ impl Actor {
         }
     }
 
+    /// Refuses an event while the object holds an import that has not finished (its guest
+    /// would see half of it).
+    pub(super) fn refuse_during_import(&mut self) -> Result<(), ObjectError> {
+        match self.storage().import_marker() {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err(ObjectError::ImportIncomplete),
+            Err(error) => Err(ObjectError::Internal(error.to_string())),
+        }
+    }
+
     /// Runs a request (or an RPC call, see [`crate::abi::rpc`]) as an event of the object.
     pub(super) async fn fetch(&mut self, mut request: Request) -> Result<Response, ObjectError> {
         self.follow_class()?;
+        self.refuse_during_import()?;
         let upgrade = request.is_upgrade();
         let max_response = self.shared.limits.max_response_body_bytes;
         let chain = self.chain(&request.callers);

@@ -315,8 +315,19 @@ impl ObjectStorage {
             && self.get_alarm()?.is_none())
     }
 
-    /// Puts an imported entry (`storage::export`): a user key, within the limits, or an entry
-    /// of the SQL database (whose connection then reopens from the pages).
+    /// The token of an import into the object that has not finished (`None`: none). Read once,
+    /// then known from the cache.
+    pub fn import_marker(&mut self) -> Result<Option<Bytes>, StorageError> {
+        self.read_through(&schema::IMPORT_KEY, true)
+    }
+
+    /// Marks the object as holding an import that has not finished (`None`: it finished).
+    pub fn set_import_marker(&mut self, token: Option<Bytes>) -> Result<(), StorageError> {
+        self.write_internal(&schema::IMPORT_KEY, token)
+    }
+
+    /// Puts an imported entry (`storage::import` checked it): a user key, within the limits, or
+    /// an entry of the SQL database (whose connection then reopens from the pages).
     pub fn put_entry(&mut self, key: &[u8], value: Bytes) -> Result<(), StorageError> {
         if key.first() == Some(&schema::INTERNAL) {
             self.sql = None;

@@ -163,3 +163,28 @@ impl Snapshot {
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
+
+/// Whether the file at `path` is an SQLite database that passes `quick_check` (an import's
+/// pages, assembled, before any of them is written). Read-only, through SQLite's own file VFS.
+pub fn check_file(path: &std::path::Path) -> Result<(), String> {
+    super::heap::init();
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| fail_plain(e).to_string())?;
+    let found = conn
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut statement| {
+            let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(|e| fail_plain(e).to_string())?;
+    if found != ["ok"] {
+        return Err(format!(
+            "it fails SQLite's quick_check: {}",
+            found.join("; ")
+        ));
+    }
+    Ok(())
+}
