@@ -498,7 +498,7 @@ fn incarnations(pg: &Postgres, db: &str) -> String {
     )
 }
 
-/// Issue 35: PostgreSQL crashes and stays down for 3 s under two nodes whose 10 s lease outlasts
+/// Issue 35: PostgreSQL crashes and stays down for 3 s under two nodes whose 12 s lease outlasts
 /// the outage: requests fail while it is down; once it is back every node serves again by
 /// itself (the lease's, the writer's and the readers' connections opened again), and nothing
 /// moved — no node started over, no shard changed owner — with every acknowledged increment
@@ -508,7 +508,7 @@ async fn a_postgresql_outage_shorter_than_the_lease_costs_no_node_and_no_shard()
     let pg = Postgres::start();
     let url = pg.database("outage");
     let dirs = tempfile::tempdir().unwrap();
-    let ttl = Duration::from_secs(10);
+    let ttl = Duration::from_secs(12);
     let mut nodes: Vec<Process> = ["n1", "n2"]
         .iter()
         .map(|name| node_with_lease(&url, name, &dirs.path().join(name), &[], ttl))
@@ -524,16 +524,18 @@ async fn a_postgresql_outage_shorter_than_the_lease_costs_no_node_and_no_shard()
     tokio::time::sleep(Duration::from_secs(3)).await;
     tokio::task::block_in_place(|| pg.resume());
     let outage = down.elapsed();
-    // The lease survives 0.9 × 10 s − 1 s − 0.25 s of outage.
+    // The lease survives 0.9 × 12 s − 1 s − 0.25 s of outage (9.55 s): a margin for a busy
+    // machine's restart of PostgreSQL and reconnects.
     assert!(
         outage < Duration::from_secs(7),
         "PostgreSQL took {outage:?} to stop and start: too slow a machine for this test"
     );
     let high = load.high();
     load.above(high + 20, Duration::from_secs(30)).await;
-    // Two lease times after the outage, the clients still get answers: no node lost its lease.
+    // A lease time after the outage began (past the deadline of a renewal made before it),
+    // the clients still get answers: no node lost its lease.
     eventually(Duration::from_secs(40), || async {
-        (down.elapsed() > ttl * 2).then_some(())
+        (down.elapsed() > ttl).then_some(())
     })
     .await;
     load.above(load.high(), Duration::from_secs(10)).await;

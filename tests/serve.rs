@@ -268,27 +268,46 @@ fn a_data_dir_in_use_and_a_server_not_running_say_what_to_do() {
 }
 
 /// A server started closed (as `serve --config` starts) routes nothing until it is opened: a
-/// request sent before the class is deployed waits and is answered by it, never 404.
+/// request sent before the class is deployed is answered 503 with `Retry-After` at once, never
+/// 404 and never held; once opened, the class answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ingress_serves_only_once_opened() {
     let temp = tempfile::tempdir().unwrap();
     let server = duro::start_closed(common::config(temp.path()))
         .await
         .unwrap();
+    let http = reqwest::Client::new();
     let url = format!(
         "http://{}/objects/Counter/early/increment",
         server.ingress_addr()
     );
-    let early = tokio::spawn(async move { reqwest::Client::new().post(url).send().await });
+    let admin = |path: &str| format!("http://{}{path}", server.admin_addr());
+    // Until it is opened, the ingress answers at once that it is starting (issue 35: it held
+    // clients through a long compile), and the admin API says alive but not ready.
+    let early = http.post(&url).send().await.unwrap();
+    assert_eq!(early.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(early.headers().contains_key("retry-after"));
+    let said: serde_json::Value = early.json().await.unwrap();
+    assert!(
+        said["error"].as_str().unwrap().contains("starting"),
+        "{said}"
+    );
+    let status = |path: &'static str| {
+        let (http, url) = (http.clone(), admin(path));
+        async move { http.get(url).send().await.unwrap().status() }
+    };
+    assert_eq!(status("/healthz").await, StatusCode::OK);
+    assert_eq!(status("/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
     let counter = common::read_guest("duro-example-counter");
     let name = duro::ids::ClassName::parse("Counter").unwrap();
     server.deploy(name, counter.into()).await.unwrap();
     server.open_ingress();
-    let response = early.await.unwrap().expect("answered once open");
+    let response = http.post(&url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.json::<serde_json::Value>().await.unwrap(),
         json!({"count": 1})
     );
+    assert_eq!(status("/readyz").await, StatusCode::OK);
     server.shutdown().await;
 }

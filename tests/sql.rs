@@ -390,13 +390,13 @@ fn one_statement(query: &str) -> String {
 }
 
 /// Two endless statements, as many as this runtime has async threads, each fail their event at
-/// the event's CPU limit with Cloudflare's error; while they run, another object and `/healthz`
-/// answer at once (a statement never holds an async thread); their objects go on afterwards.
+/// the event's CPU limit (8 s) with Cloudflare's error; while they run, another object and
+/// `/healthz` answer (a statement never holds an async thread); their objects go on afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_statement_fails_at_the_cpu_limit_while_its_neighbours_go_on() {
     let s = TestServer::start_with(|c| {
         common::shared_cache(c);
-        c.limits.event_cpu = Duration::from_secs(3);
+        c.limits.event_cpu = Duration::from_secs(8);
     })
     .await;
     assert_eq!(
@@ -438,13 +438,14 @@ async fn an_endless_statement_fails_at_the_cpu_limit_while_its_neighbours_go_on(
         answered += 1;
     }
     assert!(answered > 10, "{answered} neighbour rounds");
-    assert!(slowest < Duration::from_millis(1500), "{slowest:?}");
+    // Held behind the statements, a neighbour would wait the 8 s they run.
+    assert!(slowest < Duration::from_secs(3), "{slowest:?}");
     for spinner in spinners {
         let ((status, out), took) = spinner.await.unwrap();
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{out}");
         let error = out["error"].as_str().unwrap_or_default();
         assert!(error.contains("exceeded CPU time limit"), "{out}");
-        assert!(took >= Duration::from_secs(3), "{took:?}");
+        assert!(took >= Duration::from_secs(8), "{took:?}");
         assert!(took < Duration::from_secs(30), "{took:?}");
     }
     // The objects go on.

@@ -152,6 +152,9 @@ pub struct Server {
     stop: watch::Sender<bool>,
     /// Turns true when the ingress may serve (see `start_closed`).
     open: watch::Sender<bool>,
+    /// What the ingress serves with, set by `open_ingress` (until then: 503, starting).
+    ingress_ready: Arc<std::sync::OnceLock<http::ingress::IngressState>>,
+    ingress_state: http::ingress::IngressState,
     listeners: Vec<JoinHandle<()>>,
     /// How long a stop lets open requests and running events finish.
     drain_timeout: std::time::Duration,
@@ -205,9 +208,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     Ok(server)
 }
 
-/// Like [`start`], with the ingress bound but not yet serving until [`Server::open_ingress`]: a
-/// deploy config applied meanwhile is in place before the first request is routed (clients that
-/// connect early wait, instead of getting 404 for classes not deployed yet).
+/// Like [`start`], with the ingress answering 503 (`Retry-After`) until [`Server::open_ingress`]:
+/// a deploy config applied meanwhile is in place before the first request is routed (clients
+/// that connect early are told to come back, instead of getting 404 for classes not deployed
+/// yet or waiting through a compile).
 pub async fn start_closed(config: Config) -> Result<Server, StartError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|cause| StartError::DataDir {
@@ -235,6 +239,43 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         Some(cluster) => open_postgres(cluster.clone(), admin_addr).await?,
     };
     let store = parts.store;
+
+    // Both listeners answer from here on (the storage is open, a cluster node has joined): until
+    // the server is ready the ingress answers 503 with Retry-After and the admin API its health,
+    // instead of holding clients in the listen backlog through a long compile. Dropping `stop`
+    // (a failed start) ends them.
+    let (stop, stopped) = watch::channel(false);
+    let listening = |max_connections: usize| http::Listening {
+        header_timeout: config.http.header_timeout,
+        connections: Arc::new(Semaphore::new(max_connections)),
+        drain_timeout: config.http.drain_timeout,
+        metrics: metrics.clone(),
+    };
+    // The admin listener's connections: its API's, and the live tails' beside them.
+    let admin_connections = config.http.max_admin_connections + http::tail::MAX_TAILS;
+    let ingress_listening = listening(http::connection_cap(
+        config.http.max_connections,
+        admin_connections,
+    ));
+    let ingress_connections = ingress_listening.connections.clone();
+    let ingress_ready: Arc<std::sync::OnceLock<http::ingress::IngressState>> = Arc::default();
+    let ingress_task = tokio::spawn({
+        let ready = ingress_ready.clone();
+        http::serve(
+            ingress,
+            move |request| http::ingress::handle_when_ready(ready.clone(), request),
+            stopped.clone(),
+            ingress_listening,
+        )
+    });
+    let (admin_ready, admin_readied) = watch::channel(None);
+    let admin_task = tokio::spawn(http::serve(
+        admin,
+        move |request| http::admin::handle_when_ready(admin_readied.clone(), request),
+        stopped.clone(),
+        listening(admin_connections),
+    ));
+
     // The data dir is this server's now (redb's lock): what a stop left half-staged goes.
     http::admin::sweep_staged(&config.data_dir);
     let (committer, committer_thread) =
@@ -271,44 +312,15 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         remote,
     );
 
-    let (stop, stopped) = watch::channel(false);
-    let listening = |max_connections: usize| http::Listening {
-        header_timeout: config.http.header_timeout,
-        connections: Arc::new(Semaphore::new(max_connections)),
-        drain_timeout: config.http.drain_timeout,
-        metrics: metrics.clone(),
-    };
-    // The admin listener's connections: its API's, and the live tails' beside them.
-    let admin_connections = config.http.max_admin_connections + http::tail::MAX_TAILS;
-    let ingress_listening = listening(http::connection_cap(
-        config.http.max_connections,
-        admin_connections,
-    ));
     let ingress_state = http::ingress::IngressState {
         directory: directory.clone(),
         max_body: config.limits.max_request_body_bytes,
         body_timeout: config.http.body_timeout,
         max_ws_message: config.limits.max_ws_message_bytes,
-        connections: ingress_listening.connections.clone(),
+        connections: ingress_connections,
         stop: stopped.clone(),
     };
-    let admin_ingress = ingress_state.clone();
-    let (open, mut opened) = watch::channel(false);
-    let mut stopped_early = stopped.clone();
-    let ingress_stop = stopped.clone();
-    let ingress_task = tokio::spawn(async move {
-        tokio::select! {
-            _ = opened.wait_for(|open| *open) => {}
-            _ = stopped_early.wait_for(|stop| *stop) => return,
-        }
-        http::serve(
-            ingress,
-            move |request| http::ingress::handle(ingress_state.clone(), request),
-            ingress_stop,
-            ingress_listening,
-        )
-        .await
-    });
+    let (open, _) = watch::channel(false);
     let lease_lost = parts.lease.as_ref().map(|held| held.fence().watch());
     let alarm_notify = alarm_wake.notify();
     let scheduler = alarm::Scheduler {
@@ -338,15 +350,10 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         limits: config.limits.clone(),
         body_timeout: config.http.body_timeout,
         ready: open.subscribe(),
-        ingress: admin_ingress,
+        ingress: ingress_state.clone(),
     };
-    let (registry_stopped, map_stopped) = (stopped.clone(), stopped.clone());
-    let admin_task = tokio::spawn(http::serve(
-        admin,
-        move |request| http::admin::handle(admin_state.clone(), request),
-        stopped,
-        listening(admin_connections),
-    ));
+    admin_ready.send_replace(Some(admin_state));
+    let (registry_stopped, map_stopped) = (stopped.clone(), stopped);
     let mut listeners = vec![ingress_task, admin_task, scheduler_task];
     if let Some(lease) = &parts.lease {
         listeners.push(tokio::spawn(follow_registry(
@@ -366,6 +373,8 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         admin_addr,
         stop,
         open,
+        ingress_ready,
+        ingress_state,
         listeners,
         drain_timeout: config.http.drain_timeout,
         directory,
@@ -508,6 +517,7 @@ async fn open_postgres(cluster: config::Cluster, admin: SocketAddr) -> Result<Op
 impl Server {
     /// Starts serving the ingress (see [`start_closed`]); again, nothing happens.
     pub fn open_ingress(&self) {
+        let _ = self.ingress_ready.set(self.ingress_state.clone());
         if !self.open.send_replace(true) {
             let classes = self.classes.list().len();
             let worker = self.classes.worker().is_some();

@@ -422,3 +422,50 @@ Promise.allSettled([
         .await;
     assert_eq!(applied["applied"], json!([]), "{applied}");
 }
+
+/// Issue 35: names a client chose are shown as they are, not as they would lay the page out: a
+/// 4 KB name without a space wraps inside its column (the page does not grow sideways), and a
+/// right-to-left override in a name shows as an escape instead of reversing the text after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_neither_widen_nor_reorder_the_page() {
+    let s = TestServer::start().await;
+    assert_eq!(
+        s.upload("Counter", read_guest("duro-example-counter"))
+            .await
+            .0,
+        reqwest::StatusCode::CREATED
+    );
+    let long = "w".repeat(4096);
+    let reversed = "abc\u{202e}def";
+    for name in [long.as_str(), reversed] {
+        let encoded =
+            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        s.post(&format!("/objects/Counter/{encoded}/increment")).await;
+    }
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    browser
+        .goto(&format!("{}/inspector#/class/Counter", s.admin))
+        .await
+        .unwrap();
+    let shown = eventually(WAIT, || async {
+        let links = browser.find_all(Locator::Css("a.object")).await.ok()?;
+        let mut texts = Vec::new();
+        for link in &links {
+            texts.push(link.text().await.ok()?);
+        }
+        (texts.len() == 2).then_some(texts)
+    })
+    .await;
+    assert!(shown.iter().any(|t| t == "abc\\u{202e}def"), "{shown:?}");
+    let widths = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (page, window) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+    assert!(page <= window, "the page is {page} px wide in a {window} px window");
+    browser.close().await.unwrap();
+}

@@ -19,16 +19,20 @@ impl sql::Host for ObjectState {
     ) -> wasmtime::Result<Result<sql::Cursor, String>> {
         let bindings: Vec<Value> = bindings.into_iter().map(from_wit).collect();
         let halt = self.meter.halt.clone();
+        let waited = std::cell::Cell::new(std::time::Duration::ZERO);
         let budget = SqlBudget {
             cpu: self.meter.cpu_left(),
             halt: Some(&halt),
+            waited: Some(&waited),
         };
         let started = Instant::now();
         let outcome = match self.storage() {
             Ok(storage) => storage.sql_exec(&query, &bindings, budget),
             Err(e) => return Ok(Err(format!("{e:?}"))),
         };
-        self.meter.charge(started.elapsed());
+        // The time spent waiting for a place to run a long statement is not the event's.
+        let spent = started.elapsed().saturating_sub(waited.get());
+        self.meter.charge(spent);
         match outcome {
             Ok(cursor) => Ok(Ok(to_wit(cursor))),
             Err(SqlError::CpuLimit) => {

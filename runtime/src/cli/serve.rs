@@ -150,14 +150,19 @@ pub(super) struct ServeArgs {
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = server_config(&args)?;
-    let rejoining = std::env::var(REJOINING).ok();
-    if let Some(addresses) = &rejoining {
-        // Where the incarnation before this one listened (its ports, when the flags said 0).
-        let mut addresses = addresses.split(' ').filter_map(|a| a.parse().ok());
-        if let (Some(ingress), Some(admin)) = (addresses.next(), addresses.next()) {
+    let rejoining = std::env::var(REJOINING).ok().map(|value| {
+        // Where the incarnation before this one listened (its ports, when the flags said 0),
+        // and how many attempts to rejoin came before this one.
+        let mut fields = value.split(' ');
+        let mut address = || fields.next().and_then(|a| a.parse().ok());
+        if let (Some(ingress), Some(admin)) = (address(), address()) {
             (config.listen, config.admin_listen) = (ingress, admin);
         }
-    }
+        fields
+            .next()
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
     let deploys = args
         .deploy
         .iter()
@@ -169,10 +174,11 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    let drain = config.http.drain_timeout;
     // The ingress serves once what the flags deploy is in place.
     let server = match rejoining {
         None => crate::start_closed(config).await?,
-        Some(_) => rejoin(config).await,
+        Some(attempt) => rejoin(config, attempt).await,
     };
     if let Some(deploy_config) = deploy_config {
         match deploy_config.apply(server.classes().as_ref()).await {
@@ -205,24 +211,40 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             // Another node may run this node's objects now: stop at once, committing and
             // answering nothing more (a graceful shutdown would try to), and start over.
             eprintln!("error: this node lost its cluster lease ({reason}); starting over");
-            start_over(server.ingress_addr(), server.admin_addr());
+            start_over(server.ingress_addr(), server.admin_addr(), 0);
         }
     }
     tracing::info!("shutting down");
-    server.shutdown().await;
+    // Running guests are cut off at the drain timeout; whatever else holds the stop (a call out
+    // that never answers, a database that does not) gets 20 s more. Every acknowledged write
+    // is durable already: exiting loses none.
+    if tokio::time::timeout(drain + STOP_GRACE, server.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "error: the stop outlived its drain timeout by {} s; exiting",
+            STOP_GRACE.as_secs()
+        );
+        std::process::exit(1);
+    }
     Ok(())
 }
 
+/// How long a graceful stop may take beyond the drain timeout before the process exits anyway.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
 /// Set for a node that starts over after losing its lease: the addresses its listeners had
-/// (it listens on them again), and it waits for PostgreSQL to join.
+/// (it listens on them again) and the attempts to rejoin so far.
 const REJOINING: &str = "DURO_REJOINING";
 
 /// A node that lost its lease starts over in place: it executes itself again with the same
-/// arguments (same process id; every connection, every object in memory and every queued write
-/// gone, as after a crash, which storage is built to survive), listens on the same addresses
-/// and joins again as a new incarnation once PostgreSQL answers. No supervisor is needed; if the exec fails, the process
-/// exits with status 3 for one to restart it.
-fn start_over(ingress: SocketAddr, admin: SocketAddr) -> ! {
+/// arguments (same process id; every connection, every object in memory, every queued write
+/// and every task — a lease being kept — gone, as after a crash, which storage is built to
+/// survive), and joins again as a new incarnation on the same addresses once PostgreSQL
+/// answers. No supervisor is needed; if the exec fails, the process exits with status 3 for one
+/// to restart it.
+fn start_over(ingress: SocketAddr, admin: SocketAddr, attempt: u32) -> ! {
     use std::io::Write;
     use std::os::unix::process::CommandExt;
     let _ = std::io::stdout().flush();
@@ -234,32 +256,51 @@ fn start_over(ingress: SocketAddr, admin: SocketAddr) -> ! {
     }
     let error = command
         .args(args)
-        .env(REJOINING, format!("{ingress} {admin}"))
+        .env(REJOINING, format!("{ingress} {admin} {attempt}"))
         .exec();
     eprintln!("error: cannot start over ({error}); exiting");
     std::process::exit(3);
 }
 
-/// Starts a node that lost its lease: tries until PostgreSQL answers and it has joined.
-async fn rejoin(config: Config) -> crate::Server {
+/// Starts a node that lost its lease. It listens only once PostgreSQL answers (until then it is
+/// fenced: connections are refused); an attempt that fails after that (it may have joined, and
+/// its lease is kept by a task of its own) starts over again rather than retry in this process.
+async fn rejoin(config: Config, attempt: u32) -> crate::Server {
     let started = std::time::Instant::now();
-    let mut said = None::<std::time::Instant>;
-    loop {
-        match crate::start_closed(config.clone()).await {
-            Ok(server) => {
-                tracing::info!(
-                    ms = started.elapsed().as_millis() as u64,
-                    "rejoined the cluster as a new incarnation"
-                );
-                return server;
-            }
-            Err(error) => {
-                if said.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
-                    tracing::warn!(%error, "waiting to rejoin the cluster; retrying");
-                    said = Some(std::time::Instant::now());
+    if let Some(cluster) = &config.cluster {
+        let mut said = None::<std::time::Instant>;
+        loop {
+            let url = cluster.url.clone();
+            let probe = tokio::task::spawn_blocking(move || {
+                crate::storage::postgres::Pg::connect(&url).map(drop)
+            });
+            match probe.await {
+                Ok(Ok(())) => break,
+                Ok(Err(error)) => {
+                    if said.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                        tracing::warn!(%error, "waiting for PostgreSQL to rejoin the cluster");
+                        said = Some(std::time::Instant::now());
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                Err(error) => tracing::warn!(%error, "probing PostgreSQL failed"),
             }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let (ingress, admin) = (config.listen, config.admin_listen);
+    match crate::start_closed(config).await {
+        Ok(server) => {
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                attempt,
+                "rejoined the cluster as a new incarnation"
+            );
+            server
+        }
+        Err(error) => {
+            tracing::warn!(%error, attempt, "rejoining the cluster failed; starting over");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            start_over(ingress, admin, attempt + 1)
         }
     }
 }

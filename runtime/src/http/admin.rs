@@ -53,6 +53,36 @@ pub struct AdminState {
     pub ingress: super::ingress::IngressState,
 }
 
+/// A request to the admin listener, served once the server has its state; until then
+/// `/healthz` says the process lives (`"starting": true`), a forwarded event from another cluster
+/// node waits (this node owns its shard already), and the rest is 503 with `Retry-After`.
+pub async fn handle_when_ready(
+    mut ready: tokio::sync::watch::Receiver<Option<AdminState>>,
+    request: http::Request<Incoming>,
+) -> http::Response<AdminBody> {
+    let state = ready.borrow().clone();
+    if let Some(state) = state {
+        return handle(state, request).await;
+    }
+    match route::admin(request.uri().path()) {
+        Ok(Admin::Healthz) => boxed(json(
+            StatusCode::OK,
+            &serde_json::json!({"ok": true, "starting": true}),
+        )),
+        Ok(Admin::Forward) => {
+            let state = match ready.wait_for(Option::is_some).await {
+                Ok(state) => state.clone(),
+                Err(_) => None,
+            };
+            match state {
+                Some(state) => handle(state, request).await,
+                None => boxed(super::ingress::starting()),
+            }
+        }
+        _ => boxed(super::ingress::starting()),
+    }
+}
+
 pub async fn handle(
     state: AdminState,
     request: http::Request<Incoming>,

@@ -39,6 +39,9 @@ pub enum ApiError {
     UpgradeRequired(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The disk has no room for what the request needs (an import's spool).
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// The request conflicts with the state of what it names (an import into a non-empty
     /// object).
     #[error("{0}")]
@@ -71,6 +74,7 @@ impl ApiError {
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) | Self::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,

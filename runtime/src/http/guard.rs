@@ -25,8 +25,10 @@ use super::route::{Admin, ObjectPart};
 /// Host names (beyond IP addresses and `localhost`) the admin listener answers to.
 #[derive(Debug, Clone, Default)]
 pub struct AllowedHosts {
-    /// Lowercase names; one starting with `.` allows that domain's subdomains.
+    /// The operator's lowercase names; one starting with `.` allows that domain's subdomains.
     names: Vec<String>,
+    /// The cluster's advertised host: other nodes' calls use it (they send no `Origin`).
+    advertise: Option<String>,
     /// `*`: every name (only with a token: checked by the config).
     any: bool,
 }
@@ -35,8 +37,11 @@ impl AllowedHosts {
     /// The operator's `--admin-host` names, and the cluster's advertised address (other nodes
     /// reach this one by it).
     pub fn new(names: &[String], advertise: Option<&str>) -> Self {
-        let mut allowed = Self::default();
-        for name in names.iter().map(String::as_str).chain(advertise) {
+        let mut allowed = Self {
+            advertise: advertise.map(|a| host_only(a.trim()).to_ascii_lowercase()),
+            ..Self::default()
+        };
+        for name in names {
             let name = host_only(name.trim()).to_ascii_lowercase();
             if name == "*" {
                 allowed.any = true;
@@ -54,6 +59,7 @@ impl AllowedHosts {
             || bare.parse::<std::net::IpAddr>().is_ok()
             || host == "localhost"
             || host.ends_with(".localhost")
+            || self.advertise.as_deref() == Some(host.as_str())
             || self.names.iter().any(|name| match name.strip_prefix('.') {
                 Some(domain) => host.ends_with(name.as_str()) || host == domain,
                 None => host == *name,
@@ -109,7 +115,9 @@ pub fn check<B>(
     Ok(())
 }
 
-/// Refuses what a browser says came from another site.
+/// Refuses what a browser says came from another site. An `Origin` passes when it is the host
+/// and port the request was sent to, or (behind a proxy that rewrites `Host`) a name the operator
+/// allowed with `--admin-host`.
 fn same_origin(
     headers: &HeaderMap,
     authority: Option<&str>,

@@ -35,6 +35,26 @@ pub struct IngressState {
 }
 
 /// Handles one ingress request; every failure becomes a JSON error response.
+/// A request to the ingress, served once the server is ready (`ready` set); until then 503 with
+/// `Retry-After`, at once.
+pub async fn handle_when_ready(
+    ready: std::sync::Arc<std::sync::OnceLock<IngressState>>,
+    request: http::Request<Incoming>,
+) -> http::Response<Body> {
+    match ready.get() {
+        Some(state) => handle(state.clone(), request).await,
+        None => starting(),
+    }
+}
+
+/// The answer of a listener whose server is still starting.
+pub(super) fn starting() -> http::Response<Body> {
+    ApiError::Unavailable(
+        "duro is starting (loading classes, applying the deploy config); retry".into(),
+    )
+    .into_response()
+}
+
 pub async fn handle(state: IngressState, request: http::Request<Incoming>) -> http::Response<Body> {
     let line = access::enabled().then(|| {
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());

@@ -46,15 +46,15 @@ impl TailBudget {
     pub fn open(self: &Arc<Self>, client: IpAddr) -> Result<TailPermit, ApiError> {
         let mut open = crate::lock(&self.open);
         let (total, per_client) = &mut *open;
-        let mine = per_client.entry(client).or_insert(0);
-        if *total >= MAX_TAILS || *mine >= MAX_TAILS_PER_CLIENT {
+        let mine = per_client.get(&client).copied().unwrap_or(0);
+        if *total >= MAX_TAILS || mine >= MAX_TAILS_PER_CLIENT {
             return Err(ApiError::Unavailable(format!(
                 "too many open tails ({total} of {MAX_TAILS}, {mine} of \
                  {MAX_TAILS_PER_CLIENT} from your address); close one and retry"
             )));
         }
         *total += 1;
-        *mine += 1;
+        per_client.insert(client, mine + 1);
         Ok(TailPermit {
             budget: self.clone(),
             client,

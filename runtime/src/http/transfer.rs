@@ -14,7 +14,7 @@ use super::error::{ApiError, Body, json};
 use super::inspect::find_object;
 use super::route::{self, ObjectRef};
 use crate::ids::ClassName;
-use crate::object::{Edit, ImportBatch};
+use crate::object::{Edit, ImportBatch, ObjectError};
 use crate::storage::export::{self, Header};
 use crate::storage::import::{self, Checked, ImportLimits, MAX_LINE_BYTES, Parts};
 use crate::storage::schema::Table;
@@ -139,6 +139,8 @@ pub(super) async fn import(
 const PART_BYTES: usize = 2 * 1024 * 1024;
 /// Entries of one import event at most: a part of many tiny entries commits quickly too.
 const PART_ENTRIES: usize = 8192;
+/// How long a part is tried again while its object is only busy.
+const BUSY_RETRIES: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Writes the request's body to `path` as it comes; a line over the limit, a body that fails
 /// or stalls is an error.
@@ -153,7 +155,14 @@ async fn receive(
         .map_err(|e| ApiError::Internal(format!("spooling the import: {e}")))?;
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let (mut line_bytes, mut line_no) = (0usize, 1u64);
+    let (mut spooled, mut checked_at) = (0u64, 0u64);
     loop {
+        // The spool (and, checked, the SQL scratch file) must leave the disk that holds the
+        // database room for its commits.
+        if spooled >= checked_at {
+            check_room(path)?;
+            checked_at = spooled + ROOM_CHECK_BYTES;
+        }
         let frame = tokio::time::timeout(state.body_timeout, body.frame())
             .await
             .map_err(|_| {
@@ -180,10 +189,29 @@ async fn receive(
         out.write_all(&data)
             .await
             .map_err(|e| ApiError::Internal(format!("spooling the import: {e}")))?;
+        spooled += data.len() as u64;
     }
     out.flush()
         .await
         .map_err(|e| ApiError::Internal(format!("spooling the import: {e}")))
+}
+
+/// Free bytes an import leaves on the data dir's disk at least.
+const ROOM_BYTES: u64 = 1 << 30;
+/// Spooled bytes between two looks at the free space.
+const ROOM_CHECK_BYTES: u64 = 64 << 20;
+
+/// Refuses to go on spooling when the disk of `path` has less than [`ROOM_BYTES`] free.
+fn check_room(path: &std::path::Path) -> Result<(), ApiError> {
+    match crate::storage::free_bytes(path.parent().unwrap_or(path)) {
+        Some(free) if free < ROOM_BYTES => Err(ApiError::InsufficientStorage(format!(
+            "the data dir's disk has {} MiB free, under the {} MiB an import leaves to the \
+             database; nothing was imported",
+            free >> 20,
+            ROOM_BYTES >> 20
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The object an import puts its parts into.
@@ -261,10 +289,27 @@ impl Target {
             replace: self.replace,
             token: self.token.clone(),
         };
-        let edit = Edit::Import(batch);
-        let put = (self.state.directory)
-            .edit(self.loaded.clone(), self.id, self.name.clone(), edit)
-            .await;
+        // A part is put again while the object is only busy (its mailbox full, the runtime at
+        // its live-object or memory bound): an import given up half-way would leave it marked.
+        let mut pause = std::time::Duration::from_millis(100);
+        let started = std::time::Instant::now();
+        let put = loop {
+            let edit = Edit::Import(batch.clone());
+            let put = (self.state.directory)
+                .edit(self.loaded.clone(), self.id, self.name.clone(), edit)
+                .await;
+            let busy = matches!(
+                put,
+                Err(ObjectError::Overloaded(_)
+                    | ObjectError::TooManyLive(_)
+                    | ObjectError::Guest(crate::abi::GuestError::MemoryBudget(_)))
+            );
+            if !busy || started.elapsed() > BUSY_RETRIES {
+                break put;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(2));
+        };
         match put {
             Ok(_) => Ok(()),
             Err(error) if done == 0 => Err(error.into()),

@@ -93,6 +93,12 @@ pub fn write(
         if key == schema::NAME_KEY {
             continue;
         }
+        if key == schema::IMPORT_KEY {
+            // An import began after the caller looked: half an import is no export.
+            return Err(BackendError::new(
+                "an import into the object has not finished; export it once it has",
+            ));
+        }
         serde_json::to_writer(&mut chunk, &line(key, &value)).expect("a line serializes");
         chunk.push(b'\n');
         written.entries += 1;

@@ -34,3 +34,16 @@ pub use object::{EventWrites, ListOptions, ObjectStorage, StorageError};
 
 /// The engine storage reads from, shared by everything above the seam.
 pub type Store = Arc<dyn Backend>;
+
+/// Bytes free for this process on the file system that holds `path` (`None` if it cannot be
+/// told).
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs reads the NUL-terminated path and writes only the struct we pass.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}

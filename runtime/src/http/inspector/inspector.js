@@ -11,7 +11,13 @@ let view = 0; // counts navigations: a view whose data arrives late draws nothin
 
 class Unauthorized extends Error {}
 
-// An element: h("td", { class: "num" }, "text", child, ...). Strings become text nodes.
+// Text as it is shown: the invisible marks that reorder text (bidirectional overrides,
+// isolates, direction marks) and control characters other than newlines and tabs — anything a
+// client or a guest chose may hold them — appear as \u{..} escapes, never applied.
+const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const shown = (text) => String(text).replace(HIDDEN, (c) => "\\u{" + c.codePointAt(0).toString(16) + "}");
+
+// An element: h("td", { class: "num" }, "text", child, ...). Strings become text nodes, shown.
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -21,7 +27,7 @@ function h(tag, attrs, ...children) {
   }
   for (const c of children.flat()) {
     if (c === undefined || c === null) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : document.createTextNode(shown(c)));
   }
   return el;
 }

@@ -65,11 +65,16 @@ impl Actor {
             return;
         }
         let closed = matches!(event, SocketEvent::Closed { .. });
-        if !closed && self.refuse_during_import().is_err() {
-            // Its guest would see half an import: the client may come back (1013: try again).
-            let reason = "an import into the object has not finished".to_string();
-            let close = Outgoing::Close { code: 1013, reason };
-            self.sockets().deliver(vec![(id, close)]);
+        if self.refuse_during_import().is_err() {
+            // Its guest would see half an import: it is not run. The client may come back
+            // (1013: try again later); a socket that closed just goes.
+            if closed {
+                self.sockets().remove(id);
+            } else {
+                let reason = "an import into the object has not finished".to_string();
+                let close = Outgoing::Close { code: 1013, reason };
+                self.sockets().deliver(vec![(id, close)]);
+            }
             return;
         }
         self.background_event(Some((id, event))).await;

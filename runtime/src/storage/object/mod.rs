@@ -83,10 +83,14 @@ pub struct ObjectStorage {
     poisoned: bool,
     /// The object's SQL database, once used; dropped whenever it may be ahead of storage.
     pub(super) sql: Option<SqlDatabase>,
+    /// What the guest's pragmas set on its SQL connection: set again on each reopen.
+    pub(super) sql_settings: super::sql::Settings,
     /// Where the SQL connection's heap is counted (none in tests of storage alone).
     pub(super) memory: Option<Arc<dyn MemoryAccount>>,
     /// The object's name, once known (it was addressed by it, or read from storage).
     name: Option<Arc<str>>,
+    /// The import mark (`Some(None)`: none), once known.
+    import_mark: Option<Option<Bytes>>,
     /// Whether the name is known to be stored (its entry and its index entry): then no write
     /// set needs to carry it.
     name_stored: bool,
@@ -112,8 +116,10 @@ impl ObjectStorage {
             writes: WriteSet::default(),
             poisoned: false,
             sql: None,
+            sql_settings: Default::default(),
             memory: None,
             name: None,
+            import_mark: None,
             name_stored: false,
             read_bytes: 0,
             written_bytes: 0,
@@ -178,6 +184,7 @@ impl ObjectStorage {
             });
             self.cache.cleared(seq);
             self.name_stored = false;
+            self.import_mark = Some(None);
             if let Some(name) = name {
                 ops.push(WriteOp::Delete {
                     table: Table::Names,
@@ -199,6 +206,9 @@ impl ObjectStorage {
         }
         for (key, value) in layer.writes {
             self.written_bytes += (key.len() + value.as_ref().map_or(0, Bytes::len)) as u64;
+            if key == schema::IMPORT_KEY {
+                self.import_mark = Some(value.clone());
+            }
             let full = self.full_key(&key);
             ops.push(match &value {
                 Some(v) => WriteOp::Put {
@@ -315,10 +325,18 @@ impl ObjectStorage {
             && self.get_alarm()?.is_none())
     }
 
-    /// The token of an import into the object that has not finished (`None`: none). Read once,
-    /// then known from the cache.
+    /// The token of an import into the object that has not finished (`None`: none). Read from
+    /// storage once, then known (only the object's own events write it): every event asks.
     pub fn import_marker(&mut self) -> Result<Option<Bytes>, StorageError> {
-        self.read_through(&schema::IMPORT_KEY, true)
+        if let Some(known) = self.writes.lookup(&schema::IMPORT_KEY) {
+            return Ok(known);
+        }
+        if let Some(known) = &self.import_mark {
+            return Ok(known.clone());
+        }
+        let mark = self.read_through(&schema::IMPORT_KEY, false)?;
+        self.import_mark = Some(mark.clone());
+        Ok(mark)
     }
 
     /// Marks the object as holding an import that has not finished (`None`: it finished).

@@ -54,6 +54,22 @@ const PRAGMAS: &[&str] = &[
     "table_xinfo",
 ];
 
+/// Pragmas that set a property of the connection rather than of the file: what the guest set is
+/// kept (see [`Settings`]) and set again whenever duro reopens the connection, as Cloudflare's
+/// connection keeps them.
+const SETTINGS: &[&str] = &[
+    "case_sensitive_like",
+    "foreign_keys",
+    "ignore_check_constraints",
+    "legacy_alter_table",
+    "recursive_triggers",
+    "reverse_unordered_selects",
+];
+
+/// The connection settings a guest's pragmas made (name, value), last one per name; they outlive
+/// the connection (the object's storage view keeps them).
+pub type Settings = Arc<Mutex<Vec<(String, String)>>>;
+
 /// The authorizer's state, shared with the connection's hook.
 #[derive(Clone, Default)]
 pub struct Guard {
@@ -61,6 +77,8 @@ pub struct Guard {
     pub internal: Arc<AtomicBool>,
     /// Why the last refused statement was refused.
     pub refusal: Arc<Mutex<Option<String>>>,
+    /// What the guest's pragmas set on the connection.
+    pub settings: Settings,
 }
 
 impl Guard {
@@ -75,13 +93,45 @@ impl Guard {
                 return Authorization::Allow;
             }
             match refusal(&ctx.action) {
-                None => Authorization::Allow,
+                None => {
+                    if let AuthAction::Pragma {
+                        pragma_name,
+                        pragma_value: Some(value),
+                    } = ctx.action
+                    {
+                        guard.remember(pragma_name, value);
+                    }
+                    Authorization::Allow
+                }
                 Some(why) => {
                     *guard.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
                     Authorization::Deny
                 }
             }
         }))
+    }
+
+    /// Sets on `conn` what the guest's pragmas set on the connections before it.
+    pub fn restore(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let settings = crate::lock(&self.settings).clone();
+        self.internally(|| {
+            settings.iter().try_for_each(|(name, value)| {
+                conn.execute_batch(&format!("PRAGMA {name} = {value}"))
+            })
+        })
+    }
+
+    /// Keeps a connection setting the guest made (a plain word or number as its value only:
+    /// it is written into a statement again).
+    fn remember(&self, name: &str, value: &str) {
+        let name = name.to_ascii_lowercase();
+        let plain = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !plain || !SETTINGS.contains(&name.as_str()) {
+            return;
+        }
+        let mut settings = crate::lock(&self.settings);
+        settings.retain(|(n, _)| *n != name);
+        settings.push((name, value.to_string()));
     }
 
     /// Takes the reason of the last refusal, if any.
@@ -113,7 +163,12 @@ fn refusal(action: &AuthAction<'_>) -> Option<String> {
     };
     match *action {
         Transaction { .. } | Savepoint { .. } => Some(TRANSACTIONS.into()),
-        Attach { .. } | Detach { .. } => Some("ATTACH and DETACH are not allowed".into()),
+        // VACUUM runs by attaching a temporary database: it meets the same refusal.
+        Attach { .. } | Detach { .. } => Some(
+            "ATTACH and DETACH are not allowed (nor VACUUM, which attaches a temporary \
+             database; the pages a delete frees are reused)"
+                .into(),
+        ),
         Pragma {
             pragma_name,
             pragma_value,

@@ -4,10 +4,14 @@
 //! time is spent) or the runtime stops. A statement may also not hold a runtime thread that
 //! other objects need: on an async worker thread it first runs for at most [`SLICE`]; one that
 //! needs longer is rolled back and run again whole with the runtime's thread handed to the other
-//! tasks (`block_in_place`) — a long statement costs its slice twice, a short one nothing.
+//! tasks (`block_in_place`) — a long statement costs its slice twice (and reads its pages
+//! again), a short one nothing. Off the async threads, at most as many long statements run at
+//! once as the machine has cores ([`long_slot`]); the others wait, and their wait is not
+//! charged to their events.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Virtual-machine steps between two looks at the clock (a look costs ~25 ns; a step ~10 ns).
@@ -21,6 +25,9 @@ pub struct SqlBudget<'a> {
     pub cpu: Duration,
     /// Set when the runtime stops: every statement is cut off.
     pub halt: Option<&'a Arc<AtomicBool>>,
+    /// Where the call adds the time it waited for a place to run a long statement (not the
+    /// event's to pay).
+    pub waited: Option<&'a Cell<Duration>>,
 }
 
 impl SqlBudget<'static> {
@@ -29,8 +36,43 @@ impl SqlBudget<'static> {
         Self {
             cpu: Duration::from_secs(365 * 24 * 3600),
             halt: None,
+            waited: None,
         }
     }
+}
+
+/// Long statements running off the async threads now.
+static LONG: Mutex<usize> = Mutex::new(0);
+static LONG_FREED: Condvar = Condvar::new();
+
+/// A long statement's place to run (see [`long_slot`]), given back when dropped.
+pub struct LongSlot(());
+
+impl Drop for LongSlot {
+    fn drop(&mut self) {
+        *LONG.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        LONG_FREED.notify_one();
+    }
+}
+
+/// Waits (blocking: it runs off the async threads) for a place to run a long statement: at most
+/// one per core at once. `None` if the runtime stops meanwhile; else the place and how long it
+/// waited.
+pub fn long_slot(halt: Option<&AtomicBool>) -> Option<(LongSlot, Duration)> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let started = Instant::now();
+    let mut running = LONG.lock().unwrap_or_else(|e| e.into_inner());
+    while *running >= cores {
+        if halt.is_some_and(|h| h.load(Ordering::Relaxed)) {
+            return None;
+        }
+        running = LONG_FREED
+            .wait_timeout(running, Duration::from_millis(50))
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    *running += 1;
+    Some((LongSlot(()), started.elapsed()))
 }
 
 /// Why a statement was interrupted.

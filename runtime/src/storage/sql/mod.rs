@@ -30,6 +30,7 @@ use rusqlite::{Connection, OpenFlags, StatementStatus};
 
 use super::{ObjectStorage, StorageError};
 use guard::Guard;
+pub use guard::Settings;
 use heap::{Heap, Refusal};
 pub use interrupt::SqlBudget;
 use interrupt::{Cut, Interrupter};
@@ -121,8 +122,13 @@ const BUDGET_SPENT: &str = "the runtime's memory budget is exhausted: the SQL da
      be opened now; retry";
 
 impl SqlDatabase {
-    /// Opens the database of the object behind `view`, its heap capped at `max_heap` bytes.
-    pub fn open(view: &mut ObjectStorage, max_heap: usize) -> Result<Self, SqlError> {
+    /// Opens the database of the object behind `view`, its heap capped at `max_heap` bytes, with
+    /// the connection settings the guest made before (`settings`).
+    pub fn open(
+        view: &mut ObjectStorage,
+        max_heap: usize,
+        settings: Settings,
+    ) -> Result<Self, SqlError> {
         let heap = Heap::new(max_heap, view.memory.clone());
         if !heap.reserve_first() {
             return Err(SqlError::failed(BUDGET_SPENT));
@@ -143,8 +149,12 @@ impl SqlDatabase {
                      PRAGMA cache_size = -{CACHE_KIB}; PRAGMA max_page_count = {MAX_PAGES};"
                 ))?;
                 conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
-                let guard = Guard::default();
+                let guard = Guard {
+                    settings,
+                    ..Guard::default()
+                };
                 guard.install(&mut conn)?;
+                guard.restore(&conn)?;
                 interrupter.install(&mut conn)?;
                 Ok((conn, guard))
             })
@@ -171,6 +181,9 @@ impl SqlDatabase {
         halt: Option<&Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<Cursor, SqlError> {
         self.guard.take_refusal();
+        // A refusal SQLite absorbed in an earlier call (a cache that could not grow) is not
+        // this call's.
+        self.heap.take_refusal();
         self.interrupter.arm(deadline, cut, halt);
         let before = self.conn.total_changes();
         let (result, failure) = self
@@ -230,7 +243,11 @@ fn fail(
     if let Some(why) = refusal {
         return SqlError::Failed(why);
     }
-    match memory {
+    let out_of_memory = matches!(
+        &error,
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::OutOfMemory
+    );
+    match memory.filter(|_| out_of_memory) {
         Some(Refusal::Cap(cap)) => {
             return SqlError::Failed(format!(
                 "out of memory: the statement needed more than the {} MiB SQLite may hold for \
@@ -456,16 +473,15 @@ impl ObjectStorage {
                 done => return done,
             }
             return interrupt::off_async_worker(|| {
-                self.with_sql(|db, view| {
-                    db.exec(
-                        view,
-                        query,
-                        bindings,
-                        max,
-                        (end, Cut::CpuLimit),
-                        budget.halt,
-                    )
-                })
+                let halt = budget.halt.map(|h| h.as_ref());
+                let Some((_slot, waited)) = interrupt::long_slot(halt) else {
+                    return Err(SqlError::Halted);
+                };
+                if let Some(total) = budget.waited {
+                    total.set(total.get() + waited);
+                }
+                let end = (end + waited, Cut::CpuLimit);
+                self.with_sql(|db, view| db.exec(view, query, bindings, max, end, budget.halt))
             });
         }
         self.with_sql(|db, view| {
@@ -505,7 +521,8 @@ impl ObjectStorage {
             Some(db) => db,
             None => {
                 self.transaction_begin()?;
-                let opened = SqlDatabase::open(self, self.max_sql_heap_bytes);
+                let settings = self.sql_settings.clone();
+                let opened = SqlDatabase::open(self, self.max_sql_heap_bytes, settings);
                 self.transaction_commit()?;
                 opened?
             }

@@ -368,6 +368,7 @@ fn a_statement_is_cut_off_when_the_events_cpu_time_is_spent_and_changes_nothing(
     let budget = SqlBudget {
         cpu: std::time::Duration::from_millis(200),
         halt: None,
+        waited: None,
     };
     let error = o
         .event(|view| {
@@ -397,6 +398,7 @@ fn a_statement_is_cut_off_when_the_runtime_halts() {
     let budget = SqlBudget {
         cpu: std::time::Duration::from_secs(3600),
         halt: Some(&halt),
+        waited: None,
     };
     let error = o
         .event(|view| view.sql_exec(ENDLESS, &[], budget))
@@ -465,4 +467,34 @@ async fn a_long_statement_hands_its_async_worker_thread_to_the_other_tasks() {
         ticked as u128 >= took.as_millis() / 10,
         "{ticked} ticks in {took:?}"
     );
+}
+
+#[test]
+fn vacuum_is_refused_saying_why() {
+    let mut o = Object::new();
+    o.sql("CREATE TABLE t (n)", &[]).unwrap();
+    let error = o.sql("VACUUM", &[]).unwrap_err();
+    assert!(error.to_string().contains("nor VACUUM"), "{error}");
+}
+
+/// A connection setting the guest made (here foreign keys off) holds after duro reopens the
+/// connection: after a failed statement (the connection is dropped), and after the object slept.
+#[test]
+fn a_connection_setting_outlives_a_reopen() {
+    let mut o = Object::new();
+    o.sql("CREATE TABLE p (id INTEGER PRIMARY KEY)", &[])
+        .unwrap();
+    o.sql("CREATE TABLE c (p INTEGER REFERENCES p(id))", &[])
+        .unwrap();
+    assert!(
+        o.sql("INSERT INTO c VALUES (1)", &[]).is_err(),
+        "enforced by default"
+    );
+    o.sql("PRAGMA foreign_keys = OFF", &[]).unwrap();
+    assert!(o.sql("SELECT * FROM nowhere", &[]).is_err());
+    o.sql("INSERT INTO c VALUES (2)", &[]).unwrap();
+    o.view.close_sql();
+    o.sql("INSERT INTO c VALUES (3)", &[]).unwrap();
+    assert_eq!(o.rows("SELECT count(*) FROM c"), [[int(2)]]);
+    assert_eq!(o.rows("PRAGMA foreign_keys"), [[int(0)]]);
 }
