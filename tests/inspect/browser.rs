@@ -440,7 +440,8 @@ async fn hostile_names_neither_widen_nor_reorder_the_page() {
     for name in [long.as_str(), reversed] {
         let encoded =
             percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
-        s.post(&format!("/objects/Counter/{encoded}/increment")).await;
+        s.post(&format!("/objects/Counter/{encoded}/increment"))
+            .await;
     }
     let driver = Driver::start().await;
     let browser = driver.browser().await;
@@ -466,6 +467,9 @@ async fn hostile_names_neither_widen_nor_reorder_the_page() {
         .await
         .unwrap();
     let (page, window) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
-    assert!(page <= window, "the page is {page} px wide in a {window} px window");
+    assert!(
+        page <= window,
+        "the page is {page} px wide in a {window} px window"
+    );
     browser.close().await.unwrap();
 }
