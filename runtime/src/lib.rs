@@ -604,6 +604,10 @@ impl Server {
         }
         self.directory.shutdown();
         drop(self._idle_workers);
+        // Everything that holds the directory goes before the wait for its actors (it holds
+        // their count open).
+        drop(self.ingress_state);
+        drop(self.ingress_ready);
         drop(self.directory);
         drop(self.classes);
         self.actors.wait().await;

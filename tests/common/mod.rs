@@ -173,7 +173,12 @@ impl TestServer {
 
     /// Stops the server cleanly, keeping the data dir; returns it for a restart.
     pub async fn stop(mut self) -> (Config, Option<tempfile::TempDir>) {
-        self.server.take().expect("running").shutdown().await;
+        // A stop that hangs (something holding the actors' count open) fails here, not at CI's
+        // time limit.
+        let stopped = self.server.take().expect("running").shutdown();
+        tokio::time::timeout(Duration::from_secs(60), stopped)
+            .await
+            .expect("the server stopped within 60 s");
         (config(&self.data_dir), self._temp.take())
     }
 
