@@ -32,8 +32,12 @@
 //!   set and its read cache), group commit (`storage::commit`), the output gate
 //!   (`storage::gate`), each object's SQL database (`storage::sql`: SQLite over a VFS
 //!   whose file is the object's entries), and what an operator sees of the stored objects
-//!   (`storage::inspect`, `storage::sql::snapshot`; one object as JSON lines: `storage::export`).
-//! - [`http`]: the ingress and admin listeners (the object inspector's routes in
+//!   (`storage::inspect`, `storage::sql::snapshot`; one object as JSON lines: `storage::export`,
+//!   checked whole before an import writes anything: `storage::import`). SQL runs inside the
+//!   event's limits: its heap counted per object (`storage::sql::heap`), its time cut off and
+//!   kept off the async threads (`storage::sql::interrupt`).
+//! - [`http`]: the ingress and admin listeners (who may drive the admin API, token or not:
+//!   `http::guard`; the object inspector's routes in
 //!   `http::inspect`, its edits in `http::edit`, export and import in `http::transfer`, metering
 //!   in `http::top`, the live tail in `http::tail`, the inspector web page's files in
 //!   `http::inspector`; cluster mode's internal route for forwarded events in `http::forward`);

@@ -330,6 +330,17 @@ async fn inspector_page_weight_and_first_render() {
     browser.close().await.unwrap();
 }
 
+/// A server with the example Counter deployed, no token.
+async fn counter_server() -> TestServer {
+    let s = TestServer::start().await;
+    let counter = read_guest("duro-example-counter");
+    assert_eq!(
+        s.upload("Counter", counter).await.0,
+        reqwest::StatusCode::CREATED
+    );
+    s
+}
+
 /// Serves `page` as HTML to every request on a loopback port until dropped; its address.
 async fn serve_page(page: String) -> (String, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -369,13 +380,7 @@ async fn serve_page(page: String) -> (String, tokio::task::JoinHandle<()>) {
 /// changes: the requests reach duro and are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_another_site_cannot_drive_the_admin_api() {
-    let s = TestServer::start().await;
-    assert_eq!(
-        s.upload("Counter", read_guest("duro-example-counter"))
-            .await
-            .0,
-        reqwest::StatusCode::CREATED
-    );
+    let s = counter_server().await;
     s.post("/objects/Counter/a/increment").await;
     let (_, export) = s
         .admin_call(
@@ -428,13 +433,7 @@ Promise.allSettled([
 /// right-to-left override in a name shows as an escape instead of reversing the text after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_names_neither_widen_nor_reorder_the_page() {
-    let s = TestServer::start().await;
-    assert_eq!(
-        s.upload("Counter", read_guest("duro-example-counter"))
-            .await
-            .0,
-        reqwest::StatusCode::CREATED
-    );
+    let s = counter_server().await;
     let long = "w".repeat(4096);
     let reversed = "abc\u{202e}def";
     for name in [long.as_str(), reversed] {

@@ -110,10 +110,17 @@ pub async fn handle(
         (Ok(()), Ok(Admin::Tail)) if request.method() == Method::GET => {
             let client = request.extensions().get::<super::ClientAddr>();
             let client = client.map_or([127, 0, 0, 1].into(), |c| c.0.ip());
-            state
-                .tails
-                .open(client)
-                .and_then(|permit| super::tail::tail(permit, request.uri().query()))
+            match state.tails.open(client) {
+                Ok(permit) => super::tail::tail(permit, request.uri().query()),
+                Err(refused) => {
+                    // Its connection goes too: a client refused a tail must not hold one of
+                    // the API's connections either.
+                    let mut answer = refused.into_response();
+                    let close = header::HeaderValue::from_static("close");
+                    answer.headers_mut().insert(header::CONNECTION, close);
+                    Ok(boxed(answer))
+                }
+            }
         }
         (Ok(()), Ok(Admin::Object(class, object, ObjectPart::Export)))
             if request.method() == Method::GET =>

@@ -55,31 +55,29 @@ impl Actor {
     pub(super) async fn socket_event(&mut self, id: SocketId, event: SocketEvent) {
         if self.follow_class().is_err() {
             // The class is gone: nothing can handle this socket any more.
-            if let SocketEvent::Closed { .. } = event {
-                self.sockets().remove(id);
-            } else {
-                let reason = "the object's class was deleted".to_string();
-                let close = Outgoing::Close { code: 1001, reason };
-                self.sockets().deliver(vec![(id, close)]);
-            }
-            return;
+            return self.turn_away(id, &event, 1001, "the object's class was deleted");
+        }
+        if self.refuse_during_import().is_err() {
+            // Its guest would see half an import. The client may come back (1013: try again).
+            let reason = "an import into the object has not finished";
+            return self.turn_away(id, &event, 1013, reason);
         }
         let closed = matches!(event, SocketEvent::Closed { .. });
-        if self.refuse_during_import().is_err() {
-            // Its guest would see half an import: it is not run. The client may come back
-            // (1013: try again later); a socket that closed just goes.
-            if closed {
-                self.sockets().remove(id);
-            } else {
-                let reason = "an import into the object has not finished".to_string();
-                let close = Outgoing::Close { code: 1013, reason };
-                self.sockets().deliver(vec![(id, close)]);
-            }
-            return;
-        }
         self.background_event(Some((id, event))).await;
         if closed {
             self.sockets().remove(id);
+        }
+    }
+
+    /// A socket event the object cannot run: a socket that closed just goes, another is closed
+    /// by the runtime with `code` and `reason`.
+    fn turn_away(&mut self, id: SocketId, event: &SocketEvent, code: u16, reason: &str) {
+        if let SocketEvent::Closed { .. } = event {
+            self.sockets().remove(id);
+        } else {
+            let reason = reason.to_string();
+            self.sockets()
+                .deliver(vec![(id, Outgoing::Close { code, reason })]);
         }
     }
 
