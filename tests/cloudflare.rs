@@ -177,7 +177,10 @@ async fn the_chat_demo_runs_from_its_wrangler_toml() {
     let response = http.get(made_up).send().await.unwrap();
     assert_eq!(response.status(), 500);
     let text = response.text().await.unwrap();
-    assert!(text.contains("bad-id"), "{text}");
+    assert!(
+        text.contains("TypeError: Invalid Durable Object ID"),
+        "{text}"
+    );
 }
 
 /// A room server built on the `partyserver` npm package (installed by duro from the project's

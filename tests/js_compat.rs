@@ -61,7 +61,8 @@ async fn standard_websockets_reach_their_listeners_and_hold_the_object() {
 }
 
 /// `env` enumerates, `request.clone()` keeps every header, `request.cf` and `CF-Connecting-IP`
-/// are there (the latter set by the runtime, whatever the client sent).
+/// are there (the latter set by the runtime, whatever the client sent); no global `location`,
+/// names kept, `idFromString` and `Response.redirect` throw Cloudflare's error types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_requests_and_constants_behave_as_on_cloudflare() {
     let s = probe(|_| {}).await;
@@ -93,6 +94,13 @@ async fn env_requests_and_constants_behave_as_on_cloudflare() {
             "ip": "127.0.0.1",
             "colo": "duro",
             "readyStates": [0, 1, 2, 3],
+            // Issue 36: no `location` global (libraries feature-test it at load), class names
+            // kept through the bundle, Cloudflare's error types.
+            "location": "undefined",
+            "decoratedName": "Decorated",
+            "idFromStringInvalid": "TypeError",
+            "redirect200": "RangeError",
+            "redirect301": "https://example.com/",
         })
     );
 }

@@ -77,15 +77,16 @@ function parse(argv) {
 /** The module componentize-js sees: the entry's exports turned into the world's exports. */
 function wrapper(world, entry) {
   const module = JSON.stringify(entry);
+  const prelude = `import ${JSON.stringify(join(SDK, "src/prelude.js"))};\n`;
   if (world === "worker") {
-    return `import * as module from ${module};
+    return `${prelude}import * as module from ${module};
 import { workerExports } from ${JSON.stringify(join(SDK, "src/worker.js"))};
 const exports = workerExports(module);
 export const fetch = exports.fetch;
 export const wake = exports.wake;
 `;
   }
-  return `import * as module from ${module};
+  return `${prelude}import * as module from ${module};
 import { objectExports } from ${JSON.stringify(join(SDK, "src/object.js"))};
 const exports = objectExports(module);
 export const fetch = exports.fetch;
@@ -194,6 +195,9 @@ async function bundle(world, entry) {
     format: "esm",
     platform: "neutral",
     target: "es2022",
+    // As wrangler builds: classes and functions keep their names (a class lowered from
+    // decorators, or renamed to avoid a clash, is still found by its name).
+    keepNames: true,
     mainFields: ["module", "main"],
     conditions: ["workerd", "worker", "browser"],
     alias: { "cloudflare:workers": join(SDK, "src/index.js"), "duro:workers": join(SDK, "src/index.js") },

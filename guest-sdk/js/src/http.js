@@ -110,8 +110,12 @@ export class Response extends NativeResponse {
   static [Symbol.hasInstance](value) {
     return this === Response ? value instanceof NativeResponse : Function.prototype[Symbol.hasInstance].call(this, value);
   }
+  /** A redirect to `url`; as the Fetch standard says, only 301, 302, 303, 307 or 308. */
   static redirect(url, status = 302) {
-    return new Response(null, { status, headers: { location: String(url) } });
+    if (![301, 302, 303, 307, 308].includes(status)) {
+      throw new RangeError(`Invalid status code ${status}: a redirect is 301, 302, 303, 307 or 308`);
+    }
+    return new Response(null, { status, headers: { location: String(new URL(url)) } });
   }
   get status() {
     return this.#upgrade ? 101 : super.status;

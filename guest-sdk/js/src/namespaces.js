@@ -76,7 +76,15 @@ export class DurableObjectNamespace {
     return new DurableObjectId(call(() => raw.newUniqueId(this.#binding)));
   }
   idFromString(id) {
-    return new DurableObjectId(call(() => raw.idFromString(this.#binding, String(id))));
+    try {
+      return new DurableObjectId(call(() => raw.idFromString(this.#binding, String(id))));
+    } catch (error) {
+      // Cloudflare throws a TypeError for an id that is not one of this namespace's.
+      if (error.kind !== "bad-id") throw error;
+      const invalid = new TypeError(`Invalid Durable Object ID: ${error.payload.val}`);
+      invalid.kind = error.kind;
+      throw invalid;
+    }
   }
   get(id) {
     if (!(id instanceof DurableObjectId)) throw new TypeError("get: expected an id from idFromName, newUniqueId or idFromString");

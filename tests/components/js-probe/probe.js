@@ -8,6 +8,23 @@ import { sqlApi, sqlCount, sqlRead } from "./sql.js";
 const plain = (map) => Object.fromEntries(map);
 
 /** What a failing call threw: its kind and message. */
+// A class lowered from a TC39 decorator: its name must survive the bundle (wrangler keeps names).
+function tagged(value) {
+  return value;
+}
+@tagged
+class Decorated {}
+
+/** The name and message of what `f` throws (null when it does not). */
+function thrownName(f) {
+  try {
+    f();
+    return null;
+  } catch (error) {
+    return error.name;
+  }
+}
+
 async function failure(f) {
   try {
     await f();
@@ -244,6 +261,12 @@ export class Probe extends DurableObject {
           ip: request.headers.get("cf-connecting-ip"),
           colo: request.cf.colo,
           readyStates: [WebSocket.READY_STATE_CONNECTING, WebSocket.READY_STATE_OPEN, WebSocket.READY_STATE_CLOSING, WebSocket.READY_STATE_CLOSED],
+          // What libraries feature-test at load: workerd has no `location`.
+          location: typeof globalThis.location,
+          decoratedName: Decorated.name,
+          idFromStringInvalid: thrownName(() => this.env.COUNTER.idFromString("invalid")),
+          redirect200: thrownName(() => Response.redirect("https://example.com/", 200)),
+          redirect301: Response.redirect("https://example.com", 301).headers.get("location"),
         });
       }
       case "/spin":

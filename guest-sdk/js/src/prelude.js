@@ -1,0 +1,18 @@
+// Runs before the project's own modules: the globals the JS engine has that workerd does not,
+// removed, so that a library that feature-tests them (lib0, and so every Yjs app, reads
+// `location.search` at load when `location` exists) behaves as on Cloudflare.
+
+for (const name of ["location"]) {
+  try {
+    delete globalThis[name];
+  } catch {
+    // Not configurable: hide it behind an own property instead.
+  }
+  if (name in globalThis) {
+    try {
+      Object.defineProperty(globalThis, name, { value: undefined, configurable: true, writable: true });
+    } catch {
+      // Left as the engine made it.
+    }
+  }
+}
