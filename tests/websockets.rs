@@ -392,3 +392,19 @@ async fn one_events_messages_and_one_objects_sockets_are_bounded() {
     }
     assert_eq!(ask(&mut client, "count:").await, "2");
 }
+
+/// What an alarm handler sends to the object's sockets reaches them (issue 36: it was dropped),
+/// hibernated or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_an_alarm_sends_reach_the_sockets() {
+    let s = probe(|c| c.hibernate_after = Duration::from_millis(100)).await;
+    let mut alice = connect(&s, "alarmed", "name=alice").await;
+    let mut bob = connect(&s, "alarmed", "name=bob").await;
+    assert_eq!(ask(&mut alice, "alarm:300").await, "alarm set");
+    for client in [&mut alice, &mut bob] {
+        match next(client).await {
+            Message::Text(text) => assert_eq!(text.as_str(), "alarm fired"),
+            other => panic!("expected the alarm's message, got {other:?}"),
+        }
+    }
+}

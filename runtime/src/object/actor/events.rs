@@ -144,24 +144,31 @@ impl Actor {
             Err(error) => return AlarmOutcome::Failed(error.to_string()),
         };
         instance.calls().begin_event(chain);
+        instance.sockets().begin_event(false);
         let storage = instance.storage();
         storage.begin_event();
         if let Err(error) = storage.delete_alarm() {
             storage.abort_event();
             return AlarmOutcome::Failed(error.to_string());
         }
+        // What the handler sent to its sockets leaves, as any event's, once its writes are
+        // durable (an alarm whose handler returned an error keeps its writes, and its messages).
         match instance.alarm(retry_count).await {
             Ok(Ok(())) => {
+                let (_, messages) = instance.sockets().finish_event(false);
                 self.commit_event().await;
+                self.queue_release(messages);
                 AlarmOutcome::Done
             }
             Ok(Err(error)) => {
+                let (_, messages) = instance.sockets().finish_event(false);
                 let storage = instance.storage();
                 storage.discard_alarm_change();
                 if last_attempt {
                     let _ = storage.delete_alarm();
                 }
                 self.commit_event().await;
+                self.queue_release(messages);
                 AlarmOutcome::Failed(error)
             }
             Err(error) => {

@@ -8,11 +8,15 @@
 //! - `count:TAG`: how many open sockets carry TAG (`count:` for all)
 //! - `flood:N`: N messages of 1 KiB to this socket in one event (a slow-consumer test)
 //! - `close`: the object closes this socket with 4000
+//! - `alarm:MS`: sets the object's alarm MS ms from now; when it fires, every socket gets
+//!   `alarm fired`
 //! - anything else: echoed back
 //!
 //! `websocket-error` tells every other socket: `error:<the error>`.
 
-use duro_sdk::{DurableObject, Message, Request, Response, Result, State, WebSocket, json};
+use duro_sdk::{
+    AlarmInfo, DurableObject, Message, Request, Response, Result, State, WebSocket, json, now_ms,
+};
 
 /// This build's version marker: `probe-version-1`, or `-2` in a copy whose bytes the upgrade test
 /// patched.
@@ -70,9 +74,20 @@ impl DurableObject for WsProbe {
             Ok(())
         } else if text == "close" {
             ws.close(4000, "closed by the object")
+        } else if let Some(ms) = text.strip_prefix("alarm:") {
+            let ms: i64 = ms.parse().unwrap_or(0);
+            self.state.storage().set_alarm(now_ms() + ms)?;
+            ws.send_text("alarm set")
         } else {
             ws.send(&message)
         }
+    }
+
+    fn alarm(&mut self, _info: AlarmInfo) -> Result<()> {
+        for socket in self.state.websockets().get(None) {
+            socket.send_text("alarm fired")?;
+        }
+        Ok(())
     }
 
     fn websocket_error(&mut self, ws: WebSocket, error: String) -> Result<()> {
