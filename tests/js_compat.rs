@@ -181,3 +181,49 @@ async fn a_spinning_mate_does_not_hold_its_neighbours() {
     );
     assert_eq!(spinner.await.unwrap(), StatusCode::OK);
 }
+
+/// Web and Workers APIs as Cloudflare has them: `signal.throwIfAborted()` throws the reason (a
+/// catchable error, not a trap), a FormData file keeps its bytes, `scheduler.wait`,
+/// `namespace.jurisdiction()`, `structuredClone`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_apis_behave_as_on_cloudflare() {
+    let s = probe(|_| {}).await;
+    let (status, out) = s.get("/objects/Probe/w/web-apis").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["notAborted"], Value::Null);
+    assert_eq!(
+        out["aborted"],
+        json!({"name": "RangeError", "message": "stop"})
+    );
+    assert_eq!(
+        out["abortedDefault"],
+        json!({"name": "AbortError", "message": "This operation was aborted"})
+    );
+    assert_eq!(out["formFile"], json!([true, "f.bin", [0, 128, 255]]));
+    assert_eq!(out["formRoundTrip"], json!([0, 128, 255]));
+    assert_eq!(out["waited"], true);
+    assert_eq!(out["jurisdiction"], true);
+    assert_eq!(out["structuredClone"], 3);
+
+    // A client's multipart upload reaches the object's `request.formData()` byte for byte.
+    let mut body =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
+Content-Type: application/octet-stream\r\n\r\n"
+            .to_vec();
+    body.extend_from_slice(&[0, 128, 255, 13, 10]);
+    body.extend_from_slice(
+        b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"field\"\r\n\r\nhello\r\n--XyZ--\r\n",
+    );
+    let answer = reqwest::Client::new()
+        .post(format!("{}/objects/Probe/w/form-echo", s.ingress))
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(
+        answer.json::<Value>().await.unwrap(),
+        json!({"name": "a.bin", "bytes": [0, 128, 255, 13, 10], "field": "hello"})
+    );
+}

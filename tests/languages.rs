@@ -467,13 +467,87 @@ async fn the_js_storage_api_behaves_as_cloudflares() {
     let (status, out) = s.post("/objects/Probe/p/storage").await;
     assert_eq!(status, StatusCode::OK, "{out}");
     assert_eq!(out["missing"], "undefined");
-    assert!(
-        out["undefinedValue"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("undefined")
+    assert_eq!(
+        out["undefinedValue"]["message"],
+        "put() called with undefined value."
     );
+    assert_eq!(out["skipped"], 1);
+    let refused = &out["refusedOptions"];
+    for (case, name, message) in [
+        ("negative", "TypeError", "List limit must be positive."),
+        ("zero", "TypeError", "List limit must be positive."),
+        (
+            "both",
+            "TypeError",
+            "list() cannot be called with both start and startAfter values.",
+        ),
+        (
+            "key",
+            "RangeError",
+            "Keys cannot be larger than 2048 bytes. A key of size 2049 was provided.",
+        ),
+        (
+            "value",
+            "RangeError",
+            "Values cannot be larger than 131072 bytes. A value of size 200002 was provided.",
+        ),
+        (
+            "many",
+            "RangeError",
+            "Maximum number of key value pairs is 128. 129 pairs were provided.",
+        ),
+    ] {
+        assert_eq!(
+            refused[case],
+            json!({"name": name, "message": message}),
+            "{case}"
+        );
+    }
     storage_probe_answers(&out);
+}
+
+/// JS storage keeps a value's structured clone, as Cloudflare: every type read back in a later
+/// event as it was stored (Date, BigInt, Map, Set, bytes, typed arrays, RegExp, NaN, -0, Errors
+/// with their cause and fields, shared objects and cycles; a class instance as its own
+/// properties), through `get`, `get([..])`, `list`, `kv` and transactions; what cannot be cloned
+/// throws DataCloneError and writes nothing, not even the rest of its batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_storage_keeps_what_was_stored() {
+    let s = js_probe().await;
+    let (status, refused) = s.post("/objects/Probe/c/clone-put").await;
+    assert_eq!(status, StatusCode::OK, "{refused}");
+    for case in ["fn", "symbol", "batch", "request", "kv"] {
+        assert_eq!(refused[case]["name"], "DataCloneError", "{case}: {refused}");
+    }
+    let message = refused["fn"]["message"].as_str().unwrap();
+    assert!(message.ends_with("could not be cloned."), "{message}");
+    assert_eq!(refused["written"], json!(["graph", "kv", "many", "sample"]));
+    let (status, read) = s.get("/objects/Probe/c/clone-get").await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    let failed = |v: &Value| -> Vec<String> {
+        let mut out = Vec::new();
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if v != &json!(true) {
+                        out.push(format!("{k}: {v}"));
+                    }
+                }
+            }
+            other => out.push(other.to_string()),
+        }
+        out
+    };
+    for part in ["sample", "graph"] {
+        assert!(
+            failed(&read[part]).is_empty(),
+            "{part}: {:?}",
+            failed(&read[part])
+        );
+    }
+    for check in ["many", "listed", "kv", "kvList", "inTransaction"] {
+        assert_eq!(read[check], true, "{check}: {read}");
+    }
 }
 
 /// What the JS and Python probes' `/storage` route must answer alike.
@@ -495,8 +569,6 @@ fn storage_probe_answers(out: &Value) {
     assert_eq!(out["thrown"], json!({"kind": null, "message": "no thanks"}));
     assert_eq!(out["afterTransactions"], json!(["b", "t", "user:1"]));
     assert_eq!(out["tooLarge"]["kind"], "value-too-large");
-    let message = out["tooLarge"]["message"].as_str().unwrap();
-    assert!(message.contains("the limit is"), "{message}");
     assert_eq!(out["alarmBefore"], Value::Null);
     let set = out["alarmSet"].as_i64().unwrap();
     assert!((3_599_000..=3_600_000).contains(&set), "{set}");
@@ -526,7 +598,7 @@ async fn js_objects_have_ids_call_other_objects_and_report_errors() {
     assert_eq!(s.get("/objects/Counter/c/get").await.1, json!({"count": 2}));
     let (status, unknown) = s.get("/objects/Probe/me/unknown-binding").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(unknown["kind"], "unknown-binding");
+    assert_eq!(unknown, json!({"value": "undefined", "has": false}));
     assert_eq!(
         s.get("/objects/Probe/me/throw").await,
         (
@@ -534,6 +606,11 @@ async fn js_objects_have_ids_call_other_objects_and_report_errors() {
             json!({"error": "TypeError: thrown on purpose"})
         )
     );
+    // What the handler threw crosses to calling objects only: a client sees the body.
+    let raw = reqwest::get(format!("{}/objects/Probe/me/throw", s.ingress))
+        .await
+        .unwrap();
+    assert_eq!(raw.headers().get("duro-thrown"), None);
     assert_eq!(s.get("/objects/Probe/me/id").await.0, StatusCode::OK);
     // `request.json()` on a body that is not JSON: the client's mistake, 400.
     let echo = "/objects/Probe/me/echo-json";
@@ -616,7 +693,7 @@ async fn js_websockets_keep_tags_and_attachments_across_hibernation() {
     assert_eq!(s.metric("duro_activations_total").await, activations);
     assert_eq!(
         ask(&mut blue, "attachment").await,
-        Message::text(r#"{"joined":["blue","all"]}"#)
+        Message::text(r#"{"joined":["blue","all"],"at":"Date 9"}"#)
     );
     assert!(s.metric("duro_activations_total").await > activations);
 }
@@ -632,7 +709,10 @@ async fn the_python_sdk_behaves_as_the_others() {
     let (status, out) = s.post("/objects/PyProbe/p/storage").await;
     assert_eq!(status, StatusCode::OK, "{out}");
     assert_eq!(out["missing"], Value::Null);
+    assert_eq!(out["typed"], json!(["bytes", true, true, true]));
     storage_probe_answers(&out);
+    let message = out["tooLarge"]["message"].as_str().unwrap();
+    assert!(message.contains("the limit is"), "{message}");
 
     for round in 1..=2 {
         for n in 0..8 {
@@ -704,6 +784,20 @@ async fn rpc_methods_are_called_across_languages() {
     assert_eq!(out["uncloneable"]["remote"], false);
     assert_eq!(out["fetched"], json!({"id": b["id"], "name": "b"}));
     assert_eq!(out["rust"], 42);
+    // An error crosses a stub whole, RPC and fetch alike (Cloudflare's enhanced error
+    // serialization); only RPC says which object threw.
+    assert_eq!(
+        out["thrownDetailed"],
+        json!({"type": "SyntaxError", "name": "SyntaxError", "message": "with details",
+               "remote": true, "code": 42, "retryable": true, "cause": "the cause",
+               "durableObjectId": b["id"]})
+    );
+    assert_eq!(
+        out["fetchThrew"],
+        json!({"type": "TypeError", "name": "TypeError", "message": "thrown on purpose",
+               "remote": true, "code": "E_PROBE", "retryable": null, "cause": null,
+               "durableObjectId": null})
+    );
 
     // Rust calling JavaScript and Python; a class without `rpc`.
     let rpc = |binding: &str, name: &str, method: &str, args: Value| {

@@ -135,7 +135,7 @@ impl WebSocket {
         Ok(raw::get_tags(self.0)?)
     }
 
-    /// Keeps `value` (as JSON, at most 2 KiB) with the socket; it survives hibernation.
+    /// Keeps `value` (as JSON, at most 16 KiB) with the socket; it survives hibernation.
     ///
     /// ```no_run
     /// # use duro_sdk::{Message, WebSocket};

@@ -24,8 +24,8 @@ use tokio_tungstenite::tungstenite::{self, Message as Frame};
 /// Most tags per socket, and bytes per tag.
 const MAX_TAGS: usize = 10;
 const MAX_TAG_BYTES: usize = 256;
-/// Largest attachment kept with a socket.
-const MAX_ATTACHMENT_BYTES: usize = 2048;
+/// Largest attachment kept with a socket (Cloudflare's: 16 KiB).
+const MAX_ATTACHMENT_BYTES: usize = 16 * 1024;
 /// Initial read buffer per connection (grows for bigger messages).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Messages that may wait for a slow client before it is closed with 1011.

@@ -47,17 +47,34 @@ const DESCRIBE = {
   call: describeCall,
 };
 
+// Storage limits Cloudflare reports as RangeErrors, in its words.
+const STORAGE_RANGE = {
+  "key-too-large": ({ actual, limit }) => `Keys cannot be larger than ${limit} bytes. A key of size ${actual} was provided.`,
+  "value-too-large": ({ actual, limit }) =>
+    `Values cannot be larger than ${limit} bytes. A value of size ${actual} was provided.`,
+  "too-many-keys": ({ actual, limit }) =>
+    `Maximum number of key value pairs is ${limit}. ${actual} pairs were provided.`,
+};
+
 /** Runs `f`, turning a WIT error (thrown with a `payload`) into a readable Error. */
 export function lift(area, f) {
   try {
     return f();
   } catch (e) {
     if (e && typeof e === "object" && e.payload && typeof e.payload.tag === "string") {
-      const error = new Error(`${area}: ${DESCRIBE[area](e.payload)}`);
+      const range = area === "storage" ? STORAGE_RANGE[e.payload.tag] : undefined;
+      const error = range ? new RangeError(range(e.payload.val)) : new Error(`${area}: ${DESCRIBE[area](e.payload)}`);
       error.kind = e.payload.tag;
       error.payload = e.payload;
       throw error;
     }
     throw e;
   }
+}
+
+/** What the log keeps of a thrown value: `Name: message`, then the stack when there is one. */
+export function logged(error) {
+  if (!(error instanceof Error)) return String(error);
+  const stack = typeof error.stack === "string" && error.stack !== "" ? `\n${error.stack}` : "";
+  return `${error.name}: ${error.message}${stack}`;
 }

@@ -4,7 +4,16 @@
 // drops "forbidden" ones such as Upgrade, which a server must see to accept a WebSocket), and
 // `Response` takes status 101 with a `webSocket` (what a Durable Object answers to an upgrade).
 
+import { base64, unbase64 } from "./clone.js";
+import { logged } from "./errors.js";
+import { multipart } from "./formdata.js";
+import { encodeThrown, thrown } from "./rpc.js";
+
 const NativeRequest = globalThis.Request;
+/** The header of an error answer that carries what the handler threw (the runtime's `abi::rpc`). */
+const THROWN_HEADER = "duro-thrown";
+/** A thrown value larger than this crosses as its message only (the body's). */
+const MAX_THROWN_BYTES = 8 * 1024;
 const NativeResponse = globalThis.Response;
 const encoder = new TextEncoder();
 const NULL_BODY = new Set([101, 204, 205, 304]);
@@ -13,9 +22,12 @@ const NULL_BODY = new Set([101, 204, 205, 304]);
 export class Request extends NativeRequest {
   #headers;
   constructor(input, init) {
+    const form = init && init.body instanceof FormData ? multipart(init.body) : null;
+    if (form !== null) init = { ...init, body: form.body };
     super(input, init);
     const given = init && init.headers !== undefined ? init.headers : input instanceof NativeRequest ? input.headers : undefined;
     this.#headers = new Headers(given);
+    if (form !== null && !this.#headers.has("content-type")) this.#headers.set("content-type", form.contentType);
   }
   get headers() {
     return this.#headers;
@@ -97,6 +109,11 @@ export class Response extends NativeResponse {
     if (init && init.status === 101) {
       super(null, { ...plainInit(init), status: 200 });
       this.#upgrade = true;
+    } else if (body instanceof FormData) {
+      const form = multipart(body);
+      const headers = new Headers(init && init.headers);
+      if (!headers.has("content-type")) headers.set("content-type", form.contentType);
+      super(form.body, { ...(init ? plainInit(init) : {}), headers });
     } else {
       super(body, init && plainInit(init));
       this.#bytes = asBytes(body);
@@ -179,17 +196,30 @@ export async function fromResponse(response) {
 
 /**
  * The answer to a handler that threw: a 500 with `{"error": message}` (as the Rust SDK answers an
- * `Err`); the stack goes to stderr, the runtime's log. A `BadRequest` is a 400, not logged.
+ * `Err`), and the thrown value itself in the `duro-thrown` header (base64 of its encoding), which
+ * a caller's `stub.fetch()` rejects with, as on Cloudflare; the ingress drops the header before
+ * a client sees the answer. The error's message and stack go to stderr, the runtime's log. A
+ * `BadRequest` is a 400, not logged.
  */
 export function errorResponse(what, error) {
   if (error instanceof BadRequest) {
     const body = encoder.encode(JSON.stringify({ error: error.message }));
     return { status: 400, headers: [["content-type", "application/json"]], body };
   }
-  console.error(`${what} failed: ${error instanceof Error ? error.stack || error.message : error}`);
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  console.error(`${what} failed: ${logged(error)}`);
   const body = encoder.encode(JSON.stringify({ error: message }));
-  return { status: 500, headers: [["content-type", "application/json"]], body };
+  const headers = [["content-type", "application/json"]];
+  const encoded = encodeThrown(error);
+  if (encoded.byteLength <= MAX_THROWN_BYTES) headers.push([THROWN_HEADER, base64(encoded)]);
+  return { status: 500, headers, body };
+}
+
+/** The error a stub's `fetch` rejects with for an answer its object's handler threw, or undefined. */
+export function thrownBy(response) {
+  if (response.status !== 500) return undefined;
+  const header = response.headers.find(([name]) => name.toLowerCase() === THROWN_HEADER);
+  return header === undefined ? undefined : thrown(unbase64(header[1]));
 }
 
 function headerList(headers) {

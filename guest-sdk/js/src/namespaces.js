@@ -1,15 +1,14 @@
 // `env.COUNTER` and friends: Durable Object namespaces over the `duro:object/namespaces` import,
 // and the deploy config's vars and secrets (`env.GREETING`, a string) over `duro:object/env`, for
-// workers and objects alike. A name that is a var or secret gives its value; any other name is a
-// binding, and one the deploy config does not bind fails at its first use with the runtime's
-// "unknown-binding" error. The static assets' binding (`assets.binding`, e.g. `env.ASSETS`) is a
+// workers and objects alike. A name that is a var or secret gives its value; a bound name its
+// namespace; any other name is undefined, as on Cloudflare. The static assets' binding (`assets.binding`, e.g. `env.ASSETS`) is a
 // fetcher over `duro:object/assets`.
 
 import * as raw from "duro:object/namespaces@0.1.0";
 import * as vars from "duro:object/env@0.1.0";
 import * as assets from "duro:object/assets@0.1.0";
 import { lift } from "./errors.js";
-import { fromRequest, toResponse } from "./http.js";
+import { fromRequest, thrownBy, toResponse } from "./http.js";
 import { withMethods } from "./rpc.js";
 
 function call(f) {
@@ -46,10 +45,14 @@ export class DurableObjectStub {
     this.name = id.name;
     return withMethods(this, (method, args) => call(() => stub.call(method, args)));
   }
-  /** Takes what `fetch` takes (`"http://do/path"`, a Request, init); answers a Response. */
+  /** Takes what `fetch` takes (`"http://do/path"`, a Request, init); answers a Response, or
+   * rejects with what the object's `fetch` threw (`remote` set), as on Cloudflare. */
   async fetch(input, init) {
     const request = await fromRequest(input, init);
-    return toResponse(call(() => this.#stub.fetch(request)));
+    const response = call(() => this.#stub.fetch(request));
+    const error = thrownBy(response);
+    if (error !== undefined) throw error;
+    return toResponse(response);
   }
 }
 
@@ -93,6 +96,12 @@ export class DurableObjectNamespace {
   getByName(name) {
     return this.get(this.idFromName(name));
   }
+  /** Cloudflare's namespace restricted to a jurisdiction ("eu", "fedramp"): one machine is in
+   * one place, so it is this namespace (its ids are the same). */
+  jurisdiction(name) {
+    if (typeof name !== "string" || name === "") throw new TypeError("jurisdiction: expected a jurisdiction name");
+    return this;
+  }
 }
 
 const namespaces = new Map();
@@ -108,13 +117,15 @@ function names() {
 
 let fetcher = null;
 
-/** `env.NAME`: a var or secret's value, else the assets' binding, else the namespace bound as NAME. */
+/** `env.NAME`: a var or secret's value, else the assets' binding, else the namespace bound as
+ * NAME, else undefined (as on Cloudflare: code tests `if (env.CACHE)`). */
 function lookup(name) {
   const value = vars.get(name);
   if (value !== undefined && value !== null) return value;
   if (name === assets.binding()) return (fetcher ??= new AssetsFetcher());
   let namespace = namespaces.get(name);
   if (namespace === undefined) {
+    if (!raw.bindingNames().includes(name)) return undefined;
     namespace = new DurableObjectNamespace(name);
     namespaces.set(name, namespace);
   }

@@ -11,6 +11,7 @@ import { CloseEvent, ErrorEvent, MessageEvent, Sockets, WebSocket, enterSockets,
 import { toRequest, fromResponse, errorResponse } from "./http.js";
 import { decode, encode, encodeThrown, rpcMethod } from "./rpc.js";
 import { Background, enter, install } from "./timers.js";
+import { logged } from "./errors.js";
 
 /** `this.ctx` of an object. */
 export class DurableObjectState {
@@ -115,7 +116,7 @@ export function objectExports(module) {
       await run(entry, () => (standard ? Promise.all(ws.dispatchEvent(event)) : object[handler](ws, ...args)));
     } catch (error) {
       const what = standard ? `WebSocket ${event.type} listener` : handler;
-      console.error(`${what} failed: ${error instanceof Error ? error.stack || error.message : error}`);
+      console.error(`${what} failed: ${logged(error)}`);
     }
   };
   return {
@@ -137,7 +138,7 @@ export function objectExports(module) {
       try {
         await run(entry, () => object.alarm({ retryCount: info.retryCount, isRetry: info.isRetry }));
       } catch (error) {
-        console.error(`alarm failed: ${error instanceof Error ? error.stack || error.message : error}`);
+        console.error(`alarm failed: ${logged(error)}`);
         throw error instanceof Error ? error.message : String(error);
       }
     },

@@ -1,21 +1,40 @@
 // `ctx.storage`: Cloudflare's Durable Object storage API over the `duro:object/storage` import.
-// Values are JSON (what the Rust SDK stores too, so classes in either language read each other's
-// data). Every method returns a Promise, as on Cloudflare; the work itself is done at the call.
+// Values are kept as their structured clone (`clone.js`: a Date stays a Date, bytes stay bytes,
+// a JSON-shaped value is stored as its JSON, which the Rust, Python and C SDKs read). Every
+// method returns a Promise, as on Cloudflare; the work itself is done at the call.
 
 import * as raw from "duro:object/storage@0.1.0";
+import { deserialize as decode, serialize } from "./clone.js";
 import { lift } from "./errors.js";
 import { SqlStorage } from "./sql.js";
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function encode(key, value) {
-  if (value === undefined) throw new TypeError(`storage.put: the value of "${key}" is undefined`);
-  return encoder.encode(JSON.stringify(value));
+function encode(value) {
+  if (value === undefined) throw new TypeError("put() called with undefined value.");
+  return serialize(value);
 }
 
-function decode(bytes) {
-  return JSON.parse(decoder.decode(bytes));
+/** An optional string option, coerced as workerd does. */
+function text(value) {
+  return value === undefined || value === null ? undefined : String(value);
+}
+
+/** `list`'s options, checked as Cloudflare checks them. */
+function listOptions({ prefix, start, startAfter, end, reverse, limit } = {}) {
+  if (start !== undefined && startAfter !== undefined) {
+    throw new TypeError("list() cannot be called with both start and startAfter values.");
+  }
+  if (limit !== undefined) {
+    limit = Math.trunc(Number(limit));
+    if (!(limit > 0)) throw new TypeError("List limit must be positive.");
+  }
+  return {
+    prefix: text(prefix),
+    start: text(start),
+    startAfter: text(startAfter),
+    end: text(end),
+    reverse: Boolean(reverse),
+    limit: limit === undefined ? undefined : Math.min(limit, 0xffffffff),
+  };
 }
 
 function entriesMap(entries) {
@@ -34,10 +53,8 @@ function getOne(key) {
   return bytes === undefined ? undefined : decode(bytes);
 }
 
-function putOne(key, value) {
-  const name = String(key);
-  const bytes = encode(name, value);
-  call(() => raw.put(name, bytes));
+function putOne(key, value, bytes = encode(value)) {
+  call(() => raw.put(String(key), bytes));
 }
 
 function deleteOne(key) {
@@ -45,31 +62,27 @@ function deleteOne(key) {
 }
 
 /** `[key, bytes]` pairs in key order (`prefix`, `start`, `startAfter`, `end`, `reverse`, `limit`). */
-function listEntries({ prefix, start, startAfter, end, reverse, limit } = {}) {
-  return call(() =>
-    raw.list({
-      prefix: prefix ?? undefined,
-      start: start ?? undefined,
-      startAfter: startAfter ?? undefined,
-      end: end ?? undefined,
-      reverse: Boolean(reverse),
-      limit: limit ?? undefined,
-    }),
-  );
+function listEntries(options) {
+  const checked = listOptions(options);
+  return call(() => raw.list(checked));
 }
 
 /** The operations a transaction's `txn` shares with `storage`. */
 class Operations {
   /** `get(key)`: the value or undefined; `get([keys])`: a Map of the keys that exist. */
   async get(keys) {
-    if (Array.isArray(keys)) return entriesMap(call(() => raw.getMany(keys)));
+    if (Array.isArray(keys)) return entriesMap(call(() => raw.getMany(keys.map(String))));
     return getOne(keys);
   }
 
   /** `put(key, value)`, or `put({ key: value, ... })` (all or none). */
   async put(keyOrEntries, value) {
     if (typeof keyOrEntries === "object" && keyOrEntries !== null) {
-      const entries = Object.entries(keyOrEntries).map(([k, v]) => [k, encode(k, v)]);
+      // Every value is cloned before anything is written; undefined ones are skipped, as on
+      // Cloudflare.
+      const entries = Object.entries(keyOrEntries)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, serialize(v)]);
       call(() => raw.putMany(entries));
     } else {
       putOne(keyOrEntries, value);
@@ -78,7 +91,7 @@ class Operations {
 
   /** `delete(key)`: whether it existed; `delete([keys])`: how many existed. */
   async delete(keys) {
-    if (Array.isArray(keys)) return call(() => raw.deleteMany(keys));
+    if (Array.isArray(keys)) return call(() => raw.deleteMany(keys.map(String)));
     return deleteOne(keys);
   }
 
@@ -174,8 +187,9 @@ class SyncKvStorage {
     return getOne(key);
   }
 
+  /** Unlike `storage.put`, `undefined` is a value here (workerd's). */
   put(key, value) {
-    putOne(key, value);
+    putOne(key, value, serialize(value));
   }
 
   delete(key) {

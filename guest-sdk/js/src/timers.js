@@ -14,6 +14,7 @@
 // The runtime keeps the object in memory while it has such work, up to its background limit.
 
 import * as host from "duro:object/timers@0.1.0";
+import { logged } from "./errors.js";
 
 /** Most timers one object may have pending. */
 const MAX_TIMERS = 10_000;
@@ -107,7 +108,7 @@ export class Background {
       try {
         timer.fn(...timer.args);
       } catch (error) {
-        console.error(`timer callback failed: ${error instanceof Error ? error.stack || error.message : error}`);
+        console.error(`timer callback failed: ${logged(error)}`);
       }
     }
     this.changed();
@@ -192,7 +193,7 @@ export class Background {
   waitUntil(promise) {
     const tracked = Promise.resolve(promise).then(
       () => undefined,
-      (error) => console.error(`waitUntil: ${error instanceof Error ? error.stack || error.message : error}`),
+      (error) => console.error(`waitUntil: ${logged(error)}`),
     );
     this.pending.add(tracked);
     this.pump = PUMP_FIRST_MS;

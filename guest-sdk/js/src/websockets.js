@@ -6,10 +6,10 @@
 // (`ws.accept()`, events to the socket's listeners, the object kept in memory while it is open).
 
 import * as raw from "duro:object/websockets@0.1.0";
+import { deserialize, serialize } from "./clone.js";
 import { lift } from "./errors.js";
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const MAX_ATTACHMENT = 16 * 1024;
 
 function call(f) {
   return lift("websocket", f);
@@ -32,6 +32,8 @@ export class WebSocket {
 
   /** The runtime's id once accepted; null for a pair's client end. */
   #id = null;
+  /** An attachment serialized before the socket was accepted (workerd allows it), as bytes. */
+  #attachment;
   /** Accepted with `accept()`: its events go to its listeners. */
   #standard = false;
   #listeners = new Map();
@@ -63,16 +65,23 @@ export class WebSocket {
     }
   }
 
-  /** Keeps a JSON value with the socket (at most 2 KiB); it survives hibernation. */
+  /** Keeps a structured clone of `value` with the socket (at most 16 KiB); it survives
+   * hibernation. Before the socket is accepted, it is kept until it is. */
   serializeAttachment(value) {
-    const id = this.#accepted("serializeAttachment");
-    call(() => raw.serializeAttachment(id, encoder.encode(JSON.stringify(value ?? null))));
+    const bytes = serialize(value);
+    if (bytes.byteLength > MAX_ATTACHMENT) {
+      // Cloudflare's text, its missing space included.
+      throw new Error(
+        `A WebSocket 'attachment' cannot be larger than ${MAX_ATTACHMENT} bytes.'attachment' was ${bytes.byteLength} bytes.`,
+      );
+    }
+    if (this.#id === null) this.#attachment = bytes;
+    else call(() => raw.serializeAttachment(this.#id, bytes));
   }
 
   deserializeAttachment() {
-    const id = this.#accepted("deserializeAttachment");
-    const data = call(() => raw.deserializeAttachment(id));
-    return data === undefined ? null : JSON.parse(decoder.decode(data));
+    const data = this.#id === null ? this.#attachment : call(() => raw.deserializeAttachment(this.#id));
+    return data === undefined ? null : deserialize(data);
   }
 
   /**
@@ -122,6 +131,9 @@ export class WebSocket {
 
   static _bind(socket, id) {
     socket.#id = id;
+    const attachment = socket.#attachment;
+    socket.#attachment = undefined;
+    if (attachment !== undefined) call(() => raw.serializeAttachment(id, attachment));
   }
 
   static _id(socket) {

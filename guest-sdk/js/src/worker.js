@@ -6,6 +6,7 @@ import * as timers from "duro:object/timers@0.1.0";
 import { env } from "./namespaces.js";
 import { toRequest, fromResponse, errorResponse } from "./http.js";
 import { waitUntilOutside } from "./timers.js";
+import { logged } from "./errors.js";
 
 /** `ctx.waitUntil` promises not yet settled. */
 const pending = new Set();
@@ -14,7 +15,7 @@ const pending = new Set();
 function keep(promise) {
   const tracked = Promise.resolve(promise).then(
     () => undefined,
-    (error) => console.error(`waitUntil: ${error instanceof Error ? error.stack || error.message : error}`),
+    (error) => console.error(`waitUntil: ${logged(error)}`),
   );
   pending.add(tracked);
   tracked.then(() => pending.delete(tracked));

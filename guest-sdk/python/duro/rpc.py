@@ -1,8 +1,8 @@
 """RPC: `stub.say_hello("Ann")` calls another object's method, and the public methods of a class
 are what other objects (in any language: JavaScript's `stub.sayHello("Ann")`) may call.
 
-Arguments and results cross in duro's RPC encoding: JSON, with the values JSON lacks as objects
-tagged by "$type". In Python: `None` is null (JavaScript's `undefined` arrives as `None` too), an
+Arguments and results cross in duro's value encoding (what storage keeps too): JSON, with the
+values JSON lacks as objects tagged by "$type". In Python: `None` is null (JavaScript's `undefined` arrives as `None` too), an
 int beyond 2**53 is a BigInt, `bytes` a Uint8Array, a `datetime` a Date, a `set` a Set, a dict
 with keys that are not strings a Map, an exception an Error (its class name and message). A method
 that raises makes the caller's call throw; a call whose method raised raises `RemoteError`."""
@@ -59,13 +59,18 @@ def _tag(value):
     raise TypeError(f'Could not serialize object of type "{type(value).__name__}". This type does not support serialization.')
 
 
-def _untag(json_value):
+def _untag(json_value, made):
+    """The value of one JSON form; `made` numbers the objects met so far, as the encoder did, for
+    `{"$type": "Ref"}` (a shared object or a cycle)."""
     if isinstance(json_value, list):
-        return [_untag(v) for v in json_value]
+        out = []
+        made.append(out)
+        out.extend(_untag(v, made) for v in json_value)
+        return out
     if not isinstance(json_value, dict):
         return json_value
     if "$type" not in json_value:
-        return {k: _untag(v) for k, v in json_value.items()}
+        return _fill({}, json_value, made)
     kind, value = json_value["$type"], json_value.get("value")
     if kind == "undefined":
         return None
@@ -73,19 +78,48 @@ def _untag(json_value):
         return float("-0" if value == "-0" else value.lower().replace("infinity", "inf"))
     if kind == "BigInt":
         return int(value)
-    if kind == "Date":
-        return _EPOCH + datetime.timedelta(milliseconds=value)
-    if kind == "Set":
-        return {_untag(v) for v in value}
-    if kind == "Map":
-        return {_untag(k): _untag(v) for k, v in value}
-    if kind == "Error":
-        return RemoteError(json_value.get("name", "Error"), json_value.get("message", ""))
+    if kind == "Ref":
+        return made[value]
     if kind == "Object":
-        return {k: _untag(v) for k, v in value.items()}
-    if kind == "RegExp":
-        return {"source": json_value.get("source"), "flags": json_value.get("flags")}
-    return base64.b64decode(value)  # ArrayBuffer and the typed arrays
+        return _fill({}, value, made)
+    if kind in ("Map", "Set", "Boxed"):
+        # Numbered before what they hold, as the encoder numbered them; built after.
+        slot = len(made)
+        made.append(None)
+        if kind == "Map":
+            made[slot] = {_untag(k, made): _untag(v, made) for k, v in value}
+        elif kind == "Set":
+            made[slot] = {_untag(v, made) for v in value}
+        else:
+            made[slot] = _untag(value, made)
+        return made[slot]
+    if kind == "Date":
+        out = _EPOCH + datetime.timedelta(milliseconds=value)
+    elif kind == "Error":
+        out = RemoteError(json_value.get("name", "Error"), json_value.get("message", ""))
+        made.append(out)
+        if "cause" in json_value:
+            out.__cause__ = _as_exception(_untag(json_value["cause"], made))
+        for k, v in (json_value.get("props") or {}).items():
+            setattr(out, k, _untag(v, made))
+        return out
+    elif kind == "RegExp":
+        out = {"source": json_value.get("source"), "flags": json_value.get("flags")}
+    else:
+        out = base64.b64decode(value)  # ArrayBuffer and the typed arrays
+    made.append(out)
+    return out
+
+
+def _fill(out, json_object, made):
+    made.append(out)
+    for k, v in json_object.items():
+        out[k] = _untag(v, made)
+    return out
+
+
+def _as_exception(value):
+    return value if isinstance(value, BaseException) else None
 
 
 def encode(value):
@@ -93,7 +127,7 @@ def encode(value):
 
 
 def decode(data):
-    return _untag(json.loads(data))
+    return _untag(json.loads(data), [])
 
 
 def method_of(obj, name):

@@ -1,11 +1,12 @@
 """`self.ctx.storage`: Cloudflare's storage API over the `duro:object/storage` import. Values
-are JSON."""
-
-import json as _json
+are kept in duro's value encoding, which JavaScript's storage keeps too: a JSON-shaped value is its
+JSON, `bytes` a Uint8Array, a `datetime` a Date, a `set` a Set (the README's "Value encoding")."""
 
 from wit_world.imports import storage as _raw
 
 from .errors import lift
+from .rpc import decode as _decode
+from .rpc import encode as _encode
 from .sql import Sql
 
 
@@ -34,12 +35,6 @@ def _call(f, *args):
     return lift(StorageError, _describe, f, *args)
 
 
-def _encode(value):
-    return _json.dumps(value, separators=(",", ":")).encode()
-
-
-def _decode(data):
-    return _json.loads(data)
 
 
 class _Operations:

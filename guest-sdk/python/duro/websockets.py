@@ -44,7 +44,7 @@ class WebSocket:
                 raise
 
     def serialize_attachment(self, value):
-        """Keeps a JSON value with the socket (at most 2 KiB); it survives hibernation."""
+        """Keeps a JSON value with the socket (at most 16 KiB); it survives hibernation."""
         _call(_raw.serialize_attachment, self.id, _json.dumps(value).encode())
 
     def deserialize_attachment(self):

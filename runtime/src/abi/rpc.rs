@@ -13,6 +13,12 @@
 //! non-finite numbers); the SDKs write and read it, the host only passes bytes (README, "RPC
 //! encoding").
 
+/// The header of a `fetch` answer that a handler's exception made (a JS object's 500): the thrown
+/// value, base64 of its encoding, so that a caller's `stub.fetch()` rejects with it as on
+/// Cloudflare. Between objects it passes as any header; the ingress drops it, so a client sees
+/// only the answer's body (`{"error": "TypeError: ..."}`).
+pub const THROWN_HEADER: &str = "duro-thrown";
+
 /// The status of an RPC answer whose method returned: the body is the value.
 pub const RETURNED: u16 = 200;
 /// The status of an RPC answer whose method threw: the body is the thrown value.

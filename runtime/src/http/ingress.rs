@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use super::error::{ApiError, Body, json};
 use super::read_body;
 use super::route::{self, Ingress};
-use crate::abi::{Holder, Request, Response};
+use crate::abi::{Holder, Request, Response, rpc};
 use crate::access;
 use crate::assets::{Answer, AssetRequest};
 use crate::class::LoadedClass;
@@ -388,6 +388,9 @@ fn into_http(response: Response) -> Result<http::Response<Body>, ApiError> {
     let mut out = http::Response::new(Full::new(response.body));
     *out.status_mut() = status;
     for (name, value) in response.headers {
+        if name.eq_ignore_ascii_case(rpc::THROWN_HEADER) {
+            continue;
+        }
         match (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(&value),

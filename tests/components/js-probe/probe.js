@@ -34,6 +34,78 @@ async function failure(f) {
   }
 }
 
+/** One value of every type structured clone keeps (the RPC and storage tests send and store it). */
+function sample() {
+  return {
+    text: "é\u0000", int: 7, float: 1.5, negZero: -0, nan: NaN, inf: -Infinity, nil: null,
+    undef: undefined, yes: true, big: 12345678901234567890n, date: new Date(1700000000000),
+    map: new Map([[1, "one"], ["k", { nested: [1, 2] }]]), set: new Set(["a", 3]),
+    bytes: new Uint8Array([0, 1, 255]), buffer: new Uint16Array([513, 65535]).buffer,
+    floats: new Float64Array([0.5, -2]), regexp: /a+b/gi, error: new RangeError("out of range"),
+    tricky: { $type: "Date", value: "not a date" }, list: [1, [2, [3]]],
+  };
+}
+
+/** Which of `sample()`'s values `back` kept, by name. */
+function sameAs(back) {
+  return {
+    text: back.text === "é\u0000", int: back.int === 7, float: back.float === 1.5,
+    negZero: Object.is(back.negZero, -0), nan: Number.isNaN(back.nan), inf: back.inf === -Infinity,
+    nil: back.nil === null, undef: "undef" in back && back.undef === undefined, yes: back.yes === true,
+    big: back.big === 12345678901234567890n, date: back.date instanceof Date && back.date.getTime() === 1700000000000,
+    map: back.map instanceof Map && back.map.get(1) === "one" && back.map.get("k").nested[1] === 2,
+    set: back.set instanceof Set && back.set.has("a") && back.set.has(3),
+    bytes: back.bytes instanceof Uint8Array && back.bytes.join() === "0,1,255",
+    buffer: back.buffer instanceof ArrayBuffer && new Uint16Array(back.buffer).join() === "513,65535",
+    floats: back.floats instanceof Float64Array && back.floats.join() === "0.5,-2",
+    regexp: back.regexp instanceof RegExp && back.regexp.source === "a+b" && back.regexp.flags === "gi",
+    error: back.error instanceof RangeError && back.error.message === "out of range",
+    tricky: back.tricky.$type === "Date" && back.tricky.value === "not a date",
+    list: JSON.stringify(back.list) === "[1,[2,[3]]]",
+  };
+}
+
+/** A value with a shared object, a cycle, a class instance and an error with a cause and fields. */
+function graph() {
+  class Point {
+    constructor() {
+      this.x = 1;
+    }
+    get doubled() {
+      return this.x * 2;
+    }
+  }
+  const shared = { n: 1 };
+  const cyclic = { name: "loop" };
+  cyclic.self = cyclic;
+  const error = new TypeError("outer", { cause: new Error("inner") });
+  error.code = "E_OUTER";
+  return { a: shared, b: [shared], cyclic, point: new Point(), error, boxed: new String("s") };
+}
+
+/** Which parts of `graph()` `back` kept. */
+function graphKept(back) {
+  return {
+    shared: back.a === back.b[0] && back.a.n === 1,
+    cycle: back.cyclic.self === back.cyclic,
+    instance: Object.getPrototypeOf(back.point) === Object.prototype && back.point.x === 1 && !("doubled" in back.point),
+    error:
+      back.error instanceof TypeError && back.error.message === "outer" && back.error.code === "E_OUTER" &&
+      back.error.cause instanceof Error && back.error.cause.message === "inner" && typeof back.error.stack === "string",
+    boxed: back.boxed instanceof String && String(back.boxed) === "s",
+  };
+}
+
+/** The name and message of what `f` threw, or null. */
+async function errorOf(f) {
+  try {
+    await f();
+    return null;
+  } catch (error) {
+    return { name: error?.name, message: String(error?.message) };
+  }
+}
+
 export class Probe extends DurableObject {
   async fetch(request) {
     const url = new URL(request.url);
@@ -71,6 +143,18 @@ export class Probe extends DurableObject {
         out.afterTransactions = [...(await storage.list()).keys()];
         out.tooLarge = await failure(() => storage.put("big", "x".repeat(200_000)));
         out.undefinedValue = await failure(() => storage.put("u", undefined));
+        // Options Cloudflare refuses, with its errors; `undefined` in a batch is skipped.
+        out.refusedOptions = {
+          negative: await errorOf(() => storage.list({ limit: -1 })),
+          zero: await errorOf(() => storage.list({ limit: 0 })),
+          both: await errorOf(() => storage.list({ start: "a", startAfter: "b" })),
+          key: await errorOf(() => storage.put("k".repeat(2049), 1)),
+          value: await errorOf(() => storage.put("big", "x".repeat(200_000))),
+          many: await errorOf(() => storage.get(Array.from({ length: 129 }, (_, i) => `k${i}`))),
+        };
+        await storage.put({ skipped: undefined, numbered: 1 });
+        out.skipped = (await storage.get(["skipped", "numbered"])).size;
+        await storage.delete("numbered");
         out.alarmBefore = await storage.getAlarm();
         await storage.setAlarm(new Date(Date.now() + 3_600_000));
         out.alarmSet = (await storage.getAlarm()) - Date.now();
@@ -79,6 +163,68 @@ export class Probe extends DurableObject {
         await storage.deleteAll();
         out.afterDeleteAll = (await storage.list()).size;
         return Response.json(out);
+      }
+      case "/clone-put": {
+        // Stores every type structured clone keeps; /clone-get reads them in a later event.
+        await storage.put("sample", sample());
+        await storage.put({ graph: graph(), many: new Set([1n]) });
+        storage.kv.put("kv", new Map([["d", new Date(5)]]));
+        const refused = {
+          fn: await errorOf(() => storage.put("fn", () => 1)),
+          symbol: await errorOf(() => storage.put("sym", Symbol("s"))),
+          // One bad value in a batch writes nothing of it.
+          batch: await errorOf(() => storage.put({ fine: 1, bad: { deep: [Symbol("s")] } })),
+          request: await errorOf(() => storage.put("req", new Request("http://x/"))),
+          kv: errorOf(() => storage.kv.put("kvfn", function named() {})),
+        };
+        refused.kv = await refused.kv;
+        refused.written = [...(await storage.list()).keys()];
+        return Response.json(refused);
+      }
+      case "/clone-get": {
+        const listed = await storage.list();
+        const kv = storage.kv.get("kv");
+        const fromKvList = new Map(storage.kv.list({ prefix: "kv" })).get("kv");
+        return Response.json({
+          sample: sameAs(await storage.get("sample")),
+          graph: graphKept(await storage.get("graph")),
+          many: (await storage.get(["many"])).get("many").has(1n),
+          listed: listed.get("graph").cyclic.self === listed.get("graph").cyclic,
+          kv: kv instanceof Map && kv.get("d") instanceof Date && kv.get("d").getTime() === 5,
+          kvList: fromKvList instanceof Map && fromKvList.get("d").getTime() === 5,
+          inTransaction: await storage.transaction(async (txn) => {
+            await txn.put("t", new Date(7));
+            return (await txn.get("t")).getTime() === 7;
+          }),
+        });
+      }
+      case "/web-apis": {
+        // Web and Workers APIs libraries use, each as Cloudflare behaves.
+        const out = {};
+        const controller = new AbortController();
+        out.notAborted = await errorOf(() => controller.signal.throwIfAborted());
+        controller.abort(new RangeError("stop"));
+        out.aborted = await errorOf(() => controller.signal.throwIfAborted());
+        out.abortedDefault = await errorOf(() => AbortSignal.abort().throwIfAborted());
+        const form = new FormData();
+        form.append("file", new File([new Uint8Array([0, 128, 255])], "f.bin"));
+        form.append("blob", new Blob([new Uint8Array([1, 2])]));
+        const file = form.get("file");
+        out.formFile = [file instanceof File, file.name, [...new Uint8Array(await file.arrayBuffer())]];
+        const parsed = await new Response(form).formData();
+        out.formRoundTrip = [...new Uint8Array(await parsed.get("file").arrayBuffer())];
+        const started = Date.now();
+        await scheduler.wait(20);
+        out.waited = Date.now() - started >= 15;
+        out.jurisdiction = this.env.PROBE.jurisdiction("eu").idFromName("x").toString() === this.env.PROBE.idFromName("x").toString();
+        out.structuredClone = structuredClone(new Map([[1, new Date(3)]])).get(1).getTime();
+        return Response.json(out);
+      }
+      case "/form-echo": {
+        // A client's multipart upload: the file's bytes and a text field, as they were sent.
+        const form = await request.formData();
+        const file = form.get("file");
+        return Response.json({ name: file.name, bytes: [...new Uint8Array(await file.arrayBuffer())], field: form.get("field") });
       }
       case "/id":
         return Response.json({ id: this.ctx.id.toString(), name: this.ctx.id.name ?? null });
@@ -130,30 +276,9 @@ export class Probe extends DurableObject {
       case "/rpc": {
         // RPC to the Probe named ?to=: every encodable type there and back, errors, storage.
         const other = this.env.PROBE.getByName(url.searchParams.get("to"));
-        const values = {
-          text: "é\u0000", int: 7, float: 1.5, negZero: -0, nan: NaN, inf: -Infinity, nil: null,
-          undef: undefined, yes: true, big: 12345678901234567890n, date: new Date(1700000000000),
-          map: new Map([[1, "one"], ["k", { nested: [1, 2] }]]), set: new Set(["a", 3]),
-          bytes: new Uint8Array([0, 1, 255]), buffer: new Uint16Array([513, 65535]).buffer,
-          floats: new Float64Array([0.5, -2]), regexp: /a+b/gi, error: new RangeError("out of range"),
-          tricky: { $type: "Date", value: "not a date" }, list: [1, [2, [3]]],
-        };
+        const values = sample();
         const [back] = await other.echo(values);
-        const same = {
-          text: back.text === values.text, int: back.int === 7, float: back.float === 1.5,
-          negZero: Object.is(back.negZero, -0), nan: Number.isNaN(back.nan), inf: back.inf === -Infinity,
-          nil: back.nil === null, undef: "undef" in back && back.undef === undefined, yes: back.yes === true,
-          big: back.big === values.big, date: back.date instanceof Date && back.date.getTime() === 1700000000000,
-          map: back.map instanceof Map && back.map.get(1) === "one" && back.map.get("k").nested[1] === 2,
-          set: back.set instanceof Set && back.set.has("a") && back.set.has(3),
-          bytes: back.bytes instanceof Uint8Array && back.bytes.join() === "0,1,255",
-          buffer: back.buffer instanceof ArrayBuffer && new Uint16Array(back.buffer).join() === "513,65535",
-          floats: back.floats instanceof Float64Array && back.floats.join() === "0.5,-2",
-          regexp: back.regexp instanceof RegExp && back.regexp.source === "a+b" && back.regexp.flags === "gi",
-          error: back.error instanceof RangeError && back.error.message === "out of range",
-          tricky: back.tricky.$type === "Date" && back.tricky.value === "not a date",
-          list: JSON.stringify(back.list) === "[1,[2,[3]]]",
-        };
+        const same = sameAs(back);
         const thrown = async (f) => {
           try {
             await f();
@@ -161,6 +286,20 @@ export class Probe extends DurableObject {
           } catch (error) {
             if (!(error instanceof Error)) return { value: error };
             return { name: error.name, message: error.message, remote: error.remote ?? false };
+          }
+        };
+        // Everything a thrown error carries across a stub: type, message, cause, own fields,
+        // the flags a thrower may set, and which object threw (RPC only).
+        const detailed = async (f) => {
+          try {
+            await f();
+            return null;
+          } catch (error) {
+            return {
+              type: error.constructor.name, name: error.name, message: error.message,
+              remote: error.remote ?? null, code: error.code ?? null, retryable: error.retryable ?? null,
+              cause: error.cause?.message ?? null, durableObjectId: error.durableObjectId ?? null,
+            };
           }
         };
         return Response.json({
@@ -176,6 +315,8 @@ export class Probe extends DurableObject {
           handler: await thrown(() => other.alarm()),
           uncloneable: await thrown(() => other.echo(() => 1)),
           fetched: await (await other.fetch("http://do/id")).json(),
+          thrownDetailed: await detailed(() => other.fail("detailed")),
+          fetchThrew: await detailed(() => other.fetch("http://do/throw")),
           rust: url.searchParams.has("rust") ? await this.env.CALLS.getByName("r").add(40, 2) : null,
         });
       }
@@ -289,14 +430,20 @@ export class Probe extends DurableObject {
         // A var or secret of the deploy config, by name.
         return Response.json({ value: this.env[url.searchParams.get("name")] });
       case "/unknown-binding":
-        return Response.json(await failure(() => this.env.NOPE.idFromName("x")));
-      case "/throw":
-        throw new TypeError("thrown on purpose");
+        // A name nothing binds is undefined, as on Cloudflare.
+        return Response.json({ value: this.env.NOPE === undefined ? "undefined" : typeof this.env.NOPE, has: "NOPE" in this.env });
+      case "/throw": {
+        const error = new TypeError("thrown on purpose");
+        error.code = "E_PROBE";
+        throw error;
+      }
       case "/ws": {
         const pair = new WebSocketPair();
         const [client, server] = Object.values(pair);
+        // An attachment may be set before the socket is accepted (workerd allows it), and keeps
+        // its types.
+        server.serializeAttachment({ joined: url.searchParams.getAll("tag"), at: new Date(9) });
         this.ctx.acceptWebSocket(server, url.searchParams.getAll("tag"));
-        server.serializeAttachment({ joined: url.searchParams.getAll("tag") });
         return new Response(null, { status: 101, webSocket: client });
       }
       default:
@@ -321,6 +468,12 @@ export class Probe extends DurableObject {
   }
   fail(kind) {
     if (kind === "range") throw new RangeError("too far");
+    if (kind === "detailed") {
+      const error = new SyntaxError("with details", { cause: new Error("the cause") });
+      error.code = 42;
+      error.retryable = true;
+      throw error;
+    }
     throw "a plain string";
   }
 
@@ -330,7 +483,12 @@ export class Probe extends DurableObject {
       case "tags":
         return ws.send(JSON.stringify(this.ctx.getTags(ws)));
       case "attachment":
-        return ws.send(JSON.stringify(ws.deserializeAttachment()));
+        // A Date shown as what it is (a string would not be one).
+        return ws.send(
+          JSON.stringify(ws.deserializeAttachment(), function (key, v) {
+            return this[key] instanceof Date ? `Date ${this[key].getTime()}` : v;
+          }),
+        );
       case "count":
         return ws.send(String(this.ctx.getWebSockets(arg).length));
       case "auto":

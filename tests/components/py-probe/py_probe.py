@@ -53,6 +53,11 @@ class PyProbe(DurableObject):
                 txn.rollback()
             out["afterTransactions"] = list(storage.list())
             out["tooLarge"] = failure(lambda: storage.put("big", "x" * 200_000))
+            # Values JSON lacks, in the encoding JavaScript's storage keeps (bytes stay bytes).
+            storage.put("typed", {"bytes": b"\x00\xff", "set": {1}, "big": 2**60})
+            typed = storage.get("typed")
+            out["typed"] = [type(typed["bytes"]).__name__, typed["bytes"] == b"\x00\xff", typed["set"] == {1}, typed["big"] == 2**60]
+            storage.delete("typed")
             out["alarmBefore"] = storage.get_alarm()
             storage.set_alarm(int(time.time() * 1000) + 3_600_000)
             out["alarmSet"] = storage.get_alarm() - int(time.time() * 1000)
