@@ -604,3 +604,52 @@ fn the_typescript_projects_type_check_with_cloudflares_types() {
         }
     }
 }
+
+/// Node.js's modules under Cloudflare's `nodejs_compat` flag (tests/projects/node-compat): the
+/// worker and a Durable Object import `node:buffer`, `node:events` (and bare `events`),
+/// `node:path`, `node:util`, `node:assert`, `node:string_decoder`, `node:async_hooks` and
+/// `node:process`, use `Buffer` and `global` unimported, and read the config's vars in
+/// `process.env`. Without the flag, the build fails naming the flag to add.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_modules_load_under_nodejs_compat() {
+    let dir = project("node-compat");
+    let (_dev, ingress) = dev(dir.path()).await;
+    let expected = json!({
+        "buffer": ["aMOpbGxv", true, 2, 65280],
+        "events": [5, "then", true],
+        "path": ["/a/c/d.txt", ".gz", "r"],
+        "util": ["n=42", true],
+        "assert": "AssertionError",
+        "decoder": "é",
+        "env": ["hi", "undefined", true],
+        "globals": ["object", true, "function"],
+        "als": ["a/a/a", "b/b/b", "outside"],
+    });
+    for side in ["worker", "object"] {
+        let response = reqwest::get(format!("{ingress}/{side}")).await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 200, "{side}: {body}");
+        let response: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(response, expected, "{side}");
+    }
+
+    let config = dir.path().join("wrangler.jsonc");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let without = text.replace(r#""compatibility_flags": ["nodejs_compat"],"#, "");
+    assert_ne!(text, without);
+    let unflagged = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), unflagged.path());
+    std::fs::write(unflagged.path().join("wrangler.jsonc"), without).unwrap();
+    let mut command = common::dev_command(unflagged.path());
+    command.env("DURO_JS_SDK", js_sdk());
+    let dev = Dev::start(command);
+    common::eventually(Duration::from_secs(180), || async {
+        dev.printed()
+            .contains(
+                r#"node:buffer is a Node.js module: add "nodejs_compat" to compatibility_flags"#,
+            )
+            .then_some(())
+    })
+    .await;
+}

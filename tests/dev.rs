@@ -94,3 +94,38 @@ async fn dev_rebuilds_and_swaps_a_changed_class_keeping_storage() {
     .await;
     assert_eq!(increment().await, json!({"count": 4}), "{}", dev.printed());
 }
+
+/// A build command runs as under `npm run`: the project's `node_modules/.bin` is on its `PATH`
+/// (a wrangler `build.command` of `esbuild src/index.ts ...` finds the project's esbuild).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_command_finds_the_projects_node_modules_bin() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path();
+    let bin = dir.join("node_modules/.bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(dir.join("counter.wasm"), read_guest("duro-example-counter")).unwrap();
+    let tool = bin.join("make-counter");
+    std::fs::write(
+        &tool,
+        "#!/bin/sh\nmkdir -p build && cp counter.wasm build/counter.wasm\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.join("duro.jsonc"),
+        CONFIG.replace(
+            r#""command": "v=$(cat src/version.txt); if [ -e hold ]; then touch held; while [ -e hold ]; do sleep 0.05; done; fi; mkdir -p build && cp versions/$v.wasm build/counter.wasm""#,
+            r#""command": "make-counter""#,
+        ),
+    )
+    .unwrap();
+    let dev = Dev::start(common::dev_command(dir));
+    let ingress = dev.line("ingress: ").await;
+    let url = format!("{ingress}/objects/Counter/bin/increment");
+    let response = reqwest::Client::new().post(url).send().await.unwrap();
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap(),
+        json!({"count": 1})
+    );
+}

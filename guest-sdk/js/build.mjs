@@ -2,7 +2,7 @@
 // Builds a JavaScript or TypeScript module into a duro component.
 //
 //   node build.mjs [--world object|durable-object|worker] [--out FILE] [--wit DIR] [--rules JSON] ENTRY
-//   node build.mjs --project DIR [--objects] [--rules JSON] ENTRY
+//   node build.mjs --project DIR [--objects] [--rules JSON] [--node-compat] ENTRY
 //
 // `--world object` (the default) makes a Durable Object class component: every class the module
 // exports that extends `DurableObject` is in it, and the runtime runs the one named like the class
@@ -20,10 +20,13 @@
 // and DIR/manifest.json saying which were built. `--rules` takes wrangler's module rules
 // (`[{"type": "Text", "globs": ["**/*.html"]}]`): imports of matching files give their text
 // (Text) or an ArrayBuffer (Data); wrangler's defaults (Text: .txt .html .sql, Data: .bin) follow.
+// `--node-compat` (wrangler's `nodejs_compat` flag) resolves `node:*` imports to polyfills and
+// gives the `Buffer`, `process` and `global` globals.
 
 import { componentize } from "@bytecodealliance/componentize-js";
 import * as esbuild from "esbuild";
 import { createHash } from "node:crypto";
+import { builtinModules } from "node:module";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rename, rm, writeFile, mkdir, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -46,7 +49,7 @@ const OBJECT_ONLY = {
 function usage(message) {
   console.error(
     `error: ${message}\nusage: node build.mjs [--world object|durable-object|worker] [--out FILE] [--wit DIR] [--rules JSON] ENTRY\n` +
-      `       node build.mjs --project DIR [--objects] [--rules JSON] ENTRY`,
+      `       node build.mjs --project DIR [--objects] [--rules JSON] [--node-compat] ENTRY`,
   );
   process.exit(2);
 }
@@ -54,7 +57,7 @@ function usage(message) {
 function parse(argv) {
   // The WIT beside the SDK (a copy made by `duro init`), else this repository's.
   const wit = existsSync(join(SDK, "wit")) ? join(SDK, "wit") : resolve(SDK, "../../wit");
-  const options = { world: "object", out: null, wit, entry: null, rules: [], project: null, objects: false };
+  const options = { world: "object", out: null, wit, entry: null, rules: [], project: null, objects: false, nodeCompat: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);
@@ -64,6 +67,7 @@ function parse(argv) {
     else if (arg === "--rules") options.rules = JSON.parse(value());
     else if (arg === "--project") options.project = resolve(value());
     else if (arg === "--objects") options.objects = true;
+    else if (arg === "--node-compat") options.nodeCompat = true;
     else if (arg.startsWith("-")) usage(`unknown option ${arg}`);
     else if (options.entry === null) options.entry = resolve(arg);
     else usage(`one entry module, got ${options.entry} and ${arg}`);
@@ -168,6 +172,73 @@ function moduleRules(rules) {
   };
 }
 
+// Node's modules, by the name `node:X` and the bare `X` (`fs/promises` included).
+const NODE_MODULES = new Set(builtinModules.filter((name) => !name.startsWith("_")));
+// Where duro has its own module in place of unenv's polyfill.
+const NODE_OWN = {
+  assert: "src/node/assert.js",
+  async_hooks: "src/node/async_hooks.js",
+  process: "src/node/process.js",
+  string_decoder: "src/node/string_decoder.js",
+};
+
+/**
+ * `node:*` imports. With `--node-compat` (wrangler's `nodejs_compat` flag) they resolve to unenv's
+ * polyfills (or duro's own, `NODE_OWN`), as wrangler's build does; without it, an import of one
+ * is an error that says which flag it needs. Bare names (`buffer`) count only with the flag, as
+ * on Cloudflare (without it they are npm packages).
+ */
+function nodeModules(enabled) {
+  return {
+    name: "duro-node-modules",
+    setup(build) {
+      build.onResolve({ filter: /^[a-z_/]+$|^node:/ }, (args) => {
+        const prefixed = args.path.startsWith("node:");
+        const name = prefixed ? args.path.slice(5) : args.path;
+        if (!NODE_MODULES.has(name) || (!prefixed && !enabled)) return undefined;
+        if (!enabled) {
+          return {
+            errors: [{
+              text: `${args.path} is a Node.js module: add "nodejs_compat" to compatibility_flags in the wrangler config (Cloudflare needs it too)`,
+            }],
+          };
+        }
+        if (NODE_OWN[name]) return { path: join(SDK, NODE_OWN[name]) };
+        const polyfill = installed(`unenv/dist/runtime/node/${name}.mjs`, false);
+        if (polyfill === null) {
+          return { errors: [{ text: `${args.path}: duro's nodejs_compat has no polyfill of this module` }] };
+        }
+        return { path: polyfill };
+      });
+    },
+  };
+}
+
+// An expression that needs async generator syntax to stay native, in a form esbuild leaves alone
+// (a bundle whose async functions are lowered for AsyncLocalStorage lowers that syntax too).
+const ASYNC_ITERATOR_PROTOTYPE = "Object.getPrototypeOf(Object.getPrototypeOf(async function* () {}).prototype)";
+const NATIVE_ASYNC_ITERATOR_PROTOTYPE = `(new Function(${JSON.stringify(`return ${ASYNC_ITERATOR_PROTOTYPE};`)}))()`;
+
+/** unenv's modules, with `ASYNC_ITERATOR_PROTOTYPE` computed natively. */
+const unenvSources = {
+  name: "duro-unenv-sources",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]unenv[\\/].*\.mjs$/ }, async (args) => {
+      const text = await readFile(args.path, "utf8");
+      if (!text.includes(ASYNC_ITERATOR_PROTOTYPE)) return undefined;
+      return { contents: text.replaceAll(ASYNC_ITERATOR_PROTOTYPE, NATIVE_ASYNC_ITERATOR_PROTOTYPE), loader: "js" };
+    });
+  },
+};
+
+/** What esbuild takes for `nodejs_compat`: the globals module injected, the plugin. */
+function nodeOptions(enabled) {
+  return {
+    inject: enabled ? [join(SDK, "src/node/globals.js")] : [],
+    plugins: enabled ? [nodeModules(enabled), unenvSources] : [nodeModules(enabled)],
+  };
+}
+
 /** The names the entry module exports (`default` for a worker). */
 async function exportsOf(entry) {
   const result = await esbuild.build({
@@ -181,17 +252,19 @@ async function exportsOf(entry) {
     conditions: ["workerd", "worker", "browser"],
     alias: { "cloudflare:workers": join(SDK, "src/index.js"), "duro:workers": join(SDK, "src/index.js") },
     external: ["duro:object/*", "cloudflare:*"],
-    plugins: [moduleRules(options.rules)],
+    inject: nodeOptions(options.nodeCompat).inject,
+    plugins: [...nodeOptions(options.nodeCompat).plugins, moduleRules(options.rules)],
     logLevel: "silent",
   });
   return Object.values(result.metafile.outputs)[0].exports;
 }
 
 async function bundle(world, entry) {
-  const result = await esbuild.build({
+  const settings = {
     stdin: { contents: wrapper(world, entry), resolveDir: dirname(entry), sourcefile: "duro-entry.js", loader: "js" },
     bundle: true,
     write: false,
+    metafile: true,
     format: "esm",
     platform: "neutral",
     target: "es2022",
@@ -202,18 +275,37 @@ async function bundle(world, entry) {
     conditions: ["workerd", "worker", "browser"],
     alias: { "cloudflare:workers": join(SDK, "src/index.js"), "duro:workers": join(SDK, "src/index.js") },
     external: ["duro:object/*"],
-    plugins: world === "worker" ? [workerStubs, moduleRules(options.rules)] : [moduleRules(options.rules)],
+    inject: nodeOptions(options.nodeCompat).inject,
+    plugins: [
+      ...(world === "worker" ? [workerStubs] : []),
+      ...nodeOptions(options.nodeCompat).plugins,
+      moduleRules(options.rules),
+    ],
     logLevel: "warning",
-  });
+  };
+  let result = await esbuild.build(settings);
+  const inputs = Object.keys(result.metafile.inputs);
+  if (inputs.some((path) => path.endsWith(join("src", "node", "async_hooks.js")))) {
+    // AsyncLocalStorage keeps its store across `await` only if awaits go through `then`: async
+    // functions become generators (see src/node/async_hooks.js).
+    result = await esbuild.build({
+      ...settings,
+      supported: { "async-await": false },
+    });
+  }
   return result.outputFiles[0].text;
 }
 
-/** Where Node finds a package's file from the SDK: its node_modules, or a project's around it. */
-function installed(file) {
+/** Where Node finds a package's file from the SDK: its node_modules, or a project's around it
+ * (null when it is nowhere and `required` is false). */
+function installed(file, required = true) {
   for (let dir = SDK; ; dir = dirname(dir)) {
     const path = join(dir, "node_modules", file);
     if (existsSync(path)) return path;
-    if (dirname(dir) === dir) throw new Error(`${file} is not installed (npm install)`);
+    if (dirname(dir) === dir) {
+      if (!required) return null;
+      throw new Error(`${file} is not installed (npm install)`);
+    }
   }
 }
 
@@ -262,13 +354,28 @@ async function build(worldOption, entry, out) {
   }
 }
 
-if (options.project === null) {
-  await build(options.world, options.entry, options.out);
-} else {
+/** Builds what the options ask for. */
+async function main() {
+  if (options.project === null) {
+    await build(options.world, options.entry, options.out);
+    return;
+  }
   const names = await exportsOf(options.entry);
   const manifest = { worker: names.includes("default"), objects: options.objects, exports: names };
   if (options.objects) await build("object", options.entry, join(options.project, "objects.wasm"));
   if (manifest.worker) await build("worker", options.entry, join(options.project, "worker.wasm"));
   await mkdir(options.project, { recursive: true });
   await writeFile(join(options.project, "manifest.json"), JSON.stringify(manifest, null, 2));
+}
+
+try {
+  await main();
+} catch (error) {
+  // esbuild's errors: each with its file and line, no stack after them.
+  if (!Array.isArray(error?.errors)) throw error;
+  for (const { text, location } of error.errors) {
+    const at = location ? `${location.file}:${location.line}:${location.column}: ` : "";
+    console.error(`${at}error: ${text}`);
+  }
+  process.exit(1);
 }

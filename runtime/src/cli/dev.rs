@@ -86,10 +86,15 @@ async fn build(deploy: &DeployConfig) -> Option<String> {
     let build = deploy.build.as_ref()?;
     println!("building: {}", build.command);
     let started = Instant::now();
-    let status = tokio::process::Command::new("sh")
+    let cwd = build.cwd.as_deref().unwrap_or(Path::new("."));
+    let mut command = tokio::process::Command::new("sh");
+    if let Some(path) = path_with_package_bins(cwd) {
+        command.env("PATH", path);
+    }
+    let status = command
         .arg("-c")
         .arg(&build.command)
-        .current_dir(build.cwd.as_deref().unwrap_or(Path::new(".")))
+        .current_dir(cwd)
         .kill_on_drop(true)
         .status()
         .await;
@@ -104,6 +109,18 @@ async fn build(deploy: &DeployConfig) -> Option<String> {
         )),
         Err(error) => Some(format!("build failed: cannot run sh: {error}")),
     }
+}
+
+/// `PATH` with the `node_modules/.bin` folders of `dir` and its parents first, as npm runs a
+/// package's scripts (a build command that calls `esbuild` finds the project's).
+fn path_with_package_bins(dir: &Path) -> Option<std::ffi::OsString> {
+    let dir = std::path::absolute(dir).ok()?;
+    let bins = dir
+        .ancestors()
+        .map(|d| d.join("node_modules").join(".bin"))
+        .filter(|bin| bin.is_dir());
+    let inherited = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(bins.chain(std::env::split_paths(&inherited))).ok()
 }
 
 /// Applies the config in-process and prints what changed.

@@ -45,12 +45,14 @@ struct Manifest {
 /// The file extensions `main` may have.
 const SOURCES: &[&str] = &["js", "mjs", "ts", "mts", "jsx", "tsx"];
 
-/// Builds `main` into `folder/.duro/build/` (the classes only if `objects`).
+/// Builds `main` into `folder/.duro/build/` (the classes only if `objects`; `node:*` modules
+/// resolved if `node_compat`, wrangler's `nodejs_compat` flag).
 pub async fn build(
     main: &Path,
     folder: &Path,
     rules: &[Rule],
     objects: bool,
+    node_compat: bool,
 ) -> anyhow::Result<Built> {
     // node runs in `folder`: paths relative to duro's own working directory would not resolve.
     let (main, folder) = (&std::path::absolute(main)?, &std::path::absolute(folder)?);
@@ -83,6 +85,9 @@ pub async fn build(
         .arg(serde_json::to_string(rules)?);
     if objects {
         command.arg("--objects");
+    }
+    if node_compat {
+        command.arg("--node-compat");
     }
     let status = command
         .arg(main)

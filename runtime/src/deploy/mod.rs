@@ -24,7 +24,7 @@ use crate::ids::ClassName;
 use crate::outbound::{Outbound, Policy};
 
 /// A parsed, checked deploy config. A wrangler file's keys that duro does not use (`name`,
-/// `compatibility_date`, ...) are accepted and ignored; any other unknown key is an error.
+/// `account_id`, ...) are accepted and ignored; any other unknown key is an error.
 #[derive(Debug, Deserialize)]
 pub struct DeployConfig {
     #[serde(default)]
@@ -58,6 +58,14 @@ pub struct DeployConfig {
     /// `component` (see [`js`]).
     #[serde(default)]
     pub main: Option<PathBuf>,
+    /// wrangler's `compatibility_date` (`YYYY-MM-DD`): behaviours Cloudflare ties to a date follow
+    /// it where duro has them.
+    #[serde(default)]
+    pub compatibility_date: Option<String>,
+    /// wrangler's `compatibility_flags`; `nodejs_compat` (or `nodejs_compat_v2`) makes the build
+    /// of `main` resolve `node:*` modules and give the `Buffer` and `process` globals.
+    #[serde(default)]
+    pub compatibility_flags: Vec<String>,
     /// wrangler's module rules for `main`'s imports (Text, Data).
     #[serde(default)]
     pub rules: Vec<js::Rule>,
@@ -392,7 +400,11 @@ impl DeployConfig {
             .bindings
             .iter()
             .any(|b| b.component.is_none());
-        let built = js::build(main, &self.folder, &self.rules, objects).await?;
+        let node_compat = self
+            .compatibility_flags
+            .iter()
+            .any(|f| f == "nodejs_compat" || f == "nodejs_compat_v2");
+        let built = js::build(main, &self.folder, &self.rules, objects, node_compat).await?;
         for binding in &mut self.durable_objects.bindings {
             if binding.component.is_none() {
                 binding.component = built.objects.clone();

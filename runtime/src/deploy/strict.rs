@@ -2,7 +2,7 @@
 //! (a missing comma is an error), every key known — a misspelled one is an error with its line,
 //! column and the key it probably meant —, and type errors placed at their line and column with
 //! their path (`durable_objects.bindings[1].class_name`). A `wrangler.toml` is read as the same
-//! document. Keys of a wrangler file that change nothing on duro (`name`, `compatibility_date`, …)
+//! document. Keys of a wrangler file that change nothing on duro (`name`, `account_id`, …)
 //! are accepted; wrangler's keys for what duro does not implement (`kv_namespaces`,
 //! `observability`, `routes`, …) are accepted and named, for one warning at start. Environments
 //! (`env.NAME` sections) are checked like the top level and applied as wrangler's `--env` does.
@@ -14,8 +14,6 @@ use serde::de::DeserializeOwned;
 const WRANGLER_KEYS: &[&str] = &[
     "$schema",
     "name",
-    "compatibility_date",
-    "compatibility_flags",
     "account_id",
     "workers_dev",
     "preview_urls",
@@ -146,6 +144,8 @@ const TOP: Shape = Object(&[
         ]),
     ),
     ("object_routes", Any),
+    ("compatibility_date", Any),
+    ("compatibility_flags", Any),
     ("main", Any),
     (
         "rules",

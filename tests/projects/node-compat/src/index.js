@@ -1,0 +1,66 @@
+import { DurableObject } from "cloudflare:workers";
+import { Buffer as ImportedBuffer } from "node:buffer";
+import { EventEmitter, once } from "node:events";
+import path from "node:path";
+import { format, types } from "node:util";
+import assert from "node:assert";
+import { StringDecoder } from "node:string_decoder";
+import { AsyncLocalStorage } from "node:async_hooks";
+import process from "node:process";
+import events from "events";
+
+/** What each module does, as Node's would; the same in the worker and in the object. */
+async function checks() {
+  const out = {};
+  out.buffer = [
+    Buffer.from("héllo").toString("base64"),
+    Buffer === ImportedBuffer,
+    Buffer.concat([Buffer.from([1]), Buffer.from([2])]).length,
+    Buffer.from("ff00", "hex").readUInt16BE(0),
+  ];
+  const emitter = new EventEmitter();
+  let got = null;
+  emitter.on("x", (value) => (got = value));
+  emitter.emit("x", 5);
+  queueMicrotask(() => emitter.emit("later", "then"));
+  const [later] = await once(emitter, "later");
+  out.events = [got, later, events.EventEmitter === EventEmitter];
+  out.path = [path.join("/a/b", "../c", "d.txt"), path.extname("x.tar.gz"), path.basename("/q/r.js", ".js")];
+  out.util = [format("%s=%d", "n", 42), types.isDate(new Date())];
+  try {
+    assert.strictEqual(1, 2);
+    out.assert = "did not throw";
+  } catch (error) {
+    out.assert = error.name;
+  }
+  out.decoder = new StringDecoder("utf8").write(Buffer.from([0xc3, 0xa9]));
+  out.env = [process.env.GREETING, typeof process.env.NOPE, "GREETING" in process.env];
+  out.globals = [typeof global, globalThis.Buffer === Buffer, typeof process.nextTick];
+  // The store follows each run's own work across awaits, with two runs interleaved.
+  const als = new AsyncLocalStorage();
+  const seen = async (who) =>
+    als.run({ who }, async () => {
+      const before = als.getStore().who;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await null;
+      const after = await Promise.resolve().then(() => als.getStore().who);
+      return `${before}/${after}/${als.getStore()?.who}`;
+    });
+  out.als = [...(await Promise.all([seen("a"), seen("b")])), als.getStore() ?? "outside"];
+  return out;
+}
+
+export class Notes extends DurableObject {
+  async checks() {
+    return checks();
+  }
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname === "/worker") return Response.json(await checks());
+    if (url.pathname === "/object") return Response.json(await env.NOTES.getByName("n").checks());
+    return new Response("not found", { status: 404 });
+  },
+};
