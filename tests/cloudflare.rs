@@ -607,7 +607,7 @@ fn the_typescript_projects_type_check_with_cloudflares_types() {
 
 /// Node.js's modules under Cloudflare's `nodejs_compat` flag (tests/projects/node-compat): the
 /// worker and a Durable Object import `node:buffer`, `node:events` (and bare `events`),
-/// `node:path`, `node:util`, `node:assert`, `node:string_decoder`, `node:async_hooks` and
+/// `node:path`, `node:util`, `node:assert`, `node:string_decoder`, `node:async_hooks`, `node:crypto`, `node:stream` and
 /// `node:process`, use `Buffer` and `global` unimported, and read the config's vars in
 /// `process.env`. Without the flag, the build fails naming the flag to add.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -616,10 +616,19 @@ async fn node_modules_load_under_nodejs_compat() {
     let (_dev, ingress) = dev(dir.path()).await;
     let expected = json!({
         "buffer": ["aMOpbGxv", true, 2, 65280],
-        "events": [5, "then", true],
+        "events": [6, "then", true, true],
         "path": ["/a/c/d.txt", ".gz", "r"],
         "util": ["n=42", true],
         "assert": "AssertionError",
+        "crypto": [
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            "kAFQmDzST7DWlj99KOF/cg==",
+            "de7c9b85b8b78aa6bc8a7a36f70a90701c9db4d9",
+            "0c60c80f961f0e71f3a9b524af6012062fe037a6",
+            16,
+            true
+        ],
+        "stream": "ABCD",
         "decoder": "é",
         "env": ["hi", "undefined", true],
         "globals": ["object", true, "function"],

@@ -178,7 +178,11 @@ const NODE_MODULES = new Set(builtinModules.filter((name) => !name.startsWith("_
 const NODE_OWN = {
   assert: "src/node/assert.js",
   async_hooks: "src/node/async_hooks.js",
+  crypto: "src/node/crypto.js",
+  events: "src/node/events.js",
   process: "src/node/process.js",
+  stream: "src/node/stream.js",
+  "stream/promises": "src/node/stream_promises.js",
   string_decoder: "src/node/string_decoder.js",
 };
 

@@ -8,6 +8,9 @@ import { StringDecoder } from "node:string_decoder";
 import { AsyncLocalStorage } from "node:async_hooks";
 import process from "node:process";
 import events from "events";
+import { PassThrough, Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** What each module does, as Node's would; the same in the worker and in the object. */
 async function checks() {
@@ -24,7 +27,15 @@ async function checks() {
   emitter.emit("x", 5);
   queueMicrotask(() => emitter.emit("later", "then"));
   const [later] = await once(emitter, "later");
-  out.events = [got, later, events.EventEmitter === EventEmitter];
+  // Pre-class code calls the constructor as a function.
+  function Legacy() {
+    EventEmitter.call(this);
+  }
+  Object.setPrototypeOf(Legacy.prototype, EventEmitter.prototype);
+  const legacy = new Legacy();
+  legacy.on("y", (value) => (got += value));
+  legacy.emit("y", 1);
+  out.events = [got, later, events.EventEmitter === EventEmitter, legacy instanceof EventEmitter];
   out.path = [path.join("/a/b", "../c", "d.txt"), path.extname("x.tar.gz"), path.basename("/q/r.js", ".js")];
   out.util = [format("%s=%d", "n", 42), types.isDate(new Date())];
   try {
@@ -33,6 +44,24 @@ async function checks() {
   } catch (error) {
     out.assert = error.name;
   }
+  out.crypto = [
+    createHash("sha256").update("abc").digest("hex"),
+    createHash("md5").update(Buffer.from("abc")).digest("base64"),
+    createHmac("sha1", "key").update("The quick brown fox jumps over the lazy dog").digest("hex"),
+    pbkdf2Sync("password", "salt", 1, 20, "sha1").toString("hex"),
+    randomBytes(16).length,
+    timingSafeEqual(Buffer.from("a"), Buffer.from("a")),
+  ];
+  const upper = new Transform({
+    transform(chunk, _encoding, done) {
+      done(null, chunk.toString().toUpperCase());
+    },
+  });
+  const collected = [];
+  const sink = new PassThrough();
+  sink.on("data", (chunk) => collected.push(chunk.toString()));
+  await pipeline(Readable.from(["ab", "cd"]), upper, sink);
+  out.stream = collected.join("");
   out.decoder = new StringDecoder("utf8").write(Buffer.from([0xc3, 0xa9]));
   out.env = [process.env.GREETING, typeof process.env.NOPE, "GREETING" in process.env];
   out.globals = [typeof global, globalThis.Buffer === Buffer, typeof process.nextTick];
