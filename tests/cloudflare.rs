@@ -609,7 +609,8 @@ fn the_typescript_projects_type_check_with_cloudflares_types() {
 /// worker and a Durable Object import `node:buffer`, `node:events` (and bare `events`),
 /// `node:path`, `node:util`, `node:assert`, `node:string_decoder`, `node:async_hooks`, `node:crypto`, `node:stream` and
 /// `node:process`, use `Buffer` and `global` unimported, and read the config's vars in
-/// `process.env`. Without the flag, the build fails naming the flag to add.
+/// `process.env`. Without the flag, the build fails naming the flag to add. The config's
+/// compatibility date is the SDK's too: `deleteAll()` deletes the alarm from 2026-02-24.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_modules_load_under_nodejs_compat() {
     let dir = project("node-compat");
@@ -635,6 +636,10 @@ async fn node_modules_load_under_nodejs_compat() {
         "als": ["a/a/a", "b/b/b", "outside"],
     });
     for side in ["worker", "object"] {
+        let mut expected = expected.clone();
+        if side == "worker" {
+            expected["email"] = json!("b@example.com");
+        }
         let response = reqwest::get(format!("{ingress}/{side}")).await.unwrap();
         let status = response.status();
         let body = response.text().await.unwrap();
@@ -642,6 +647,13 @@ async fn node_modules_load_under_nodejs_compat() {
         let response: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(response, expected, "{side}");
     }
+
+    // The compatibility date (2026-03-01) turns on `delete_all_deletes_alarm`.
+    let response = reqwest::get(format!("{ingress}/delete-all")).await.unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"alarm": null, "keys": 0})
+    );
 
     let config = dir.path().join("wrangler.jsonc");
     let text = std::fs::read_to_string(&config).unwrap();

@@ -2,7 +2,8 @@
 // Builds a JavaScript or TypeScript module into a duro component.
 //
 //   node build.mjs [--world object|durable-object|worker] [--out FILE] [--wit DIR] [--rules JSON] ENTRY
-//   node build.mjs --project DIR [--objects] [--rules JSON] [--node-compat] ENTRY
+//   node build.mjs --project DIR [--objects] [--rules JSON] [--node-compat]
+//                  [--compatibility-date YYYY-MM-DD] [--compatibility-flag FLAG]... ENTRY
 //
 // `--world object` (the default) makes a Durable Object class component: every class the module
 // exports that extends `DurableObject` is in it, and the runtime runs the one named like the class
@@ -20,8 +21,10 @@
 // and DIR/manifest.json saying which were built. `--rules` takes wrangler's module rules
 // (`[{"type": "Text", "globs": ["**/*.html"]}]`): imports of matching files give their text
 // (Text) or an ArrayBuffer (Data); wrangler's defaults (Text: .txt .html .sql, Data: .bin) follow.
-// `--node-compat` (wrangler's `nodejs_compat` flag) resolves `node:*` imports to polyfills and
-// gives the `Buffer`, `process` and `global` globals.
+// `--compatibility-date` and `--compatibility-flag` (each flag once) are the project's: the SDK's
+// behaviours that Cloudflare ties to them follow them (`src/compat.js`); `nodejs_compat` (or
+// `--node-compat`) resolves `node:*` imports to polyfills and gives the `Buffer`, `process` and
+// `global` globals.
 
 import { componentize } from "@bytecodealliance/componentize-js";
 import * as esbuild from "esbuild";
@@ -49,7 +52,8 @@ const OBJECT_ONLY = {
 function usage(message) {
   console.error(
     `error: ${message}\nusage: node build.mjs [--world object|durable-object|worker] [--out FILE] [--wit DIR] [--rules JSON] ENTRY\n` +
-      `       node build.mjs --project DIR [--objects] [--rules JSON] [--node-compat] ENTRY`,
+      `       node build.mjs --project DIR [--objects] [--rules JSON] [--node-compat]\n` +
+      `                      [--compatibility-date YYYY-MM-DD] [--compatibility-flag FLAG]... ENTRY`,
   );
   process.exit(2);
 }
@@ -57,7 +61,10 @@ function usage(message) {
 function parse(argv) {
   // The WIT beside the SDK (a copy made by `duro init`), else this repository's.
   const wit = existsSync(join(SDK, "wit")) ? join(SDK, "wit") : resolve(SDK, "../../wit");
-  const options = { world: "object", out: null, wit, entry: null, rules: [], project: null, objects: false, nodeCompat: false };
+  const options = {
+    world: "object", out: null, wit, entry: null, rules: [], project: null, objects: false, nodeCompat: false,
+    compatibilityDate: "", compatibilityFlags: [],
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);
@@ -68,11 +75,19 @@ function parse(argv) {
     else if (arg === "--project") options.project = resolve(value());
     else if (arg === "--objects") options.objects = true;
     else if (arg === "--node-compat") options.nodeCompat = true;
+    else if (arg === "--compatibility-date") options.compatibilityDate = value();
+    else if (arg === "--compatibility-flag") options.compatibilityFlags.push(value());
     else if (arg.startsWith("-")) usage(`unknown option ${arg}`);
     else if (options.entry === null) options.entry = resolve(arg);
     else usage(`one entry module, got ${options.entry} and ${arg}`);
   }
   if (options.entry === null) usage("no entry module");
+  if (options.compatibilityDate !== "" && !/^\d{4}-\d{2}-\d{2}$/.test(options.compatibilityDate)) {
+    usage(`--compatibility-date is YYYY-MM-DD, not ${options.compatibilityDate}`);
+  }
+  if (options.compatibilityFlags.some((flag) => flag === "nodejs_compat" || flag === "nodejs_compat_v2")) {
+    options.nodeCompat = true;
+  }
   if (!(options.world in WORLDS)) usage(`--world is object, durable-object or worker, not ${options.world}`);
   options.out = resolve(options.out ?? options.entry.replace(/\.[cm]?[jt]sx?$/, "") + ".wasm");
   return options;
@@ -243,6 +258,13 @@ function nodeOptions(enabled) {
   };
 }
 
+/** Cloudflare's modules, as the SDK has them. */
+const ALIASES = {
+  "cloudflare:workers": join(SDK, "src/index.js"),
+  "cloudflare:email": join(SDK, "src/email.js"),
+  "duro:workers": join(SDK, "src/index.js"),
+};
+
 /** The names the entry module exports (`default` for a worker). */
 async function exportsOf(entry) {
   const result = await esbuild.build({
@@ -254,7 +276,7 @@ async function exportsOf(entry) {
     platform: "neutral",
     mainFields: ["module", "main"],
     conditions: ["workerd", "worker", "browser"],
-    alias: { "cloudflare:workers": join(SDK, "src/index.js"), "duro:workers": join(SDK, "src/index.js") },
+    alias: ALIASES,
     external: ["duro:object/*", "cloudflare:*"],
     inject: nodeOptions(options.nodeCompat).inject,
     plugins: [...nodeOptions(options.nodeCompat).plugins, moduleRules(options.rules)],
@@ -277,8 +299,11 @@ async function bundle(world, entry) {
     keepNames: true,
     mainFields: ["module", "main"],
     conditions: ["workerd", "worker", "browser"],
-    alias: { "cloudflare:workers": join(SDK, "src/index.js"), "duro:workers": join(SDK, "src/index.js") },
+    alias: ALIASES,
     external: ["duro:object/*"],
+    define: {
+      __DURO_COMPATIBILITY__: JSON.stringify({ date: options.compatibilityDate, flags: options.compatibilityFlags }),
+    },
     inject: nodeOptions(options.nodeCompat).inject,
     plugins: [
       ...(world === "worker" ? [workerStubs] : []),

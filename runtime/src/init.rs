@@ -55,7 +55,7 @@ impl Lang {
                 embed!("../../guest-sdk": "Cargo.toml", "src/lib.rs", "src/fetch.rs", "src/http.rs", "src/namespace.rs", "src/rpc.rs", "src/sql.rs", "src/storage.rs", "src/websocket.rs", "src/worker.rs")
             }
             Self::Js => {
-                embed!("../../guest-sdk/js": "package.json", "build.mjs", "src/abort.js", "src/clone.js", "src/errors.js", "src/formdata.js", "src/http.js", "src/index.js", "src/namespaces.js", "src/node/assert.js", "src/node/async_hooks.js", "src/node/crypto.js", "src/node/events.js", "src/node/globals.js", "src/node/process.js", "src/node/stream.js", "src/node/stream_promises.js", "src/node/string_decoder.js", "src/object.js", "src/prelude.js", "src/rpc.js", "src/scheduler.js", "src/sql.js", "src/storage.js", "src/timers.js", "src/websockets.js", "src/worker.js")
+                embed!("../../guest-sdk/js": "package.json", "build.mjs", "src/abort.js", "src/clone.js", "src/compat.js", "src/email.js", "src/errors.js", "src/formdata.js", "src/http.js", "src/index.js", "src/namespaces.js", "src/node/assert.js", "src/node/async_hooks.js", "src/node/crypto.js", "src/node/events.js", "src/node/globals.js", "src/node/process.js", "src/node/stream.js", "src/node/stream_promises.js", "src/node/string_decoder.js", "src/object.js", "src/prelude.js", "src/rpc.js", "src/scheduler.js", "src/sql.js", "src/storage.js", "src/timers.js", "src/websockets.js", "src/worker.js", "src/workflows.js")
             }
             Self::Python => {
                 embed!("../../guest-sdk/python": "requirements.txt", "build.py", "duro/__init__.py", "duro/errors.py", "duro/http.py", "duro/namespaces.py", "duro/object.py", "duro/rpc.py", "duro/sql.py", "duro/storage.py", "duro/websockets.py")

@@ -66,6 +66,8 @@ export function lift(area, f) {
       const error = range ? new RangeError(range(e.payload.val)) : new Error(`${area}: ${DESCRIBE[area](e.payload)}`);
       error.kind = e.payload.tag;
       error.payload = e.payload;
+      // Cloudflare's flag on an error of an object that cannot take more work now.
+      if (area === "call" && e.payload.tag === "overloaded") error.overloaded = true;
       throw error;
     }
     throw e;

@@ -4,6 +4,7 @@
 export { DurableObject, DurableObjectState } from "./object.js";
 export { RpcTarget, RpcStub } from "./rpc.js";
 export { WorkerEntrypoint } from "./worker.js";
+export { WorkflowEntrypoint } from "./workflows.js";
 export { waitUntil } from "./timers.js";
 export { DurableObjectId, DurableObjectNamespace, DurableObjectStub, env } from "./namespaces.js";
 export { CloseEvent, ErrorEvent, MessageEvent, WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";

@@ -5,6 +5,7 @@
 
 import * as raw from "duro:object/storage@0.1.0";
 import { deserialize as decode, serialize } from "./clone.js";
+import { enabled } from "./compat.js";
 import { lift } from "./errors.js";
 import { SqlStorage } from "./sql.js";
 
@@ -147,9 +148,13 @@ export class Storage extends Operations {
     return result;
   }
 
-  /** Deletes every key of this object. */
+  /** Deletes every key of this object, and its alarm from compatibility date 2026-02-24
+   * (`delete_all_deletes_alarm`), as Cloudflare does. */
   async deleteAll() {
     call(() => raw.deleteAll());
+    if (enabled("delete_all_deletes_alarm", "2026-02-24", "delete_all_preserves_alarm")) {
+      call(() => raw.deleteAlarm());
+    }
   }
 
   /** Nothing to wait for: writes become durable before the event's output leaves. */

@@ -45,14 +45,21 @@ struct Manifest {
 /// The file extensions `main` may have.
 const SOURCES: &[&str] = &["js", "mjs", "ts", "mts", "jsx", "tsx"];
 
-/// Builds `main` into `folder/.duro/build/` (the classes only if `objects`; `node:*` modules
-/// resolved if `node_compat`, wrangler's `nodejs_compat` flag).
+/// The project's wrangler `compatibility_date` and `compatibility_flags`: the build resolves
+/// `node:*` modules under `nodejs_compat`, and the SDK's dated behaviours follow them.
+#[derive(Debug, Clone, Default)]
+pub struct Compatibility<'a> {
+    pub date: Option<&'a str>,
+    pub flags: &'a [String],
+}
+
+/// Builds `main` into `folder/.duro/build/` (the classes only if `objects`).
 pub async fn build(
     main: &Path,
     folder: &Path,
     rules: &[Rule],
     objects: bool,
-    node_compat: bool,
+    compatibility: Compatibility<'_>,
 ) -> anyhow::Result<Built> {
     // node runs in `folder`: paths relative to duro's own working directory would not resolve.
     let (main, folder) = (&std::path::absolute(main)?, &std::path::absolute(folder)?);
@@ -86,8 +93,11 @@ pub async fn build(
     if objects {
         command.arg("--objects");
     }
-    if node_compat {
-        command.arg("--node-compat");
+    if let Some(date) = compatibility.date {
+        command.arg("--compatibility-date").arg(date);
+    }
+    for flag in compatibility.flags {
+        command.arg("--compatibility-flag").arg(flag);
     }
     let status = command
         .arg(main)

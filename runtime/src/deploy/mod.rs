@@ -59,11 +59,12 @@ pub struct DeployConfig {
     #[serde(default)]
     pub main: Option<PathBuf>,
     /// wrangler's `compatibility_date` (`YYYY-MM-DD`): behaviours Cloudflare ties to a date follow
-    /// it where duro has them.
+    /// it where duro has them (`deleteAll()` deletes the alarm from 2026-02-24).
     #[serde(default)]
     pub compatibility_date: Option<String>,
-    /// wrangler's `compatibility_flags`; `nodejs_compat` (or `nodejs_compat_v2`) makes the build
-    /// of `main` resolve `node:*` modules and give the `Buffer` and `process` globals.
+    /// wrangler's `compatibility_flags`: `nodejs_compat` (or `nodejs_compat_v2`) makes the build
+    /// of `main` resolve `node:*` modules and give the `Buffer` and `process` globals; flags of
+    /// dated behaviours turn them on or off as on Cloudflare.
     #[serde(default)]
     pub compatibility_flags: Vec<String>,
     /// wrangler's module rules for `main`'s imports (Text, Data).
@@ -400,11 +401,11 @@ impl DeployConfig {
             .bindings
             .iter()
             .any(|b| b.component.is_none());
-        let node_compat = self
-            .compatibility_flags
-            .iter()
-            .any(|f| f == "nodejs_compat" || f == "nodejs_compat_v2");
-        let built = js::build(main, &self.folder, &self.rules, objects, node_compat).await?;
+        let compatibility = js::Compatibility {
+            date: self.compatibility_date.as_deref(),
+            flags: &self.compatibility_flags,
+        };
+        let built = js::build(main, &self.folder, &self.rules, objects, compatibility).await?;
         for binding in &mut self.durable_objects.bindings {
             if binding.component.is_none() {
                 binding.component = built.objects.clone();
@@ -417,6 +418,19 @@ impl DeployConfig {
     }
 
     fn check(&self) -> anyhow::Result<()> {
+        if let Some(date) = &self.compatibility_date {
+            let shape = date.len() == 10
+                && date.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                });
+            if !shape {
+                anyhow::bail!("compatibility_date {date:?} is not a date of the form YYYY-MM-DD");
+            }
+        }
         let mut names = HashSet::new();
         let mut classes = HashSet::new();
         let declared = self.declared_classes();

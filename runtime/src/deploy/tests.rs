@@ -232,6 +232,10 @@ fn mistakes_are_refused_with_the_reason() {
             r#"{"worker": {"component": "w.wasm", "outbound": {"timeout_ms": 0}}}"#,
             "worker: outbound: timeout_ms",
         ),
+        (
+            r#"{"compatibility_date": "2026-3-1"}"#,
+            "is not a date of the form YYYY-MM-DD",
+        ),
     ] {
         let error = DeployConfig::parse(text).expect_err(text).to_string();
         assert!(error.contains(reason), "{text}: {error}");

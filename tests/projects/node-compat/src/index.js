@@ -1,4 +1,5 @@
-import { DurableObject } from "cloudflare:workers";
+import { DurableObject, WorkflowEntrypoint } from "cloudflare:workers";
+import { EmailMessage } from "cloudflare:email";
 import { Buffer as ImportedBuffer } from "node:buffer";
 import { EventEmitter, once } from "node:events";
 import path from "node:path";
@@ -83,13 +84,32 @@ export class Notes extends DurableObject {
   async checks() {
     return checks();
   }
+
+  /** What is left of the alarm after `deleteAll()` (null from compatibility date 2026-02-24). */
+  async alarmAfterDeleteAll() {
+    await this.ctx.storage.put("k", 1);
+    await this.ctx.storage.setAlarm(Date.now() + 3_600_000);
+    await this.ctx.storage.deleteAll();
+    return { alarm: await this.ctx.storage.getAlarm(), keys: (await this.ctx.storage.list()).size };
+  }
+}
+
+// A Workflow and an email message: defining them must not break the build or the worker.
+export class Digest extends WorkflowEntrypoint {
+  async run(event, step) {
+    return step.do("noop", async () => event.payload);
+  }
 }
 
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
-    if (url.pathname === "/worker") return Response.json(await checks());
+    if (url.pathname === "/worker") {
+      const message = new EmailMessage("a@example.com", "b@example.com", "Subject: hi\r\n\r\nhi");
+      return Response.json({ ...(await checks()), email: message.to });
+    }
     if (url.pathname === "/object") return Response.json(await env.NOTES.getByName("n").checks());
+    if (url.pathname === "/delete-all") return Response.json(await env.NOTES.getByName("n").alarmAfterDeleteAll());
     return new Response("not found", { status: 404 });
   },
 };
