@@ -227,3 +227,21 @@ Content-Type: application/octet-stream\r\n\r\n"
         json!({"name": "a.bin", "bytes": [0, 128, 255, 13, 10], "field": "hello"})
     );
 }
+
+/// A handler that awaits what only another event of its object could settle (Cloudflare would let
+/// that event in; duro runs an object's events one at a time) fails with an error saying so,
+/// instead of leaving the engine with nothing to run: the instance is not reset, the object keeps
+/// its memory and serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_waiting_for_another_event_fails_without_resetting_the_instance() {
+    let s = probe(|_| {}).await;
+    assert_eq!(s.get("/objects/Probe/s/memory").await.1, json!({"hits": 1}));
+    let (status, body) = s.get("/objects/Probe/s/stuck").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let message = body["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("only another event of this Durable Object could"),
+        "{body}"
+    );
+    assert_eq!(s.get("/objects/Probe/s/memory").await.1, json!({"hits": 2}));
+}

@@ -15,19 +15,22 @@
 
 import * as host from "duro:object/timers@0.1.0";
 import { logged } from "./errors.js";
+import { busy, raw } from "./inflight.js";
 
 /** Most timers one object may have pending. */
 const MAX_TIMERS = 10_000;
 /** Longest a `blockConcurrencyWhile` callback may hold the object (Cloudflare's 30 s). */
 const BLOCK_LIMIT_MS = 30_000;
+/** How long a handler may wait with nothing in flight that could settle it before it fails
+ * (the engine would otherwise abort the instance), and the checks' first and longest gaps. */
+const STUCK_MS = 100;
+const CHECK_FIRST_MS = 10;
+const CHECK_LONGEST_MS = 250;
 /** Pumps for pending `waitUntil` work start this often and back off to the longest. */
 const PUMP_FIRST_MS = 1;
 const PUMP_LONGEST_MS = 250;
 
-const native = {
-  setTimeout: globalThis.setTimeout,
-  clearTimeout: globalThis.clearTimeout,
-};
+const native = raw;
 
 /** The timers and background work of one object. */
 export class Background {
@@ -145,7 +148,29 @@ export class Background {
       this.#onAdd = () => {
         if (watching) stop(), resolve(this.#drive(promise));
       };
+      // Past the event's microtasks, a handler still waiting is watched for being stuck.
+      queueMicrotask(() => watching && this.#watchStuck(() => watching, (error) => (stop(), reject(error))));
     });
+  }
+
+  /**
+   * While `waiting()`, checks (more rarely as time goes) whether anything could still settle the
+   * handler: a timer of this object (`#onAdd` takes over then), or platform work in flight
+   * (`inflight.js`). Nothing for `STUCK_MS`: the handler awaits what only another event of this
+   * object could settle, and duro runs an object's events one at a time, so it fails with
+   * `fail(error)` instead of leaving the engine with nothing to run (which aborts the instance).
+   */
+  #watchStuck(waiting, fail) {
+    let gap = CHECK_FIRST_MS;
+    let idleSince = Date.now();
+    const check = () => {
+      if (!waiting() || this.timers.size > 0) return;
+      if (busy()) idleSince = Date.now();
+      else if (Date.now() - idleSince >= STUCK_MS) return fail(stuckError());
+      gap = Math.min(gap * 2, CHECK_LONGEST_MS);
+      native.setTimeout(check, gap);
+    };
+    native.setTimeout(check, gap);
   }
 
   /** `drive`'s timer loop, up to `limitMs` if given (then undefined). */
@@ -163,7 +188,14 @@ export class Background {
       if (limit !== undefined && (at === undefined || limit < at)) at = limit;
       if (at === undefined) {
         // Only the platform's work (or nothing) can settle it now, unless a timer is set.
-        await Promise.race([done, new Promise((resolve) => (this.#onAdd = resolve))]);
+        let waiting = true;
+        await Promise.race([
+          done,
+          new Promise((resolve, reject) => {
+            this.#onAdd = resolve;
+            this.#watchStuck(() => waiting, reject);
+          }),
+        ]).finally(() => (waiting = false));
         this.#onAdd = null;
         continue;
       }
@@ -250,6 +282,15 @@ function running(what) {
     throw new Error(`${what}() cannot be called in the global scope: only inside a handler (an event of the object)`);
   }
   return current;
+}
+
+/** The error of a handler that waits for what only another event of its object could do. */
+function stuckError() {
+  return new Error(
+    "The handler awaits a promise that nothing in its event can settle (no timer, fetch or other " +
+      "I/O is pending): only another event of this Durable Object could, and duro runs an object's " +
+      "events one at a time (Cloudflare would let them interleave here)",
+  );
 }
 
 /** Installs the per-object timers as the globals (objects only; a worker keeps the platform's). */

@@ -258,6 +258,12 @@ export class Probe extends DurableObject {
           return Response.json({ caught: String(error) }, { status: 507 });
         }
       }
+      case "/stuck":
+        // Waits for what only another event of this object could do (nothing ever calls it).
+        await new Promise((resolve) => {
+          this.release = resolve;
+        });
+        return Response.json({ released: true });
       case "/memory":
         // State kept in memory only: each object counts its own requests.
         this.hits = (this.hits ?? 0) + 1;
