@@ -245,3 +245,33 @@ async fn a_handler_waiting_for_another_event_fails_without_resetting_the_instanc
     );
     assert_eq!(s.get("/objects/Probe/s/memory").await.1, json!({"hits": 2}));
 }
+
+/// `crypto.subtle`'s algorithms the JS engine lacks, as Cloudflare has them: AES-GCM (with
+/// additional data; a tampered ciphertext fails with OperationError), AES-CBC, AES-CTR, AES-KW
+/// (wrapKey/unwrapKey), PBKDF2 and HKDF (deriveBits, deriveKey), generateKey and JWK export —
+/// each answer the one Node's WebCrypto gives for the same input (HKDF's is RFC 5869's first
+/// test vector); the engine's own HMAC still signs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_crypto_has_aes_pbkdf2_and_hkdf() {
+    let s = probe(|_| {}).await;
+    let (status, out) = s.get("/objects/Probe/c/webcrypto").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let pbkdf2 = "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43";
+    assert_eq!(
+        out,
+        json!({
+            "gcm": "6d8f36b983b494f33ecd0690416d0a18cb237e6563bb16df4977",
+            "opened": "hello duro",
+            "tampered": "OperationError",
+            "cbc": "48125aa04dc8198b5458d0da9af93d84",
+            "ctr": "aec4575be8af3ff71d20",
+            "wrapped": "0e7808f506f2c3e7aa6edad793ac4495b093eb482e5c7ca9c170c9faa07dc0cbbb87512e19fd4092",
+            "unwrapped": "hello duro",
+            "pbkdf2": pbkdf2,
+            "derived": pbkdf2,
+            "hkdf": "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+            "generated": [true, "A128GCM", 128],
+            "hmac": 32,
+        })
+    );
+}

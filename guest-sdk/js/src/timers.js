@@ -24,6 +24,8 @@ const BLOCK_LIMIT_MS = 30_000;
 /** How long a handler may wait with nothing in flight that could settle it before it fails
  * (the engine would otherwise abort the instance), and the checks' first and longest gaps. */
 const STUCK_MS = 100;
+/** Microtask turns a handler may take before it is watched (a platform timer per watch). */
+const STUCK_HOPS = 64;
 const CHECK_FIRST_MS = 10;
 const CHECK_LONGEST_MS = 250;
 /** Pumps for pending `waitUntil` work start this often and back off to the longest. */
@@ -148,8 +150,15 @@ export class Background {
       this.#onAdd = () => {
         if (watching) stop(), resolve(this.#drive(promise));
       };
-      // Past the event's microtasks, a handler still waiting is watched for being stuck.
-      queueMicrotask(() => watching && this.#watchStuck(() => watching, (error) => (stop(), reject(error))));
+      // A handler still waiting once its microtasks ran out is watched for being stuck: hops
+      // through the microtask queue (one per turn of the handler's own chain, so a handler that
+      // settles in its microtasks costs a few hops and no platform timer), then the watch.
+      const hop = (left) => {
+        if (!watching) return;
+        if (left > 0) queueMicrotask(() => hop(left - 1));
+        else this.#watchStuck(() => watching, (error) => (stop(), reject(error)));
+      };
+      hop(STUCK_HOPS);
     });
   }
 

@@ -220,6 +220,48 @@ export class Probe extends DurableObject {
         out.structuredClone = structuredClone(new Map([[1, new Date(3)]])).get(1).getTime();
         return Response.json(out);
       }
+      case "/webcrypto": {
+        // Algorithms the engine lacks, with the answers Node's WebCrypto gives for the same input.
+        const subtle = crypto.subtle;
+        const hex = (buffer) => [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
+        const text = new TextEncoder().encode("hello duro");
+        const raw = new Uint8Array(32).map((_, i) => i);
+        const iv = new Uint8Array(12).map((_, i) => i + 1);
+        const gcmKey = await subtle.importKey("raw", raw, "AES-GCM", true, ["encrypt", "decrypt"]);
+        const gcmParams = { name: "AES-GCM", iv, additionalData: new TextEncoder().encode("aad") };
+        const sealed = await subtle.encrypt(gcmParams, gcmKey, text);
+        const opened = new TextDecoder().decode(await subtle.decrypt(gcmParams, gcmKey, sealed));
+        const tampered = new Uint8Array(sealed.slice(0));
+        tampered[0] ^= 1;
+        const cbcKey = await subtle.importKey("raw", raw.slice(0, 16), "AES-CBC", true, ["encrypt"]);
+        const ctrKey = await subtle.importKey("raw", raw.slice(0, 16), { name: "AES-CTR" }, true, ["encrypt"]);
+        const kek = await subtle.importKey("raw", raw.slice(0, 16), "AES-KW", true, ["wrapKey", "unwrapKey"]);
+        const wrapped = await subtle.wrapKey("raw", gcmKey, kek, "AES-KW");
+        const unwrapped = await subtle.unwrapKey("raw", wrapped, kek, "AES-KW", "AES-GCM", true, ["decrypt"]);
+        const password = await subtle.importKey("raw", new TextEncoder().encode("password"), "PBKDF2", false, ["deriveBits", "deriveKey"]);
+        const pbkdf2 = { name: "PBKDF2", salt: new TextEncoder().encode("salt"), iterations: 2, hash: "SHA-256" };
+        const derived = await subtle.deriveKey(pbkdf2, password, { name: "AES-GCM", length: 256 }, true, ["encrypt"]);
+        const ikm = await subtle.importKey("raw", new Uint8Array(22).fill(11), "HKDF", false, ["deriveBits"]);
+        const hkdf = {
+          name: "HKDF", hash: "SHA-256", salt: new Uint8Array(13).map((_, i) => i), info: new Uint8Array(10).map((_, i) => 0xf0 + i),
+        };
+        const generated = await subtle.generateKey({ name: "AES-GCM", length: 128 }, true, ["encrypt"]);
+        const hmacKey = await subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+        return Response.json({
+          gcm: hex(sealed),
+          opened,
+          tampered: (await errorOf(() => subtle.decrypt(gcmParams, gcmKey, tampered)))?.name ?? null,
+          cbc: hex(await subtle.encrypt({ name: "AES-CBC", iv: new Uint8Array(16) }, cbcKey, text)),
+          ctr: hex(await subtle.encrypt({ name: "AES-CTR", counter: new Uint8Array(16), length: 64 }, ctrKey, text)),
+          wrapped: hex(wrapped),
+          unwrapped: new TextDecoder().decode(await subtle.decrypt(gcmParams, unwrapped, sealed)),
+          pbkdf2: hex(await subtle.deriveBits(pbkdf2, password, 256)),
+          derived: hex(await subtle.exportKey("raw", derived)),
+          hkdf: hex(await subtle.deriveBits(hkdf, ikm, 336)),
+          generated: [generated instanceof CryptoKey, (await subtle.exportKey("jwk", generated)).alg, generated.algorithm.length],
+          hmac: (await subtle.sign("HMAC", hmacKey, text)).byteLength,
+        });
+      }
       case "/form-echo": {
         // A client's multipart upload: the file's bytes and a text field, as they were sent.
         const form = await request.formData();

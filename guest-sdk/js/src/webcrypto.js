@@ -1,0 +1,254 @@
+// `crypto.subtle` with the algorithms the JS engine lacks and Cloudflare has: AES-GCM, AES-CBC,
+// AES-CTR and AES-KW (encrypt, decrypt, wrapKey, unwrapKey, generateKey, importKey and exportKey
+// as raw or JWK), PBKDF2 and HKDF (deriveBits, deriveKey), computed by @noble/ciphers and
+// @noble/hashes. Every other algorithm goes to the engine's own SubtleCrypto. The keys made here
+// are `CryptoKey`s (`instanceof` holds) whose bytes only this module can read. Installed by the
+// prelude, before the project's modules load.
+
+import { aeskw, cbc, ctr, gcm } from "@noble/ciphers/aes";
+import { hkdf } from "@noble/hashes/hkdf";
+import { pbkdf2 } from "@noble/hashes/pbkdf2";
+import { sha1 } from "@noble/hashes/legacy";
+import { sha256, sha384, sha512 } from "@noble/hashes/sha2";
+
+const AES = new Set(["AES-GCM", "AES-CBC", "AES-CTR", "AES-KW"]);
+const KDF = new Set(["PBKDF2", "HKDF"]);
+const HASHES = { "SHA-1": sha1, "SHA-256": sha256, "SHA-384": sha384, "SHA-512": sha512 };
+const JWK_ALG = { "AES-GCM": "GCM", "AES-CBC": "CBC", "AES-CTR": "CTR", "AES-KW": "KW" };
+const USAGES = {
+  "AES-GCM": ["encrypt", "decrypt", "wrapKey", "unwrapKey"],
+  "AES-CBC": ["encrypt", "decrypt", "wrapKey", "unwrapKey"],
+  "AES-CTR": ["encrypt", "decrypt", "wrapKey", "unwrapKey"],
+  "AES-KW": ["wrapKey", "unwrapKey"],
+  PBKDF2: ["deriveBits", "deriveKey"],
+  HKDF: ["deriveBits", "deriveKey"],
+};
+
+/** The bytes of the keys made here. */
+const secrets = new WeakMap();
+
+function domError(message, name) {
+  return new DOMException(message, name);
+}
+
+function normalize(algorithm) {
+  const given = typeof algorithm === "string" ? { name: algorithm } : { ...algorithm };
+  const name = String(given.name ?? "").toUpperCase();
+  for (const known of [...AES, ...KDF]) if (known === name) given.name = known;
+  return given;
+}
+
+function ours(algorithm) {
+  const { name } = normalize(algorithm);
+  return AES.has(name) || KDF.has(name);
+}
+
+function bytes(data) {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  throw new TypeError("expected an ArrayBuffer or an ArrayBuffer view");
+}
+
+/** An ArrayBuffer of exactly the bytes `view` shows (a library's output may be a view of more). */
+function exact(view) {
+  return view.slice().buffer;
+}
+
+function hashOf(algorithm) {
+  const name = typeof algorithm.hash === "string" ? algorithm.hash : algorithm.hash?.name;
+  const hash = HASHES[String(name).toUpperCase()];
+  if (hash === undefined) throw domError(`Unrecognized hash: ${name}`, "NotSupportedError");
+  return hash;
+}
+
+function base64url(data) {
+  let text = "";
+  for (const byte of data) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function unbase64url(text) {
+  const binary = atob(String(text).replace(/-/g, "+").replace(/_/g, "/"));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+/** A `CryptoKey` of this module (its prototype is the engine's `CryptoKey`'s). */
+function makeKey(algorithm, raw, extractable, usages) {
+  const allowed = USAGES[algorithm.name];
+  for (const usage of usages) {
+    if (!allowed.includes(usage)) throw domError(`Invalid key usage for ${algorithm.name}: ${usage}`, "SyntaxError");
+  }
+  const key = Object.create(globalThis.CryptoKey?.prototype ?? Object.prototype);
+  for (const [name, value] of Object.entries({
+    type: "secret",
+    extractable: Boolean(extractable),
+    algorithm: Object.freeze(AES.has(algorithm.name) ? { name: algorithm.name, length: raw.length * 8 } : { name: algorithm.name }),
+    usages: Object.freeze([...usages]),
+  })) {
+    Object.defineProperty(key, name, { value, enumerable: true });
+  }
+  secrets.set(key, raw);
+  return key;
+}
+
+function secret(key, algorithmName, usage) {
+  const raw = secrets.get(key);
+  if (raw === undefined) throw domError("The key is not a key of this algorithm", "InvalidAccessError");
+  if (algorithmName !== undefined && key.algorithm.name !== algorithmName) {
+    throw domError(`The key is for ${key.algorithm.name}, not ${algorithmName}`, "InvalidAccessError");
+  }
+  if (usage !== undefined && !key.usages.includes(usage)) {
+    throw domError(`The key may not be used to ${usage}`, "InvalidAccessError");
+  }
+  return raw;
+}
+
+function aesLength(raw) {
+  if (![16, 24, 32].includes(raw.length)) throw domError("AES keys are 128, 192 or 256 bits", "DataError");
+  return raw;
+}
+
+function importOurs(format, keyData, algorithm, extractable, usages) {
+  if (KDF.has(algorithm.name)) {
+    if (format !== "raw") throw domError(`${algorithm.name} keys are imported as raw`, "NotSupportedError");
+    if (extractable) throw domError(`${algorithm.name} keys cannot be extractable`, "SyntaxError");
+    return makeKey(algorithm, bytes(keyData), false, usages);
+  }
+  if (format === "raw") return makeKey(algorithm, aesLength(bytes(keyData)), extractable, usages);
+  if (format === "jwk") {
+    if (keyData?.kty !== "oct" || typeof keyData.k !== "string") throw domError("expected an oct JWK", "DataError");
+    const raw = aesLength(unbase64url(keyData.k));
+    const expected = `A${raw.length * 8}${JWK_ALG[algorithm.name]}`;
+    if (keyData.alg !== undefined && keyData.alg !== expected) {
+      throw domError(`The JWK's alg is ${keyData.alg}, not ${expected}`, "DataError");
+    }
+    return makeKey(algorithm, raw, extractable, usages);
+  }
+  throw domError(`${algorithm.name} keys are imported as raw or jwk`, "NotSupportedError");
+}
+
+function exportOurs(format, key) {
+  const raw = secret(key);
+  if (!key.extractable) throw domError("The key is not extractable", "InvalidAccessError");
+  if (format === "raw") return raw.slice().buffer;
+  if (format === "jwk" && AES.has(key.algorithm.name)) {
+    return {
+      kty: "oct", k: base64url(raw), alg: `A${raw.length * 8}${JWK_ALG[key.algorithm.name]}`,
+      ext: true, key_ops: [...key.usages],
+    };
+  }
+  throw domError(`${key.algorithm.name} keys are exported as raw${AES.has(key.algorithm.name) ? " or jwk" : ""}`, "NotSupportedError");
+}
+
+function cipherOf(algorithm, raw) {
+  switch (algorithm.name) {
+    case "AES-GCM": {
+      const tagLength = algorithm.tagLength ?? 128;
+      if (tagLength !== 128) throw domError("AES-GCM: only 128-bit tags are supported by duro", "NotSupportedError");
+      const aad = algorithm.additionalData === undefined ? undefined : bytes(algorithm.additionalData);
+      return gcm(raw, bytes(algorithm.iv), aad);
+    }
+    case "AES-CBC":
+      return cbc(raw, bytes(algorithm.iv));
+    case "AES-CTR":
+      return ctr(raw, bytes(algorithm.counter));
+    case "AES-KW":
+      return aeskw(raw);
+  }
+  throw domError(`Unrecognized algorithm ${algorithm.name}`, "NotSupportedError");
+}
+
+/** `usage` (encrypt, decrypt, wrapKey, unwrapKey) of `data` with `key`. */
+function crypt(usage, algorithm, key, data) {
+  const raw = secret(key, algorithm.name, usage);
+  const direction = usage === "encrypt" || usage === "wrapKey" ? "encrypt" : "decrypt";
+  try {
+    return exact(cipherOf(algorithm, raw)[direction](bytes(data)));
+  } catch (error) {
+    if (error instanceof DOMException) throw error;
+    throw domError(direction === "decrypt" ? "Decryption failed" : String(error.message), "OperationError");
+  }
+}
+
+function deriveBitsOurs(algorithm, baseKey, length) {
+  const raw = secret(baseKey, algorithm.name);
+  if (!baseKey.usages.includes("deriveBits") && !baseKey.usages.includes("deriveKey")) {
+    throw domError("The key may not be used to derive bits", "InvalidAccessError");
+  }
+  if (!Number.isInteger(length) || length <= 0 || length % 8 !== 0) {
+    throw domError("The length must be a positive multiple of 8", "OperationError");
+  }
+  const dkLen = length / 8;
+  if (algorithm.name === "PBKDF2") {
+    if (!(algorithm.iterations > 0)) throw domError("PBKDF2 needs iterations > 0", "OperationError");
+    return exact(pbkdf2(hashOf(algorithm), raw, bytes(algorithm.salt), { c: algorithm.iterations, dkLen }));
+  }
+  return exact(hkdf(hashOf(algorithm), raw, bytes(algorithm.salt), bytes(algorithm.info), dkLen));
+}
+
+/** The bits a derived key of `algorithm` needs. */
+function lengthOf(algorithm) {
+  if (AES.has(algorithm.name)) return algorithm.length;
+  // HMAC's default length is its hash's block size.
+  if (String(algorithm.name).toUpperCase() === "HMAC") return algorithm.length ?? hashOf(algorithm).blockLen * 8;
+  throw domError(`Cannot derive a key for ${algorithm.name}`, "NotSupportedError");
+}
+
+const subtle = globalThis.crypto?.subtle;
+if (subtle) {
+  const native = {};
+  for (const name of ["encrypt", "decrypt", "importKey", "exportKey", "generateKey", "deriveBits", "deriveKey", "wrapKey", "unwrapKey"]) {
+    native[name] = typeof subtle[name] === "function" ? subtle[name].bind(subtle) : undefined;
+  }
+  const nativeCall = (name, args) => {
+    if (native[name] === undefined) return Promise.reject(domError(`crypto.subtle.${name} is not supported`, "NotSupportedError"));
+    return native[name](...args);
+  };
+  const ourKey = (key) => secrets.has(key);
+  /** Runs `f` as a promise, its throws as rejections (SubtleCrypto never throws). */
+  const settle = (f) => new Promise((resolve) => resolve(f()));
+  const methods = {
+    encrypt: (algorithm, key, data) =>
+      ourKey(key) ? settle(() => crypt("encrypt", normalize(algorithm), key, data)) : nativeCall("encrypt", [algorithm, key, data]),
+    decrypt: (algorithm, key, data) =>
+      ourKey(key) ? settle(() => crypt("decrypt", normalize(algorithm), key, data)) : nativeCall("decrypt", [algorithm, key, data]),
+    importKey: (format, keyData, algorithm, extractable, usages) =>
+      ours(algorithm)
+        ? settle(() => importOurs(format, keyData, normalize(algorithm), extractable, usages))
+        : nativeCall("importKey", [format, keyData, algorithm, extractable, usages]),
+    exportKey: (format, key) => (ourKey(key) ? settle(() => exportOurs(format, key)) : nativeCall("exportKey", [format, key])),
+    generateKey: (algorithm, extractable, usages) => {
+      const given = normalize(algorithm);
+      if (!AES.has(given.name)) return nativeCall("generateKey", [algorithm, extractable, usages]);
+      return settle(() => {
+        if (![128, 192, 256].includes(given.length)) throw domError("AES keys are 128, 192 or 256 bits", "OperationError");
+        return makeKey(given, crypto.getRandomValues(new Uint8Array(given.length / 8)), extractable, usages);
+      });
+    },
+    deriveBits: (algorithm, baseKey, length) =>
+      ourKey(baseKey) ? settle(() => deriveBitsOurs(normalize(algorithm), baseKey, length)) : nativeCall("deriveBits", [algorithm, baseKey, length]),
+    deriveKey: async (algorithm, baseKey, derived, extractable, usages) => {
+      if (!ourKey(baseKey)) return nativeCall("deriveKey", [algorithm, baseKey, derived, extractable, usages]);
+      const target = normalize(derived);
+      const bits = deriveBitsOurs(normalize(algorithm), baseKey, lengthOf(target));
+      return methods.importKey("raw", bits, derived, extractable, usages);
+    },
+    wrapKey: async (format, key, wrappingKey, algorithm) => {
+      if (!ourKey(wrappingKey)) return nativeCall("wrapKey", [format, key, wrappingKey, algorithm]);
+      const exported = await methods.exportKey(format, key);
+      const data = format === "jwk" ? new TextEncoder().encode(JSON.stringify(exported)) : exported;
+      return crypt("wrapKey", normalize(algorithm), wrappingKey, data);
+    },
+    unwrapKey: async (format, wrapped, unwrappingKey, unwrapAlgorithm, keyAlgorithm, extractable, usages) => {
+      if (!ourKey(unwrappingKey)) {
+        return nativeCall("unwrapKey", [format, wrapped, unwrappingKey, unwrapAlgorithm, keyAlgorithm, extractable, usages]);
+      }
+      const data = crypt("unwrapKey", normalize(unwrapAlgorithm), unwrappingKey, wrapped);
+      const keyData = format === "jwk" ? JSON.parse(new TextDecoder().decode(data)) : data;
+      return methods.importKey(format, keyData, keyAlgorithm, extractable, usages);
+    },
+  };
+  for (const [name, value] of Object.entries(methods)) {
+    Object.defineProperty(subtle, name, { value, configurable: true, writable: true });
+  }
+}
