@@ -275,3 +275,25 @@ async fn web_crypto_has_aes_pbkdf2_and_hkdf() {
         })
     );
 }
+
+/// `crypto.subtle`'s curves, which the JS engine lacks (its ECDSA import trapped the instance):
+/// Ed25519 signs and verifies RFC 8032's first vector, X25519 derives RFC 7748's shared secret,
+/// ECDSA P-256 verifies a signature Node's WebCrypto made and its own through a JWK round trip,
+/// ECDH P-384's two sides agree, HMAC keys are generated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_crypto_has_the_curves() {
+    let s = probe(|_| {}).await;
+    let (status, out) = s.get("/objects/Probe/c/webcrypto-curves").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(
+        out,
+        json!({
+            "ed25519": [true, true, false],
+            "x25519": "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742",
+            "ecdsaNode": true,
+            "ecdsa": [64, true, false, "EC", "P-256", true, "private"],
+            "ecdh": true,
+            "hmac": "HMAC",
+        })
+    );
+}

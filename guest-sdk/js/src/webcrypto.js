@@ -1,11 +1,17 @@
 // `crypto.subtle` with the algorithms the JS engine lacks and Cloudflare has: AES-GCM, AES-CBC,
 // AES-CTR and AES-KW (encrypt, decrypt, wrapKey, unwrapKey, generateKey, importKey and exportKey
 // as raw or JWK), PBKDF2 and HKDF (deriveBits, deriveKey), computed by @noble/ciphers and
-// @noble/hashes. Every other algorithm goes to the engine's own SubtleCrypto. The keys made here
+// @noble/hashes; HMAC's generateKey; and the curves of `webcrypto_curves.js` (ECDSA, ECDH,
+// Ed25519, X25519). Every other algorithm goes to the engine's own SubtleCrypto. The keys made here
 // are `CryptoKey`s (`instanceof` holds) whose bytes only this module can read. Installed by the
 // prelude, before the project's modules load.
 
 import { aeskw, cbc, ctr, gcm } from "@noble/ciphers/aes";
+import { base64url, bytes, domError, exact, isOurs, makeKey, materialOf, unbase64url } from "./cryptokey.js";
+import {
+  CURVE_ALGORITHMS, deriveBitsCurve, exportCurveKey, generateCurveKey, importCurveKey, normalizeName, signCurve,
+  verifyCurve,
+} from "./webcrypto_curves.js";
 import { hkdf } from "@noble/hashes/hkdf";
 import { pbkdf2 } from "@noble/hashes/pbkdf2";
 import { sha1 } from "@noble/hashes/legacy";
@@ -24,12 +30,7 @@ const USAGES = {
   HKDF: ["deriveBits", "deriveKey"],
 };
 
-/** The bytes of the keys made here. */
-const secrets = new WeakMap();
 
-function domError(message, name) {
-  return new DOMException(message, name);
-}
 
 function normalize(algorithm) {
   const given = typeof algorithm === "string" ? { name: algorithm } : { ...algorithm };
@@ -43,16 +44,7 @@ function ours(algorithm) {
   return AES.has(name) || KDF.has(name);
 }
 
-function bytes(data) {
-  if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-  throw new TypeError("expected an ArrayBuffer or an ArrayBuffer view");
-}
 
-/** An ArrayBuffer of exactly the bytes `view` shows (a library's output may be a view of more). */
-function exact(view) {
-  return view.slice().buffer;
-}
 
 function hashOf(algorithm) {
   const name = typeof algorithm.hash === "string" ? algorithm.hash : algorithm.hash?.name;
@@ -61,46 +53,13 @@ function hashOf(algorithm) {
   return hash;
 }
 
-function base64url(data) {
-  let text = "";
-  for (const byte of data) text += String.fromCharCode(byte);
-  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
 
-function unbase64url(text) {
-  const binary = atob(String(text).replace(/-/g, "+").replace(/_/g, "/"));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-}
 
-/** A `CryptoKey` of this module (its prototype is the engine's `CryptoKey`'s). */
-function makeKey(algorithm, raw, extractable, usages) {
-  const allowed = USAGES[algorithm.name];
-  for (const usage of usages) {
-    if (!allowed.includes(usage)) throw domError(`Invalid key usage for ${algorithm.name}: ${usage}`, "SyntaxError");
-  }
-  const key = Object.create(globalThis.CryptoKey?.prototype ?? Object.prototype);
-  for (const [name, value] of Object.entries({
-    type: "secret",
-    extractable: Boolean(extractable),
-    algorithm: Object.freeze(AES.has(algorithm.name) ? { name: algorithm.name, length: raw.length * 8 } : { name: algorithm.name }),
-    usages: Object.freeze([...usages]),
-  })) {
-    Object.defineProperty(key, name, { value, enumerable: true });
-  }
-  secrets.set(key, raw);
-  return key;
-}
 
-function secret(key, algorithmName, usage) {
-  const raw = secrets.get(key);
-  if (raw === undefined) throw domError("The key is not a key of this algorithm", "InvalidAccessError");
-  if (algorithmName !== undefined && key.algorithm.name !== algorithmName) {
-    throw domError(`The key is for ${key.algorithm.name}, not ${algorithmName}`, "InvalidAccessError");
-  }
-  if (usage !== undefined && !key.usages.includes(usage)) {
-    throw domError(`The key may not be used to ${usage}`, "InvalidAccessError");
-  }
-  return raw;
+/** A secret key of this module. */
+function makeSecret(algorithm, raw, extractable, usages) {
+  const fields = AES.has(algorithm.name) ? { name: algorithm.name, length: raw.length * 8 } : { name: algorithm.name };
+  return makeKey("secret", fields, raw, extractable, usages, USAGES[algorithm.name]);
 }
 
 function aesLength(raw) {
@@ -112,9 +71,9 @@ function importOurs(format, keyData, algorithm, extractable, usages) {
   if (KDF.has(algorithm.name)) {
     if (format !== "raw") throw domError(`${algorithm.name} keys are imported as raw`, "NotSupportedError");
     if (extractable) throw domError(`${algorithm.name} keys cannot be extractable`, "SyntaxError");
-    return makeKey(algorithm, bytes(keyData), false, usages);
+    return makeSecret(algorithm, bytes(keyData), false, usages);
   }
-  if (format === "raw") return makeKey(algorithm, aesLength(bytes(keyData)), extractable, usages);
+  if (format === "raw") return makeSecret(algorithm, aesLength(bytes(keyData)), extractable, usages);
   if (format === "jwk") {
     if (keyData?.kty !== "oct" || typeof keyData.k !== "string") throw domError("expected an oct JWK", "DataError");
     const raw = aesLength(unbase64url(keyData.k));
@@ -122,13 +81,13 @@ function importOurs(format, keyData, algorithm, extractable, usages) {
     if (keyData.alg !== undefined && keyData.alg !== expected) {
       throw domError(`The JWK's alg is ${keyData.alg}, not ${expected}`, "DataError");
     }
-    return makeKey(algorithm, raw, extractable, usages);
+    return makeSecret(algorithm, raw, extractable, usages);
   }
   throw domError(`${algorithm.name} keys are imported as raw or jwk`, "NotSupportedError");
 }
 
 function exportOurs(format, key) {
-  const raw = secret(key);
+  const raw = materialOf(key);
   if (!key.extractable) throw domError("The key is not extractable", "InvalidAccessError");
   if (format === "raw") return raw.slice().buffer;
   if (format === "jwk" && AES.has(key.algorithm.name)) {
@@ -160,7 +119,7 @@ function cipherOf(algorithm, raw) {
 
 /** `usage` (encrypt, decrypt, wrapKey, unwrapKey) of `data` with `key`. */
 function crypt(usage, algorithm, key, data) {
-  const raw = secret(key, algorithm.name, usage);
+  const raw = materialOf(key, algorithm.name, usage);
   const direction = usage === "encrypt" || usage === "wrapKey" ? "encrypt" : "decrypt";
   try {
     return exact(cipherOf(algorithm, raw)[direction](bytes(data)));
@@ -171,7 +130,7 @@ function crypt(usage, algorithm, key, data) {
 }
 
 function deriveBitsOurs(algorithm, baseKey, length) {
-  const raw = secret(baseKey, algorithm.name);
+  const raw = materialOf(baseKey, algorithm.name);
   if (!baseKey.usages.includes("deriveBits") && !baseKey.usages.includes("deriveKey")) {
     throw domError("The key may not be used to derive bits", "InvalidAccessError");
   }
@@ -194,43 +153,76 @@ function lengthOf(algorithm) {
   throw domError(`Cannot derive a key for ${algorithm.name}`, "NotSupportedError");
 }
 
+/** Whether `key` is one of the curve algorithms' (`webcrypto_curves.js`). */
+function curveKey(key) {
+  return CURVE_ALGORITHMS.has(key.algorithm.name);
+}
+
+function isCurve(algorithm) {
+  const name = typeof algorithm === "string" ? algorithm : algorithm?.name;
+  return CURVE_ALGORITHMS.has(normalizeName(name));
+}
+
+function given(algorithm) {
+  return typeof algorithm === "string" ? { name: algorithm } : algorithm;
+}
+
 const subtle = globalThis.crypto?.subtle;
 if (subtle) {
   const native = {};
-  for (const name of ["encrypt", "decrypt", "importKey", "exportKey", "generateKey", "deriveBits", "deriveKey", "wrapKey", "unwrapKey"]) {
-    native[name] = typeof subtle[name] === "function" ? subtle[name].bind(subtle) : undefined;
-  }
+  const NAMES = ["encrypt", "decrypt", "sign", "verify", "importKey", "exportKey", "generateKey", "deriveBits", "deriveKey", "wrapKey", "unwrapKey"];
+  for (const name of NAMES) native[name] = typeof subtle[name] === "function" ? subtle[name].bind(subtle) : undefined;
   const nativeCall = (name, args) => {
     if (native[name] === undefined) return Promise.reject(domError(`crypto.subtle.${name} is not supported`, "NotSupportedError"));
     return native[name](...args);
   };
-  const ourKey = (key) => secrets.has(key);
+  const ourKey = (key) => isOurs(key);
   /** Runs `f` as a promise, its throws as rejections (SubtleCrypto never throws). */
   const settle = (f) => new Promise((resolve) => resolve(f()));
+  const deriveBits = (algorithm, baseKey, length) =>
+    curveKey(baseKey) ? deriveBitsCurve(given(algorithm), baseKey, length) : deriveBitsOurs(normalize(algorithm), baseKey, length);
   const methods = {
     encrypt: (algorithm, key, data) =>
       ourKey(key) ? settle(() => crypt("encrypt", normalize(algorithm), key, data)) : nativeCall("encrypt", [algorithm, key, data]),
     decrypt: (algorithm, key, data) =>
       ourKey(key) ? settle(() => crypt("decrypt", normalize(algorithm), key, data)) : nativeCall("decrypt", [algorithm, key, data]),
-    importKey: (format, keyData, algorithm, extractable, usages) =>
-      ours(algorithm)
-        ? settle(() => importOurs(format, keyData, normalize(algorithm), extractable, usages))
-        : nativeCall("importKey", [format, keyData, algorithm, extractable, usages]),
-    exportKey: (format, key) => (ourKey(key) ? settle(() => exportOurs(format, key)) : nativeCall("exportKey", [format, key])),
+    sign: (algorithm, key, data) =>
+      ourKey(key) ? settle(() => signCurve(given(algorithm), key, data)) : nativeCall("sign", [algorithm, key, data]),
+    verify: (algorithm, key, signature, data) =>
+      ourKey(key)
+        ? settle(() => verifyCurve(given(algorithm), key, signature, data))
+        : nativeCall("verify", [algorithm, key, signature, data]),
+    importKey: (format, keyData, algorithm, extractable, usages) => {
+      if (isCurve(algorithm)) return settle(() => importCurveKey(format, keyData, given(algorithm), extractable, usages));
+      if (ours(algorithm)) return settle(() => importOurs(format, keyData, normalize(algorithm), extractable, usages));
+      return nativeCall("importKey", [format, keyData, algorithm, extractable, usages]);
+    },
+    exportKey: (format, key) => {
+      if (!ourKey(key)) return nativeCall("exportKey", [format, key]);
+      return settle(() => (curveKey(key) ? exportCurveKey(format, key) : exportOurs(format, key)));
+    },
     generateKey: (algorithm, extractable, usages) => {
-      const given = normalize(algorithm);
-      if (!AES.has(given.name)) return nativeCall("generateKey", [algorithm, extractable, usages]);
+      if (isCurve(algorithm)) return settle(() => generateCurveKey(given(algorithm), extractable, usages));
+      const wanted = normalize(algorithm);
+      if (String(wanted.name).toUpperCase() === "HMAC") {
+        // The engine imports HMAC keys but cannot make them: random bytes of the hash's block.
+        return settle(() => {
+          const length = lengthOf(wanted);
+          const raw = crypto.getRandomValues(new Uint8Array(Math.ceil(length / 8)));
+          return methods.importKey("raw", raw, algorithm, extractable, usages);
+        });
+      }
+      if (!AES.has(wanted.name)) return nativeCall("generateKey", [algorithm, extractable, usages]);
       return settle(() => {
-        if (![128, 192, 256].includes(given.length)) throw domError("AES keys are 128, 192 or 256 bits", "OperationError");
-        return makeKey(given, crypto.getRandomValues(new Uint8Array(given.length / 8)), extractable, usages);
+        if (![128, 192, 256].includes(wanted.length)) throw domError("AES keys are 128, 192 or 256 bits", "OperationError");
+        return makeSecret(wanted, crypto.getRandomValues(new Uint8Array(wanted.length / 8)), extractable, usages);
       });
     },
     deriveBits: (algorithm, baseKey, length) =>
-      ourKey(baseKey) ? settle(() => deriveBitsOurs(normalize(algorithm), baseKey, length)) : nativeCall("deriveBits", [algorithm, baseKey, length]),
+      ourKey(baseKey) ? settle(() => deriveBits(algorithm, baseKey, length)) : nativeCall("deriveBits", [algorithm, baseKey, length]),
     deriveKey: async (algorithm, baseKey, derived, extractable, usages) => {
       if (!ourKey(baseKey)) return nativeCall("deriveKey", [algorithm, baseKey, derived, extractable, usages]);
-      const target = normalize(derived);
-      const bits = deriveBitsOurs(normalize(algorithm), baseKey, lengthOf(target));
+      const bits = deriveBits(algorithm, baseKey, lengthOf(normalize(derived)));
       return methods.importKey("raw", bits, derived, extractable, usages);
     },
     wrapKey: async (format, key, wrappingKey, algorithm) => {

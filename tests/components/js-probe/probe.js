@@ -262,6 +262,51 @@ export class Probe extends DurableObject {
           hmac: (await subtle.sign("HMAC", hmacKey, text)).byteLength,
         });
       }
+      case "/webcrypto-curves": {
+        // ECDSA, ECDH, Ed25519 and X25519 (the engine's ECDSA import traps): RFC 8032's and RFC
+        // 7748's test vectors, a signature Node's WebCrypto made, and round trips.
+        const subtle = crypto.subtle;
+        const unhex = (text) => Uint8Array.from(text.match(/../g) ?? [], (h) => parseInt(h, 16));
+        const hex = (buffer) => [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
+        const text = new TextEncoder().encode("hello duro");
+        const edSeed = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+        const edPublic = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        const edSignature =
+          "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
+        const edPriv = await subtle.importKey("pkcs8", unhex(`302e020100300506032b657004220420${edSeed}`), "Ed25519", true, ["sign"]);
+        const edPub = await subtle.importKey("raw", unhex(edPublic), { name: "Ed25519" }, true, ["verify"]);
+        const xPriv = await subtle.importKey(
+          "pkcs8", unhex("302e020100300506032b656e0422042077076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"),
+          "X25519", false, ["deriveBits"],
+        );
+        const xPub = await subtle.importKey("raw", unhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"), "X25519", true, []);
+        const ecdsa = { name: "ECDSA", namedCurve: "P-256" };
+        const nodePub = await subtle.importKey("spki", unhex("3059301306072a8648ce3d020106082a8648ce3d03010703420004b92e508f6ae176d6f397201c58de152e7bee495af3d48e053b29d16c8dae2eb00b16ab5910c0bcdbdfef9f614b8d1981cfa055987faf0557898189ac4dbaed81"), ecdsa, true, ["verify"]);
+        const pair = await subtle.generateKey(ecdsa, true, ["sign", "verify"]);
+        const signed = await subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, text);
+        const jwk = await subtle.exportKey("jwk", pair.publicKey);
+        const again = await subtle.importKey("jwk", jwk, ecdsa, true, ["verify"]);
+        const a = await subtle.generateKey({ name: "ECDH", namedCurve: "P-384" }, false, ["deriveBits"]);
+        const b = await subtle.generateKey({ name: "ECDH", namedCurve: "P-384" }, false, ["deriveBits"]);
+        return Response.json({
+          ed25519: [
+            hex(await subtle.sign("Ed25519", edPriv, new Uint8Array(0))) === edSignature,
+            await subtle.verify("Ed25519", edPub, unhex(edSignature), new Uint8Array(0)),
+            await subtle.verify("Ed25519", edPub, unhex(edSignature), text),
+          ],
+          x25519: hex(await subtle.deriveBits({ name: "X25519", public: xPub }, xPriv, 256)),
+          ecdsaNode: await subtle.verify({ name: "ECDSA", hash: "SHA-256" }, nodePub, unhex("9e91e91ae7121be626680da980f77124f26420a8e5454f86a38cdfbde33f70469736fded64d9fe466af3917768b6d7993e8865ae49ea42f3d966996b678cca1f"), text),
+          ecdsa: [
+            signed.byteLength,
+            await subtle.verify({ name: "ECDSA", hash: "SHA-256" }, again, signed, text),
+            await subtle.verify({ name: "ECDSA", hash: "SHA-256" }, again, signed, new TextEncoder().encode("other")),
+            jwk.kty, jwk.crv, pair.privateKey instanceof CryptoKey, pair.privateKey.type,
+          ],
+          ecdh: hex(await subtle.deriveBits({ name: "ECDH", public: b.publicKey }, a.privateKey, 384)) ===
+            hex(await subtle.deriveBits({ name: "ECDH", public: a.publicKey }, b.privateKey, 384)),
+          hmac: (await subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, true, ["sign"])).algorithm.name,
+        });
+      }
       case "/form-echo": {
         // A client's multipart upload: the file's bytes and a text field, as they were sent.
         const form = await request.formData();
