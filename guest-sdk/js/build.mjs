@@ -94,9 +94,12 @@ function parse(argv) {
 }
 
 /** The module componentize-js sees: the entry's exports turned into the world's exports. */
-function wrapper(world, entry) {
+function wrapper(world, entry, webCrypto = false) {
   const module = JSON.stringify(entry);
-  const prelude = `import ${JSON.stringify(join(SDK, "src/prelude.js"))};\n`;
+  // The Web Crypto algorithms the engine lacks, only in a bundle that uses `crypto.subtle` (they
+  // weigh ~2 MiB of component).
+  const extra = webCrypto ? `import ${JSON.stringify(join(SDK, "src/webcrypto.js"))};\n` : "";
+  const prelude = `import ${JSON.stringify(join(SDK, "src/prelude.js"))};\n${extra}`;
   if (world === "worker") {
     return `${prelude}import * as module from ${module};
 import { workerExports } from ${JSON.stringify(join(SDK, "src/worker.js"))};
@@ -313,13 +316,16 @@ async function bundle(world, entry) {
     logLevel: "warning",
   };
   let result = await esbuild.build(settings);
-  const inputs = Object.keys(result.metafile.inputs);
-  if (inputs.some((path) => path.endsWith(join("src", "node", "async_hooks.js")))) {
-    // AsyncLocalStorage keeps its store across `await` only if awaits go through `then`: async
-    // functions become generators (see src/node/async_hooks.js).
+  // A second build when the first shows what it needs: the Web Crypto algorithms for a bundle
+  // that uses `crypto.subtle`, and lowered `async` functions for AsyncLocalStorage (whose store
+  // follows an `await` only through `then`: see src/node/async_hooks.js).
+  const webCrypto = /\bsubtle\b/.test(result.outputFiles[0].text);
+  const lowered = Object.keys(result.metafile.inputs).some((path) => path.endsWith(join("src", "node", "async_hooks.js")));
+  if (webCrypto || lowered) {
     result = await esbuild.build({
       ...settings,
-      supported: { "async-await": false },
+      stdin: { ...settings.stdin, contents: wrapper(world, entry, webCrypto) },
+      supported: lowered ? { "async-await": false } : {},
     });
   }
   return result.outputFiles[0].text;

@@ -1,11 +1,11 @@
 // Runs before the project's own modules: the globals the JS engine has that workerd does not,
 // removed, so that a library that feature-tests them (lib0, and so every Yjs app, reads
 // `location.search` at load when `location` exists) behaves as on Cloudflare; and workerd's own
-// globals the engine lacks or gets wrong, added or fixed (`scheduler`, `AbortSignal`, `crypto.subtle`'s AES, PBKDF2 and HKDF); and the
-// platform's work in flight counted (`inflight.js`).
+// globals the engine lacks or gets wrong, added or fixed (`scheduler`, `AbortSignal`); and the
+// platform's work in flight counted (`inflight.js`). `crypto.subtle`'s missing algorithms
+// (`webcrypto.js`) are added by the build, to bundles that use `crypto.subtle`.
 
 import "./abort.js";
-import "./webcrypto.js";
 import { trackPlatform } from "./inflight.js";
 import "./scheduler.js";
 

@@ -3,8 +3,8 @@
 // as raw or JWK), PBKDF2 and HKDF (deriveBits, deriveKey), computed by @noble/ciphers and
 // @noble/hashes; HMAC's generateKey; and the curves of `webcrypto_curves.js` (ECDSA, ECDH,
 // Ed25519, X25519). Every other algorithm goes to the engine's own SubtleCrypto. The keys made here
-// are `CryptoKey`s (`instanceof` holds) whose bytes only this module can read. Installed by the
-// prelude, before the project's modules load.
+// are `CryptoKey`s (`instanceof` holds) whose bytes only this module can read. Imported by the
+// build's entry, right after the prelude, in a bundle that uses `crypto.subtle`.
 
 import { aeskw, cbc, ctr, gcm } from "@noble/ciphers/aes";
 import { base64url, bytes, domError, exact, isOurs, makeKey, materialOf, unbase64url } from "./cryptokey.js";
