@@ -674,3 +674,53 @@ async fn node_modules_load_under_nodejs_compat() {
     })
     .await;
 }
+
+/// The next message of `ws` (JSON) that `wanted` accepts; the others (the agent's identity,
+/// its MCP servers, ...) are skipped, at most 20 of them.
+async fn next_matching(ws: &mut common::WsClient, wanted: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..20 {
+        let message = next_json(ws).await;
+        if wanted(&message) {
+            return message;
+        }
+    }
+    panic!("no wanted message among the next 20");
+}
+
+/// Cloudflare's Agents SDK (npm `agents`, tests/projects/agents) runs unchanged, as its
+/// getting-started guide writes an agent without a model: `routeAgentRequest` routes
+/// `/agents/counter/{name}` to the agent, a client gets its identity and state on connect, a
+/// `@callable()` method runs over the agent's WebSocket RPC and its `setState` reaches every
+/// client, and a client that connects later sees the state kept (in the agent's SQL storage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_sdk_runs_its_getting_started_agent() {
+    let dir = project("agents");
+    let (_dev, ingress) = dev(dir.path()).await;
+    let path = "/agents/counter/room";
+    let mut first = common::ws_connect_to(&ingress, path).await;
+    let state =
+        |count: i64| move |m: &Value| m["type"] == "cf_agent_state" && m["state"]["count"] == count;
+    next_matching(&mut first, state(0)).await;
+
+    let rpc = |id: &str, args: Value| {
+        Message::text(
+            json!({"type": "rpc", "id": id, "method": "increment", "args": args}).to_string(),
+        )
+    };
+    first.send(rpc("1", json!([]))).await.unwrap();
+    let answer = next_matching(&mut first, |m| m["type"] == "rpc" && m["id"] == "1").await;
+    assert_eq!(answer["success"], true, "{answer}");
+    assert_eq!(answer["result"], 1, "{answer}");
+
+    let mut second = common::ws_connect_to(&ingress, path).await;
+    next_matching(&mut second, state(1)).await;
+    second.send(rpc("2", json!([2]))).await.unwrap();
+    let answer = next_matching(&mut second, |m| m["type"] == "rpc" && m["id"] == "2").await;
+    assert_eq!(answer["result"], 3, "{answer}");
+    // The first client sees the second's change.
+    next_matching(&mut first, state(3)).await;
+
+    // Another agent of the class has its own state.
+    let mut other = common::ws_connect_to(&ingress, "/agents/counter/elsewhere").await;
+    next_matching(&mut other, state(0)).await;
+}

@@ -6,6 +6,6 @@ export { RpcTarget, RpcStub } from "./rpc.js";
 export { WorkerEntrypoint } from "./worker.js";
 export { WorkflowEntrypoint } from "./workflows.js";
 export { waitUntil } from "./timers.js";
-export { DurableObjectId, DurableObjectNamespace, DurableObjectStub, env } from "./namespaces.js";
+export { DurableObjectId, DurableObjectNamespace, DurableObjectStub, env, exports } from "./namespaces.js";
 export { CloseEvent, ErrorEvent, MessageEvent, WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
 export { Request, Response } from "./http.js";

@@ -117,12 +117,8 @@ function names() {
 
 let fetcher = null;
 
-/** `env.NAME`: a var or secret's value, else the assets' binding, else the namespace bound as
- * NAME, else undefined (as on Cloudflare: code tests `if (env.CACHE)`). */
-function lookup(name) {
-  const value = vars.get(name);
-  if (value !== undefined && value !== null) return value;
-  if (name === assets.binding()) return (fetcher ??= new AssetsFetcher());
+/** The namespace bound as `name`, or undefined. */
+function namespaceOf(name) {
   let namespace = namespaces.get(name);
   if (namespace === undefined) {
     if (!raw.bindingNames().includes(name)) return undefined;
@@ -131,6 +127,34 @@ function lookup(name) {
   }
   return namespace;
 }
+
+/** `env.NAME`: a var or secret's value, else the assets' binding, else the namespace bound as
+ * NAME, else undefined (as on Cloudflare: code tests `if (env.CACHE)`). */
+function lookup(name) {
+  const value = vars.get(name);
+  if (value !== undefined && value !== null) return value;
+  if (name === assets.binding()) return (fetcher ??= new AssetsFetcher());
+  return namespaceOf(name);
+}
+
+/**
+ * `exports` of `cloudflare:workers` (and `ctx.exports`): the worker's own Durable Object classes
+ * as namespaces. Cloudflare keys them by exported class name; duro by binding name, which
+ * Cloudflare's templates give the class's own name (`{"name": "MyAgent", "class_name":
+ * "MyAgent"}`). Entrypoints (service loopbacks) are not there yet.
+ */
+export const exports = new Proxy(
+  {},
+  {
+    get: (_target, name) => (typeof name === "string" && name !== "then" ? namespaceOf(name) : undefined),
+    has: (_target, name) => typeof name === "string" && raw.bindingNames().includes(name),
+    ownKeys: () => raw.bindingNames(),
+    getOwnPropertyDescriptor(_target, name) {
+      const value = typeof name === "string" ? namespaceOf(name) : undefined;
+      return value === undefined ? undefined : { value, enumerable: true, configurable: true, writable: false };
+    },
+  },
+);
 
 /**
  * The vars and secrets, then the bindings, by name: `env.COUNTER` is the namespace bound as

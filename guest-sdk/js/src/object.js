@@ -5,7 +5,7 @@
 // module).
 
 import * as state from "duro:object/state@0.1.0";
-import { env, DurableObjectId } from "./namespaces.js";
+import { env, exports, DurableObjectId } from "./namespaces.js";
 import { Storage } from "./storage.js";
 import { CloseEvent, ErrorEvent, MessageEvent, Sockets, WebSocket, enterSockets, message } from "./websockets.js";
 import { toRequest, fromResponse, errorResponse } from "./http.js";
@@ -22,6 +22,7 @@ export class DurableObjectState {
     this.#background = background;
     this.id = new DurableObjectId(state.id(), state.name());
     this.storage = new Storage();
+    this.exports = exports;
   }
   /** Accepts the upgrade of the current fetch, hibernatable; answer it with status 101. */
   acceptWebSocket(ws, tags) {

@@ -3,7 +3,7 @@
 // config's bindings as `env`.
 
 import * as timers from "duro:object/timers@0.1.0";
-import { env } from "./namespaces.js";
+import { env, exports } from "./namespaces.js";
 import { toRequest, fromResponse, errorResponse } from "./http.js";
 import { waitUntilOutside } from "./timers.js";
 import { logged } from "./errors.js";
@@ -29,6 +29,7 @@ waitUntilOutside(keep);
 const context = {
   waitUntil: keep,
   passThroughOnException() {},
+  exports,
 };
 
 /**
