@@ -691,7 +691,8 @@ async fn next_matching(ws: &mut common::WsClient, wanted: impl Fn(&Value) -> boo
 /// getting-started guide writes an agent without a model: `routeAgentRequest` routes
 /// `/agents/counter/{name}` to the agent, a client gets its identity and state on connect, a
 /// `@callable()` method runs over the agent's WebSocket RPC and its `setState` reaches every
-/// client, and a client that connects later sees the state kept (in the agent's SQL storage).
+/// client, a client that connects later sees the state kept (in the agent's SQL storage), and
+/// `this.schedule` calls its callback from the agent's alarm.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agents_sdk_runs_its_getting_started_agent() {
     let dir = project("agents");
@@ -719,6 +720,13 @@ async fn the_agents_sdk_runs_its_getting_started_agent() {
     assert_eq!(answer["result"], 3, "{answer}");
     // The first client sees the second's change.
     next_matching(&mut first, state(3)).await;
+
+    // `this.schedule`: a callback a second later, from the agent's alarm; every client sees it.
+    let later = json!({"type": "rpc", "id": "3", "method": "later", "args": []});
+    first.send(Message::text(later.to_string())).await.unwrap();
+    let answer = next_matching(&mut first, |m| m["type"] == "rpc" && m["id"] == "3").await;
+    assert_eq!(answer["result"], "bump", "{answer}");
+    next_matching(&mut second, state(103)).await;
 
     // Another agent of the class has its own state.
     let mut other = common::ws_connect_to(&ingress, "/agents/counter/elsewhere").await;

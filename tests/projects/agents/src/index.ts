@@ -12,6 +12,17 @@ export class Counter extends Agent<Env, State> {
     this.setState({ count: this.state.count + by });
     return this.state.count;
   }
+
+  /** Adds 100 a second from now, through the agent's scheduler (its SQL table and the alarm). */
+  @callable()
+  async later() {
+    const schedule = await this.schedule(1, "bump", { by: 100 });
+    return schedule.callback;
+  }
+
+  async bump({ by }: { by: number }) {
+    this.setState({ count: this.state.count + by });
+  }
 }
 
 export default {
