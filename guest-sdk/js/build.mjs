@@ -270,6 +270,7 @@ const ALIASES = {
 
 /** The names the entry module exports (`default` for a worker). */
 async function exportsOf(entry) {
+  const node = nodeOptions(options.nodeCompat);
   const result = await esbuild.build({
     entryPoints: [entry],
     bundle: true,
@@ -281,14 +282,15 @@ async function exportsOf(entry) {
     conditions: ["workerd", "worker", "browser"],
     alias: ALIASES,
     external: ["duro:object/*", "cloudflare:*"],
-    inject: nodeOptions(options.nodeCompat).inject,
-    plugins: [...nodeOptions(options.nodeCompat).plugins, moduleRules(options.rules)],
+    inject: node.inject,
+    plugins: [...node.plugins, moduleRules(options.rules)],
     logLevel: "silent",
   });
   return Object.values(result.metafile.outputs)[0].exports;
 }
 
 async function bundle(world, entry) {
+  const node = nodeOptions(options.nodeCompat);
   const settings = {
     stdin: { contents: wrapper(world, entry), resolveDir: dirname(entry), sourcefile: "duro-entry.js", loader: "js" },
     bundle: true,
@@ -307,10 +309,10 @@ async function bundle(world, entry) {
     define: {
       __DURO_COMPATIBILITY__: JSON.stringify({ date: options.compatibilityDate, flags: options.compatibilityFlags }),
     },
-    inject: nodeOptions(options.nodeCompat).inject,
+    inject: node.inject,
     plugins: [
       ...(world === "worker" ? [workerStubs] : []),
-      ...nodeOptions(options.nodeCompat).plugins,
+      ...node.plugins,
       moduleRules(options.rules),
     ],
     logLevel: "warning",

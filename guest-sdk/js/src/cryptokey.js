@@ -2,6 +2,12 @@
 // objects whose prototype is the engine's `CryptoKey`'s (so `instanceof CryptoKey` holds), with
 // Web Crypto's read-only fields, and whose key material only these modules can read.
 
+import { sha1 } from "@noble/hashes/legacy";
+import { sha256, sha384, sha512 } from "@noble/hashes/sha2";
+import { base64, unbase64 } from "./clone.js";
+
+const HASHES = { "SHA-1": sha1, "SHA-256": sha256, "SHA-384": sha384, "SHA-512": sha512 };
+
 const material = new WeakMap();
 
 /** A DOMException of Web Crypto's kinds (`OperationError`, `DataError`, ...). */
@@ -42,6 +48,14 @@ export function materialOf(key, algorithmName, usage) {
   return value;
 }
 
+/** The hash an algorithm's `hash` names (`"SHA-256"` or `{ name: "SHA-256" }`). */
+export function hashOf(algorithm) {
+  const name = typeof algorithm.hash === "string" ? algorithm.hash : algorithm.hash?.name;
+  const hash = HASHES[String(name).toUpperCase()];
+  if (hash === undefined) throw domError(`Unrecognized hash: ${name}`, "NotSupportedError");
+  return hash;
+}
+
 /** `data` (an ArrayBuffer or a view) as a Uint8Array of its own. */
 export function bytes(data) {
   if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
@@ -55,12 +69,9 @@ export function exact(view) {
 }
 
 export function base64url(data) {
-  let text = "";
-  for (const byte of data) text += String.fromCharCode(byte);
-  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return base64(data).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 export function unbase64url(text) {
-  const binary = atob(String(text).replace(/-/g, "+").replace(/_/g, "/"));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  return unbase64(String(text).replace(/-/g, "+").replace(/_/g, "/"));
 }

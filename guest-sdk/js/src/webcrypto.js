@@ -7,19 +7,16 @@
 // build's entry, right after the prelude, in a bundle that uses `crypto.subtle`.
 
 import { aeskw, cbc, ctr, gcm } from "@noble/ciphers/aes";
-import { base64url, bytes, domError, exact, isOurs, makeKey, materialOf, unbase64url } from "./cryptokey.js";
+import { base64url, bytes, domError, exact, hashOf, isOurs, makeKey, materialOf, unbase64url } from "./cryptokey.js";
 import {
   CURVE_ALGORITHMS, deriveBitsCurve, exportCurveKey, generateCurveKey, importCurveKey, normalizeName, signCurve,
   verifyCurve,
 } from "./webcrypto_curves.js";
 import { hkdf } from "@noble/hashes/hkdf";
 import { pbkdf2 } from "@noble/hashes/pbkdf2";
-import { sha1 } from "@noble/hashes/legacy";
-import { sha256, sha384, sha512 } from "@noble/hashes/sha2";
 
 const AES = new Set(["AES-GCM", "AES-CBC", "AES-CTR", "AES-KW"]);
 const KDF = new Set(["PBKDF2", "HKDF"]);
-const HASHES = { "SHA-1": sha1, "SHA-256": sha256, "SHA-384": sha384, "SHA-512": sha512 };
 const JWK_ALG = { "AES-GCM": "GCM", "AES-CBC": "CBC", "AES-CTR": "CTR", "AES-KW": "KW" };
 const USAGES = {
   "AES-GCM": ["encrypt", "decrypt", "wrapKey", "unwrapKey"],
@@ -29,8 +26,6 @@ const USAGES = {
   PBKDF2: ["deriveBits", "deriveKey"],
   HKDF: ["deriveBits", "deriveKey"],
 };
-
-
 
 function normalize(algorithm) {
   const given = typeof algorithm === "string" ? { name: algorithm } : { ...algorithm };
@@ -43,18 +38,6 @@ function ours(algorithm) {
   const { name } = normalize(algorithm);
   return AES.has(name) || KDF.has(name);
 }
-
-
-
-function hashOf(algorithm) {
-  const name = typeof algorithm.hash === "string" ? algorithm.hash : algorithm.hash?.name;
-  const hash = HASHES[String(name).toUpperCase()];
-  if (hash === undefined) throw domError(`Unrecognized hash: ${name}`, "NotSupportedError");
-  return hash;
-}
-
-
-
 
 /** A secret key of this module. */
 function makeSecret(algorithm, raw, extractable, usages) {

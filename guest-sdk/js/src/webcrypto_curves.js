@@ -5,9 +5,7 @@
 
 import { ed25519, x25519 } from "@noble/curves/ed25519";
 import { p256, p384, p521 } from "@noble/curves/nist";
-import { sha1 } from "@noble/hashes/legacy";
-import { sha256, sha384, sha512 } from "@noble/hashes/sha2";
-import { base64url, bytes, domError, exact, makeKey, materialOf, unbase64url } from "./cryptokey.js";
+import { base64url, bytes, domError, exact, hashOf, makeKey, materialOf, unbase64url } from "./cryptokey.js";
 
 export const CURVE_ALGORITHMS = new Set(["ECDSA", "ECDH", "Ed25519", "X25519"]);
 
@@ -21,7 +19,6 @@ const OKP = {
   Ed25519: { oid: [0x2b, 0x65, 0x70], publicOf: (d) => ed25519.getPublicKey(d), random: () => ed25519.utils.randomPrivateKey() },
   X25519: { oid: [0x2b, 0x65, 0x6e], publicOf: (d) => x25519.getPublicKey(d), random: () => x25519.utils.randomPrivateKey() },
 };
-const HASHES = { "SHA-1": sha1, "SHA-256": sha256, "SHA-384": sha384, "SHA-512": sha512 };
 const USAGES = {
   ECDSA: { public: ["verify"], private: ["sign"] },
   Ed25519: { public: ["verify"], private: ["sign"] },
@@ -235,19 +232,12 @@ export function generateCurveKey(given, extractable, usages) {
   };
 }
 
-function digestOf(algorithm, data) {
-  const name = typeof algorithm.hash === "string" ? algorithm.hash : algorithm.hash?.name;
-  const hash = HASHES[String(name).toUpperCase()];
-  if (hash === undefined) throw domError(`Unrecognized hash: ${name}`, "NotSupportedError");
-  return hash(data);
-}
-
 export function signCurve(given, key, data) {
   const name = normalizeName(given.name);
   const value = materialOf(key, name, "sign");
   if (name === "Ed25519") return exact(ed25519.sign(bytes(data), value.private));
   const { curve } = curveOf(key.algorithm);
-  const signature = curve.sign(digestOf(given, bytes(data)), value.private, { lowS: false, prehash: false });
+  const signature = curve.sign(hashOf(given)(bytes(data)), value.private, { lowS: false, prehash: false });
   return exact(signature.toCompactRawBytes());
 }
 
@@ -258,7 +248,7 @@ export function verifyCurve(given, key, signature, data) {
     if (name === "Ed25519") return ed25519.verify(bytes(signature), bytes(data), value.public);
     const { curve } = curveOf(key.algorithm);
     const parsed = curve.Signature.fromCompact(bytes(signature));
-    return curve.verify(parsed, digestOf(given, bytes(data)), value.public, { lowS: false, prehash: false });
+    return curve.verify(parsed, hashOf(given)(bytes(data)), value.public, { lowS: false, prehash: false });
   } catch {
     return false;
   }

@@ -85,15 +85,21 @@ export function pbkdf2Sync(password, salt, iterations, keylen, digest) {
   return Buffer.from(key);
 }
 
-export function pbkdf2(password, salt, iterations, keylen, digest, callback) {
+/** Node's callback form of a synchronous function: `callback(error)` or `callback(null, result)`,
+ * after the caller's code, as Node calls back. */
+function later(callback, compute) {
   let result;
   try {
-    result = pbkdf2Sync(password, salt, iterations, keylen, digest);
+    result = compute();
   } catch (error) {
     queueMicrotask(() => callback(error));
     return;
   }
   queueMicrotask(() => callback(null, result));
+}
+
+export function pbkdf2(password, salt, iterations, keylen, digest, callback) {
+  later(callback, () => pbkdf2Sync(password, salt, iterations, keylen, digest));
 }
 
 export function hkdfSync(digest, key, salt, info, keylen) {
@@ -101,21 +107,13 @@ export function hkdfSync(digest, key, salt, info, keylen) {
 }
 
 export function hkdf(digest, key, salt, info, keylen, callback) {
-  let result;
-  try {
-    result = hkdfSync(digest, key, salt, info, keylen);
-  } catch (error) {
-    queueMicrotask(() => callback(error));
-    return;
-  }
-  queueMicrotask(() => callback(null, result));
+  later(callback, () => hkdfSync(digest, key, salt, info, keylen));
 }
 
 export function randomBytes(size, callback) {
-  const buffer = Buffer.alloc(size);
-  for (let at = 0; at < size; at += 65536) crypto.getRandomValues(buffer.subarray(at, Math.min(size, at + 65536)));
+  const buffer = randomFillSync(Buffer.alloc(size));
   if (typeof callback !== "function") return buffer;
-  queueMicrotask(() => callback(null, buffer));
+  later(callback, () => buffer);
   return undefined;
 }
 
@@ -141,7 +139,7 @@ export function randomInt(min, max, callback) {
   } while (value >= limit);
   const result = min + (value % range);
   if (typeof callback !== "function") return result;
-  queueMicrotask(() => callback(null, result));
+  later(callback, () => result);
   return undefined;
 }
 
