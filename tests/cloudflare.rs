@@ -627,7 +627,8 @@ async fn node_modules_load_under_nodejs_compat() {
             "de7c9b85b8b78aa6bc8a7a36f70a90701c9db4d9",
             "0c60c80f961f0e71f3a9b524af6012062fe037a6",
             16,
-            true
+            true,
+            "9ca0d662557439e3b83365f2da4626d3"
         ],
         "stream": "ABCD",
         "decoder": "é",

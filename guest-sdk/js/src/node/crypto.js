@@ -103,7 +103,8 @@ export function pbkdf2(password, salt, iterations, keylen, digest, callback) {
 }
 
 export function hkdfSync(digest, key, salt, info, keylen) {
-  return nobleHkdf(algorithm(digest), bytes(key), bytes(salt), bytes(info), keylen).buffer;
+  // An ArrayBuffer of keylen bytes (the library's output may be a view of a larger one).
+  return nobleHkdf(algorithm(digest), bytes(key), bytes(salt), bytes(info), keylen).slice().buffer;
 }
 
 export function hkdf(digest, key, salt, info, keylen, callback) {

@@ -11,7 +11,7 @@ import process from "node:process";
 import events from "events";
 import { PassThrough, Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, hkdfSync, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** What each module does, as Node's would; the same in the worker and in the object. */
 async function checks() {
@@ -52,6 +52,7 @@ async function checks() {
     pbkdf2Sync("password", "salt", 1, 20, "sha1").toString("hex"),
     randomBytes(16).length,
     timingSafeEqual(Buffer.from("a"), Buffer.from("a")),
+    Buffer.from(hkdfSync("sha256", "key", "salt", "info", 16)).toString("hex"),
   ];
   const upper = new Transform({
     transform(chunk, _encoding, done) {
