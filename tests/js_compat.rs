@@ -228,22 +228,68 @@ Content-Type: application/octet-stream\r\n\r\n"
     );
 }
 
-/// A handler that awaits what only another event of its object could settle (Cloudflare would let
-/// that event in; duro runs an object's events one at a time) fails with an error saying so,
-/// instead of leaving the engine with nothing to run: the instance is not reset, the object keeps
-/// its memory and serves on.
+/// Cloudflare's input gate is open while a handler awaits anything but storage: a fetch that
+/// waits for a promise only another event settles is released by a request, an RPC call, the
+/// object's alarm or a socket's message, each run beside it — in the same instance (its memory
+/// counts both requests) — and a handler waiting
+/// inside a storage transaction, where nothing may run beside it, fails with an error that says
+/// so instead of resetting the instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_handler_waiting_for_another_event_fails_without_resetting_the_instance() {
+async fn events_run_beside_a_handler_that_waits() {
     let s = probe(|_| {}).await;
     assert_eq!(s.get("/objects/Probe/s/memory").await.1, json!({"hits": 1}));
-    let (status, body) = s.get("/objects/Probe/s/stuck").await;
+    // A request releases it (polled until the waiting fetch has set its promise).
+    let release = async {
+        eventually(Duration::from_secs(30), || async {
+            let (status, out) = s.get("/objects/Probe/s/release").await;
+            (status == StatusCode::OK).then_some(out)
+        })
+        .await
+    };
+    let (stuck, released) = tokio::join!(s.get("/objects/Probe/s/stuck"), release);
+    assert_eq!(stuck, (StatusCode::OK, json!({"released": true})));
+    assert_eq!(released, json!({"waiting": true}));
+    assert_eq!(s.get("/objects/Probe/s/memory").await.1, json!({"hits": 2}));
+
+    // So does an RPC call from another object.
+    let release = async {
+        eventually(Duration::from_secs(30), || async {
+            let (status, out) = s.get("/objects/Probe/t/release-by-rpc?to=s").await;
+            (status == StatusCode::OK && out["released"] == true).then_some(())
+        })
+        .await
+    };
+    let (stuck, ()) = tokio::join!(s.get("/objects/Probe/s/stuck"), release);
+    assert_eq!(stuck, (StatusCode::OK, json!({"released": true})));
+
+    // The object's alarm fires beside a fetch that waits for it (cleared as it runs).
+    let (status, fired) = s.get("/objects/Probe/a/await-alarm").await;
+    assert_eq!(status, StatusCode::OK, "{fired}");
+    assert_eq!(
+        fired,
+        json!({"fired": true, "retryCount": 0, "alarm": null})
+    );
+
+    // A socket's message runs beside a fetch that waits for it (sent until one lands while the
+    // fetch waits), and its answer leaves at once.
+    let mut ws = common::ws_connect(&s, "/objects/Probe/m/ws").await;
+    let waiting = s.get("/objects/Probe/m/await-message");
+    tokio::pin!(waiting);
+    let heard = loop {
+        ws.send(Message::text("release hi")).await.unwrap();
+        assert_eq!(text(&mut ws).await, "released hi");
+        if let Ok(answer) = tokio::time::timeout(Duration::from_millis(200), &mut waiting).await {
+            break answer;
+        }
+    };
+    assert_eq!(heard, (StatusCode::OK, json!({"said": "hi"})));
+
+    // Inside a transaction nothing runs beside it: it fails, and the instance stays.
+    let (status, body) = s.get("/objects/Probe/s/stuck-in-transaction").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     let message = body["error"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("only another event of this Durable Object could"),
-        "{body}"
-    );
-    assert_eq!(s.get("/objects/Probe/s/memory").await.1, json!({"hits": 2}));
+    assert!(message.contains("storage transaction waits"), "{body}");
+    assert_eq!(s.get("/objects/Probe/s/memory").await.1, json!({"hits": 3}));
 }
 
 /// `crypto.subtle`'s algorithms the JS engine lacks, as Cloudflare has them: AES-GCM (with

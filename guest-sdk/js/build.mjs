@@ -47,6 +47,7 @@ const OBJECT_ONLY = {
   state: ["id", "name", "className"],
   websockets: ["accept", "getWebsockets", "send", "close", "getTags", "serializeAttachment", "deserializeAttachment", "setAutoResponse", "hold"],
   sql: ["exec", "databaseSize", "savepoint", "release", "rollback"],
+  inbox: ["take", "respond", "respondRpc", "done"],
 };
 
 function usage(message) {
@@ -125,7 +126,7 @@ ${WORLDS[world] === "shared-instance" ? "export const evict = exports.evict;\n" 
 const workerStubs = {
   name: "duro-worker-stubs",
   setup(build) {
-    build.onResolve({ filter: /^duro:object\/(storage|state|websockets|sql)@/ }, (args) => ({
+    build.onResolve({ filter: /^duro:object\/(storage|state|websockets|sql|inbox)@/ }, (args) => ({
       path: args.path.slice("duro:object/".length).split("@")[0],
       namespace: "duro-worker-stub",
     }));

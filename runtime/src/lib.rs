@@ -63,7 +63,10 @@
 //! 3. **Runs**: `object::actor` runs events one at a time through `abi::Instance` (what each kind
 //!    does: `object::actor::events`); storage calls go to `storage::ObjectStorage`, SQL calls
 //!    through it to the object's SQLite, whose pages join the same write set (a trap discards the
-//!    event's writes and the instance).
+//!    event's writes and the instance). While a guest that listens on its inbox waits (the JS
+//!    SDK: Cloudflare's input gate), the actor hands it the object's next events there
+//!    (`object::actor::mail`, `abi::inbox`) to run beside the waiting one, each answered once
+//!    its writes so far are durable.
 //! 4. **Commits**: the event's writes go to `storage::Committer`, which hands the writes of many
 //!    objects to the engine's sink as one group: one record of the write-ahead log
 //!    (`storage::embedded::wal`, one fdatasync) applied in one redb transaction, or one fenced

@@ -149,12 +149,17 @@ impl Sockets {
         if let Some(id) = accepted.filter(|_| !keep_accepted) {
             self.remove(id);
         }
-        let outbox = std::mem::take(&mut self.outbox);
-        self.outbox_bytes = 0;
-        (accepted.filter(|_| keep_accepted), outbox)
+        (accepted.filter(|_| keep_accepted), self.take_outbox())
     }
 
     /// Drops what a failed event did.
+    /// The messages the running event sent so far, for a release before its end (their writes
+    /// are durable already).
+    pub fn take_outbox(&mut self) -> Vec<(SocketId, Outgoing)> {
+        self.outbox_bytes = 0;
+        std::mem::take(&mut self.outbox)
+    }
+
     pub fn abort_event(&mut self) {
         let _ = self.finish_event(false);
     }

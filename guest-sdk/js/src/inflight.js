@@ -6,7 +6,8 @@
 // waiting for another event of its object, which duro does not run meanwhile (see
 // `Background.drive`). Installed by the prelude, before the project's modules load.
 
-/** The platform's timers as they were, for the SDK's own waits (not counted). */
+/** The platform's timers (and, once tracked, `fetch`) as they were, for the SDK's own waits
+ * (not counted). */
 export const raw = {
   setTimeout: globalThis.setTimeout,
   clearTimeout: globalThis.clearTimeout,
@@ -85,6 +86,7 @@ export function trackPlatform() {
   trackTimers();
   const native = globalThis.fetch;
   if (typeof native !== "function") return;
+  raw.fetch = native;
   globalThis.fetch = function fetch(...args) {
     inFlight++;
     let answer;

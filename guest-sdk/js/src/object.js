@@ -12,6 +12,9 @@ import { toRequest, fromResponse, errorResponse } from "./http.js";
 import { decode, encode, encodeThrown, rpcMethod } from "./rpc.js";
 import { Background, enter, install } from "./timers.js";
 import { logged } from "./errors.js";
+import * as inbox from "duro:object/inbox@0.1.0";
+import { newCall, onInbound } from "./inbox.js";
+import { outsideTransactions } from "./storage.js";
 
 /** `this.ctx` of an object. */
 export class DurableObjectState {
@@ -90,7 +93,7 @@ export function objectExports(module) {
       const sockets = new Sockets();
       const background = new Background();
       enter(background);
-      entry = { object: null, sockets, background };
+      entry = { object: null, sockets, background, answers: [] };
       objects.set(id, entry);
       try {
         entry.object = new Class(new DurableObjectState(sockets, background), env);
@@ -100,7 +103,13 @@ export function objectExports(module) {
       }
     }
     enter(entry.background);
+    answerHeld(entry);
     return entry;
+  };
+  /** Answers of inbox events that settled while another object was mounted: the runtime takes
+   * an answer only from the object it belongs to. */
+  const answerHeld = (entry) => {
+    for (const answer of entry.answers.splice(0)) answer();
   };
   /** Runs an event's handler (its timers tell the runtime their wake as they change). */
   const run = ({ background }, handler) => background.run(handler);
@@ -120,10 +129,10 @@ export function objectExports(module) {
       console.error(`${what} failed: ${logged(error)}`);
     }
   };
-  return {
-    async fetch(request) {
+  /** What each event does to its object (`entry`): the exports', and the inbox's. */
+  const events = {
+    async fetch(entry, request) {
       try {
-        const entry = live();
         const { object } = entry;
         if (typeof object.fetch !== "function") throw new Error("the class has no fetch method");
         enterSockets(entry.sockets);
@@ -132,8 +141,8 @@ export function objectExports(module) {
         return errorResponse("fetch", error);
       }
     },
-    async alarm(info) {
-      const entry = live();
+    /** Throws the failure's text (the alarm is retried). */
+    async alarm(entry, info) {
       const { object } = entry;
       if (typeof object.alarm !== "function") throw "the class has no alarm method";
       try {
@@ -143,26 +152,23 @@ export function objectExports(module) {
         throw error instanceof Error ? error.message : String(error);
       }
     },
-    async websocketMessage(id, value) {
-      const entry = live();
+    async websocketMessage(entry, id, value) {
       const data = message(value);
       const event = new MessageEvent("message", { data });
       await onSocket(entry, entry.sockets.get(id), event, "webSocketMessage", [data]);
     },
-    async websocketClose(id, code, reason, wasClean) {
-      const entry = live();
+    async websocketClose(entry, id, code, reason, wasClean) {
       const event = new CloseEvent("close", { code, reason, wasClean });
       await onSocket(entry, entry.sockets.closed(id), event, "webSocketClose", [code, reason, wasClean]);
       entry.sockets.forget(id);
     },
-    async websocketError(id, error) {
-      const entry = live();
+    async websocketError(entry, id, error) {
       const event = new ErrorEvent("error", { error: new Error(error) });
       await onSocket(entry, entry.sockets.get(id), event, "webSocketError", [new Error(error)]);
     },
-    async rpc(method, args) {
+    /** Answers the encoded value returned; throws the encoded value thrown. */
+    async rpc(entry, method, args) {
       try {
-        const entry = live();
         const { object } = entry;
         const callee = rpcMethod(object, method);
         return encode(await run(entry, () => callee.apply(object, decode(args))));
@@ -170,14 +176,89 @@ export function objectExports(module) {
         throw encodeThrown(error);
       }
     },
+  };
+  const ok = (val) => ({ tag: "ok", val });
+  const err = (val) => ({ tag: "err", val });
+  /**
+   * Runs an event taken from the inbox beside the waiting one, as an event of the object mounted
+   * now (after any transaction that is open, whose writes it must not join), and answers it. Its
+   * work counts as the object's background work until it is answered.
+   */
+  onInbound(({ id, event: { tag, val } }) => {
+    const entry = live();
+    const objectId = state.id();
+    const answer = (send) => {
+      if (state.id() === objectId) send();
+      else entry.answers.push(send);
+    };
+    const done = (outcome) => answer(() => inbox.done(id, outcome));
+    const handled = outsideTransactions().then(() => {
+      enter(entry.background);
+      switch (tag) {
+        case "request":
+          return events.fetch(entry, val).then((response) => answer(() => inbox.respond(id, response)));
+        case "rpc":
+          return events.rpc(entry, ...val).then(ok, err).then((outcome) => answer(() => inbox.respondRpc(id, outcome)));
+        case "alarm":
+          return events.alarm(entry, val).then(() => ok(undefined), err).then(done);
+        case "websocket-message":
+          return events.websocketMessage(entry, ...val).then(() => done(ok(undefined)));
+        case "websocket-close":
+          return events.websocketClose(entry, ...val).then(() => done(ok(undefined)));
+        case "websocket-error":
+          return events.websocketError(entry, ...val).then(() => done(ok(undefined)));
+      }
+    });
+    entry.background.waitUntil(handled);
+  });
+  return {
+    async fetch(request) {
+      newCall();
+      let entry;
+      try {
+        entry = live();
+      } catch (error) {
+        return errorResponse("fetch", error);
+      }
+      return events.fetch(entry, request);
+    },
+    async alarm(info) {
+      newCall();
+      return events.alarm(live(), info);
+    },
+    async websocketMessage(id, value) {
+      newCall();
+      return events.websocketMessage(live(), id, value);
+    },
+    async websocketClose(id, code, reason, wasClean) {
+      newCall();
+      return events.websocketClose(live(), id, code, reason, wasClean);
+    },
+    async websocketError(id, error) {
+      newCall();
+      return events.websocketError(live(), id, error);
+    },
+    async rpc(method, args) {
+      newCall();
+      let entry;
+      try {
+        entry = live();
+      } catch (error) {
+        throw encodeThrown(error);
+      }
+      return events.rpc(entry, method, args);
+    },
     async wake() {
+      newCall();
       // After a reset nothing of the object's timers is left: nothing to run, nothing to make.
       const entry = objects.get(state.id());
       if (entry === undefined) return;
       enter(entry.background);
+      answerHeld(entry);
       await entry.background.wake();
     },
     evict(id) {
+      newCall();
       objects.get(id)?.background.forget();
       objects.delete(id);
     },

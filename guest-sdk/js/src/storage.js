@@ -128,6 +128,21 @@ class Transaction extends Operations {
   }
 }
 
+/** `transaction` closures running, in any object of the instance, and who waits for none. */
+let open = 0;
+const closed = [];
+
+/** Whether a `transaction` closure runs (its writes are in an open transaction). */
+export function inTransaction() {
+  return open > 0;
+}
+
+/** Resolves once no `transaction` closure runs: an event from the inbox must not write into
+ * another event's transaction. */
+export function outsideTransactions() {
+  return open === 0 ? Promise.resolve() : new Promise((resume) => closed.push(resume));
+}
+
 /** `this.ctx.storage`. */
 export class Storage extends Operations {
   /**
@@ -137,12 +152,15 @@ export class Storage extends Operations {
   async transaction(closure) {
     call(() => raw.transactionBegin());
     const txn = new Transaction();
+    open++;
     let result;
     try {
       result = await closure(txn);
     } catch (error) {
       call(() => raw.transactionRollback());
       throw error;
+    } finally {
+      if (--open === 0) for (const resume of closed.splice(0)) resume();
     }
     call(() => (txn.rolledBack ? raw.transactionRollback() : raw.transactionCommit()));
     return result;

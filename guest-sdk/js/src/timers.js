@@ -16,6 +16,8 @@
 import * as host from "duro:object/timers@0.1.0";
 import { logged } from "./errors.js";
 import { busy, raw } from "./inflight.js";
+import { listen } from "./inbox.js";
+import { inTransaction } from "./storage.js";
 
 /** Most timers one object may have pending. */
 const MAX_TIMERS = 10_000;
@@ -24,6 +26,8 @@ const BLOCK_LIMIT_MS = 30_000;
 /** How long a handler may wait with nothing in flight that could settle it before it fails
  * (the engine would otherwise abort the instance), and the checks' first and longest gaps. */
 const STUCK_MS = 100;
+/** The same while other events of the object may run beside it and settle it (the inbox). */
+const STUCK_BESIDE_MS = 30_000;
 /** Microtask turns a handler may take before it is watched (a platform timer per watch). */
 const STUCK_HOPS = 64;
 const CHECK_FIRST_MS = 10;
@@ -139,7 +143,7 @@ export class Background {
     if (this.timers.size > 0) return this.#drive(promise);
     return new Promise((resolve, reject) => {
       let watching = true;
-      const stop = () => {
+      let stop = () => {
         watching = false;
         this.#onAdd = null;
       };
@@ -150,32 +154,52 @@ export class Background {
       this.#onAdd = () => {
         if (watching) stop(), resolve(this.#drive(promise));
       };
-      // A handler still waiting once its microtasks ran out is watched for being stuck: hops
+      // A handler still waiting once its microtasks ran out waits beside other events: hops
       // through the microtask queue (one per turn of the handler's own chain, so a handler that
-      // settles in its microtasks costs a few hops and no platform timer), then the watch.
+      // settles in its microtasks costs a few hops, no platform timer and no inbox), then
+      // `#beside`.
       const hop = (left) => {
         if (!watching) return;
         if (left > 0) queueMicrotask(() => hop(left - 1));
-        else this.#watchStuck(() => watching, (error) => (stop(), reject(error)));
+        else {
+          const quit = this.#beside(() => watching, (error) => (stop(), reject(error)));
+          const stopWatching = stop;
+          stop = () => (quit(), stopWatching());
+        }
       };
       hop(STUCK_HOPS);
     });
   }
 
   /**
+   * While `waiting()`, the object's other events run beside the waiting handler (the inbox),
+   * unless a `blockConcurrencyWhile` or a storage transaction holds the object; and a handler
+   * that nothing could settle fails (`#watchStuck`). Returns what ends the listening.
+   */
+  #beside(waiting, fail) {
+    if (this.blocked !== null || inTransaction()) {
+      this.#watchStuck(waiting, fail, STUCK_MS);
+      return () => {};
+    }
+    const quit = listen();
+    this.#watchStuck(waiting, (error) => (quit(), fail(error)), STUCK_BESIDE_MS);
+    return quit;
+  }
+
+  /**
    * While `waiting()`, checks (more rarely as time goes) whether anything could still settle the
    * handler: a timer of this object (`#onAdd` takes over then), or platform work in flight
-   * (`inflight.js`). Nothing for `STUCK_MS`: the handler awaits what only another event of this
-   * object could settle, and duro runs an object's events one at a time, so it fails with
+   * (`inflight.js`). Nothing for `bound` ms: the handler awaits what only another event of this
+   * object could settle — and none came, or none can run beside it now — so it fails with
    * `fail(error)` instead of leaving the engine with nothing to run (which aborts the instance).
    */
-  #watchStuck(waiting, fail) {
+  #watchStuck(waiting, fail, bound) {
     let gap = CHECK_FIRST_MS;
     let idleSince = Date.now();
     const check = () => {
       if (!waiting() || this.timers.size > 0) return;
       if (busy()) idleSince = Date.now();
-      else if (Date.now() - idleSince >= STUCK_MS) return fail(stuckError());
+      else if (Date.now() - idleSince >= bound) return fail(stuckError(bound));
       gap = Math.min(gap * 2, CHECK_LONGEST_MS);
       native.setTimeout(check, gap);
     };
@@ -196,15 +220,16 @@ export class Background {
       for (const timer of this.timers.values()) if (at === undefined || timer.at < at) at = timer.at;
       if (limit !== undefined && (at === undefined || limit < at)) at = limit;
       if (at === undefined) {
-        // Only the platform's work (or nothing) can settle it now, unless a timer is set.
+        // Only the platform's work or another event can settle it now, unless a timer is set.
         let waiting = true;
+        let quit = () => {};
         await Promise.race([
           done,
           new Promise((resolve, reject) => {
             this.#onAdd = resolve;
-            this.#watchStuck(() => waiting, reject);
+            quit = this.#beside(() => waiting, reject);
           }),
-        ]).finally(() => (waiting = false));
+        ]).finally(() => ((waiting = false), quit()));
         this.#onAdd = null;
         continue;
       }
@@ -293,12 +318,17 @@ function running(what) {
   return current;
 }
 
-/** The error of a handler that waits for what only another event of its object could do. */
-function stuckError() {
+/** The error of a handler that waited `bound` ms for what only another event of its object
+ * could do. */
+function stuckError(bound) {
+  const why =
+    bound === STUCK_MS
+      ? "only another event of this Durable Object could, and none can run while a " +
+        "blockConcurrencyWhile() callback or a storage transaction waits"
+      : `only another event of this Durable Object could, and none did for ${bound / 1000} s`;
   return new Error(
     "The handler awaits a promise that nothing in its event can settle (no timer, fetch or other " +
-      "I/O is pending): only another event of this Durable Object could, and duro runs an object's " +
-      "events one at a time (Cloudflare would let them interleave here)",
+      `I/O is pending): ${why}`,
   );
 }
 

@@ -14,8 +14,11 @@ use wasmtime_wasi_http::{
     WasiHttpView,
 };
 
+use http_body_util::BodyExt;
+
 use super::Reach;
 use super::calls::{CallError, CallSite, CallWatch};
+use super::inbox::{INBOX_HOST, Inbox};
 use crate::outbound::{self, Caller};
 
 /// The `wasi:http` version whose outgoing handler this module defines (the one
@@ -37,8 +40,19 @@ impl HttpState {
                 caller,
                 reach,
                 watch: None,
+                inbox: None,
             },
         }
+    }
+
+    /// The mounted object's inbox: a request to [`INBOX_HOST`] waits on it.
+    pub fn with_inbox(mut self, inbox: Option<Arc<Inbox>>) -> Self {
+        self.set_inbox(inbox);
+        self
+    }
+
+    pub fn set_inbox(&mut self, inbox: Option<Arc<Inbox>>) {
+        self.hooks.inbox = inbox;
     }
 
     /// In a shared instance: an outgoing request counts as a call while it waits for its
@@ -62,6 +76,7 @@ struct Hooks {
     caller: Caller,
     reach: Arc<dyn Reach>,
     watch: Option<Arc<CallWatch>>,
+    inbox: Option<Arc<Inbox>>,
 }
 
 impl WasiHttpHooks for Hooks {
@@ -71,6 +86,9 @@ impl WasiHttpHooks for Hooks {
         options: Option<RequestOptions>,
         _response_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = Result<outbound::Sent, Error>> + Send> {
+        if request.uri().host() == Some(INBOX_HOST) {
+            return Box::new(self.wait_for_inbox());
+        }
         // Looked up per request: a new deploy's policy applies at once.
         let policy = self.reach.outbound_policy(&self.caller);
         let sent = outbound::send(self.caller.clone(), policy, request, options);
@@ -81,6 +99,32 @@ impl WasiHttpHooks for Hooks {
                 drop(waiting);
                 sent
             }),
+        }
+    }
+}
+
+impl Hooks {
+    /// The guest listens on its inbox: an empty 204 once an event waits there or the event it
+    /// runs has ended (at once without an object mounted). Counts as a call in a shared
+    /// instance: the instance's other objects move rather than queue behind the wait.
+    fn wait_for_inbox(
+        &self,
+    ) -> impl Future<Output = Result<outbound::Sent, Error>> + Send + 'static {
+        let wait = self.inbox.as_ref().map(Inbox::wait);
+        let waiting = self.watch.as_ref().map(CallWatch::begin);
+        async move {
+            if let Some(wait) = wait {
+                wait.await;
+            }
+            drop(waiting);
+            let body = http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            let mut response = http::Response::new(body);
+            *response.status_mut() = http::StatusCode::NO_CONTENT;
+            let io: Box<dyn Future<Output = Result<(), Error>> + Send> =
+                Box::new(std::future::ready(Ok(())));
+            Ok((response, io))
         }
     }
 }
@@ -101,6 +145,8 @@ where
         )| {
             Box::new(async move {
                 let state = store.data_mut();
+                // Waiting on the inbox too: the writes so far become durable, as Cloudflare
+                // flushes them when the handler awaits (an alarm set is scheduled then).
                 if let Err(error) = state.before_call().await? {
                     let reason = match error {
                         CallError::Failed(reason) => reason,

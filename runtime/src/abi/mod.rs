@@ -9,6 +9,7 @@
 mod calls;
 mod host;
 mod http;
+pub mod inbox;
 mod log;
 mod memory;
 mod reach;
@@ -47,6 +48,9 @@ mod generated {
             "duro:object/namespaces.[method]stub.fetch": async | trappable,
             "duro:object/namespaces.[method]stub.call": async | trappable,
             "duro:object/sql.exec": trappable,
+            "duro:object/inbox.respond": async | trappable,
+            "duro:object/inbox.respond-rpc": async | trappable,
+            "duro:object/inbox.done": async | trappable,
         },
         exports: { default: async },
         with: { "duro:object/namespaces.stub": super::calls::Stub },
@@ -57,7 +61,7 @@ mod generated {
 const IMPORTS_HINT: &str = "duro provides WASI 0.2 (wasi:io, wasi:clocks, wasi:random, wasi:cli, \
      wasi:filesystem with nothing preopened, wasi:sockets without network access, \
      wasi:http/outgoing-handler under the deploy config's outbound policy) and the duro:object \
-     interfaces (storage, state, websockets, namespaces, env, timers, assets, sql); build the component without that \
+     interfaces (storage, state, websockets, namespaces, env, timers, assets, sql, inbox); build the component without that \
      import, or stub it (componentize-py --stub-wasi, componentize-js disableFeatures)";
 
 /// A component that cannot be linked: the reason, and for a missing import what duro offers.
@@ -129,6 +133,8 @@ struct Handlers {
 pub struct ObjectParts {
     pub storage: ObjectStorage,
     pub sockets: Sockets,
+    /// Where its events wait for a guest that runs them side by side (shared classes).
+    pub inbox: Option<Arc<inbox::Inbox>>,
 }
 
 impl ClassCode {
@@ -162,6 +168,14 @@ impl ClassCode {
 }
 
 use generated::duro::object::types::{AlarmInfo, Message as WitMessage};
+
+/// A socket's message as a guest gets it.
+fn to_wit_message(message: Message) -> WitMessage {
+    match message {
+        Message::Text(text) => WitMessage::Text(text),
+        Message::Binary(bytes) => WitMessage::Binary(bytes.into()),
+    }
+}
 
 /// An optional export of `instance`, type-checked: `None` when the component lacks it.
 fn optional_export<T, P, R>(
@@ -313,6 +327,7 @@ impl Instance {
         }
         let (stdout, stderr) = log::GuestLog::streams(identity.class.clone(), label.clone());
         let wasi = wasi.stdout(stdout).stderr(stderr).build();
+        let inbox = parts.as_ref().and_then(|p| p.inbox.clone());
         let state = ObjectState {
             wasi,
             table: ResourceTable::new(),
@@ -323,7 +338,8 @@ impl Instance {
             http: http::HttpState::new(
                 crate::outbound::Caller::Class(identity.class.clone()),
                 limits.reach.clone(),
-            ),
+            )
+            .with_inbox(inbox),
             identity,
             calls: Calls::new(limits.reach.clone(), limits.call_timeout),
             committer: limits.committer.clone(),
@@ -452,10 +468,7 @@ impl Instance {
         id: SocketId,
         message: Message,
     ) -> Result<(), GuestError> {
-        let message = match message {
-            Message::Text(text) => WitMessage::Text(text),
-            Message::Binary(bytes) => WitMessage::Binary(bytes.into()),
-        };
+        let message = to_wit_message(message);
         match self.handlers.ws_message {
             Some(handler) => self.call(handler, (id, message)).await,
             None => Ok(()),
@@ -526,11 +539,13 @@ impl Instance {
         let state = self.store.data_mut();
         *lock(&state.label) = Some(identity.label());
         state.identity = identity;
+        state.http.set_inbox(parts.inbox.clone());
         state.parts = Some(parts);
     }
 
     /// Takes the mounted object's parts back after its event.
     pub fn unmount(&mut self) -> Option<ObjectParts> {
+        self.store.data_mut().http.set_inbox(None);
         self.store.data_mut().parts.take()
     }
 

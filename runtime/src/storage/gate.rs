@@ -148,6 +148,11 @@ impl<T> Gated<T> {
         Self { value, barrier }
     }
 
+    /// `value`, whose writes are durable already (it passed the gate another way).
+    pub fn ready(value: T) -> Self {
+        Self::new(value, None)
+    }
+
     /// Waits for durability, then gives the output up; an error if its writes never became
     /// durable (then the output must never be shown).
     pub async fn release(self) -> Result<T, CommitError> {

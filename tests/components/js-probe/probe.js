@@ -351,6 +351,34 @@ export class Probe extends DurableObject {
           this.release = resolve;
         });
         return Response.json({ released: true });
+      case "/release":
+        // Settles what `/stuck` waits for (an event beside the waiting one, through the inbox).
+        if (this.release === undefined) return Response.json({ waiting: false }, { status: 409 });
+        this.release();
+        this.release = undefined;
+        return Response.json({ waiting: true });
+      case "/release-by-rpc": {
+        // Calls `releaseWaiting()` on the Probe named ?to=.
+        const stub = this.env.PROBE.get(this.env.PROBE.idFromName(url.searchParams.get("to")));
+        return Response.json({ released: await stub.releaseWaiting() });
+      }
+      case "/await-alarm": {
+        // Sets the alarm and waits for it: it fires beside this fetch and settles it.
+        const fired = new Promise((resolve) => (this.alarmed = resolve));
+        await this.ctx.storage.setAlarm(Date.now() + 50);
+        const { retryCount } = await fired;
+        return Response.json({ fired: true, retryCount, alarm: await this.ctx.storage.getAlarm() });
+      }
+      case "/await-message": {
+        // Waits for the next message on the object's sockets ("release ..."), which runs beside.
+        const said = await new Promise((resolve) => (this.heard = resolve));
+        return Response.json({ said });
+      }
+      case "/stuck-in-transaction":
+        // Waits inside a storage transaction for what only another event could do: none can
+        // run beside it (it would write into the transaction), so it fails.
+        await this.ctx.storage.transaction(() => new Promise(() => {}));
+        return Response.json({ released: true });
       case "/memory":
         // State kept in memory only: each object counts its own requests.
         this.hits = (this.hits ?? 0) + 1;
@@ -545,6 +573,13 @@ export class Probe extends DurableObject {
   }
 
   // RPC methods (the /rpc route calls them on another Probe; Rust classes call them too).
+  /** Settles what `/stuck` waits for, as an RPC call (it runs beside the waiting fetch). */
+  releaseWaiting() {
+    if (this.release === undefined) return false;
+    this.release();
+    this.release = undefined;
+    return true;
+  }
   echo(...args) {
     return args;
   }
@@ -570,9 +605,18 @@ export class Probe extends DurableObject {
     throw "a plain string";
   }
 
+  async alarm(info) {
+    this.alarmed?.(info);
+    this.alarmed = undefined;
+  }
   async webSocketMessage(ws, message) {
     const [command, arg] = String(message).split(" ");
     switch (command) {
+      case "release":
+        // Settles what `/await-message` waits for, and says so at once.
+        this.heard?.(arg);
+        this.heard = undefined;
+        return ws.send(`released ${arg}`);
       case "tags":
         return ws.send(JSON.stringify(this.ctx.getTags(ws)));
       case "attachment":

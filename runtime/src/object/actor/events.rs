@@ -92,24 +92,26 @@ impl Actor {
         instance.storage().begin_event();
         instance.sockets().begin_event(false);
         instance.calls().begin_event(chain);
-        let outcome = match socket {
-            Some((id, SocketEvent::Message(message))) => {
-                instance.websocket_message(id, message).await
-            }
-            Some((id, SocketEvent::Error(error))) => instance.websocket_error(id, error).await,
-            Some((
-                id,
-                SocketEvent::Closed {
-                    code,
-                    reason,
-                    was_clean,
-                },
-            )) => instance.websocket_close(id, code, reason, was_clean).await,
-            None => instance.wake().await,
-        };
+        let outcome = self
+            .in_guest(async move |instance| match socket {
+                Some((id, SocketEvent::Message(message))) => {
+                    instance.websocket_message(id, message).await
+                }
+                Some((id, SocketEvent::Error(error))) => instance.websocket_error(id, error).await,
+                Some((
+                    id,
+                    SocketEvent::Closed {
+                        code,
+                        reason,
+                        was_clean,
+                    },
+                )) => instance.websocket_close(id, code, reason, was_clean).await,
+                None => instance.wake().await,
+            })
+            .await;
         match outcome {
             Ok(()) => {
-                let (_, messages) = instance.sockets().finish_event(false);
+                let (_, messages) = self.running().sockets().finish_event(false);
                 self.commit_event().await;
                 self.queue_release(messages);
             }
@@ -147,20 +149,25 @@ impl Actor {
         instance.sockets().begin_event(false);
         let storage = instance.storage();
         storage.begin_event();
+        storage.alarm_runs();
         if let Err(error) = storage.delete_alarm() {
             storage.abort_event();
             return AlarmOutcome::Failed(error.to_string());
         }
         // What the handler sent to its sockets leaves, as any event's, once its writes are
         // durable (an alarm whose handler returned an error keeps its writes, and its messages).
-        match instance.alarm(retry_count).await {
+        let outcome = self
+            .in_guest(async |instance| instance.alarm(retry_count).await)
+            .await;
+        match outcome {
             Ok(Ok(())) => {
-                let (_, messages) = instance.sockets().finish_event(false);
+                let (_, messages) = self.running().sockets().finish_event(false);
                 self.commit_event().await;
                 self.queue_release(messages);
                 AlarmOutcome::Done
             }
             Ok(Err(error)) => {
+                let instance = self.running();
                 let (_, messages) = instance.sockets().finish_event(false);
                 let storage = instance.storage();
                 storage.discard_alarm_change();
@@ -286,9 +293,13 @@ impl Actor {
         instance.sockets().begin_event(upgrade);
         instance.calls().begin_event(chain);
         let outcome = match request.rpc.take() {
-            Some(method) => instance.rpc(method, request.body.into()).await,
-            None => instance.fetch(request).await,
+            Some(method) => {
+                let args = request.body.into();
+                (self.in_guest(async |instance| instance.rpc(method, args).await)).await
+            }
+            None => (self.in_guest(async |instance| instance.fetch(request).await)).await,
         };
+        let instance = self.running();
         // A socket a callee accepted for an upgrade this object forwarded to it.
         let mut forwarded = instance.calls().forwarded.take();
         let result = match outcome {

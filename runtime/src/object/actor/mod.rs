@@ -6,6 +6,8 @@
 //! commit; it goes on with the next event (which reads the not-yet-durable writes from the
 //! storage view). A trap drops the event's writes and the instance; a failed commit resets the
 //! object's storage view too. The actor retires after its idle timeout when nothing is pending.
+//! While a guest that listens on its inbox waits inside an event, the object's next events go to
+//! it there instead (`mail`), to run beside the waiting one.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,38 +15,34 @@ use std::time::Instant;
 use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+mod body;
 mod envelope;
 mod events;
+mod mail;
 
+use body::{Body, held, new_parts};
 pub(super) use envelope::Envelope;
 
-use super::ObjectError;
 use super::directory::Shared;
 use super::meter::{EventCost, ObjectMeter};
+use crate::abi::CallChain;
 use crate::abi::Request;
-use crate::abi::{CallChain, Identity, Instance, ObjectParts};
+use crate::abi::inbox::Inbox;
 use crate::class::LoadedClass;
-use crate::class::shared::{SharedPool, Tenancy, Visit};
+use crate::class::shared::Tenancy;
 use crate::ids::ObjectKey;
-use crate::storage::{Committed, ObjectStorage, OutputGate, schema};
-use crate::websocket::{Outgoing, SocketId, Sockets};
-
-/// The object's instance, or just what outlives it while no instance is live. Not boxed: an
-/// actor holds one, and boxing the parts would cost an allocation at every hibernation.
-#[allow(clippy::large_enum_variant)]
-enum Body {
-    Cold(ObjectParts),
-    Live(Instance),
-    /// During an event of a shared class: the shared instance, with this object mounted.
-    Visiting(Visit),
-}
+use crate::storage::{Committed, OutputGate};
+use crate::websocket::{Outgoing, SocketId};
 
 pub(super) struct Actor {
     key: ObjectKey,
     class: Arc<LoadedClass>,
     actor_id: u64,
-    rx: mpsc::Receiver<Box<Envelope>>,
+    mail: mail::Mail,
     shared: Arc<Shared>,
+    /// Where its events wait for a guest that runs them side by side (shared classes; the same
+    /// one its parts carry into the instance).
+    inbox: Option<Arc<Inbox>>,
     /// Always `Some` between events.
     body: Option<Body>,
     /// The name this object was addressed by, once known.
@@ -80,14 +78,16 @@ impl Actor {
         permit: OwnedSemaphorePermit,
         meter: Arc<ObjectMeter>,
     ) -> Self {
-        let parts = new_parts(&shared, &class, &key);
+        let inbox = class.shared.is_some().then(Arc::default);
+        let parts = new_parts(&shared, &class, &key, inbox.clone());
         shared.metrics.live_objects.inc();
         Self {
             key,
             class,
             actor_id,
-            rx,
+            mail: mail::Mail::new(rx, shared.metrics.queued_events.clone()),
             shared,
+            inbox,
             _permit: permit,
             body: Some(Body::Cold(parts)),
             name: None,
@@ -127,6 +127,7 @@ impl Actor {
             // a hibernated object with sockets has nothing more to drop.
             let busy = self.gate.is_committing()
                 || (has_sockets && self.is_cold())
+                || self.inbox.as_ref().is_some_and(|inbox| inbox.has_taken())
                 || self.wake_at.is_some()
                 || self.sockets().holds_memory();
             let can_idle = !busy;
@@ -142,15 +143,13 @@ impl Actor {
                 _ = async { front.as_ref().expect("guarded").wait().await }, if front.is_some() => {
                     self.release_outbox();
                 }
-                envelope = self.rx.recv() => match envelope {
+                envelope = self.mail.next() => match envelope {
                     Some(envelope) if matches!(*envelope, Envelope::Evict) => {
-                        self.shared.metrics.queued_events.dec();
                         self.shared.retired.retire(&self.key, &self.meter);
                         self.sockets().close_all(1012, "the object moved to another node");
                         break;
                     }
                     Some(envelope) => {
-                        self.shared.metrics.queued_events.dec();
                         if matches!(*envelope, Envelope::View { .. }) {
                             self.dispatch(*envelope).await;
                         } else {
@@ -335,10 +334,8 @@ impl Actor {
 
     /// Takes what the event asked of `timers.wake-after` from the instance it ran on.
     fn note_wake_request(&mut self) {
-        let instance = match self.body.as_mut() {
-            Some(Body::Live(instance)) => instance,
-            Some(Body::Visiting(visit)) => visit.mounted(),
-            _ => return,
+        let Some(instance) = held(&mut self.body) else {
+            return;
         };
         if let Some(request) = instance.take_wake_request() {
             self.wake_at = request.map(|delay| tokio::time::Instant::now() + delay);
@@ -384,17 +381,16 @@ impl Actor {
             self.storage().close_sql();
             return false;
         }
-        let retired = self.shared.retire(&self.key, self.actor_id, &mut self.rx);
+        if !self.mail.is_empty() {
+            return false;
+        }
+        let retired = self
+            .shared
+            .retire(&self.key, self.actor_id, &mut self.mail.rx);
         if retired {
             self.shared.metrics.evictions.inc();
         }
         retired
-    }
-
-    /// Whether nothing of the object is in memory: no instance of its own, no place in a shared
-    /// one.
-    fn is_cold(&self) -> bool {
-        matches!(self.body, Some(Body::Cold(_))) && self.tenancy.is_none()
     }
 
     /// Queues an event's messages behind its commit and releases what is durable.
@@ -410,231 +406,6 @@ impl Actor {
     fn release_outbox(&mut self) {
         for messages in self.gate.released() {
             self.sockets().deliver(messages);
-        }
-    }
-
-    /// Follows the class's registry entry: new code after an upload, or a new name after a
-    /// rename (same storage; the instance restarts on it). Fails if the class is gone: deleted,
-    /// or deleted and created again (a new incarnation, whose objects are other actors).
-    fn follow_class(&mut self) -> Result<(), ObjectError> {
-        if self.shared.classes.is_current(&self.class) {
-            return Ok(());
-        }
-        let current = self
-            .shared
-            .classes
-            .by_incarnation(self.key.incarnation)
-            .ok_or_else(|| ObjectError::UnknownClass(self.class.name.clone()))?;
-        self.forget();
-        self.class = current;
-        Ok(())
-    }
-
-    /// The live instance, instantiating it if needed.
-    async fn instance(&mut self) -> Result<&mut Instance, ObjectError> {
-        if let Some(pool) = self.class.shared.clone() {
-            return self.visit(&pool).await;
-        }
-        if let Some(Body::Cold(_)) = self.body {
-            let Some(Body::Cold(parts)) = self.body.take() else {
-                unreachable!("checked: the body is cold")
-            };
-            match self.instantiate(parts).await {
-                Ok(instance) => {
-                    self.shared.metrics.activations.inc();
-                    self.body = Some(Body::Live(instance));
-                }
-                Err((parts, error)) => {
-                    self.body = Some(Body::Cold(parts));
-                    return Err(error);
-                }
-            }
-        }
-        match self.body.as_mut() {
-            Some(Body::Live(instance)) => {
-                if let Some(name) = &self.name {
-                    instance.learn_name(name);
-                }
-                Ok(instance)
-            }
-            _ => unreachable!("the body was made live above"),
-        }
-    }
-
-    /// Enters the object's shared instance for one event (lodging or moving the object first if
-    /// needed) and mounts the object there. The instance forgets departed objects first.
-    async fn visit(&mut self, pool: &Arc<SharedPool>) -> Result<&mut Instance, ObjectError> {
-        let mut visit = loop {
-            let tenancy = self.tenancy.get_or_insert_with(|| {
-                // In memory anew: an activation, though the instance may exist already.
-                self.shared.metrics.activations.inc();
-                pool.lodge(self.key.id, self.shared.limits.mate_wait)
-            });
-            match tenancy.enter(self.shared.limits.mate_wait).await {
-                Some(visit) => break visit,
-                // Its guest waits on a call, or a mate's event holds it past the bound: move
-                // rather than queue behind it.
-                None => {
-                    self.tenancy = None;
-                    self.memory_lost();
-                }
-            }
-        };
-        for id in visit.departed() {
-            let Some(instance) = visit.instance() else {
-                break;
-            };
-            if let Err(error) = instance.evict(id).await {
-                tracing::warn!(class = %self.class.name, object = %id, %error, "evict failed; shared instance reset");
-                self.shared.metrics.traps.inc();
-                visit.reset();
-            }
-        }
-        let Some(Body::Cold(parts)) = self.body.take() else {
-            unreachable!("between events the body is cold")
-        };
-        match visit.instance() {
-            Some(instance) => instance.mount(self.identity(), parts),
-            None => match self.instantiate(parts).await {
-                Ok(instance) => {
-                    visit.install(instance);
-                }
-                Err((parts, error)) => {
-                    self.body = Some(Body::Cold(parts));
-                    return Err(error);
-                }
-            },
-        }
-        self.body = Some(Body::Visiting(visit));
-        match self.body.as_mut() {
-            Some(Body::Visiting(visit)) => Ok(visit.mounted()),
-            _ => unreachable!("the body was made visiting above"),
-        }
-    }
-
-    /// Instantiates the class with the object's parts mounted; on failure they come back.
-    async fn instantiate(
-        &mut self,
-        parts: ObjectParts,
-    ) -> Result<Instance, (ObjectParts, ObjectError)> {
-        let limits = super::Directory::of(self.shared.clone()).instance_env();
-        let started = Instant::now();
-        match Instance::new(&self.class.code, self.identity(), Some(parts), limits).await {
-            Ok(instance) => {
-                self.shared
-                    .metrics
-                    .instantiate_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                Ok(instance)
-            }
-            Err((parts, error)) => Err((parts.expect("given back"), error.into())),
-        }
-    }
-
-    fn identity(&self) -> Identity {
-        Identity {
-            class: self.class.name.clone(),
-            id: self.key.id,
-            name: self.name.clone(),
-        }
-    }
-
-    /// Ends an event in a shared instance: the object's parts come back, the instance is free.
-    fn leave(&mut self) {
-        if let Some(Body::Visiting(_)) = self.body {
-            let Some(Body::Visiting(mut visit)) = self.body.take() else {
-                unreachable!("checked: visiting")
-            };
-            self.body = Some(Body::Cold(visit.unmount()));
-        }
-    }
-
-    /// Drops everything of the object in memory: its instance, or its place in a shared one.
-    fn forget(&mut self) {
-        self.drop_instance();
-        if self.tenancy.take().is_some() {
-            self.memory_lost();
-        }
-    }
-
-    /// What the object kept in its guest's memory is gone: its timers, and the handlers of the
-    /// sockets that needed them (those close).
-    fn memory_lost(&mut self) {
-        self.wake_at = None;
-        self.sockets().close_held();
-    }
-
-    fn drop_instance(&mut self) {
-        let mut parts = match self.body.take() {
-            Some(Body::Live(instance)) => instance.into_parts().expect("its object is mounted"),
-            // What the shared instance holds of its other objects cannot be trusted either.
-            Some(Body::Visiting(mut visit)) => {
-                let parts = visit.unmount();
-                visit.reset();
-                parts
-            }
-            // Already cold (hibernated, evicted, reset): nothing to drop.
-            cold => {
-                self.body = cold;
-                return;
-            }
-        };
-        parts.storage.abort_event();
-        parts.sockets.abort_event();
-        let poisoned = parts.storage.is_poisoned();
-        self.body = Some(Body::Cold(parts));
-        self.memory_lost();
-        if poisoned {
-            // A commit made mid-event (before a call) failed: the view's cache cannot be
-            // trusted. Start over from what is durable; the old commits are ignored.
-            self.fresh_storage_view();
-        }
-    }
-
-    /// Drops the instance and replaces the storage view with a fresh one that reads what is
-    /// durable; the sockets stay (the connections are fine). Outputs no longer wait on the old
-    /// view's commits, whose outcomes are ignored from now on (the gate's reset).
-    fn fresh_storage_view(&mut self) {
-        let sockets = match self.body.take() {
-            Some(Body::Cold(parts)) => parts.sockets,
-            Some(Body::Live(instance)) => instance.into_parts().expect("mounted").sockets,
-            Some(Body::Visiting(mut visit)) => {
-                let parts = visit.unmount();
-                visit.reset();
-                parts.sockets
-            }
-            None => Sockets::new(self.shared.socket_limits),
-        };
-        let mut storage = new_parts(&self.shared, &self.class, &self.key).storage;
-        if let Some(name) = &self.name {
-            storage.learn_name(name);
-        }
-        self.body = Some(Body::Cold(ObjectParts { storage, sockets }));
-        self.gate.reset();
-        self.committing_since.clear();
-    }
-
-    fn storage(&mut self) -> &mut ObjectStorage {
-        match self
-            .body
-            .as_mut()
-            .expect("the body is present between events")
-        {
-            Body::Cold(parts) => &mut parts.storage,
-            Body::Live(instance) => instance.storage(),
-            Body::Visiting(visit) => visit.mounted().storage(),
-        }
-    }
-
-    fn sockets(&mut self) -> &mut Sockets {
-        match self
-            .body
-            .as_mut()
-            .expect("the body is present between events")
-        {
-            Body::Cold(parts) => &mut parts.sockets,
-            Body::Live(instance) => instance.sockets(),
-            Body::Visiting(visit) => visit.mounted().sockets(),
         }
     }
 
@@ -683,16 +454,4 @@ fn injected_fault(request: &Request) {
         panic!("injected fault (x-duro-fault: panic)");
     }
     let _ = request;
-}
-
-fn new_parts(shared: &Shared, class: &LoadedClass, key: &ObjectKey) -> ObjectParts {
-    ObjectParts {
-        storage: ObjectStorage::new(
-            shared.db.clone(),
-            schema::object_prefix(class.incarnation, &key.id),
-            &shared.limits,
-        )
-        .with_memory(shared.memory.clone()),
-        sockets: Sockets::new(shared.socket_limits),
-    }
 }

@@ -309,7 +309,17 @@ async fn one_cut(seed: u64) -> (u64, bool) {
         }));
     }
     drop(db);
-    tokio::time::sleep(Duration::from_millis(20 + rng.next() % 200)).await;
+    // Cut at a random moment once both kinds of write were acknowledged (a busy machine may
+    // take a while for the first).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while acked.lock().unwrap().is_empty() || sql_acked.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "seed {seed}: nothing was acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(rng.next() % 200)).await;
     // What was acknowledged before the cut must survive it.
     let promised = acked.lock().unwrap().clone();
     let sql_promised = sql_acked.lock().unwrap().clone();

@@ -81,6 +81,10 @@ pub struct ObjectStorage {
     /// A commit of this view failed while the event ran (before a call): the cache may hold
     /// writes that are not durable and never will be. The view must be replaced.
     poisoned: bool,
+    /// An alarm runs in the running event (it cleared the alarm): its alarm changes commit only
+    /// with the event's end, so a crash before that fires the alarm again, and a failure can
+    /// undo them. Otherwise they commit with the writes made before a call, as the rest.
+    alarm_running: bool,
     /// The object's SQL database, once used; dropped whenever it may be ahead of storage.
     pub(super) sql: Option<SqlDatabase>,
     /// What the guest's pragmas set on its SQL connection: set again on each reopen.
@@ -115,6 +119,7 @@ impl ObjectStorage {
             alarm: None,
             writes: WriteSet::default(),
             poisoned: false,
+            alarm_running: false,
             sql: None,
             sql_settings: Default::default(),
             memory: None,
@@ -161,6 +166,12 @@ impl ObjectStorage {
     /// Starts a new event's write set.
     pub fn begin_event(&mut self) {
         self.writes.begin();
+        self.alarm_running = false;
+    }
+
+    /// An alarm runs in this event: see `alarm_running`.
+    pub fn alarm_runs(&mut self) {
+        self.alarm_running = true;
     }
 
     /// Drops the running event's writes (trap, error), SQL ones included.
@@ -267,10 +278,14 @@ impl ObjectStorage {
                     .into(),
             ));
         }
-        let alarm = self.writes.take_alarm();
+        let held = self.alarm_running;
+        let alarm = if held { self.writes.take_alarm() } else { None };
         let writes = self.finish_event();
         self.begin_event();
-        self.writes.keep_alarm(alarm);
+        if held {
+            self.alarm_running = true;
+            self.writes.keep_alarm(alarm);
+        }
         Ok(writes)
     }
 
