@@ -93,6 +93,8 @@ async fn env_requests_and_constants_behave_as_on_cloudflare() {
             "cloneKeepsHeaders": "kept",
             "ip": "127.0.0.1",
             "colo": "duro",
+            "country": null,
+            "latitude": null,
             "readyStates": [0, 1, 2, 3],
             // Issue 36: no `location` global (libraries feature-test it at load), class names
             // kept through the bundle, Cloudflare's error types.
@@ -103,6 +105,40 @@ async fn env_requests_and_constants_behave_as_on_cloudflare() {
             "redirect301": "https://example.com/",
         })
     );
+}
+
+/// `request.cf` says where the client is as the server was told: the place `wrangler dev` gives
+/// (`duro dev`'s default), or a Cloudflare proxy's visitor location headers — never what a
+/// client puts in the runtime's own header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_cf_says_where_the_client_is_as_configured() {
+    use duro::config::ClientLocation;
+    let http = reqwest::Client::new();
+    let cf = async |s: &TestServer, headers: &[(&str, &str)]| {
+        let mut request = http.get(format!("{}/objects/Probe/c/compat", s.ingress));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let out: Value = request.send().await.unwrap().json().await.unwrap();
+        (out["colo"].clone(), out["country"].clone(), out["latitude"].clone())
+    };
+    let forged = ("duro-cf", r#"{"country":"XX"}"#);
+    let s = probe(|c| c.client_location = ClientLocation::Placeholder).await;
+    assert_eq!(
+        cf(&s, &[forged]).await,
+        (json!("DFW"), json!("US"), json!("30.27130"))
+    );
+    let s = probe(|c| c.client_location = ClientLocation::Headers).await;
+    let proxy = [
+        ("cf-ipcountry", "DE"),
+        ("cf-iplatitude", "52.52000"),
+        ("cf-ray", "8f1e2d3c4b5a6978-FRA"),
+    ];
+    assert_eq!(
+        cf(&s, &proxy).await,
+        (json!("FRA"), json!("DE"), json!("52.52000"))
+    );
+    assert_eq!(cf(&s, &[forged]).await, (json!("duro"), json!(null), json!(null)));
 }
 
 /// Out of memory in a shared JS instance behaves as the memory limit documents, although the JS

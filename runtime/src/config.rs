@@ -27,6 +27,8 @@ pub struct Config {
     /// advertised address (`--admin-host`; `*`: any, only with a token). Other names are
     /// refused: a web page's DNS name pointed at the listener must not reach it.
     pub admin_hosts: Vec<String>,
+    /// Where `request.cf` says a client is.
+    pub client_location: ClientLocation,
     pub limits: Limits,
     /// How long a live object may sit without events before its instance is dropped.
     pub idle_timeout: Duration,
@@ -109,6 +111,7 @@ impl Config {
             admin_listen: ([127, 0, 0, 1], 8788).into(),
             admin_token: None,
             admin_hosts: Vec::new(),
+            client_location: ClientLocation::Unknown,
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(30),
             hibernate_after: Duration::from_secs(10),
@@ -292,6 +295,21 @@ impl Config {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+/// Where `request.cf` says a client is (its `country`, `city`, `latitude`, … and `colo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ClientLocation {
+    /// Nowhere: duro looks nothing up (`duro serve`'s default).
+    #[default]
+    Unknown,
+    /// The place `wrangler dev` gives every request when it cannot ask Cloudflare (Austin,
+    /// Texas; colo DFW): `duro dev`'s default, so maps and the like point somewhere.
+    Placeholder,
+    /// Cloudflare's visitor location headers (`cf-ipcountry`, `cf-ipcity`, `cf-iplatitude`, …,
+    /// `cf-ray` for the colo), as a Cloudflare proxy in front of duro sets them. Only behind
+    /// such a proxy: a client could set them itself.
+    Headers,
+}
 
 const MIB: usize = 1024 * 1024;
 /// Longest timeout or interval accepted (a day): longer values are typos, and tokio's timers

@@ -324,6 +324,7 @@ pub async fn start_closed(config: Config) -> Result<Server, StartError> {
         max_body: config.limits.max_request_body_bytes,
         body_timeout: config.http.body_timeout,
         max_ws_message: config.limits.max_ws_message_bytes,
+        client_location: config.client_location,
         connections: ingress_connections,
         stop: stopped.clone(),
     };

@@ -59,12 +59,39 @@ export class BadRequest extends Error {
   }
 }
 
+/** The header the runtime adds last to a request from outside: where the client is, as JSON
+ * (Cloudflare's visitor location headers of a trusted proxy), or `placeholder` (`duro dev`). */
+const CF_HEADER = "duro-cf";
+
+/** The place `wrangler dev` gives every request when it cannot ask Cloudflare (miniflare's
+ * fallback `cf`), which `duro dev` gives too: maps and the like have somewhere to point. */
+const PLACEHOLDER = {
+  asn: 395747,
+  colo: "DFW",
+  city: "Austin",
+  region: "Texas",
+  regionCode: "TX",
+  metroCode: "635",
+  postalCode: "78701",
+  country: "US",
+  continent: "NA",
+  timezone: "America/Chicago",
+  latitude: "30.27130",
+  longitude: "-97.74260",
+  requestPriority: "weight=192;exclusive=0",
+  tlsCipher: "AEAD-AES128-GCM-SHA256",
+  tlsVersion: "TLSv1.3",
+  clientTrustScore: 99,
+  edgeRequestKeepAliveStatus: 0,
+};
+
 /**
- * What duro knows of a request, as Cloudflare's `request.cf`: no geolocation or TLS details (the
- * runtime terminates no TLS and looks nothing up), the protocol, and what the client accepts.
+ * What duro knows of a request, as Cloudflare's `request.cf`: the protocol and what the client
+ * accepts; where the client is only when the runtime was told (`location`: see `CF_HEADER`). No
+ * TLS details (the runtime terminates no TLS).
  */
-function cfOf(headers) {
-  return {
+function cfOf(headers, location) {
+  const known = {
     colo: "duro",
     httpProtocol: "HTTP/1.1",
     clientAcceptEncoding: headers.get("accept-encoding") ?? "",
@@ -75,6 +102,13 @@ function cfOf(headers) {
     tlsCipher: "",
     requestPriority: "",
   };
+  if (location === undefined) return known;
+  if (location === "placeholder") return { ...known, ...PLACEHOLDER };
+  try {
+    return { ...known, ...JSON.parse(location) };
+  } catch {
+    return known;
+  }
 }
 
 /**
@@ -83,8 +117,14 @@ function cfOf(headers) {
  */
 class IncomingRequest extends Request {
   #cf;
+  /** The runtime's `duro-cf` header, taken off the headers. */
+  #location;
+  constructor(url, init, location) {
+    super(url, init);
+    this.#location = location;
+  }
   get cf() {
-    return (this.#cf ??= cfOf(this.headers));
+    return (this.#cf ??= cfOf(this.headers, this.#location));
   }
   set cf(value) {
     this.#cf = value;
@@ -165,9 +205,12 @@ globalThis.Response = Response;
 
 /** The WIT request as a `Request`. */
 export function toRequest({ method, url, headers, body }) {
+  const last = headers[headers.length - 1];
+  const location = last?.[0] === CF_HEADER ? last[1] : undefined;
+  if (location !== undefined) headers = headers.slice(0, -1);
   const init = { method, headers };
   if (method !== "GET" && method !== "HEAD" && body.length > 0) init.body = body;
-  return new IncomingRequest(url, init);
+  return new IncomingRequest(url, init, location);
 }
 
 /** A `Request` (or what `new Request` takes) as the WIT request. */

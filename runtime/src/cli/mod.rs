@@ -333,7 +333,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .or(serve.config.clone())
                 .or_else(|| DeployConfig::find(Path::new(".")))
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-            dev::run(path, server_config(&serve)?).await
+            let mut config = server_config(&serve)?;
+            if serve.client_location.is_none() {
+                config.client_location = crate::config::ClientLocation::Placeholder;
+            }
+            dev::run(path, config).await
         }
         Command::Deploy {
             classes,

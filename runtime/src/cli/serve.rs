@@ -39,6 +39,11 @@ pub(super) struct ServeArgs {
         value_name = "NAME"
     )]
     admin_hosts: Vec<String>,
+    /// Where `request.cf` says a client is: `unknown` (`duro serve`'s default), `placeholder`
+    /// (Austin, Texas, as `wrangler dev` gives; `duro dev`'s default) or `headers` (Cloudflare's
+    /// visitor location headers, `cf-ipcountry` …, set by a Cloudflare proxy in front of duro).
+    #[arg(long, env = "DURO_CLIENT_LOCATION", value_name = "FROM")]
+    pub(super) client_location: Option<crate::config::ClientLocation>,
     /// Deploy these `CLASS=FILE.wasm` at start (as `duro deploy` would).
     #[arg(long = "deploy", value_name = "CLASS=FILE")]
     deploy: Vec<String>,
@@ -313,6 +318,7 @@ pub(super) fn server_config(args: &ServeArgs) -> anyhow::Result<Config> {
     config.admin_listen = args.admin_listen;
     config.admin_token = args.admin_token.clone();
     config.admin_hosts = args.admin_hosts.clone();
+    config.client_location = args.client_location.unwrap_or_default();
     config.idle_timeout = Duration::from_millis(args.idle_timeout_ms);
     config.durable_commits = !args.unsafe_no_fsync;
     config.checkpoint_interval = Duration::from_millis(args.checkpoint_interval_ms);

@@ -13,6 +13,7 @@ use super::read_body;
 use super::route::{self, Ingress};
 use crate::abi::{Holder, Request, Response, rpc};
 use crate::access;
+use crate::config::ClientLocation;
 use crate::assets::{Answer, AssetRequest};
 use crate::class::LoadedClass;
 use crate::ids::ObjectId;
@@ -28,6 +29,8 @@ pub struct IngressState {
     pub max_body: usize,
     pub body_timeout: Duration,
     pub max_ws_message: usize,
+    /// Where `request.cf` says a client is.
+    pub client_location: ClientLocation,
     /// The ingress connection cap: an accepted WebSocket holds one permit while open.
     pub connections: Arc<Semaphore>,
     /// Turns true at shutdown: open WebSockets close with 1001.
@@ -155,7 +158,7 @@ async fn to_object(
 ) -> Result<http::Response<Body>, ApiError> {
     let upgrade = Upgrade::prepare(state, &mut request)?;
     let url = format!("http://do{rest}");
-    let object_request = object_request(request, url, state.max_body, state.body_timeout).await?;
+    let object_request = object_request(request, url, &state).await?;
     access::reached(&class.name, name.as_deref(), id);
     let response = state
         .directory
@@ -184,7 +187,7 @@ async fn to_worker(
         .map_or("/", |p| p.as_str())
         .to_string();
     let url = format!("http://{host}{path}");
-    let worker_request = object_request(request, url, state.max_body, state.body_timeout).await?;
+    let worker_request = object_request(request, url, &state).await?;
     let response = worker
         .fetch(state.directory.instance_env(), worker_request)
         .await
@@ -288,15 +291,48 @@ impl Upgrade {
 /// The header naming the client's address.
 const CF_CONNECTING_IP: &str = "cf-connecting-ip";
 
+/// The header telling the SDK where the client is (`request.cf`): `placeholder`, or a JSON
+/// object of `request.cf`'s location fields.
+const CLIENT_LOCATION: &str = "duro-cf";
+
+/// Cloudflare's visitor location headers and the `request.cf` field each fills.
+const LOCATION_HEADERS: [(&str, &str); 10] = [
+    ("cf-ipcountry", "country"),
+    ("cf-ipcity", "city"),
+    ("cf-ipcontinent", "continent"),
+    ("cf-iplatitude", "latitude"),
+    ("cf-iplongitude", "longitude"),
+    ("cf-region", "region"),
+    ("cf-region-code", "regionCode"),
+    ("cf-metro-code", "metroCode"),
+    ("cf-postal-code", "postalCode"),
+    ("cf-timezone", "timezone"),
+];
+
+/// `request.cf`'s location fields from a Cloudflare proxy's headers (and the colo from the end
+/// of `cf-ray`, `…-DFW`), as JSON; `None` when it sent none.
+fn location_headers(headers: &http::HeaderMap) -> Option<String> {
+    let mut location = serde_json::Map::new();
+    for (header, field) in LOCATION_HEADERS {
+        if let Some(value) = headers.get(header).and_then(|v| v.to_str().ok()) {
+            location.insert(field.into(), value.into());
+        }
+    }
+    let colo = headers.get("cf-ray").and_then(|v| v.to_str().ok()?.rsplit_once('-'));
+    if let Some((_, colo)) = colo.filter(|(_, colo)| !colo.is_empty()) {
+        location.insert("colo".into(), colo.into());
+    }
+    (!location.is_empty()).then(|| serde_json::Value::Object(location).to_string())
+}
+
 /// The request as an object (or the worker) sees it, at `url`.
 pub(super) async fn object_request(
     request: http::Request<Incoming>,
     url: String,
-    max_body: usize,
-    body_timeout: Duration,
+    state: &IngressState,
 ) -> Result<Request, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = read_body(&parts.headers, body, max_body, body_timeout).await?;
+    let body = read_body(&parts.headers, body, state.max_body, state.body_timeout).await?;
     let mut headers: Vec<_> = parts
         .headers
         .iter()
@@ -315,6 +351,16 @@ pub(super) async fn object_request(
             CF_CONNECTING_IP.to_string(),
             peer.ip().to_canonical().to_string(),
         ));
+    }
+    // Where the client is, last (the SDK looks there); never the client's own say.
+    headers.retain(|(name, _)| name != CLIENT_LOCATION);
+    let location = match state.client_location {
+        ClientLocation::Unknown => None,
+        ClientLocation::Placeholder => Some("placeholder".to_string()),
+        ClientLocation::Headers => location_headers(&parts.headers),
+    };
+    if let Some(location) = location {
+        headers.push((CLIENT_LOCATION.to_string(), location));
     }
     Ok(Request {
         method: parts.method.as_str().to_string(),

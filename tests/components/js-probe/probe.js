@@ -522,6 +522,8 @@ export class Probe extends DurableObject {
           cloneKeepsHeaders: copy.headers.get("x-custom"),
           ip: request.headers.get("cf-connecting-ip"),
           colo: request.cf.colo,
+          country: request.cf.country ?? null,
+          latitude: request.cf.latitude ?? null,
           readyStates: [WebSocket.READY_STATE_CONNECTING, WebSocket.READY_STATE_OPEN, WebSocket.READY_STATE_CLOSING, WebSocket.READY_STATE_CLOSED],
           // What libraries feature-test at load: workerd has no `location`.
           location: typeof globalThis.location,
