@@ -436,6 +436,49 @@ async fn a_site_serves_its_assets_beside_its_worker() {
             .contains("the docs")
     );
 
+    // _redirects: before any file; a splat and placeholders carried over, the request's query
+    // kept unless the rule gives one, a 200 rule serves another path's file; a bad line (status
+    // 418) is skipped. _headers: on every answer of the assets, rules merged in file order (a
+    // later rule's value joins, `! Name` removes), over the assets' own Cache-Control.
+    for (from, status, to) in [
+        ("/home?ref=x", 301, "/?ref=x"),
+        ("/old-docs/guide/intro", 308, "/docs/guide/intro"),
+        ("/blog/2026/hello", 302, "/posts?y=2026&s=hello"),
+        ("/elsewhere", 302, "https://example.com/landing#top"),
+    ] {
+        let moved = get(from).await.unwrap();
+        assert_eq!(moved.status(), status, "{from}");
+        assert_eq!(header(&moved, "location").as_deref(), Some(to), "{from}");
+        assert_eq!(
+            header(&moved, "x-frame-options").as_deref(),
+            Some("DENY"),
+            "{from}"
+        );
+    }
+    let team = get("/team").await.unwrap();
+    assert_eq!(team.status(), 200);
+    assert!(team.text().await.unwrap().contains("about us"));
+    assert_eq!(get("/broken").await.unwrap().text().await.unwrap(), home);
+    let css = get("/style.css").await.unwrap();
+    assert_eq!(
+        header(&css, "cache-control").as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(
+        header(&css, "x-robots-tag").as_deref(),
+        Some("noindex, all")
+    );
+    let docs = get("/docs/").await.unwrap();
+    assert_eq!(header(&docs, "x-frame-options"), None);
+    assert_eq!(
+        header(&docs, "link").as_deref(),
+        Some("</style.css>; rel=preload")
+    );
+    assert_eq!(
+        get("/_redirects").await.unwrap().text().await.unwrap(),
+        home
+    );
+
     // A path with no file: the single-page app's index (its router takes it from there); what
     // .assetsignore names, and anything outside the folder, is never served.
     for path in [

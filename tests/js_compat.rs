@@ -120,7 +120,11 @@ async fn request_cf_says_where_the_client_is_as_configured() {
             request = request.header(*name, *value);
         }
         let out: Value = request.send().await.unwrap().json().await.unwrap();
-        (out["colo"].clone(), out["country"].clone(), out["latitude"].clone())
+        (
+            out["colo"].clone(),
+            out["country"].clone(),
+            out["latitude"].clone(),
+        )
     };
     let forged = ("duro-cf", r#"{"country":"XX"}"#);
     let s = probe(|c| c.client_location = ClientLocation::Placeholder).await;
@@ -138,7 +142,10 @@ async fn request_cf_says_where_the_client_is_as_configured() {
         cf(&s, &proxy).await,
         (json!("FRA"), json!("DE"), json!("52.52000"))
     );
-    assert_eq!(cf(&s, &[forged]).await, (json!("duro"), json!(null), json!(null)));
+    assert_eq!(
+        cf(&s, &[forged]).await,
+        (json!("duro"), json!(null), json!(null))
+    );
 }
 
 /// Out of memory in a shared JS instance behaves as the memory limit documents, although the JS

@@ -109,7 +109,7 @@ export function objectExports(module) {
   /** Answers of inbox events that settled while another object was mounted: the runtime takes
    * an answer only from the object it belongs to. */
   const answerHeld = (entry) => {
-    for (const answer of entry.answers.splice(0)) answer();
+    if (entry.answers.length > 0) for (const answer of entry.answers.splice(0)) answer();
   };
   /** Runs an event's handler (its timers tell the runtime their wake as they change). */
   const run = ({ background }, handler) => background.run(handler);

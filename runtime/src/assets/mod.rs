@@ -8,6 +8,7 @@
 //! request finds its file (html handling, not-found handling, routing beside a worker) is in
 //! [`serve`].
 
+mod rules;
 mod serve;
 
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ pub const MAX_FILES: usize = 100_000;
 /// Largest file (Cloudflare's limit).
 pub const MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
 /// Files of the folder never served: wrangler's own (`.assetsignore`, and `_headers` /
-/// `_redirects`, which duro does not apply).
+/// `_redirects`, which are rules: see `rules`).
 const NOT_ASSETS: &[&str] = &[".assetsignore", "_headers", "_redirects"];
 /// The bundle's first bytes.
 const MAGIC: &[u8] = b"duro-assets/1\n";
@@ -128,10 +129,15 @@ struct Entry {
     size: u64,
 }
 
-/// The bundle's header: the options and the index of the files that follow it, in order.
+/// The bundle's header: the options, the folder's `_redirects` and `_headers` files, and the
+/// index of the files that follow it, in order.
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     options: Options,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redirects: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    headers: Option<String>,
     files: Vec<Entry>,
 }
 
@@ -147,6 +153,10 @@ struct Asset {
 pub struct Assets {
     pub options: Options,
     files: HashMap<String, Asset>,
+    /// `_redirects`: tried before the files.
+    redirects: rules::Redirects,
+    /// `_headers`: applied to every answer.
+    custom_headers: rules::CustomHeaders,
     /// The bundle's sha256 (what a redeploy of the same folder compares).
     pub digest: String,
     pub bytes: u64,
@@ -219,8 +229,15 @@ impl Assets {
             directory: None,
             ..options.clone()
         };
+        let rules_file = |name: &str| match std::fs::read_to_string(folder.join(name)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(read_err(&folder.join(name))(e)),
+        };
         let header = serde_json::to_vec(&Header {
             options,
+            redirects: rules_file("_redirects")?,
+            headers: rules_file("_headers")?,
             files: index,
         })
         .expect("the header serializes");
@@ -278,9 +295,25 @@ impl Assets {
         if at != bundle.len() {
             return Err(bad("bytes after the last file"));
         }
+        let warn = |file: &str, invalid: Vec<String>| {
+            if !invalid.is_empty() {
+                let count = invalid.len();
+                let lines = invalid.join("; ");
+                tracing::warn!(file, count, %lines, "assets: rules skipped");
+            }
+        };
+        let html = header.options.html_handling;
+        let (redirects, invalid) =
+            rules::Redirects::parse(header.redirects.as_deref().unwrap_or(""), html);
+        warn("_redirects", invalid);
+        let (custom_headers, invalid) =
+            rules::CustomHeaders::parse(header.headers.as_deref().unwrap_or(""));
+        warn("_headers", invalid);
         Ok(Self {
             options: header.options,
             files,
+            redirects,
+            custom_headers,
             digest: hex::encode(Sha256::digest(&bundle)),
             bytes: bundle.len() as u64,
         })

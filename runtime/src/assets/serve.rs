@@ -1,11 +1,13 @@
 //! How a request finds its asset, as Cloudflare's asset worker does it: the path's file under the
 //! html handling (`/page` -> `page.html`, canonical forms by 307), the not-found handling (a
 //! single-page app's `/index.html`, the nearest `404.html`), `ETag` / `If-None-Match`, and,
-//! beside a worker, which requests the worker takes first (`run_worker_first`).
+//! beside a worker, which requests the worker takes first (`run_worker_first`); the folder's
+//! `_redirects` before any file and its `_headers` on every answer (`rules`).
 
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
+use super::rules::Redirected;
 use super::{Assets, HtmlHandling, NotFoundHandling, RunWorkerFirst};
 
 /// Most `run_worker_first` rules, and the longest (Cloudflare's limits).
@@ -95,18 +97,54 @@ impl Assets {
                 return None;
             }
         }
+        if let Some(answer) = self.redirected(request) {
+            return Some(self.with_headers(request, answer));
+        }
         let spa_page = request.navigate
             && self.options.not_found_handling == NotFoundHandling::SinglePageApplication;
         match self.intent(request.path, fallback || spa_page) {
             Intent::Nothing if has_worker => None,
-            intent => Some(self.answer(request, intent)),
+            intent => Some(self.with_headers(request, self.answer(request, intent))),
         }
     }
 
     /// For the binding (`env.ASSETS.fetch`): always an answer, with the not-found handling.
     pub fn fetch(&self, request: &AssetRequest<'_>) -> Answer {
-        let intent = self.intent(request.path, true);
-        self.answer(request, intent)
+        let answer = match self.redirected(request) {
+            Some(answer) => answer,
+            None => self.answer(request, self.intent(request.path, true)),
+        };
+        self.with_headers(request, answer)
+    }
+
+    /// What `_redirects` makes of a GET or HEAD, if a rule matches it: a redirect, or the file
+    /// of another path (a 200 rule: one hop; a plain 404 when there is no such file).
+    fn redirected(&self, request: &AssetRequest<'_>) -> Option<Answer> {
+        if self.redirects.is_empty() || !matches!(request.method, "GET" | "HEAD") {
+            return None;
+        }
+        Some(match self.redirects.lookup(request.path, request.query)? {
+            Redirected::To(status, location) => Answer {
+                status,
+                headers: vec![("location".into(), location)],
+                body: Bytes::new(),
+            },
+            Redirected::Rewrite(path) => {
+                let intent = match self.intent(&path, false) {
+                    Intent::Redirect(_) => Intent::Nothing,
+                    intent => intent,
+                };
+                self.answer(request, intent)
+            }
+        })
+    }
+
+    /// `answer` with the `_headers` rules that match the request's path applied.
+    fn with_headers(&self, request: &AssetRequest<'_>, mut answer: Answer) -> Answer {
+        if !self.custom_headers.is_empty() {
+            self.custom_headers.apply(request.path, &mut answer.headers);
+        }
+        answer
     }
 
     fn answer(&self, request: &AssetRequest<'_>, intent: Intent<'_>) -> Answer {

@@ -246,3 +246,48 @@ fn bad_bundles_and_options_are_refused() {
     };
     assert!(Assets::bundle(dir.path(), &options).is_err());
 }
+
+#[test]
+fn redirect_rules_match_as_cloudflares() {
+    use rules::{Redirected, Redirects};
+    let text = "/a/exact /static 301\n/a/exact /ignored\n/a/* /dyn/:splat\n/b/* /bdyn\n\
+                /b/exact /never 301\n/p/:x/:y /q/:y/:x 307\n/x https://h.example/?k=v\n\
+                /loop/* /index.html\n/one two three four\n";
+    let (rules, invalid) = Redirects::parse(text, HtmlHandling::AutoTrailingSlash);
+    // The duplicate, the loop and the four-token line are refused, with their line numbers.
+    assert_eq!(invalid.len(), 3, "{invalid:?}");
+    assert!(invalid[0].starts_with("line 2:"), "{invalid:?}");
+    let to = |status, location: &str| Some(Redirected::To(status, location.to_string()));
+    // Exact paths first; once a pattern came, later rules are tried in order with it.
+    assert_eq!(rules.lookup("/a/exact", None), to(301, "/static"));
+    assert_eq!(rules.lookup("/b/exact", None), to(302, "/bdyn"));
+    assert_eq!(rules.lookup("/a/b/c", Some("q=1")), to(302, "/dyn/b/c?q=1"));
+    assert_eq!(rules.lookup("/p/1/2", None), to(307, "/q/2/1"));
+    assert_eq!(rules.lookup("/p/1/2/3", None), None);
+    // A destination with a query keeps its own.
+    assert_eq!(
+        rules.lookup("/x", Some("z=9")),
+        to(302, "https://h.example/?k=v")
+    );
+}
+
+#[test]
+fn header_rules_merge_in_file_order() {
+    use rules::CustomHeaders;
+    let text = "/*\n  A: 1\n  B: x\nnot-a-header-line\n/s/:name\n  ! B\n  A: 2\n  C: :name\n/s/:name\n  D: later\n";
+    let (rules, invalid) = CustomHeaders::parse(text);
+    assert_eq!(invalid.len(), 1, "{invalid:?}");
+    let mut headers = vec![("a".to_string(), "own".to_string())];
+    rules.apply("/s/me", &mut headers);
+    // A later rule for the same path replaced the first in its place (no C, B not removed).
+    assert_eq!(
+        headers,
+        [
+            ("a".into(), "1".into()),
+            ("b".into(), "x".into()),
+            ("d".into(), "later".into())
+        ]
+        .map(|(n, v): (String, String)| (n, v))
+        .to_vec()
+    );
+}

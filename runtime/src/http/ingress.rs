@@ -13,9 +13,9 @@ use super::read_body;
 use super::route::{self, Ingress};
 use crate::abi::{Holder, Request, Response, rpc};
 use crate::access;
-use crate::config::ClientLocation;
 use crate::assets::{Answer, AssetRequest};
 use crate::class::LoadedClass;
+use crate::config::ClientLocation;
 use crate::ids::ObjectId;
 use crate::object::{Directory, ObjectError};
 use crate::websocket;
@@ -158,7 +158,7 @@ async fn to_object(
 ) -> Result<http::Response<Body>, ApiError> {
     let upgrade = Upgrade::prepare(state, &mut request)?;
     let url = format!("http://do{rest}");
-    let object_request = object_request(request, url, &state).await?;
+    let object_request = object_request(request, url, state).await?;
     access::reached(&class.name, name.as_deref(), id);
     let response = state
         .directory
@@ -187,7 +187,7 @@ async fn to_worker(
         .map_or("/", |p| p.as_str())
         .to_string();
     let url = format!("http://{host}{path}");
-    let worker_request = object_request(request, url, &state).await?;
+    let worker_request = object_request(request, url, state).await?;
     let response = worker
         .fetch(state.directory.instance_env(), worker_request)
         .await
@@ -318,7 +318,9 @@ fn location_headers(headers: &http::HeaderMap) -> Option<String> {
             location.insert(field.into(), value.into());
         }
     }
-    let colo = headers.get("cf-ray").and_then(|v| v.to_str().ok()?.rsplit_once('-'));
+    let colo = headers
+        .get("cf-ray")
+        .and_then(|v| v.to_str().ok()?.rsplit_once('-'));
     if let Some((_, colo)) = colo.filter(|(_, colo)| !colo.is_empty()) {
         location.insert("colo".into(), colo.into());
     }
