@@ -327,6 +327,11 @@ async fn events_run_beside_a_handler_that_waits() {
     };
     assert_eq!(heard, (StatusCode::OK, json!({"said": "hi"})));
 
+    // A call that comes back: r -> v (RPC) -> r (fetch) while r waits on v.
+    let (status, out) = s.get("/objects/Probe/r/reenter?via=v").await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out, json!({"before": 1, "back": {"hits": 2}}));
+
     // Inside a transaction nothing runs beside it: it fails, and the instance stays.
     let (status, body) = s.get("/objects/Probe/s/stuck-in-transaction").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");

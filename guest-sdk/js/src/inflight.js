@@ -88,25 +88,35 @@ export function trackPlatform() {
   if (typeof native !== "function") return;
   raw.fetch = native;
   globalThis.fetch = function fetch(...args) {
-    inFlight++;
-    let answer;
-    try {
-      answer = Reflect.apply(native, this, args);
-    } catch (error) {
+    return counted(native, this, args).then(track);
+  };
+}
+
+/** `native(...args)`, counted in flight until it settles. */
+function counted(native, self, args) {
+  inFlight++;
+  let answer;
+  try {
+    answer = Reflect.apply(native, self, args);
+  } catch (error) {
+    inFlight--;
+    return Promise.reject(error);
+  }
+  return Promise.resolve(answer).then(
+    (response) => {
+      inFlight--;
+      return response;
+    },
+    (error) => {
       inFlight--;
       throw error;
-    }
-    return Promise.resolve(answer).then(
-      (response) => {
-        inFlight--;
-        return track(response);
-      },
-      (error) => {
-        inFlight--;
-        throw error;
-      },
-    );
-  };
+    },
+  );
+}
+
+/** Waits on the runtime itself (`url`: a call's answer), counted in flight like a `fetch`. */
+export function waitOnRuntime(url) {
+  return counted(raw.fetch ?? globalThis.fetch, undefined, [url]);
 }
 
 /** Whether platform work that could settle a waiting handler is in flight. */

@@ -10,9 +10,35 @@ import * as assets from "duro:object/assets@0.1.0";
 import { lift } from "./errors.js";
 import { fromRequest, thrownBy, toResponse } from "./http.js";
 import { withMethods } from "./rpc.js";
+import { waitOnRuntime } from "./inflight.js";
+import { keepUntilSettled } from "./timers.js";
 
 function call(f) {
   return lift("call", f);
+}
+
+/** Whether calls leave without holding the caller (objects: the runtime's `start-*`), so that
+ * its other events, a call back to it included, run while it waits — as on Cloudflare. */
+let startCalls = false;
+
+/** Objects start their calls (a worker keeps the synchronous ones: nothing calls back to it). */
+export function startCallsWithoutWaiting() {
+  startCalls = true;
+}
+
+/** A call started with `start()`: its answer, taken with `finish(id)` once the runtime says it
+ * is there. */
+function started(start, finish) {
+  const id = call(start);
+  const answer = waitOnRuntime(`http://call.duro.invalid/${id}`).then(() => call(() => finish(id)));
+  keepUntilSettled(answer); // a call the handler does not await still ends
+  return answer;
+}
+
+/** Whether a request (as the runtime takes it) asks for a WebSocket: those keep the synchronous
+ * call, which hands the socket over. */
+function isUpgrade(request) {
+  return request.headers.some(([name, value]) => name.toLowerCase() === "upgrade" && value.toLowerCase() === "websocket");
 }
 
 /** An object's id: `toString()` is the 64-hex id; `name` is set for ids made from a name. */
@@ -43,13 +69,18 @@ export class DurableObjectStub {
     this.#stub = stub;
     this.id = id;
     this.name = id.name;
-    return withMethods(this, (method, args) => call(() => stub.call(method, args)));
+    return withMethods(this, (method, args) =>
+      startCalls ? started(() => stub.startCall(method, args), raw.finishCall) : call(() => stub.call(method, args)),
+    );
   }
   /** Takes what `fetch` takes (`"http://do/path"`, a Request, init); answers a Response, or
    * rejects with what the object's `fetch` threw (`remote` set), as on Cloudflare. */
   async fetch(input, init) {
     const request = await fromRequest(input, init);
-    const response = call(() => this.#stub.fetch(request));
+    const response =
+      startCalls && !isUpgrade(request)
+        ? await started(() => this.#stub.startFetch(request), raw.finishFetch)
+        : call(() => this.#stub.fetch(request));
     const error = thrownBy(response);
     if (error !== undefined) throw error;
     return toResponse(response);

@@ -5,7 +5,7 @@
 // module).
 
 import * as state from "duro:object/state@0.1.0";
-import { env, exports, DurableObjectId } from "./namespaces.js";
+import { env, exports, DurableObjectId, startCallsWithoutWaiting } from "./namespaces.js";
 import { Storage } from "./storage.js";
 import { CloseEvent, ErrorEvent, MessageEvent, Sockets, WebSocket, enterSockets, message } from "./websockets.js";
 import { toRequest, fromResponse, errorResponse } from "./http.js";
@@ -82,6 +82,7 @@ function findClass(module, className) {
  */
 export function objectExports(module) {
   install();
+  startCallsWithoutWaiting();
   const objects = new Map();
   let Class = null;
   /** The running event's object: its class instance, sockets and background work. */

@@ -80,8 +80,8 @@ export function rpcMethod(object, name) {
 /**
  * A stub whose properties other than its own (`fetch`, `id`, `name`) are RPC methods:
  * `stub.sayHello("x")` sends `["x"]` to the method `sayHello` through `send(name, bytes)`, which
- * answers `{ tag: "ok" | "err", val: bytes }`. The call leaves at once; its promise settles with
- * what the method returned or threw.
+ * answers `{ tag: "ok" | "err", val: bytes }` (or a promise of it). The call leaves at once; its
+ * promise settles with what the method returned or threw.
  */
 export function withMethods(stub, send) {
   return new Proxy(stub, {
@@ -99,7 +99,8 @@ export function withMethods(stub, send) {
         } catch (error) {
           return Promise.reject(error);
         }
-        return outcome.tag === "ok" ? Promise.resolve(decode(outcome.val)) : Promise.reject(thrown(outcome.val, target.id));
+        const settle = (outcome) => (outcome.tag === "ok" ? decode(outcome.val) : Promise.reject(thrown(outcome.val, target.id)));
+        return typeof outcome.then === "function" ? outcome.then(settle) : Promise.resolve(settle(outcome));
       };
     },
   });

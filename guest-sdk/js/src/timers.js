@@ -257,9 +257,14 @@ export class Background {
 
   /** `ctx.waitUntil(promise)`: kept running after the event, its failure logged. */
   waitUntil(promise) {
+    this.keep(Promise.resolve(promise).catch((error) => console.error(`waitUntil: ${logged(error)}`)));
+  }
+
+  /** Work that may outlive the event, pumped until it settles (its outcome is its own). */
+  keep(promise) {
     const tracked = Promise.resolve(promise).then(
       () => undefined,
-      (error) => console.error(`waitUntil: ${logged(error)}`),
+      () => undefined,
     );
     this.pending.add(tracked);
     this.pump = PUMP_FIRST_MS;
@@ -339,6 +344,15 @@ export function install() {
   const clear = (handle) => owners.get(handle)?.clear(handle);
   globalThis.clearTimeout = clear;
   globalThis.clearInterval = clear;
+}
+
+/**
+ * Platform work an object's event started that may outlive it (a call to another object that
+ * the handler does not await): the object gets wakes that run the platform's event loop until it
+ * settles, as for `waitUntil`. Nothing outside an object.
+ */
+export function keepUntilSettled(promise) {
+  current?.keep(promise);
 }
 
 /** Where `waitUntil` outside an object's event goes: set by a worker (`ctx.waitUntil`). */

@@ -9,7 +9,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use std::time::Duration;
 
 use wasmtime::component::{Resource, ResourceTable};
@@ -49,6 +52,52 @@ pub struct Calls {
     pub forwarded: Option<Accepted>,
     /// Set in a shared instance: shows the instance's other objects when this guest waits.
     pub watch: Option<Arc<CallWatch>>,
+    /// Calls started without waiting, until their answers are taken.
+    started: Arc<Started>,
+}
+
+/// The host of the URL a guest waits on for a started call's answer (`/{id}`).
+pub const CALL_HOST: &str = "call.duro.invalid";
+
+/// Calls started without waiting (`stub.start-fetch`, `stub.start-call`: the JS SDK in an object,
+/// so that the object's other events, a call back to it included, run meanwhile), until their
+/// answers are taken (`finish-fetch`, `finish-call`). The guest waits for one with a `wasi:http`
+/// request to [`CALL_HOST`] ([`Started::wait`]).
+#[derive(Default)]
+pub struct Started {
+    next: AtomicU64,
+    /// By id: the answer, once there.
+    calls: std::sync::Mutex<HashMap<u64, Option<Result<Response, CallError>>>>,
+    /// Wakes the waits at every answer (each checks its own).
+    answered: tokio::sync::Notify,
+    /// The last call started to each object, settled once answered: the next one to that object
+    /// leaves after it, so calls arrive in the order they were made.
+    last: std::sync::Mutex<HashMap<ObjectKey, Shared<BoxFuture<'static, ()>>>>,
+}
+
+impl Started {
+    /// Resolves once the call `id` answered (at once for an unknown id).
+    pub fn wait(self: &Arc<Self>, id: u64) -> impl Future<Output = ()> + Send + 'static {
+        let started = self.clone();
+        async move {
+            loop {
+                let answered = started.answered.notified();
+                let mut answered = std::pin::pin!(answered);
+                answered.as_mut().enable();
+                if !matches!(crate::lock(&started.calls).get(&id), Some(None)) {
+                    return;
+                }
+                answered.await;
+            }
+        }
+    }
+
+    fn answer(&self, id: u64, answer: Result<Response, CallError>) {
+        if let Some(slot) = crate::lock(&self.calls).get_mut(&id) {
+            *slot = Some(answer);
+        }
+        self.answered.notify_waiters();
+    }
 }
 
 /// Whether the guest of a shared instance waits on a call (to another object, or an outgoing HTTP
@@ -97,7 +146,13 @@ impl Calls {
             names: HashMap::new(),
             forwarded: None,
             watch: None,
+            started: Arc::default(),
         }
+    }
+
+    /// The calls this store starts without waiting (the `wasi:http` hooks wait on them).
+    pub fn started(&self) -> Arc<Started> {
+        self.started.clone()
     }
 
     /// One of the deploy config's vars or secrets, as it is now.
@@ -232,26 +287,14 @@ impl Calls {
         target: Stub,
         request: WitRequest,
     ) -> wasmtime::Result<Result<WitResponse, CallError>> {
-        let request = Request {
-            method: request.method,
-            url: request.url,
-            headers: request.headers,
-            body: request.body.into(),
-            callers: Default::default(),
-            rpc: None,
-        };
-        let response = match self.send(target, request).await {
+        let mut response = match self.send(target, fetch_request(request)).await {
             Ok(response) => response,
             Err(e) => return Ok(Err(e)),
         };
-        if let Some(accepted) = response.websocket {
+        if let Some(accepted) = response.websocket.take() {
             self.forward(accepted).await;
         }
-        Ok(Ok(WitResponse {
-            status: response.status,
-            headers: response.headers,
-            body: response.body.into(),
-        }))
+        Ok(Ok(wit_response(response)))
     }
 
     /// Calls the method `method` of the stub's object with encoded `args` (see [`super::rpc`]):
@@ -263,46 +306,75 @@ impl Calls {
         method: String,
         args: Vec<u8>,
     ) -> Result<Result<Vec<u8>, Vec<u8>>, CallError> {
-        let request = Request {
-            method: "POST".to_string(),
-            url: format!("rpc:{method}"),
-            headers: Vec::new(),
-            body: args.into(),
-            callers: Default::default(),
-            rpc: Some(method),
-        };
-        let response = self.send(target, request).await?;
-        let value = response.body.into();
-        Ok(match response.status {
-            super::rpc::RETURNED => Ok(value),
-            _ => Err(value),
-        })
+        let response = self.send(target, rpc_request(method, args)).await?;
+        Ok(rpc_answer(response))
     }
 
     /// Delivers `request` to the stub's object as an event, with this store's chain of calls,
     /// under the call timeout.
     async fn send(&mut self, target: Stub, mut request: Request) -> Result<Response, CallError> {
-        let Stub { class, id, name } = target;
-        let key = ObjectKey {
-            incarnation: class.incarnation,
-            id,
-        };
-        request.callers = self.chain_to(&key, &class)?;
+        let key = target.key();
+        request.callers = self.chain_to(&key, &target.class)?;
         let _waiting = self.watch.as_ref().map(CallWatch::begin);
-        crate::access::reached(&class.class, name.as_deref(), id);
-        let callee = Callee {
-            class: class.class.clone(),
-            key,
-            name,
-        };
-        match tokio::time::timeout(self.timeout, self.reach.deliver(callee, request)).await {
-            Err(_) => Err(CallError::Timeout(format!(
-                "{} {id} did not answer within {} ms",
-                class.class,
-                self.timeout.as_millis()
-            ))),
-            Ok(Err(error)) => Err(call_error(error)),
-            Ok(Ok(response)) => Ok(response),
+        deliver(&*self.reach, self.timeout, target, request).await
+    }
+
+    /// Starts a call of the stub's object with `request` (a `fetch`, or an RPC call with
+    /// `request.rpc` set) and answers its id at once; the answer waits in [`Started`]. The
+    /// caller is left out of the callee's chain: it does not hold its instance while it waits,
+    /// so a call back to it is served (its inbox) instead of refused. The caller's own writes
+    /// must be durable by now.
+    pub fn start(&mut self, target: Stub, mut request: Request) -> Result<u64, CallError> {
+        let key = target.key();
+        let waiting_on_us = &self.chain[..self.chain.len().saturating_sub(1)];
+        if waiting_on_us.contains(&key) {
+            return Err(self
+                .chain_to(&key, &target.class)
+                .expect_err("in the chain"));
+        }
+        request.callers = waiting_on_us.into();
+        let started = self.started.clone();
+        let id = started.next.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::lock(&started.calls).insert(id, None);
+        let (answered, mine) = tokio::sync::oneshot::channel::<()>();
+        let mine = mine.map(|_| ()).boxed().shared();
+        let after = crate::lock(&started.last).insert(key.clone(), mine.clone());
+        let reach = self.reach.clone();
+        let timeout = self.timeout;
+        let waiting = self.watch.as_ref().map(CallWatch::begin);
+        tokio::spawn(async move {
+            if let Some(after) = after {
+                after.await;
+            }
+            let mut answer = deliver(&*reach, timeout, target, request).await;
+            if let Ok(response) = &mut answer
+                && let Some(accepted) = response.websocket.take()
+            {
+                accepted.never_opened().await; // an upgrade is never started
+            }
+            drop(waiting);
+            let _ = answered.send(());
+            {
+                let mut last = crate::lock(&started.last);
+                if last.get(&key).is_some_and(|l| l.ptr_eq(&mine)) {
+                    last.remove(&key);
+                }
+            }
+            started.answer(id, answer);
+        });
+        Ok(id)
+    }
+
+    /// The answer of the started call `id`, taken (an error if it has none yet).
+    pub fn finish(&mut self, id: u64) -> Result<Response, CallError> {
+        let mut calls = crate::lock(&self.started.calls);
+        match calls.remove(&id) {
+            Some(Some(answer)) => answer,
+            Some(None) => {
+                calls.insert(id, None);
+                Err(CallError::Failed(format!("call {id} has not answered yet")))
+            }
+            None => Err(CallError::Failed(format!("no call {id} was started here"))),
         }
     }
 
@@ -319,6 +391,82 @@ impl Calls {
         stub: &Resource<Stub>,
     ) -> wasmtime::Result<String> {
         Ok(self.target(table, stub)?.id.to_hex())
+    }
+}
+
+/// A stub's `fetch` as an event's request.
+pub(super) fn fetch_request(request: WitRequest) -> Request {
+    Request {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: request.body.into(),
+        callers: Default::default(),
+        rpc: None,
+    }
+}
+
+/// An RPC call of `method` with encoded `args` as an event's request (see [`super::rpc`]).
+pub(super) fn rpc_request(method: String, args: Vec<u8>) -> Request {
+    Request {
+        method: "POST".to_string(),
+        url: format!("rpc:{method}"),
+        headers: Vec::new(),
+        body: args.into(),
+        callers: Default::default(),
+        rpc: Some(method),
+    }
+}
+
+pub(super) fn wit_response(response: Response) -> WitResponse {
+    WitResponse {
+        status: response.status,
+        headers: response.headers,
+        body: response.body.into(),
+    }
+}
+
+/// An RPC call's answer: the encoded value returned (`Ok`) or thrown (`Err`).
+pub(super) fn rpc_answer(response: Response) -> Result<Vec<u8>, Vec<u8>> {
+    let value = response.body.into();
+    match response.status {
+        super::rpc::RETURNED => Ok(value),
+        _ => Err(value),
+    }
+}
+
+impl Stub {
+    fn key(&self) -> ObjectKey {
+        ObjectKey {
+            incarnation: self.class.incarnation,
+            id: self.id,
+        }
+    }
+}
+
+/// Delivers `request` to `target`'s object as an event under `timeout`.
+async fn deliver(
+    reach: &dyn Reach,
+    timeout: Duration,
+    target: Stub,
+    request: Request,
+) -> Result<Response, CallError> {
+    let key = target.key();
+    let Stub { class, id, name } = target;
+    crate::access::reached(&class.class, name.as_deref(), id);
+    let callee = Callee {
+        class: class.class.clone(),
+        key,
+        name,
+    };
+    match tokio::time::timeout(timeout, reach.deliver(callee, request)).await {
+        Err(_) => Err(CallError::Timeout(format!(
+            "{} {id} did not answer within {} ms",
+            class.class,
+            timeout.as_millis()
+        ))),
+        Ok(Err(error)) => Err(call_error(error)),
+        Ok(Ok(response)) => Ok(response),
     }
 }
 
@@ -383,6 +531,22 @@ macro_rules! namespaces_host {
                 $crate::abi::calls::CallSite::calls(self).0.binding_names()
             }
 
+            fn finish_fetch(
+                &mut self,
+                id: u64,
+            ) -> Result<$crate::abi::calls::WitResponse, $crate::abi::calls::CallError> {
+                let calls = $crate::abi::calls::CallSite::calls(self).0;
+                calls.finish(id).map($crate::abi::calls::wit_response)
+            }
+
+            fn finish_call(
+                &mut self,
+                id: u64,
+            ) -> Result<Result<Vec<u8>, Vec<u8>>, $crate::abi::calls::CallError> {
+                let calls = $crate::abi::calls::CallSite::calls(self).0;
+                calls.finish(id).map($crate::abi::calls::rpc_answer)
+            }
+
             fn get(
                 &mut self,
                 binding: String,
@@ -443,6 +607,37 @@ macro_rules! namespaces_host {
                     .await;
                 $crate::abi::Metered::meter(self).waited = true;
                 Ok(answer)
+            }
+
+            async fn start_fetch(
+                &mut self,
+                stub: wasmtime::component::Resource<$crate::abi::calls::Stub>,
+                request: $crate::abi::calls::WitRequest,
+            ) -> wasmtime::Result<Result<u64, $crate::abi::calls::CallError>> {
+                let target = match $crate::abi::calls::leave(self, &stub).await? {
+                    Ok(target) => target,
+                    Err(error) => return Ok(Err(error)),
+                };
+                let request = $crate::abi::calls::fetch_request(request);
+                Ok($crate::abi::calls::CallSite::calls(self)
+                    .0
+                    .start(target, request))
+            }
+
+            async fn start_call(
+                &mut self,
+                stub: wasmtime::component::Resource<$crate::abi::calls::Stub>,
+                method: String,
+                args: Vec<u8>,
+            ) -> wasmtime::Result<Result<u64, $crate::abi::calls::CallError>> {
+                let target = match $crate::abi::calls::leave(self, &stub).await? {
+                    Ok(target) => target,
+                    Err(error) => return Ok(Err(error)),
+                };
+                let request = $crate::abi::calls::rpc_request(method, args);
+                Ok($crate::abi::calls::CallSite::calls(self)
+                    .0
+                    .start(target, request))
             }
 
             fn drop(

@@ -17,7 +17,7 @@ use wasmtime_wasi_http::{
 use http_body_util::BodyExt;
 
 use super::Reach;
-use super::calls::{CallError, CallSite, CallWatch};
+use super::calls::{CALL_HOST, CallError, CallSite, CallWatch, Started};
 use super::inbox::{INBOX_HOST, Inbox};
 use crate::outbound::{self, Caller};
 
@@ -33,7 +33,7 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    pub fn new(caller: Caller, reach: Arc<dyn Reach>) -> Self {
+    pub fn new(caller: Caller, reach: Arc<dyn Reach>, started: Arc<Started>) -> Self {
         Self {
             ctx: WasiHttpCtx::new(),
             hooks: Hooks {
@@ -41,6 +41,7 @@ impl HttpState {
                 reach,
                 watch: None,
                 inbox: None,
+                started,
             },
         }
     }
@@ -77,6 +78,8 @@ struct Hooks {
     reach: Arc<dyn Reach>,
     watch: Option<Arc<CallWatch>>,
     inbox: Option<Arc<Inbox>>,
+    /// The store's calls started without waiting: a request to [`CALL_HOST`] waits on one.
+    started: Arc<Started>,
 }
 
 impl WasiHttpHooks for Hooks {
@@ -86,8 +89,18 @@ impl WasiHttpHooks for Hooks {
         options: Option<RequestOptions>,
         _response_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = Result<outbound::Sent, Error>> + Send> {
-        if request.uri().host() == Some(INBOX_HOST) {
-            return Box::new(self.wait_for_inbox());
+        match request.uri().host() {
+            Some(INBOX_HOST) => return Box::new(self.wait_for_inbox()),
+            Some(CALL_HOST) => {
+                let id = request
+                    .uri()
+                    .path()
+                    .trim_start_matches('/')
+                    .parse()
+                    .unwrap_or(0);
+                return Box::new(answered(self.started.wait(id)));
+            }
+            _ => {}
         }
         // Looked up per request: a new deploy's policy applies at once.
         let policy = self.reach.outbound_policy(&self.caller);
@@ -112,21 +125,26 @@ impl Hooks {
     ) -> impl Future<Output = Result<outbound::Sent, Error>> + Send + 'static {
         let wait = self.inbox.as_ref().map(Inbox::wait);
         let waiting = self.watch.as_ref().map(CallWatch::begin);
-        async move {
+        answered(async move {
             if let Some(wait) = wait {
                 wait.await;
             }
             drop(waiting);
-            let body = http_body_util::Empty::new()
-                .map_err(|never| match never {})
-                .boxed_unsync();
-            let mut response = http::Response::new(body);
-            *response.status_mut() = http::StatusCode::NO_CONTENT;
-            let io: Box<dyn Future<Output = Result<(), Error>> + Send> =
-                Box::new(std::future::ready(Ok(())));
-            Ok((response, io))
-        }
+        })
     }
+}
+
+/// An empty 204 once `wait` is over: the answer to a guest's wait on the runtime itself.
+async fn answered(wait: impl Future<Output = ()>) -> Result<outbound::Sent, Error> {
+    wait.await;
+    let body = http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = http::Response::new(body);
+    *response.status_mut() = http::StatusCode::NO_CONTENT;
+    let io: Box<dyn Future<Output = Result<(), Error>> + Send> =
+        Box::new(std::future::ready(Ok(())));
+    Ok((response, io))
 }
 
 /// Adds `wasi:http/types` and the gated `wasi:http/outgoing-handler` to a linker.

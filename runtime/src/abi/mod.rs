@@ -47,6 +47,8 @@ mod generated {
         imports: {
             "duro:object/namespaces.[method]stub.fetch": async | trappable,
             "duro:object/namespaces.[method]stub.call": async | trappable,
+            "duro:object/namespaces.[method]stub.start-fetch": async | trappable,
+            "duro:object/namespaces.[method]stub.start-call": async | trappable,
             "duro:object/sql.exec": trappable,
             "duro:object/inbox.respond": async | trappable,
             "duro:object/inbox.respond-rpc": async | trappable,
@@ -328,6 +330,8 @@ impl Instance {
         let (stdout, stderr) = log::GuestLog::streams(identity.class.clone(), label.clone());
         let wasi = wasi.stdout(stdout).stderr(stderr).build();
         let inbox = parts.as_ref().and_then(|p| p.inbox.clone());
+        let calls = Calls::new(limits.reach.clone(), limits.call_timeout);
+        let started = calls.started();
         let state = ObjectState {
             wasi,
             table: ResourceTable::new(),
@@ -338,10 +342,11 @@ impl Instance {
             http: http::HttpState::new(
                 crate::outbound::Caller::Class(identity.class.clone()),
                 limits.reach.clone(),
+                started,
             )
             .with_inbox(inbox),
             identity,
-            calls: Calls::new(limits.reach.clone(), limits.call_timeout),
+            calls,
             committer: limits.committer.clone(),
             wake_request: None,
         };

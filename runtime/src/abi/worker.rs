@@ -138,12 +138,18 @@ impl WorkerInstance {
         let class = ClassName::parse(LOG_CLASS).expect("a valid name");
         let (stdout, stderr) = log::GuestLog::streams(class, Default::default());
         let wasi = wasi.stdout(stdout).stderr(stderr).build();
+        let calls = Calls::new(env.reach.clone(), env.call_timeout);
+        let started = calls.started();
         let state = WorkerState {
             wasi,
             table: ResourceTable::new(),
             meter: Meter::new(&env),
-            calls: Calls::new(env.reach.clone(), env.call_timeout),
-            http: super::http::HttpState::new(crate::outbound::Caller::Worker, env.reach.clone()),
+            calls,
+            http: super::http::HttpState::new(
+                crate::outbound::Caller::Worker,
+                env.reach.clone(),
+                started,
+            ),
             wake_requested: false,
         };
         let mut store = Store::new(code.pre.engine(), state);

@@ -357,6 +357,12 @@ export class Probe extends DurableObject {
         this.release();
         this.release = undefined;
         return Response.json({ waiting: true });
+      case "/reenter": {
+        // Calls ?via= by RPC, which calls this object back while it waits (as on Cloudflare).
+        this.hits = (this.hits ?? 0) + 1;
+        const via = this.env.PROBE.get(this.env.PROBE.idFromName(url.searchParams.get("via")));
+        return Response.json({ before: this.hits, back: await via.callBack(this.ctx.id.name) });
+      }
       case "/release-by-rpc": {
         // Calls `releaseWaiting()` on the Probe named ?to=.
         const stub = this.env.PROBE.get(this.env.PROBE.idFromName(url.searchParams.get("to")));
@@ -575,6 +581,11 @@ export class Probe extends DurableObject {
   }
 
   // RPC methods (the /rpc route calls them on another Probe; Rust classes call them too).
+  /** Calls back the Probe named `name` (the caller waiting on this call): its memory count. */
+  async callBack(name) {
+    const caller = this.env.PROBE.get(this.env.PROBE.idFromName(name));
+    return (await caller.fetch("http://do/memory")).json();
+  }
   /** Settles what `/stuck` waits for, as an RPC call (it runs beside the waiting fetch). */
   releaseWaiting() {
     if (this.release === undefined) return false;
