@@ -11,7 +11,6 @@ import { lift } from "./errors.js";
 import { fromRequest, thrownBy, toResponse } from "./http.js";
 import { withMethods } from "./rpc.js";
 import { waitOnRuntime } from "./inflight.js";
-import { keepUntilSettled } from "./timers.js";
 
 function call(f) {
   return lift("call", f);
@@ -20,10 +19,15 @@ function call(f) {
 /** Whether calls leave without holding the caller (objects: the runtime's `start-*`), so that
  * its other events, a call back to it included, run while it waits — as on Cloudflare. */
 let startCalls = false;
+/** Keeps a started call running after its event (the object's background work). */
+let keepUntilSettled = () => {};
 
-/** Objects start their calls (a worker keeps the synchronous ones: nothing calls back to it). */
-export function startCallsWithoutWaiting() {
+/** Objects start their calls, and `keep` each as background work of the running event's object
+ * (a call not awaited still ends). A worker keeps the synchronous calls: nothing calls back to
+ * it (and its bundle stays without the objects' modules). */
+export function startCallsWithoutWaiting(keep) {
   startCalls = true;
+  keepUntilSettled = keep;
 }
 
 /** A call started with `start()`: its answer, taken with `finish(id)` once the runtime says it

@@ -10,7 +10,7 @@ import { Storage } from "./storage.js";
 import { CloseEvent, ErrorEvent, MessageEvent, Sockets, WebSocket, enterSockets, message } from "./websockets.js";
 import { toRequest, fromResponse, errorResponse } from "./http.js";
 import { decode, encode, encodeThrown, rpcMethod } from "./rpc.js";
-import { Background, enter, install } from "./timers.js";
+import { Background, enter, install, keepUntilSettled } from "./timers.js";
 import { logged } from "./errors.js";
 import * as inbox from "duro:object/inbox@0.1.0";
 import { newCall, onInbound } from "./inbox.js";
@@ -82,7 +82,7 @@ function findClass(module, className) {
  */
 export function objectExports(module) {
   install();
-  startCallsWithoutWaiting();
+  startCallsWithoutWaiting(keepUntilSettled);
   const objects = new Map();
   let Class = null;
   /** The running event's object: its class instance, sockets and background work. */
