@@ -31,13 +31,13 @@ pub async fn run(config_path: PathBuf, server_config: Config) -> anyhow::Result<
         server.shutdown().await;
         return Err(error);
     }
+    let stop = super::shutdown_signal();
     server.open_ingress();
     // Machine-readable, as `duro serve` prints them.
     println!("ingress: http://{}", server.ingress_addr());
     println!("admin: http://{}", server.admin_addr());
     let mut watched = Watched::new(&config_path, &deploy);
     println!("watching {} (Ctrl-C stops)", watched.describe());
-    let stop = super::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {

@@ -202,6 +202,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("deploying {class} from {}", path.display()))?;
         tracing::info!(class = %info.class, sha256 = %info.sha256, "deployed");
     }
+    let stop = shutdown_signal();
     server.open_ingress();
     // Machine-readable: tests and scripts read these two lines (a reader gone is no error).
     {
@@ -211,7 +212,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = writeln!(stdout, "admin: http://{}", server.admin_addr());
     }
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = stop => {}
         reason = server.lease_lost() => {
             // Another node may run this node's objects now: stop at once, committing and
             // answering nothing more (a graceful shutdown would try to), and start over.
