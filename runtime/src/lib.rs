@@ -209,6 +209,20 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Waits until `done()` holds, checking again at every `notify_waiters` of `notify` (armed
+/// before each check, so no wake is missed).
+pub(crate) async fn wait_until(notify: &tokio::sync::Notify, mut done: impl FnMut() -> bool) {
+    loop {
+        let notified = notify.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        if done() {
+            return;
+        }
+        notified.await;
+    }
+}
+
 pub async fn start(config: Config) -> Result<Server, StartError> {
     let server = start_closed(config).await?;
     server.open_ingress();

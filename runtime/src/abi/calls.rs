@@ -80,15 +80,10 @@ impl Started {
     pub fn wait(self: &Arc<Self>, id: u64) -> impl Future<Output = ()> + Send + 'static {
         let started = self.clone();
         async move {
-            loop {
-                let answered = started.answered.notified();
-                let mut answered = std::pin::pin!(answered);
-                answered.as_mut().enable();
-                if !matches!(crate::lock(&started.calls).get(&id), Some(None)) {
-                    return;
-                }
-                answered.await;
-            }
+            crate::wait_until(&started.answered, || {
+                !matches!(crate::lock(&started.calls).get(&id), Some(None))
+            })
+            .await;
         }
     }
 

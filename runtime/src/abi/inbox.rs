@@ -175,18 +175,11 @@ impl Inbox {
         }
         let inbox = self.clone();
         async move {
-            loop {
-                let arrived = inbox.arrived.notified();
-                let mut arrived = std::pin::pin!(arrived);
-                arrived.as_mut().enable();
-                {
-                    let state = lock(&inbox.state);
-                    if !state.queue.is_empty() || !state.running {
-                        return;
-                    }
-                }
-                arrived.await;
-            }
+            crate::wait_until(&inbox.arrived, || {
+                let state = lock(&inbox.state);
+                !state.queue.is_empty() || !state.running
+            })
+            .await;
         }
     }
 
